@@ -1,0 +1,396 @@
+//! Streaming masking of secrets in job output.
+//!
+//! GitLab promises that a masked CI variable never shows up in a job log. Output reaches us in
+//! arbitrary pieces (pipe reads, file tail reads, chunks), so a secret can be split across two
+//! or more pieces. [`Masker`] keeps back exactly the bytes that could still turn into a secret
+//! and releases everything else at once, so live logs stay live.
+//!
+//! Two kinds of patterns are masked, with gitlab-runner's semantics:
+//! - **values** (masked variables): every occurrence becomes `[MASKED]`; where several values
+//!   match at one position the longest wins, so no tail of a longer secret leaks;
+//! - **token prefixes** (`glpat-` and the job's `token_mask_prefixes`): the prefix stays and the
+//!   token characters that follow it (`[0-9A-Za-z._=-]`, at least one) become `[MASKED]`.
+
+/// The text that replaces a masked value or token.
+pub const MASK: &[u8] = b"[MASKED]";
+
+/// Token prefixes gitlab-runner masks by default.
+pub const DEFAULT_TOKEN_PREFIXES: &[&str] = &["glpat-"];
+
+/// Incremental masker: feed it pieces with [`Masker::push`], end with [`Masker::finish`].
+///
+/// ```
+/// use batchci::trace::Masker;
+/// let mut masker = Masker::new(["hunter2"], Vec::<String>::new());
+/// let mut out = Vec::new();
+/// masker.push(b"password: hun", &mut out);
+/// masker.push(b"ter2\n", &mut out);
+/// masker.finish(&mut out);
+/// assert_eq!(out, b"password: [MASKED]\n");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Masker {
+    values: Vec<Vec<u8>>,
+    /// For each first byte, the indices of values starting with it, longest first.
+    values_by_first_byte: Vec<Vec<usize>>,
+    prefixes: Vec<Vec<u8>>,
+    /// Bytes received but not yet released: they may be the start of a pattern.
+    pending: Vec<u8>,
+    /// Inside a token after a masked prefix: token characters are swallowed.
+    in_token: bool,
+}
+
+/// What a position in the pending buffer turned out to be.
+enum Step {
+    /// Not the start of any pattern: release one byte.
+    Literal,
+    /// A masked value of this length starts here.
+    Value(usize),
+    /// A token prefix of this length starts here and a token character follows it.
+    Token(usize),
+    /// More input is needed to decide.
+    Undecided,
+}
+
+impl Masker {
+    /// A masker for `values` (empty strings are ignored) and `token_prefixes` (surrounding
+    /// whitespace is trimmed; empty prefixes are ignored).
+    pub fn new<V, P>(values: V, token_prefixes: P) -> Self
+    where
+        V: IntoIterator,
+        V::Item: AsRef<[u8]>,
+        P: IntoIterator,
+        P::Item: AsRef<str>,
+    {
+        let mut values: Vec<Vec<u8>> = values
+            .into_iter()
+            .map(|v| v.as_ref().to_vec())
+            .filter(|v| !v.is_empty())
+            .collect();
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
+        let mut values_by_first_byte = vec![Vec::new(); 256];
+        for (index, value) in values.iter().enumerate() {
+            values_by_first_byte[usize::from(value[0])].push(index);
+        }
+        let mut prefixes: Vec<Vec<u8>> = token_prefixes
+            .into_iter()
+            .map(|p| p.as_ref().trim().as_bytes().to_vec())
+            .filter(|p| !p.is_empty())
+            .collect();
+        prefixes.sort();
+        prefixes.dedup();
+        Masker {
+            values,
+            values_by_first_byte,
+            prefixes,
+            pending: Vec::new(),
+            in_token: false,
+        }
+    }
+
+    /// A masker for the job's masked values with gitlab-runner's default token prefixes plus
+    /// `extra_prefixes`.
+    pub fn for_job<V, P>(values: V, extra_prefixes: P) -> Self
+    where
+        V: IntoIterator,
+        V::Item: AsRef<[u8]>,
+        P: IntoIterator,
+        P::Item: AsRef<str>,
+    {
+        let prefixes: Vec<String> = DEFAULT_TOKEN_PREFIXES
+            .iter()
+            .map(|p| p.to_string())
+            .chain(extra_prefixes.into_iter().map(|p| p.as_ref().to_string()))
+            .collect();
+        Masker::new(values, prefixes)
+    }
+
+    /// Number of bytes held back because they may start a secret.
+    pub fn held_back(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Masks `input` and appends every byte that can already be released to `out`.
+    pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        if self.pending.is_empty() && !self.in_token && self.cannot_start_pattern(input) {
+            out.extend_from_slice(input);
+            return;
+        }
+        self.pending.extend_from_slice(input);
+        self.drain(false, out);
+    }
+
+    /// Releases everything still held back; call once at the end of the stream.
+    pub fn finish(&mut self, out: &mut Vec<u8>) {
+        self.drain(true, out);
+        self.in_token = false;
+    }
+
+    /// Fast path: no byte of `input` can begin a value or a prefix.
+    fn cannot_start_pattern(&self, input: &[u8]) -> bool {
+        input.iter().all(|&b| {
+            self.values_by_first_byte[usize::from(b)].is_empty()
+                && !self.prefixes.iter().any(|p| p[0] == b)
+        })
+    }
+
+    fn drain(&mut self, at_end: bool, out: &mut Vec<u8>) {
+        let buf = std::mem::take(&mut self.pending);
+        let mut i = 0;
+        while i < buf.len() {
+            if self.in_token {
+                if is_token_byte(buf[i]) {
+                    i += 1;
+                    continue;
+                }
+                self.in_token = false;
+            }
+            match self.step(&buf[i..], at_end) {
+                Step::Literal => {
+                    out.push(buf[i]);
+                    i += 1;
+                }
+                Step::Value(len) => {
+                    out.extend_from_slice(MASK);
+                    i += len;
+                }
+                Step::Token(len) => {
+                    out.extend_from_slice(&buf[i..i + len]);
+                    out.extend_from_slice(MASK);
+                    i += len;
+                    self.in_token = true;
+                }
+                Step::Undecided => break,
+            }
+        }
+        self.pending = buf[i..].to_vec();
+    }
+
+    fn step(&self, rest: &[u8], at_end: bool) -> Step {
+        let mut undecided = false;
+        // Longest first: the first full match is the longest, unless a longer value could
+        // still complete with more input.
+        for &index in &self.values_by_first_byte[usize::from(rest[0])] {
+            let value = &self.values[index];
+            if rest.len() >= value.len() {
+                if rest.starts_with(value) {
+                    return if undecided {
+                        Step::Undecided
+                    } else {
+                        Step::Value(value.len())
+                    };
+                }
+            } else if !at_end && value.starts_with(rest) {
+                undecided = true;
+            }
+        }
+        for prefix in &self.prefixes {
+            if rest.len() > prefix.len() {
+                if rest.starts_with(prefix) && is_token_byte(rest[prefix.len()]) {
+                    return if undecided {
+                        Step::Undecided
+                    } else {
+                        Step::Token(prefix.len())
+                    };
+                }
+            } else if !at_end && prefix.starts_with(rest) {
+                undecided = true;
+            }
+        }
+        if undecided {
+            Step::Undecided
+        } else {
+            Step::Literal
+        }
+    }
+}
+
+/// Characters gitlab-runner treats as part of a token after a prefix.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'=' | b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `input` split at every `|` (the notation of gitlab-runner's own masker tests).
+    fn mask(values: &[&str], prefixes: &[&str], input: &str) -> String {
+        let mut masker = Masker::new(values, prefixes);
+        let mut out = Vec::new();
+        for part in input.split('|') {
+            masker.push(part.as_bytes(), &mut out);
+        }
+        masker.finish(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn values_are_masked_whole_and_split() {
+        let cases: &[(&[&str], &str, &str)] = &[
+            (&[], "no escaping at all", "no escaping at all"),
+            (&["secrets"], "secrets", "[MASKED]"),
+            (&["secrets"], "secret|s", "[MASKED]"),
+            (&["secrets"], "s|ecrets", "[MASKED]"),
+            (&["secrets"], "secretssecrets", "[MASKED][MASKED]"),
+            (&["secrets"], "s|secrets", "s[MASKED]"),
+            (
+                &["foo", "bar"],
+                "prefix|ed, su|ffi|xed |and split|:| xfo|ox y|bary ffo|o ba|rr ffooo b|barr",
+                "prefixed, suffixed and split: x[MASKED]x y[MASKED]y f[MASKED] [MASKED]r f[MASKED]o b[MASKED]r",
+            ),
+            (
+                &["mask", "prefix_mask"],
+                "prefix_mask mask prefix_|mask prefix_ma|sk mas|k",
+                "[MASKED] [MASKED] [MASKED] [MASKED] [MASKED]",
+            ),
+            (
+                &["this is the end", "en foobar", "en"],
+                "overlap: this is the en| foobar",
+                "overlap: this is the [MASKED]",
+            ),
+        ];
+        for (values, input, expected) in cases {
+            assert_eq!(mask(values, &[], input), *expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn a_secret_longer_than_any_read_is_masked() {
+        let secret = "_".repeat(16_000);
+        let input = format!("large secret: {}|{}", &secret[..8000], &secret[8000..]);
+        assert_eq!(mask(&[&secret], &[], &input), "large secret: [MASKED]");
+    }
+
+    #[test]
+    fn token_prefixes_keep_the_prefix_and_mask_the_token() {
+        let cases: &[(&str, &str)] = &[
+            ("commodo glpat-imperdiet in", "commodo glpat-[MASKED] in"),
+            ("esseglpat-imperdiet=_-. end", "esseglpat-[MASKED] end"),
+            ("glpat-impglpat-erdiet x", "glpat-[MASKED] x"),
+            (
+                "glpat|-imperdiet a gl|pat-imperdiet b",
+                "glpat-[MASKED] a glpat-[MASKED] b",
+            ),
+            ("glpat| -imperdiet", "glpat -imperdiet"),
+            ("Lorglpat- ipsu", "Lorglpat- ipsu"),
+            ("at the end glpat-", "at the end glpat-"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(mask(&[], &["glpat-"], input), *expected, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn custom_prefixes_are_trimmed() {
+        assert_eq!(
+            mask(&[], &[" tok- "], "a tok-abc b tok|-d"),
+            "a tok-[MASKED] b tok-[MASKED]"
+        );
+    }
+
+    #[test]
+    fn bytes_that_cannot_start_a_secret_are_released_at_once() {
+        let mut masker = Masker::new(["secret"], Vec::<String>::new());
+        let mut out = Vec::new();
+        masker.push(b"hello se", &mut out);
+        assert_eq!(out, b"hello ");
+        assert_eq!(masker.held_back(), 2);
+        masker.push(b"x", &mut out);
+        assert_eq!(out, b"hello sex");
+        assert_eq!(masker.held_back(), 0);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Whole-input masking written the plain way, to check the streaming one against.
+    fn reference(values: &[String], prefixes: &[String], input: &[u8]) -> Vec<u8> {
+        let mut values: Vec<&[u8]> = values
+            .iter()
+            .map(|v| v.as_bytes())
+            .filter(|v| !v.is_empty())
+            .collect();
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < input.len() {
+            let rest = &input[i..];
+            if let Some(v) = values.iter().find(|v| rest.starts_with(v)) {
+                out.extend_from_slice(MASK);
+                i += v.len();
+                continue;
+            }
+            let token = prefixes.iter().map(|p| p.as_bytes()).find(|p| {
+                rest.len() > p.len() && rest.starts_with(p) && is_token_byte(rest[p.len()])
+            });
+            if let Some(p) = token {
+                out.extend_from_slice(p);
+                out.extend_from_slice(MASK);
+                i += p.len();
+                while i < input.len() && is_token_byte(input[i]) {
+                    i += 1;
+                }
+                continue;
+            }
+            out.push(input[i]);
+            i += 1;
+        }
+        out
+    }
+
+    fn split_feed(masker: &mut Masker, input: &[u8], cuts: &[usize]) -> Vec<u8> {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut out = Vec::new();
+        let mut start = 0;
+        for cut in cuts {
+            masker.push(&input[start..cut], &mut out);
+            start = cut;
+        }
+        masker.push(&input[start..], &mut out);
+        masker.finish(&mut out);
+        out
+    }
+
+    proptest! {
+        #[test]
+        fn splitting_never_changes_the_result(
+            values in proptest::collection::vec("[abc]{1,6}", 0..4),
+            input in "[abc x-]{0,200}",
+            cuts in proptest::collection::vec(0usize..1000, 0..20),
+        ) {
+            let prefixes = vec!["ab-".to_string()];
+            let mut masker = Masker::new(&values, &prefixes);
+            let streamed = split_feed(&mut masker, input.as_bytes(), &cuts);
+            prop_assert_eq!(streamed, reference(&values, &prefixes, input.as_bytes()));
+        }
+
+        #[test]
+        fn no_masked_value_survives(
+            values in proptest::collection::vec("[abc]{2,6}", 1..4),
+            input in "[abc ]{0,200}",
+            cuts in proptest::collection::vec(0usize..1000, 0..20),
+        ) {
+            let mut masker = Masker::new(&values, Vec::<String>::new());
+            let out = split_feed(&mut masker, input.as_bytes(), &cuts);
+            let text = String::from_utf8(out).unwrap();
+            for value in &values {
+                prop_assert!(!text.contains(value.as_str()), "{value:?} leaked in {text:?}");
+            }
+        }
+
+        #[test]
+        fn without_patterns_bytes_pass_through_unchanged(
+            input in proptest::collection::vec(any::<u8>(), 0..500),
+            cuts in proptest::collection::vec(0usize..1000, 0..20),
+        ) {
+            let mut masker = Masker::new(Vec::<String>::new(), Vec::<String>::new());
+            prop_assert_eq!(split_feed(&mut masker, &input, &cuts), input);
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The job-log pipeline: masking, the trace buffer GitLab's checksum is computed over, and
+//! chunking for `PATCH /jobs/:id/trace`.
+
+mod buffer;
+mod mask;
+
+pub use buffer::{DEFAULT_OUTPUT_LIMIT, MAX_PATCH_BYTES, TraceBuffer};
+pub use mask::{DEFAULT_TOKEN_PREFIXES, MASK, Masker};
