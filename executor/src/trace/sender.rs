@@ -1,0 +1,227 @@
+//! Streams a [`JobLog`] to GitLab with gitlab-runner's trace protocol.
+//!
+//! While the job runs, every interval the bytes GitLab does not have yet are patched in chunks
+//! of at most 1 MiB; GitLab's `X-GitLab-Trace-Update-Interval` replaces the interval, a 416
+//! resumes from the size GitLab reports, `Job-Status: canceling` requests a graceful cancel and
+//! `canceled`/403 aborts the job. At the end the whole log is flushed and the final state is
+//! sent with the log's checksum, repeating as GitLab asks (202, 412) until it is accepted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::log::JobLog;
+use crate::gitlab::{GitlabClient, JobUpdate, PatchOutcome, UpdateOutcome};
+
+/// gitlab-runner's initial update interval.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3);
+/// Longest interval GitLab may ask for.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// A keep-alive `PUT state=running` is sent after this long without contact.
+pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(30);
+/// Attempts of the final update when GitLab fails.
+pub const FINAL_UPDATE_ATTEMPTS: usize = 10;
+
+/// What GitLab asked for while the job ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteRequest {
+    /// `Job-Status: canceling`: stop the script, still run after_script.
+    Cancel,
+    /// `Job-Status: canceled`/`failed` or 403: stop everything.
+    Abort,
+}
+
+/// How the final update ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinalOutcome {
+    /// GitLab accepted the final state.
+    Accepted,
+    /// GitLab refused the job (canceled, gone, token invalid): nothing more can be sent.
+    Aborted,
+    /// GitLab could not be reached or kept failing.
+    Failed(String),
+}
+
+/// Sends one job's log.
+#[derive(Debug)]
+pub struct TraceSender {
+    client: GitlabClient,
+    job_id: u64,
+    token: String,
+    log: Arc<JobLog>,
+    sent: usize,
+    interval: Duration,
+    last_contact: Instant,
+    gone: bool,
+}
+
+impl TraceSender {
+    /// A sender for job `job_id` authenticated by `token`.
+    pub fn new(client: GitlabClient, job_id: u64, token: String, log: Arc<JobLog>) -> Self {
+        TraceSender {
+            client,
+            job_id,
+            token,
+            log,
+            sent: 0,
+            interval: DEFAULT_INTERVAL,
+            last_contact: Instant::now(),
+            gone: false,
+        }
+    }
+
+    /// Bytes GitLab has acknowledged.
+    pub fn sent(&self) -> usize {
+        self.sent
+    }
+
+    /// Patches periodically until `done` is cancelled, reporting GitLab's requests on `requests`.
+    pub async fn run(
+        &mut self,
+        done: CancellationToken,
+        requests: mpsc::UnboundedSender<RemoteRequest>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(self.interval) => {}
+                _ = done.cancelled() => return,
+            }
+            if let Some(request) = self.flush().await {
+                let _ = requests.send(request);
+                if request == RemoteRequest::Abort {
+                    return;
+                }
+            }
+            if self.last_contact.elapsed() >= KEEPALIVE_AFTER {
+                self.keepalive(&requests).await;
+            }
+        }
+    }
+
+    /// Sends everything GitLab does not have yet. Returns a cancel or abort request, if any.
+    pub async fn flush(&mut self) -> Option<RemoteRequest> {
+        let mut request = None;
+        let mut mismatches = 0;
+        while !self.gone {
+            let patch = self.log.patch_from(self.sent);
+            if patch.is_empty() {
+                break;
+            }
+            match self
+                .client
+                .patch_trace(self.job_id, &self.token, self.sent, &patch)
+                .await
+            {
+                Ok(PatchOutcome::Accepted {
+                    interval,
+                    cancel_requested,
+                }) => {
+                    self.sent += patch.len();
+                    self.last_contact = Instant::now();
+                    if let Some(interval) = interval {
+                        self.interval = interval.min(MAX_INTERVAL);
+                    }
+                    if cancel_requested {
+                        request = Some(RemoteRequest::Cancel);
+                    }
+                }
+                Ok(PatchOutcome::RangeMismatch { remote_size }) => {
+                    tracing::warn!(
+                        job = self.job_id,
+                        remote_size,
+                        sent = self.sent,
+                        "trace range mismatch; resending"
+                    );
+                    self.sent = remote_size.min(self.log.len());
+                    mismatches += 1;
+                    if mismatches > 3 {
+                        break;
+                    }
+                }
+                Ok(PatchOutcome::Abort) => return Some(RemoteRequest::Abort),
+                Ok(PatchOutcome::NotFound) => {
+                    self.gone = true;
+                }
+                Err(error) => {
+                    tracing::warn!(job = self.job_id, %error, "trace patch failed; will retry");
+                    break;
+                }
+            }
+        }
+        request
+    }
+
+    async fn keepalive(&mut self, requests: &mpsc::UnboundedSender<RemoteRequest>) {
+        let (checksum, bytesize) = self.log.checksum();
+        let update = JobUpdate {
+            state: "running",
+            checksum: Some(checksum),
+            bytesize: Some(bytesize),
+            ..JobUpdate::default()
+        };
+        match self
+            .client
+            .update_job(self.job_id, &self.token, &update)
+            .await
+        {
+            Ok(UpdateOutcome::Accepted { cancel_requested }) => {
+                self.last_contact = Instant::now();
+                if cancel_requested {
+                    let _ = requests.send(RemoteRequest::Cancel);
+                }
+            }
+            Ok(UpdateOutcome::Abort) => {
+                let _ = requests.send(RemoteRequest::Abort);
+            }
+            Ok(_) => self.last_contact = Instant::now(),
+            Err(error) => tracing::warn!(job = self.job_id, %error, "keep-alive failed"),
+        }
+    }
+
+    /// Flushes the whole log and reports the final state, as long as GitLab asks for it.
+    pub async fn finish(&mut self, mut update: JobUpdate) -> FinalOutcome {
+        self.log.finish();
+        self.interval = DEFAULT_INTERVAL.min(self.interval);
+        let mut failures = 0;
+        let mut pause = Duration::from_secs(1);
+        loop {
+            if let Some(RemoteRequest::Abort) = self.flush().await {
+                // GitLab refuses more trace; the final update still tells it the outcome.
+            }
+            let (checksum, bytesize) = self.log.checksum();
+            update.checksum = Some(checksum);
+            update.bytesize = Some(bytesize);
+            match self
+                .client
+                .update_job(self.job_id, &self.token, &update)
+                .await
+            {
+                Ok(UpdateOutcome::Accepted { .. }) => return FinalOutcome::Accepted,
+                Ok(UpdateOutcome::Abort) => return FinalOutcome::Aborted,
+                Ok(UpdateOutcome::TryAgain { interval }) => {
+                    tokio::time::sleep(interval.min(MAX_INTERVAL)).await;
+                }
+                Ok(UpdateOutcome::TraceMismatch) => {
+                    failures += 1;
+                    if failures >= FINAL_UPDATE_ATTEMPTS {
+                        return FinalOutcome::Failed(
+                            "GitLab kept rejecting the trace checksum".into(),
+                        );
+                    }
+                    self.sent = 0;
+                }
+                Err(error) => {
+                    failures += 1;
+                    if failures >= FINAL_UPDATE_ATTEMPTS {
+                        return FinalOutcome::Failed(error.to_string());
+                    }
+                    tracing::warn!(job = self.job_id, %error, ?pause, "final update failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(60));
+                }
+            }
+        }
+    }
+}
