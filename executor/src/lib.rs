@@ -5,7 +5,17 @@
 //! GitLab or as a gitlab-runner custom executor.
 
 pub mod args;
+pub mod artifacts;
+pub mod backends;
+pub mod command;
 pub mod config;
+pub mod custom;
 pub mod gitlab;
 pub mod job;
+pub mod register;
+pub mod runner;
+pub mod script;
+pub mod stages;
+pub mod state;
+pub mod tail;
 pub mod trace;

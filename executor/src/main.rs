@@ -1,1 +1,303 @@
-fn main() {}
+//! `batchci`: the command line. The work is done by the library; see `batchci --help`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  batchci demo                                   run the sample pipeline on a simulated cluster
+  batchci register --config /etc/batchci/config.toml --url https://gitlab.example.com \\
+      --registration-token GR1348941xyz --executor slurm --name cluster-a --tag-list slurm
+  batchci check --config /etc/batchci/config.toml
+  batchci run --config /etc/batchci/config.toml
+  batchci custom run --config /etc/batchci/custom.toml /tmp/script build_script   (from gitlab-runner)";
+
+/// GitLab CI jobs through batch schedulers: Slurm, PBS, LSF, Flux, Cobalt, shell, docker+slurm.
+#[derive(Debug, Parser)]
+#[command(name = "batchci", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run as a standalone runner: poll GitLab for jobs and run them.
+    #[command(
+        after_help = "Example:\n  batchci run --config /etc/batchci/config.toml\n\n\
+First SIGTERM: take no new jobs, let running ones finish. Second SIGTERM or SIGINT: cancel\n\
+running jobs (their scheduler jobs are cancelled), then exit."
+    )]
+    Run {
+        /// The configuration file (gitlab-runner's config.toml shape).
+        #[arg(long, short, default_value = "/etc/batchci/config.toml")]
+        config: PathBuf,
+    },
+    /// Register a runner with GitLab and append it to the configuration file.
+    #[command(
+        after_help = "Example:\n  batchci register --config /etc/batchci/config.toml \\\n      --url https://gitlab.example.com --registration-token GR1348941xyz \\\n      --executor slurm --name cluster-a --tag-list slurm,hpc"
+    )]
+    Register {
+        /// The configuration file to append to (created when missing).
+        #[arg(long, short, default_value = "/etc/batchci/config.toml")]
+        config: PathBuf,
+        /// GitLab's URL.
+        #[arg(long)]
+        url: String,
+        /// The registration token from GitLab's runner settings.
+        #[arg(long)]
+        registration_token: String,
+        /// shell, slurm (sbatch), pbs, lsf (bsub), flux, cobalt (qsub) or docker+slurm.
+        #[arg(long)]
+        executor: String,
+        /// The runner's name (default: this host's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// Comma-separated tags.
+        #[arg(long, default_value = "")]
+        tag_list: String,
+        /// Also take jobs without tags.
+        #[arg(long)]
+        run_untagged: bool,
+        /// Most jobs this runner runs at once (0: no own limit).
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// Where job directories are created; must be visible on the compute nodes.
+        #[arg(long)]
+        builds_dir: Option<PathBuf>,
+    },
+    /// Custom executor mode: the stages gitlab-runner's `[runners.custom]` calls.
+    #[command(
+        after_help = "gitlab-runner's config.toml:\n  [runners.custom]\n    config_exec = \"/usr/local/bin/batchci\"\n    config_args = [\"custom\", \"config\", \"--config\", \"/etc/batchci/custom.toml\"]\n    prepare_exec = \"/usr/local/bin/batchci\"\n    prepare_args = [\"custom\", \"prepare\", \"--config\", \"/etc/batchci/custom.toml\"]\n    run_exec = \"/usr/local/bin/batchci\"\n    run_args = [\"custom\", \"run\", \"--config\", \"/etc/batchci/custom.toml\"]\n    cleanup_exec = \"/usr/local/bin/batchci\"\n    cleanup_args = [\"custom\", \"cleanup\", \"--config\", \"/etc/batchci/custom.toml\"]"
+    )]
+    Custom {
+        #[command(subcommand)]
+        stage: CustomStage,
+    },
+    /// Validate a configuration and say what each runner will do.
+    #[command(after_help = "Example:\n  batchci check --config /etc/batchci/config.toml")]
+    Check {
+        /// The configuration file.
+        #[arg(long, short, default_value = "/etc/batchci/config.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CustomStage {
+    /// Print the JSON gitlab-runner reads (builds_dir, cache_dir, driver, ...).
+    Config {
+        /// batchci's configuration (Jacamar-style `[general]` file or a one-runner config.toml).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check the job (e.g. its scheduler parameters) before any stage runs.
+    Prepare {
+        /// batchci's configuration.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run one stage's script: build_script goes to the scheduler, other stages run here.
+    Run {
+        /// batchci's configuration.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The script gitlab-runner generated.
+        script: PathBuf,
+        /// The stage name (prepare_script, get_sources, build_script, after_script, ...).
+        stage: String,
+    },
+    /// Release whatever the job still holds; always called.
+    Cleanup {
+        /// batchci's configuration.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("batchci: cannot start: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("batchci: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => {
+            let config = batchci::config::Config::load(&config).map_err(anyhow::Error::msg)?;
+            init_logging(config.log_level.as_filter());
+            let shutdown = batchci::runner::Shutdown::default();
+            tokio::spawn(watch_signals(shutdown.clone()));
+            batchci::runner::run(config, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Register {
+            config,
+            url,
+            registration_token,
+            executor,
+            name,
+            tag_list,
+            run_untagged,
+            limit,
+            builds_dir,
+        } => {
+            init_logging("warn");
+            let kind =
+                batchci::config::ExecutorKind::from_name(&executor).map_err(anyhow::Error::msg)?;
+            let name = name.unwrap_or_else(|| {
+                nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_else(|_| "batchci".into())
+            });
+            let tags: Vec<String> = tag_list
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+            let client = batchci::gitlab::GitlabClient::new(&url, kind.name())?;
+            let registered = client
+                .register(
+                    &registration_token,
+                    &name,
+                    &tags,
+                    run_untagged || tags.is_empty(),
+                )
+                .await
+                .context("registration failed")?;
+            batchci::register::append_runner(
+                &config,
+                &name,
+                &url,
+                &registered.token,
+                kind,
+                limit,
+                builds_dir.as_deref(),
+            )?;
+            println!(
+                "Registered runner {name} (id {}) with executor {kind}; appended to {}",
+                registered.id,
+                config.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Custom { stage } => Ok(custom(stage).await),
+        Command::Check { config } => {
+            let config = match batchci::config::Config::load(&config) {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("{error}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            print!("{}", batchci::register::describe(&config));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn custom(stage: CustomStage) -> ExitCode {
+    use batchci::custom;
+    let config = match &stage {
+        CustomStage::Config { config }
+        | CustomStage::Prepare { config }
+        | CustomStage::Run { config, .. }
+        | CustomStage::Cleanup { config } => config.clone(),
+    };
+    init_logging("warn");
+    let codes = custom::ExitCodes::from_env();
+    let settings = match custom::CustomSettings::load(&config) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("batchci: {error}");
+            return exit(codes.system_failure);
+        }
+    };
+    match stage {
+        CustomStage::Config { .. } => {
+            println!("{}", custom::config_json(&settings));
+            ExitCode::SUCCESS
+        }
+        CustomStage::Prepare { .. } => exit(custom::prepare(&settings).await),
+        CustomStage::Run { script, stage, .. } => {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let on_signal = cancel.clone();
+            tokio::spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                if let (Ok(mut term), Ok(mut int)) = (
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::interrupt()),
+                ) {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    on_signal.cancel();
+                }
+            });
+            exit(custom::run(&settings, &script, &stage, cancel).await)
+        }
+        CustomStage::Cleanup { .. } => exit(custom::cleanup(&settings).await),
+    }
+}
+
+fn exit(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
+}
+
+fn init_logging(default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHCI_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn watch_signals(shutdown: batchci::runner::Shutdown) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {
+            tracing::warn!("SIGTERM: taking no new jobs; running jobs finish (send SIGTERM again to cancel them)");
+            shutdown.drain.cancel();
+        }
+        _ = int.recv() => {
+            tracing::warn!("SIGINT: cancelling running jobs");
+            shutdown.drain.cancel();
+            shutdown.cancel.cancel();
+            return;
+        }
+    }
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::warn!("cancelling running jobs");
+    shutdown.cancel.cancel();
+}

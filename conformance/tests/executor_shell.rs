@@ -1,0 +1,105 @@
+//! The shell backend end to end: mock GitLab, the real `batchci run`, a real git clone.
+
+mod support;
+
+use mock_gitlab::JobStatus;
+use support::{Batchci, Site, plain_lines};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passing_job_clones_runs_and_reports_success() {
+    let site = Site::start(&["shell"]).await;
+    let config = site.write_config("shell", "");
+    let pipeline = site.pipeline(
+        "build:\n  tags: [shell]\n  before_script:\n    - echo before\n  script:\n    - cat README.md\n    - echo \"job $CI_JOB_NAME in $CI_PROJECT_DIR\" | sed \"s|$CI_PROJECT_DIR|<dir>|\"\n",
+        &[],
+    );
+    let _batchci = Batchci::run(&config, &[]);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    assert_eq!(job.exit_code, Some(0));
+    let lines = plain_lines(&trace);
+    let script: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .skip_while(|l| *l != "Executing \"step_script\" stage of the job script")
+        .collect();
+    assert_eq!(
+        script,
+        [
+            "Executing \"step_script\" stage of the job script",
+            "$ echo before",
+            "before",
+            "$ cat README.md",
+            "hello from the repository",
+            "$ echo \"job $CI_JOB_NAME in $CI_PROJECT_DIR\" | sed \"s|$CI_PROJECT_DIR|<dir>|\"",
+            "job build in <dir>",
+            "Cleaning up project directory and file based variables",
+            "Job succeeded",
+        ]
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Checking out ") && l.ends_with(" as main...")),
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_script_reports_its_exit_code_and_after_script_sees_failed() {
+    let site = Site::start(&["shell"]).await;
+    let config = site.write_config("shell", "");
+    let pipeline = site.pipeline(
+        "test:\n  tags: [shell]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo running\n    - exit 7\n    - echo never\n  after_script:\n    - 'echo \"after: $CI_JOB_STATUS\"'\n",
+        &[],
+    );
+    let _batchci = Batchci::run(&config, &[]);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Failed, "{trace}");
+    assert_eq!(job.exit_code, Some(7));
+    assert_eq!(job.failure_reason.as_deref(), Some("script_failure"));
+    let lines = plain_lines(&trace);
+    assert!(!lines.iter().any(|l| l == "never"), "{lines:#?}");
+    let tail: Vec<&str> = lines
+        .iter()
+        .rev()
+        .take(5)
+        .rev()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "Running after_script",
+            "$ echo \"after: $CI_JOB_STATUS\"",
+            "after: failed",
+            "Cleaning up project directory and file based variables",
+            "ERROR: Job failed: exit code 7",
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_masked_variable_shows_only_as_masked() {
+    let site = Site::start(&["shell"]).await;
+    let config = site.write_config("shell", "");
+    let secret = "s3cr3t-Value-1234";
+    let pipeline = site.pipeline(
+        "leak:\n  tags: [shell]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo \"the secret is $SECRET\"\n    - printf '%s' \"$SECRET\" | fold -w 3\n",
+        &[("SECRET", secret, true)],
+    );
+    let _batchci = Batchci::run(&config, &[]);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    assert!(trace.contains("the secret is [MASKED]"), "{trace}");
+    assert!(!trace.contains(secret), "{trace}");
+    // The job token is a credential too.
+    let token = site.gitlab.job_token(job.id).unwrap();
+    assert!(!trace.contains(&token));
+}

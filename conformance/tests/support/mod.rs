@@ -1,0 +1,229 @@
+//! A site in a temp dir for end-to-end executor tests: a mock GitLab with one project whose
+//! repository is real, and batchci started as the real binary against it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use mock_gitlab::api::{JobView, NewPipeline, NewRunner, PipelineCreated, Variable};
+use mock_gitlab::{JobStatus, MockConfig, MockGitlab};
+
+/// Path of a workspace binary next to the test executable (`cargo test --workspace` builds it).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace` first",
+        path.display()
+    );
+    path
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let status = Command::new("git")
+        .args([
+            "-c",
+            "user.name=ci",
+            "-c",
+            "user.email=ci@example.invalid",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .status()
+        .expect("git runs");
+    assert!(status.success(), "git {args:?} failed");
+}
+
+/// A mock GitLab with a project, a registered runner, and a directory for everything else.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub gitlab: MockGitlab,
+    pub project_id: u64,
+    pub runner_token: String,
+}
+
+impl Site {
+    /// Starts the mock GitLab with a one-commit project and a runner with `tags`.
+    pub async fn start(tags: &[&str]) -> Site {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        git(&repo, &["init", "-q"]);
+        std::fs::write(repo.join("README.md"), "hello from the repository\n").unwrap();
+        git(&repo, &["add", "."]);
+        git(&repo, &["commit", "-q", "-m", "first"]);
+        let mut config = MockConfig::default();
+        config.settings.trace_update_interval = 1;
+        let gitlab = MockGitlab::start(config).await.expect("mock GitLab starts");
+        let project_id = gitlab
+            .create_project("demo", Some(&repo))
+            .expect("project");
+        let credentials = gitlab.register_runner(NewRunner {
+            description: "conformance".into(),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            run_untagged: tags.is_empty(),
+            ..Default::default()
+        });
+        Site {
+            dir,
+            gitlab,
+            project_id,
+            runner_token: credentials.token,
+        }
+    }
+
+    /// Writes a config for one runner with `executor`, plus `extra` TOML appended inside the
+    /// runner entry (e.g. `[runners.batch]` tables). Returns its path.
+    pub fn write_config(&self, executor: &str, extra: &str) -> PathBuf {
+        let path = self.dir.path().join("config.toml");
+        let text = format!(
+            "concurrent = 2\ncheck_interval = 1\nstate_dir = {state:?}\n\n[[runners]]\nname = \"conformance\"\nurl = {url:?}\ntoken = {token:?}\nexecutor = {executor:?}\nbuilds_dir = {builds:?}\n{extra}\n",
+            state = self.dir.path().join("state").display().to_string(),
+            url = self.gitlab.url(),
+            token = self.runner_token,
+            builds = self.dir.path().join("builds").display().to_string(),
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Creates a pipeline from `yaml` with `variables` (`(key, value, masked)`).
+    pub fn pipeline(&self, yaml: &str, variables: &[(&str, &str, bool)]) -> PipelineCreated {
+        self.gitlab
+            .create_pipeline(NewPipeline {
+                project_id: self.project_id,
+                ci_yaml: yaml.into(),
+                variables: variables
+                    .iter()
+                    .map(|(key, value, masked)| Variable {
+                        key: key.to_string(),
+                        value: value.to_string(),
+                        masked: *masked,
+                    })
+                    .collect(),
+                git_ref: "main".into(),
+            })
+            .expect("pipeline is valid")
+    }
+
+    /// Waits until job `id` has finished and returns it with its trace as text.
+    pub async fn finished(&self, id: u64) -> (JobView, String) {
+        let job = self
+            .gitlab
+            .wait_for_job(id, Duration::from_secs(120))
+            .await
+            .expect("job finishes");
+        let trace = String::from_utf8_lossy(&self.gitlab.trace(id).unwrap()).into_owned();
+        (job, trace)
+    }
+
+    /// Waits until job `id` has status `status`.
+    pub async fn reaches(&self, id: u64, status: JobStatus) -> JobView {
+        self.gitlab
+            .wait_for_status(id, &[status], Duration::from_secs(60))
+            .await
+            .expect("job reaches the status")
+    }
+}
+
+/// A running `batchci run`; stopped (SIGINT, then SIGKILL) when dropped.
+pub struct Batchci {
+    pub child: Child,
+}
+
+impl Batchci {
+    /// Starts `batchci run --config <config>` with `env` added to a clean environment.
+    pub fn run(config: &Path, env: &[(&str, &str)]) -> Batchci {
+        let mut command = Command::new(workspace_binary("batchci"));
+        command
+            .args(["run", "--config"])
+            .arg(config)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(
+                "HOME",
+                std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
+            )
+            .env("BATCHCI_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Batchci {
+            child: command.spawn().expect("batchci starts"),
+        }
+    }
+
+    /// Sends `signal` to batchci.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), signal);
+    }
+
+    /// Waits for batchci to exit and returns its exit code.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Batchci {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.signal(nix::sys::signal::Signal::SIGINT);
+            if self.wait(Duration::from_secs(20)).is_none() {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+            }
+        }
+    }
+}
+
+/// The trace without ANSI sequences and section markers, line by line.
+pub fn plain_lines(trace: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for raw in trace.split('\n') {
+        let mut line = String::new();
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                // ESC [ ... letter
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            line.push(c);
+        }
+        // Section markers end with \r: keep what follows the last one.
+        let line = match line.rsplit_once('\r') {
+            Some((_, after)) => after.to_string(),
+            None => line,
+        };
+        if !line.is_empty() {
+            lines.push(line);
+        }
+    }
+    lines
+}

@@ -1,0 +1,267 @@
+//! The backends: how a job's step script reaches compute.
+//!
+//! One file per scheduler. Each implements [`Backend`]; [`AnyBackend`] picks one from the
+//! configuration. What they share lives in the crate root: parameter checks in [`crate::args`],
+//! following output files in [`crate::tail`], running commands in [`crate::command`].
+
+pub(crate) mod shell;
+mod slurm;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use shell::ShellBackend;
+pub use slurm::{SBATCH_OPTIONS, SlurmBackend};
+
+use crate::command::{CommandSpec, RunAs};
+use crate::config::{ExecutorKind, RunnerConfig};
+use crate::job::Job;
+use crate::script::Export;
+use crate::state::StateStore;
+
+/// Where job output goes: the GitLab job log (runner mode) or gitlab-runner's pipe (custom
+/// executor mode).
+pub trait LogSink: Send + Sync {
+    /// Raw output bytes.
+    fn write(&self, bytes: &[u8]);
+    /// A plain runner message line.
+    fn info(&self, message: &str) {
+        self.write(crate::trace::format::info(message).as_bytes());
+    }
+    /// A warning line.
+    fn warning(&self, message: &str) {
+        self.write(crate::trace::format::warning(message).as_bytes());
+    }
+    /// An error line.
+    fn error(&self, message: &str) {
+        self.write(crate::trace::format::error(message).as_bytes());
+    }
+}
+
+impl LogSink for crate::trace::JobLog {
+    fn write(&self, bytes: &[u8]) {
+        crate::trace::JobLog::write(self, bytes);
+    }
+}
+
+/// What GitLab is told when a job fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureReason {
+    /// The user's script (or parameters) failed.
+    ScriptFailure,
+    /// batchci, the scheduler or the machine failed.
+    RunnerSystemFailure,
+    /// The job ran out of time.
+    JobExecutionTimeout,
+    /// The job was canceled.
+    JobCanceled,
+}
+
+impl FailureReason {
+    /// GitLab's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::ScriptFailure => "script_failure",
+            FailureReason::RunnerSystemFailure => "runner_system_failure",
+            FailureReason::JobExecutionTimeout => "job_execution_timeout",
+            FailureReason::JobCanceled => "job_canceled",
+        }
+    }
+}
+
+/// A failed job, with what to tell GitLab and the person reading the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct JobFailure {
+    /// GitLab's failure reason.
+    pub reason: FailureReason,
+    /// The script's exit code, when there is one.
+    pub exit_code: Option<i32>,
+    /// The explanation shown in the log.
+    pub message: String,
+}
+
+impl JobFailure {
+    /// The user's script or parameters are at fault.
+    pub fn script(message: impl Into<String>, exit_code: Option<i32>) -> Self {
+        JobFailure {
+            reason: FailureReason::ScriptFailure,
+            exit_code,
+            message: message.into(),
+        }
+    }
+
+    /// batchci, the scheduler or the machine is at fault.
+    pub fn system(message: impl Into<String>) -> Self {
+        JobFailure {
+            reason: FailureReason::RunnerSystemFailure,
+            exit_code: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// How the step script ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The script ran to its end with this exit code.
+    Exited(i32),
+    /// The step was cancelled (by GitLab, a timeout or shutdown) and its scheduler job is gone.
+    Cancelled,
+}
+
+/// The directories of one job.
+#[derive(Debug, Clone)]
+pub struct JobDirs {
+    /// The runner's builds directory.
+    pub builds_dir: PathBuf,
+    /// `CI_PROJECT_DIR`: the checkout.
+    pub project_dir: PathBuf,
+    /// Private scratch space beside the checkout: scripts, scheduler output, file variables.
+    pub tmp_dir: PathBuf,
+}
+
+/// Everything a backend needs to run one job.
+#[derive(Clone)]
+pub struct JobContext {
+    /// The job.
+    pub job: Arc<Job>,
+    /// The runner's configuration.
+    pub runner: Arc<RunnerConfig>,
+    /// Where output goes.
+    pub log: Arc<dyn LogSink>,
+    /// The job's directories.
+    pub dirs: JobDirs,
+    /// Variables every stage script exports.
+    pub exports: Vec<Export>,
+    /// Where submitted scheduler jobs are recorded.
+    pub state: Option<StateStore>,
+    /// GitLab, in runner mode (artifacts); `None` when gitlab-runner drives batchci.
+    pub gitlab: Option<crate::gitlab::GitlabClient>,
+    /// User to run scheduler commands as.
+    pub run_as: Option<RunAs>,
+    /// How long a cancelled scheduler job may take to leave before batchci gives up waiting.
+    pub kill_timeout: Duration,
+}
+
+impl JobContext {
+    /// The environment scheduler commands run with: PATH (scheduler_bin first), the basics of
+    /// a login, and the variables listed in `env_vars` taken from batchci's own environment.
+    pub fn command_env(&self) -> Vec<(OsString, OsString)> {
+        let batch = &self.runner.batch;
+        let mut env = vec![(
+            OsString::from("PATH"),
+            crate::command::search_path(batch.scheduler_bin.as_deref()),
+        )];
+        for key in ["HOME", "USER", "LOGNAME", "LANG", "TZ"] {
+            if let Some(value) = std::env::var_os(key) {
+                env.push((key.into(), value));
+            }
+        }
+        for key in &batch.env_vars {
+            if let Some(value) = std::env::var_os(key) {
+                env.push((key.into(), value));
+            }
+        }
+        env
+    }
+
+    /// A scheduler command with [`JobContext::command_env`], run in the project directory.
+    pub fn scheduler_command<I, S>(&self, program: &str, args: I) -> CommandSpec
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut spec = CommandSpec::new(program, args, &self.dirs.project_dir).run_as(self.run_as);
+        spec.env = self.command_env();
+        spec
+    }
+
+    /// The user's scheduler parameters: the first variable of `arguments_variable` that the job
+    /// sets, as `(variable, text)`.
+    pub fn user_parameters(&self) -> Option<(String, String)> {
+        self.runner
+            .batch
+            .arguments_variable
+            .iter()
+            .find_map(|name| {
+                self.job
+                    .variable(name)
+                    .map(|v| (name.clone(), v.to_string()))
+            })
+    }
+}
+
+/// The contract of a backend.
+pub trait Backend {
+    /// Checks the job before anything runs (e.g. user parameters) and acquires resources.
+    fn prepare(
+        &mut self,
+        ctx: &JobContext,
+    ) -> impl std::future::Future<Output = Result<(), JobFailure>> + Send;
+
+    /// Runs the step script at `script`; `cancel` fires on cancel, abort, timeout or shutdown.
+    fn run_step(
+        &mut self,
+        ctx: &JobContext,
+        script: &Path,
+        cancel: &CancellationToken,
+    ) -> impl std::future::Future<Output = Result<StepOutcome, JobFailure>> + Send;
+
+    /// Releases everything the job holds. Always called, also after failures and cancels.
+    fn cleanup(&mut self, ctx: &JobContext) -> impl std::future::Future<Output = ()> + Send;
+}
+
+/// The configured backend.
+#[derive(Debug)]
+pub enum AnyBackend {
+    /// `shell`.
+    Shell(ShellBackend),
+    /// `slurm`.
+    Slurm(SlurmBackend),
+}
+
+impl AnyBackend {
+    /// The backend for `kind`, or why it is not available.
+    pub fn new(kind: ExecutorKind) -> Result<AnyBackend, String> {
+        match kind {
+            ExecutorKind::Shell => Ok(AnyBackend::Shell(ShellBackend)),
+            ExecutorKind::Slurm => Ok(AnyBackend::Slurm(SlurmBackend::default())),
+            other => Err(format!(
+                "the {other} executor is not available in this version"
+            )),
+        }
+    }
+}
+
+impl Backend for AnyBackend {
+    async fn prepare(&mut self, ctx: &JobContext) -> Result<(), JobFailure> {
+        match self {
+            AnyBackend::Shell(b) => b.prepare(ctx).await,
+            AnyBackend::Slurm(b) => b.prepare(ctx).await,
+        }
+    }
+
+    async fn run_step(
+        &mut self,
+        ctx: &JobContext,
+        script: &Path,
+        cancel: &CancellationToken,
+    ) -> Result<StepOutcome, JobFailure> {
+        match self {
+            AnyBackend::Shell(b) => b.run_step(ctx, script, cancel).await,
+            AnyBackend::Slurm(b) => b.run_step(ctx, script, cancel).await,
+        }
+    }
+
+    async fn cleanup(&mut self, ctx: &JobContext) {
+        match self {
+            AnyBackend::Shell(b) => b.cleanup(ctx).await,
+            AnyBackend::Slurm(b) => b.cleanup(ctx).await,
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! Running programs: argv vectors only, never a shell in between.
+//!
+//! Every scheduler command batchci runs is a [`CommandSpec`]: a program, its arguments, a
+//! chosen environment, a working directory and optionally another user to run as. Its exact
+//! form is what the job log shows (`$ sbatch --wait ...`), quoted so a person can paste it.
+//! Processes start in their own process group so cancelling reaches everything they started.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+/// Another user (and group) to run a command as; needs root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunAs {
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+}
+
+impl RunAs {
+    /// Looks up `user` (and `group`, else the user's primary group).
+    pub fn lookup(user: &str, group: Option<&str>) -> Result<RunAs, String> {
+        let found = nix::unistd::User::from_name(user)
+            .map_err(|e| format!("cannot look up user `{user}`: {e}"))?
+            .ok_or_else(|| format!("user `{user}` does not exist"))?;
+        let gid = match group.filter(|g| !g.is_empty()) {
+            Some(group) => {
+                nix::unistd::Group::from_name(group)
+                    .map_err(|e| format!("cannot look up group `{group}`: {e}"))?
+                    .ok_or_else(|| format!("group `{group}` does not exist"))?
+                    .gid
+            }
+            None => found.gid,
+        };
+        Ok(RunAs {
+            uid: found.uid.as_raw(),
+            gid: gid.as_raw(),
+        })
+    }
+}
+
+/// What the child's standard input is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// `/dev/null`.
+    Null,
+    /// A pipe the caller writes to (and closes to signal EOF).
+    Piped,
+}
+
+/// A command to run.
+#[derive(Debug, Clone)]
+pub struct CommandSpec {
+    /// The program (a path, or a name looked up in the given PATH).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Its whole environment: nothing of batchci's own environment leaks through.
+    pub env: Vec<(OsString, OsString)>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Another user to run as.
+    pub run_as: Option<RunAs>,
+    /// Standard input.
+    pub input: Input,
+}
+
+impl CommandSpec {
+    /// `program args...` in `cwd` with an empty environment.
+    pub fn new<I, S>(program: impl Into<PathBuf>, args: I, cwd: impl Into<PathBuf>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        CommandSpec {
+            program: program.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            env: Vec::new(),
+            cwd: cwd.into(),
+            run_as: None,
+            input: Input::Null,
+        }
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Adds an argument.
+    pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Sets standard input.
+    pub fn input(mut self, input: Input) -> Self {
+        self.input = input;
+        self
+    }
+
+    /// Runs as another user.
+    pub fn run_as(mut self, run_as: Option<RunAs>) -> Self {
+        self.run_as = run_as;
+        self
+    }
+
+    /// The command as a person would type it, e.g. `sbatch --wait '--job-name=my job' x.sh`.
+    pub fn display(&self) -> String {
+        let mut words = vec![self.program.to_string_lossy().into_owned()];
+        words.extend(self.args.iter().map(|a| a.to_string_lossy().into_owned()));
+        shell_words::join(words)
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cwd)
+            .process_group(0)
+            .stdin(match self.input {
+                Input::Null => Stdio::null(),
+                Input::Piped => Stdio::piped(),
+            });
+        if let Some(run_as) = self.run_as {
+            command.uid(run_as.uid).gid(run_as.gid);
+        }
+        command
+    }
+
+    /// Starts the command with stdout and stderr merged into one pipe, in the order written.
+    pub fn spawn_merged(&self) -> std::io::Result<MergedChild> {
+        let (reader, writer) = std::io::pipe()?;
+        let error_writer = writer.try_clone()?;
+        let mut command = self.command();
+        command.stdout(writer).stderr(error_writer);
+        let child = command.spawn().map_err(|e| self.spawn_error(e))?;
+        // The command holds the write ends; ours must close for EOF to arrive.
+        drop(command);
+        let output =
+            tokio::net::unix::pipe::Receiver::from_owned_fd(std::os::fd::OwnedFd::from(reader))?;
+        Ok(MergedChild { child, output })
+    }
+
+    /// Runs the command to its end, capturing stdout and stderr separately.
+    pub async fn output(&self) -> std::io::Result<CapturedOutput> {
+        let mut command = self.command();
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let output = command.output().await.map_err(|e| self.spawn_error(e))?;
+        Ok(CapturedOutput {
+            code: exit_code(output.status),
+            stdout: output.stdout,
+            stderr: output.stderr,
+        })
+    }
+
+    /// Starts the command with batchci's own stdout and stderr.
+    pub fn spawn_inherited(&self) -> std::io::Result<Child> {
+        let mut command = self.command();
+        command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        command.spawn().map_err(|e| self.spawn_error(e))
+    }
+
+    /// Starts the command with stdout and stderr piped separately.
+    pub fn spawn_piped(&self) -> std::io::Result<Child> {
+        let mut command = self.command();
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.spawn().map_err(|e| self.spawn_error(e))
+    }
+
+    fn spawn_error(&self, error: std::io::Error) -> std::io::Error {
+        std::io::Error::new(
+            error.kind(),
+            format!("cannot start {}: {error}", self.program.display()),
+        )
+    }
+}
+
+/// A finished command's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedOutput {
+    /// Exit code, or 128 + signal.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+}
+
+impl CapturedOutput {
+    /// Standard output as text, lossily.
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Standard error as text, lossily.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+/// A running command whose stdout and stderr arrive on one pipe.
+#[derive(Debug)]
+pub struct MergedChild {
+    /// The process.
+    pub child: Child,
+    /// The merged output.
+    pub output: tokio::net::unix::pipe::Receiver,
+}
+
+impl MergedChild {
+    /// Streams all output into `sink`, then waits for the exit.
+    pub async fn stream_to_end(mut self, mut sink: impl FnMut(&[u8])) -> std::io::Result<i32> {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match self.output.read(&mut buffer).await {
+                Ok(0) => break,
+                Ok(n) => sink(&buffer[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(exit_code(self.child.wait().await?))
+    }
+}
+
+/// The shell convention for an exit status: the code, or 128 + the signal.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 1,
+    }
+}
+
+/// [`exit_code`] of a wait that may have failed.
+pub fn exit_code_of(status: std::io::Result<ExitStatus>) -> Option<i32> {
+    status.ok().map(exit_code)
+}
+
+/// Sends SIGTERM to process group `pgid`, then SIGKILL after `grace` if it is still there.
+/// Returns once `child` has exited.
+pub async fn terminate_group(child: &mut Child, grace: Duration) -> std::io::Result<ExitStatus> {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let Some(pid) = child.id() else {
+        return child.wait().await;
+    };
+    let group = Pid::from_raw(pid as i32);
+    let _ = killpg(group, Signal::SIGTERM);
+    match tokio::time::timeout(grace, child.wait()).await {
+        Ok(status) => {
+            // The leader is gone; make sure nothing it started lingers.
+            let _ = killpg(group, Signal::SIGKILL);
+            status
+        }
+        Err(_) => {
+            let _ = killpg(group, Signal::SIGKILL);
+            child.wait().await
+        }
+    }
+}
+
+/// `PATH` for commands: the scheduler's bin directory first when configured.
+pub fn search_path(scheduler_bin: Option<&Path>) -> OsString {
+    let inherited = std::env::var_os("PATH").unwrap_or_else(|| {
+        OsString::from("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    });
+    match scheduler_bin {
+        Some(bin) => {
+            let mut path = bin.as_os_str().to_os_string();
+            path.push(":");
+            path.push(inherited);
+            path
+        }
+        None => inherited,
+    }
+}
+
+/// Resolves `program` against `path` the way `execvp` would, for a clear error when missing.
+pub fn resolve(program: &str, path: &OsString) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Some(PathBuf::from(program));
+    }
+    std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_display_form_is_quoted_for_pasting() {
+        let spec = CommandSpec::new("sbatch", ["--wait", "--job-name=my job", "x.sh"], "/tmp");
+        assert_eq!(spec.display(), "sbatch --wait '--job-name=my job' x.sh");
+    }
+
+    #[tokio::test]
+    async fn merged_output_keeps_order_and_the_environment_is_only_what_was_given() {
+        let spec = CommandSpec::new(
+            "/bin/sh",
+            [
+                "-c",
+                "echo out; echo err >&2; echo \"$ONLY:${HOME:-unset}\"; exit 3",
+            ],
+            "/",
+        )
+        .env("ONLY", "given");
+        let child = spec.spawn_merged().unwrap();
+        let mut output = Vec::new();
+        let code = child
+            .stream_to_end(|b| output.extend_from_slice(b))
+            .await
+            .unwrap();
+        assert_eq!(code, 3);
+        assert_eq!(
+            String::from_utf8(output).unwrap(),
+            "out\nerr\ngiven:unset\n"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_signalled_process_reports_128_plus_the_signal_and_the_whole_group_goes() {
+        let spec = CommandSpec::new("/bin/sh", ["-c", "sleep 100 & sleep 100; echo never"], "/");
+        let mut child = spec.spawn_piped().unwrap();
+        let status = terminate_group(&mut child, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(exit_code(status), 128 + 15);
+    }
+
+    #[tokio::test]
+    async fn a_missing_program_names_itself() {
+        let spec = CommandSpec::new("/nonexistent/sbatch", Vec::<String>::new(), "/");
+        let error = spec.output().await.unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("cannot start /nonexistent/sbatch: "),
+            "{error}"
+        );
+    }
+}

@@ -1,0 +1,487 @@
+//! Custom executor mode: gitlab-runner drives, batchci runs the stages.
+//!
+//! gitlab-runner's `[runners.custom]` calls, in this order:
+//!
+//! ```text
+//! batchci custom config  --config F          → JSON: builds_dir, cache_dir, hostname, driver, ...
+//! batchci custom prepare --config F          → checks the job (user parameters) before any stage
+//! batchci custom run     --config F <script> <stage>   once per stage
+//! batchci custom cleanup --config F          → always, also after a failure or a kill
+//! ```
+//!
+//! Only `build_script` (and other `step_*` stages) go to the scheduler; the other stages run on
+//! this host with bash. Failures exit with `BUILD_FAILURE_EXIT_CODE` (the script's own code in
+//! `BUILD_EXIT_CODE_FILE`) or `SYSTEM_FAILURE_EXIT_CODE`, read from the environment as
+//! gitlab-runner asks. SIGTERM cancels the scheduler job and exits promptly; scheduler jobs
+//! still recorded at `cleanup` (the `run` process was killed) are cancelled there.
+//!
+//! The configuration is either a config.toml with exactly one `[[runners]]` entry, or a
+//! Jacamar-style file:
+//!
+//! ```toml
+//! [general]
+//! executor = "slurm"
+//! data_dir = "/scratch/ci"
+//!
+//! [batch]
+//! arguments_variable = ["SITE_PARAMETERS", "SCHEDULER_PARAMETERS"]
+//! ```
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::{
+    AnyBackend, Backend, FailureReason, JobContext, JobDirs, JobFailure, LogSink, StepOutcome,
+};
+use crate::config::{
+    BatchConfig, Config, ConfigError, DockerConfig, ExecutorKind, RunnerConfig, SlurmConfig,
+};
+use crate::job::Job;
+use crate::script::Export;
+use crate::state::StateStore;
+
+/// The driver name shown by gitlab-runner (`Using Custom executor with driver batchci ...`).
+pub const DRIVER_NAME: &str = "batchci";
+
+/// A Jacamar-style configuration for custom executor mode.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomFile {
+    /// `[general]`.
+    pub general: General,
+    /// `[batch]`.
+    #[serde(default)]
+    pub batch: BatchConfig,
+    /// `[slurm]`.
+    #[serde(default)]
+    pub slurm: SlurmConfig,
+    /// `[docker]`.
+    #[serde(default)]
+    pub docker: DockerConfig,
+}
+
+/// `[general]` of a Jacamar-style file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct General {
+    /// The backend.
+    pub executor: ExecutorKind,
+    /// Base of builds and caches; must be visible on the compute nodes.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Where submitted scheduler jobs are recorded.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// How long a cancelled scheduler job may take to leave the queue.
+    #[serde(default = "default_kill_timeout", with = "crate::config::duration")]
+    pub kill_timeout: Duration,
+    /// Limit of the job output in KiB (gitlab-runner also enforces its own).
+    #[serde(default)]
+    pub output_limit: Option<usize>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("/var/tmp/batchci")
+}
+
+fn default_kill_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+
+/// What custom mode needs from either configuration shape.
+#[derive(Debug, Clone)]
+pub struct CustomSettings {
+    /// The runner settings the backends read.
+    pub runner: RunnerConfig,
+    /// Base of builds and caches.
+    pub data_dir: PathBuf,
+    /// Where submissions are recorded.
+    pub state_dir: PathBuf,
+    /// How long cancelling may take.
+    pub kill_timeout: Duration,
+}
+
+impl CustomSettings {
+    /// Reads `path` in either shape.
+    pub fn load(path: &Path) -> Result<CustomSettings, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let is_jacamar = toml::from_str::<toml::Table>(&text)
+            .map(|table| table.contains_key("general"))
+            .unwrap_or(false);
+        if is_jacamar {
+            let file: CustomFile = crate::config::deserialize(path, &text)?;
+            let state_dir = file
+                .general
+                .state_dir
+                .clone()
+                .unwrap_or_else(|| file.general.data_dir.join("state"));
+            let runner = RunnerConfig {
+                name: "custom".into(),
+                url: "http://gitlab-runner.invalid".into(),
+                token: String::new(),
+                executor: file.general.executor,
+                limit: 0,
+                builds_dir: Some(file.general.data_dir.join("builds")),
+                cache_dir: Some(file.general.data_dir.join("cache")),
+                environment: Vec::new(),
+                output_limit: file.general.output_limit.unwrap_or(4096),
+                shell: None,
+                id: None,
+                token_obtained_at: None,
+                token_expires_at: None,
+                batch: file.batch,
+                slurm: file.slurm,
+                docker: file.docker,
+            };
+            return Ok(CustomSettings {
+                runner,
+                data_dir: file.general.data_dir,
+                state_dir,
+                kill_timeout: file.general.kill_timeout,
+            });
+        }
+        let config = Config::parse(path, &text)?;
+        let [runner] = config.runners.as_slice() else {
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: "runners".into(),
+                message: format!(
+                    "custom executor mode needs exactly one [[runners]] entry (found {}), or a [general] table",
+                    config.runners.len()
+                ),
+            });
+        };
+        let data_dir = runner.builds_dir.clone().unwrap_or_else(default_data_dir);
+        Ok(CustomSettings {
+            runner: runner.clone(),
+            data_dir,
+            state_dir: config.state_dir.clone(),
+            kill_timeout: default_kill_timeout(),
+        })
+    }
+}
+
+/// Exit codes gitlab-runner asked for.
+#[derive(Debug, Clone, Copy)]
+pub struct ExitCodes {
+    /// `BUILD_FAILURE_EXIT_CODE`.
+    pub build_failure: i32,
+    /// `SYSTEM_FAILURE_EXIT_CODE`.
+    pub system_failure: i32,
+}
+
+impl ExitCodes {
+    /// From the environment, with gitlab-runner's current values as fallback.
+    pub fn from_env() -> ExitCodes {
+        let read = |key: &str, default: i32| {
+            std::env::var(key)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        ExitCodes {
+            build_failure: read("BUILD_FAILURE_EXIT_CODE", 1),
+            system_failure: read("SYSTEM_FAILURE_EXIT_CODE", 2),
+        }
+    }
+}
+
+/// Output straight to gitlab-runner, which masks and streams it.
+struct Stdout;
+
+impl LogSink for Stdout {
+    fn write(&self, bytes: &[u8]) {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(bytes);
+        let _ = out.flush();
+    }
+}
+
+/// `CUSTOM_ENV_<KEY>` variables of the job.
+fn custom_env() -> HashMap<String, String> {
+    std::env::vars()
+        .filter_map(|(k, v)| k.strip_prefix("CUSTOM_ENV_").map(|k| (k.to_string(), v)))
+        .collect()
+}
+
+/// `batchci custom config`: the JSON gitlab-runner reads.
+pub fn config_json(settings: &CustomSettings) -> String {
+    let env = custom_env();
+    let short = env
+        .get("CI_RUNNER_SHORT_TOKEN")
+        .cloned()
+        .unwrap_or_else(|| "runner".into());
+    let concurrent = env
+        .get("CI_CONCURRENT_PROJECT_ID")
+        .cloned()
+        .unwrap_or_else(|| "0".into());
+    let builds = settings
+        .runner
+        .builds_dir
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("builds"))
+        .join(sanitize(&short))
+        .join(sanitize(&concurrent));
+    let cache = settings
+        .runner
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("cache"));
+    let hostname = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    serde_json::json!({
+        "builds_dir": builds,
+        "cache_dir": cache,
+        "builds_dir_is_shared": true,
+        "hostname": hostname,
+        "driver": {"name": DRIVER_NAME, "version": crate::gitlab::VERSION},
+        "job_env": {"BATCHCI_EXECUTOR": settings.runner.executor.name()},
+        "shell": "bash",
+    })
+    .to_string()
+}
+
+fn sanitize(part: &str) -> String {
+    part.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Builds the job context from gitlab-runner's environment.
+fn context(settings: &CustomSettings, log: Arc<dyn LogSink>) -> Result<JobContext, JobFailure> {
+    let job = match std::env::var_os("JOB_RESPONSE_FILE") {
+        Some(path) => {
+            let bytes = std::fs::read(&path).map_err(|e| {
+                JobFailure::system(format!(
+                    "cannot read JOB_RESPONSE_FILE {}: {e}",
+                    Path::new(&path).display()
+                ))
+            })?;
+            Job::from_json(&bytes)
+                .map_err(|e| JobFailure::system(format!("JOB_RESPONSE_FILE is not a job: {e}")))?
+        }
+        None => Job::default(),
+    };
+    let env = custom_env();
+    let project_dir = env
+        .get("CI_PROJECT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            settings
+                .data_dir
+                .join("builds")
+                .join(format!("job-{}", job.id))
+        });
+    let mut tmp = project_dir.clone().into_os_string();
+    tmp.push(".batchci");
+    let builds_dir = env
+        .get("CI_BUILDS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| settings.data_dir.join("builds"));
+    let state = StateStore::open(&settings.state_dir).ok();
+    Ok(JobContext {
+        job: Arc::new(job),
+        runner: Arc::new(settings.runner.clone()),
+        log,
+        dirs: JobDirs {
+            builds_dir,
+            project_dir,
+            tmp_dir: PathBuf::from(tmp),
+        },
+        exports: Vec::<Export>::new(),
+        state,
+        gitlab: None,
+        run_as: None,
+        kill_timeout: settings.kill_timeout,
+    })
+}
+
+/// `batchci custom prepare`: checks the job before gitlab-runner runs any stage.
+pub async fn prepare(settings: &CustomSettings) -> i32 {
+    let codes = ExitCodes::from_env();
+    let log: Arc<dyn LogSink> = Arc::new(Stdout);
+    let ctx = match context(settings, log.clone()) {
+        Ok(ctx) => ctx,
+        Err(failure) => return report(&*log, &failure, codes),
+    };
+    log.info(&format!(
+        "Using batchci {} with the {} executor on {}",
+        crate::gitlab::VERSION,
+        settings.runner.executor,
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ));
+    let mut backend = match AnyBackend::new(settings.runner.executor) {
+        Ok(backend) => backend,
+        Err(error) => return report(&*log, &JobFailure::system(error), codes),
+    };
+    match backend.prepare(&ctx).await {
+        Ok(()) => 0,
+        Err(failure) => report(&*log, &failure, codes),
+    }
+}
+
+/// `batchci custom run <script> <stage>`.
+pub async fn run(
+    settings: &CustomSettings,
+    script: &Path,
+    stage: &str,
+    cancel: CancellationToken,
+) -> i32 {
+    let codes = ExitCodes::from_env();
+    let log: Arc<dyn LogSink> = Arc::new(Stdout);
+    let ctx = match context(settings, log.clone()) {
+        Ok(ctx) => ctx,
+        Err(failure) => return report(&*log, &failure, codes),
+    };
+    let on_scheduler = stage == "build_script" || stage.starts_with("step_");
+    let outcome = if on_scheduler {
+        if let Err(error) = create_private_dir(&ctx.dirs.tmp_dir) {
+            return report(
+                &*log,
+                &JobFailure::system(format!(
+                    "cannot create {}: {error}",
+                    ctx.dirs.tmp_dir.display()
+                )),
+                codes,
+            );
+        }
+        let mut backend = match AnyBackend::new(settings.runner.executor) {
+            Ok(backend) => backend,
+            Err(error) => return report(&*log, &JobFailure::system(error), codes),
+        };
+        if let Err(failure) = backend.prepare(&ctx).await {
+            return report(&*log, &failure, codes);
+        }
+        // The script must be readable where the scheduler runs it: keep a copy beside the
+        // checkout, which is on the shared file system, unlike gitlab-runner's temp dir.
+        let copy = ctx.dirs.tmp_dir.join(format!("{stage}.sh"));
+        if let Err(error) = std::fs::copy(script, &copy) {
+            return report(
+                &*log,
+                &JobFailure::system(format!("cannot copy {}: {error}", script.display())),
+                codes,
+            );
+        }
+        let result = backend.run_step(&ctx, &copy, &cancel).await;
+        backend.cleanup(&ctx).await;
+        result
+    } else {
+        run_on_host(script, &cancel, ctx.kill_timeout).await
+    };
+    match outcome {
+        Ok(StepOutcome::Exited(0)) => 0,
+        Ok(StepOutcome::Exited(code)) => {
+            write_exit_code(code);
+            codes.build_failure
+        }
+        Ok(StepOutcome::Cancelled) => codes.system_failure,
+        Err(failure) => report(&*log, &failure, codes),
+    }
+}
+
+/// `batchci custom cleanup`: cancels scheduler jobs a killed `run` left behind.
+pub async fn cleanup(settings: &CustomSettings) -> i32 {
+    let log: Arc<dyn LogSink> = Arc::new(StderrSink);
+    let Ok(ctx) = context(settings, log.clone()) else {
+        return 0;
+    };
+    if let Some(store) = &ctx.state {
+        for leftover in store
+            .list()
+            .into_iter()
+            .filter(|s| s.gitlab_job_id == ctx.job.id)
+        {
+            eprintln!(
+                "batchci: cancelling {} job {} left by an interrupted stage",
+                leftover.executor, leftover.scheduler_job_id
+            );
+            crate::runner::cancel_leftover(&leftover, Some(&settings.runner)).await;
+            store.remove(&leftover.gitlab_url, leftover.gitlab_job_id);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&ctx.dirs.tmp_dir);
+    0
+}
+
+struct StderrSink;
+
+impl LogSink for StderrSink {
+    fn write(&self, bytes: &[u8]) {
+        use std::io::Write;
+        let _ = std::io::stderr().write_all(bytes);
+    }
+}
+
+fn report(log: &dyn LogSink, failure: &JobFailure, codes: ExitCodes) -> i32 {
+    log.error(&failure.message);
+    match failure.reason {
+        FailureReason::ScriptFailure => {
+            if let Some(code) = failure.exit_code {
+                write_exit_code(code);
+            }
+            codes.build_failure
+        }
+        _ => codes.system_failure,
+    }
+}
+
+fn write_exit_code(code: i32) {
+    if let Some(path) = std::env::var_os("BUILD_EXIT_CODE_FILE") {
+        let _ = std::fs::write(path, format!("{code}\n"));
+    }
+}
+
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Runs a host stage: gitlab-runner's script with bash, output to stdout.
+async fn run_on_host(
+    script: &Path,
+    cancel: &CancellationToken,
+    grace: Duration,
+) -> Result<StepOutcome, JobFailure> {
+    let mut spec =
+        crate::command::CommandSpec::new("/bin/bash", [script.as_os_str().to_os_string()], ".");
+    spec.env = std::env::vars_os()
+        .filter(|(k, _)| !k.to_string_lossy().starts_with("CUSTOM_ENV_"))
+        .collect();
+    let mut child = spec
+        .spawn_inherited()
+        .map_err(|e| JobFailure::system(e.to_string()))?;
+    tokio::select! {
+        status = child.wait() => {
+            let status = status.map_err(|e| JobFailure::system(format!("waiting for bash failed: {e}")))?;
+            Ok(StepOutcome::Exited(crate::command::exit_code(status)))
+        }
+        _ = cancel.cancelled() => {
+            let _ = crate::command::terminate_group(&mut child, grace).await;
+            Ok(StepOutcome::Cancelled)
+        }
+    }
+}

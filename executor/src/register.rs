@@ -1,0 +1,221 @@
+//! `batchci register` and `batchci check`: writing a runner entry and explaining a configuration.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+
+use crate::config::{Config, ExecutorKind, RunnerConfig};
+
+/// Appends a `[[runners]]` entry to `config` (creating the file, mode 0600, when missing).
+/// The rest of the file, comments included, is left as it is.
+pub fn append_runner(
+    config: &Path,
+    name: &str,
+    url: &str,
+    token: &str,
+    executor: ExecutorKind,
+    limit: usize,
+    builds_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut entry = String::new();
+    let existing = std::fs::read_to_string(config).unwrap_or_default();
+    if existing.trim().is_empty() {
+        entry.push_str("concurrent = 4\ncheck_interval = 3\n");
+    }
+    let _ = write!(
+        entry,
+        "\n[[runners]]\nname = {}\nurl = {}\ntoken = {}\nexecutor = {}\nlimit = {limit}\n",
+        toml_string(name),
+        toml_string(url),
+        toml_string(token),
+        toml_string(executor.name())
+    );
+    if let Some(dir) = builds_dir {
+        let _ = writeln!(
+            entry,
+            "builds_dir = {}",
+            toml_string(&dir.to_string_lossy())
+        );
+    }
+    if executor != ExecutorKind::Shell {
+        entry.push_str("  [runners.batch]\n  arguments_variable = [\"SCHEDULER_PARAMETERS\"]\n");
+    }
+    let combined = format!("{existing}{entry}");
+    Config::parse(config, &combined).map_err(anyhow::Error::msg)?;
+    if let Some(parent) = config.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(config)?;
+    file.write_all(entry.as_bytes())?;
+    Ok(())
+}
+
+fn toml_string(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+/// A person-readable account of what each runner will do.
+pub fn describe(config: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "configuration ok: {} runner(s), at most {} job(s) at once, polling every {:?}",
+        config.runners.len(),
+        config.concurrent,
+        config.check_interval
+    );
+    let _ = writeln!(
+        out,
+        "scheduler jobs are recorded in {}",
+        config.state_dir.display()
+    );
+    for runner in &config.runners {
+        let _ = writeln!(out, "\nrunner {:?} at {}", runner.name, runner.url);
+        let limit = if runner.limit == 0 {
+            "no own limit".to_string()
+        } else {
+            format!("at most {} job(s)", runner.limit)
+        };
+        let _ = writeln!(out, "  executor: {} ({limit})", runner.executor);
+        let _ = writeln!(out, "  step script: {}", how(runner));
+        if runner.executor != ExecutorKind::Shell {
+            let _ = writeln!(
+                out,
+                "  user parameters: from {}{}",
+                runner.batch.arguments_variable.join(", then "),
+                if runner.batch.allow_illegal_args {
+                    " (controlled flags allowed!)"
+                } else {
+                    "; flags batchci controls are refused"
+                }
+            );
+            let path = crate::command::search_path(runner.batch.scheduler_bin.as_deref());
+            for program in programs(runner.executor) {
+                match crate::command::resolve(program, &path) {
+                    Some(found) => {
+                        let _ = writeln!(out, "  {program}: {}", found.display());
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {program}: NOT FOUND on PATH");
+                    }
+                }
+            }
+        }
+        let builds = runner
+            .builds_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| {
+                format!(
+                    "{} (default)",
+                    std::env::temp_dir().join("batchci-builds").display()
+                )
+            });
+        let _ = writeln!(out, "  builds_dir: {builds}");
+        let _ = writeln!(out, "  job log limit: {} KiB", runner.output_limit);
+    }
+    out
+}
+
+fn how(runner: &RunnerConfig) -> String {
+    match runner.executor {
+        ExecutorKind::Shell => "env -i /bin/bash --login on this host".into(),
+        ExecutorKind::Slurm => "sbatch --wait --output=<file> --job-name=ci-job-<id> [parameters] <script>; the output file is followed".into(),
+        ExecutorKind::Pbs => "qsub -Wblock=true [parameters] <script>".into(),
+        ExecutorKind::Lsf => "bsub -I [parameters] <script>".into(),
+        ExecutorKind::Flux => "flux alloc [parameters] <script>".into(),
+        ExecutorKind::Cobalt => "qsub --output/--error [parameters] <script>, then qstat".into(),
+        ExecutorKind::DockerSlurm => "srun placeholder allocation, then docker run limited to its cpuset and memory".into(),
+    }
+}
+
+fn programs(kind: ExecutorKind) -> &'static [&'static str] {
+    match kind {
+        ExecutorKind::Shell => &[],
+        ExecutorKind::Slurm => &["sbatch", "scancel", "squeue", "scontrol"],
+        ExecutorKind::Pbs => &["qsub", "qdel", "qstat"],
+        ExecutorKind::Lsf => &["bsub", "bkill", "bjobs"],
+        ExecutorKind::Flux => &["flux"],
+        ExecutorKind::Cobalt => &["qsub", "qstat", "qdel"],
+        ExecutorKind::DockerSlurm => &["srun", "scancel", "docker"],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn appending_keeps_the_file_valid_and_its_comments() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "# site settings\nconcurrent = 2\n").unwrap();
+        append_runner(
+            &path,
+            "a \"quoted\" name",
+            "https://gitlab.example.com",
+            "glrt-1",
+            ExecutorKind::Slurm,
+            3,
+            None,
+        )
+        .unwrap();
+        append_runner(
+            &path,
+            "second",
+            "https://gitlab.example.com",
+            "glrt-2",
+            ExecutorKind::Shell,
+            0,
+            Some(Path::new("/scratch/ci")),
+        )
+        .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# site settings\nconcurrent = 2\n"));
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.runners.len(), 2);
+        assert_eq!(config.runners[0].name, "a \"quoted\" name");
+        assert_eq!(config.runners[0].limit, 3);
+        assert_eq!(
+            config.runners[1].builds_dir.as_deref(),
+            Some(Path::new("/scratch/ci"))
+        );
+    }
+
+    #[test]
+    fn a_duplicate_name_is_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        append_runner(
+            &path,
+            "a",
+            "https://g.example",
+            "glrt-1",
+            ExecutorKind::Shell,
+            0,
+            None,
+        )
+        .unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        let error = append_runner(
+            &path,
+            "a",
+            "https://g.example",
+            "glrt-2",
+            ExecutorKind::Shell,
+            0,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("runner name `a` is used twice"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+    }
+}

@@ -1,0 +1,444 @@
+//! Runner mode: batchci talks to GitLab itself.
+//!
+//! Each configured runner is verified, then polls `jobs/request` whenever it may take one more
+//! job (within the global `concurrent` and its own `limit`). A job is acknowledged with
+//! `PUT state=running`, its log streamed while the stages run, and its final state reported.
+//!
+//! Shutdown: the first SIGTERM stops taking jobs and lets running ones finish; a second SIGTERM
+//! (or SIGINT) cancels running jobs — scheduler jobs are cancelled and allocations released —
+//! and then exits. A start after a crash cancels what the crash left behind (see
+//! [`recover_orphans`]).
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::{AnyBackend, FailureReason, JobContext, JobFailure, LogSink};
+use crate::config::{Config, ExecutorKind, RunnerConfig};
+use crate::gitlab::{GitlabClient, JobRequest, JobUpdate, PatchOutcome, UpdateOutcome};
+use crate::job::Job;
+use crate::stages::{JobRun, job_dirs, job_exports, run_job};
+use crate::state::{StateStore, Submission, process_alive};
+use crate::trace::{JobLog, Masker, TraceSender};
+
+/// The two shutdown stages.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Take no new jobs.
+    pub drain: CancellationToken,
+    /// Cancel running jobs.
+    pub cancel: CancellationToken,
+}
+
+/// Runs all configured runners until shutdown.
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    if config.runners.is_empty() {
+        anyhow::bail!("the configuration has no [[runners]]; add one with `batchci register`");
+    }
+    let state = StateStore::open(&config.state_dir)
+        .map_err(|e| anyhow::anyhow!("state_dir {}: {e}", config.state_dir.display()))?;
+    recover_orphans(&config, &state).await;
+
+    let global = Arc::new(Semaphore::new(config.concurrent));
+    let mut tasks = tokio::task::JoinSet::new();
+    for runner in &config.runners {
+        let runner = Arc::new(runner.clone());
+        let client = GitlabClient::new(&runner.url, runner.executor.name())?;
+        match client.verify(&runner.token).await {
+            Ok(true) => tracing::info!(runner = %runner.name, "runner verified"),
+            Ok(false) => {
+                tracing::error!(runner = %runner.name, "GitLab refuses the runner token; this runner stays idle");
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(runner = %runner.name, %error, "cannot verify the runner token yet")
+            }
+        }
+        if let Err(error) = AnyBackend::new(runner.executor) {
+            tracing::error!(runner = %runner.name, "{error}; this runner stays idle");
+            continue;
+        }
+        let runner_limit = runner.limit;
+        let poller = Poller {
+            client,
+            runner,
+            global: global.clone(),
+            local: Arc::new(Semaphore::new(match runner_limit {
+                0 => Semaphore::MAX_PERMITS,
+                limit => limit,
+            })),
+            check_interval: config.check_interval,
+            state: state.clone(),
+            shutdown: shutdown.clone(),
+            slots: Arc::new(Mutex::new(BTreeSet::new())),
+        };
+        tasks.spawn(poller.run());
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+struct Poller {
+    client: GitlabClient,
+    runner: Arc<RunnerConfig>,
+    global: Arc<Semaphore>,
+    local: Arc<Semaphore>,
+    check_interval: Duration,
+    state: StateStore,
+    shutdown: Shutdown,
+    slots: Arc<Mutex<BTreeSet<usize>>>,
+}
+
+impl Poller {
+    async fn run(self) {
+        let mut jobs = tokio::task::JoinSet::new();
+        let mut last_update: Option<String> = None;
+        let mut refusals = 0u32;
+        loop {
+            let permits = tokio::select! {
+                _ = self.shutdown.drain.cancelled() => break,
+                permits = async {
+                    let local = self.local.clone().acquire_owned().await;
+                    let global = self.global.clone().acquire_owned().await;
+                    (local, global)
+                } => permits,
+            };
+            let (Ok(local), Ok(global)) = permits else {
+                break;
+            };
+            let pause = match self
+                .client
+                .request_job(&self.runner.token, last_update.as_deref())
+                .await
+            {
+                Ok(JobRequest::Job(job, _raw)) => {
+                    refusals = 0;
+                    let slot = self.take_slot();
+                    let context = JobTask {
+                        client: self.client.clone(),
+                        runner: self.runner.clone(),
+                        state: self.state.clone(),
+                        cancel: self.shutdown.cancel.clone(),
+                        slot,
+                    };
+                    let slots = self.slots.clone();
+                    jobs.spawn(async move {
+                        context.process(*job).await;
+                        slots
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&slot);
+                        drop((local, global));
+                    });
+                    Duration::ZERO
+                }
+                Ok(JobRequest::NoJob {
+                    last_update: update,
+                }) => {
+                    last_update = update.or(last_update);
+                    self.check_interval
+                }
+                Ok(JobRequest::Conflict) => Duration::ZERO,
+                Ok(JobRequest::Forbidden) => {
+                    refusals += 1;
+                    tracing::error!(runner = %self.runner.name, "GitLab refused the runner token (403)");
+                    if refusals >= 3 {
+                        Duration::from_secs(3600)
+                    } else {
+                        self.check_interval
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(runner = %self.runner.name, %error, "job request failed");
+                    self.check_interval.max(Duration::from_secs(1))
+                }
+            };
+            if !pause.is_zero() {
+                tokio::select! {
+                    _ = self.shutdown.drain.cancelled() => break,
+                    _ = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+        while jobs.join_next().await.is_some() {}
+    }
+
+    fn take_slot(&self) -> usize {
+        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = (0..).find(|n| !slots.contains(n)).unwrap_or(0);
+        slots.insert(slot);
+        slot
+    }
+}
+
+/// One job taken from GitLab.
+pub struct JobTask {
+    /// The GitLab client.
+    pub client: GitlabClient,
+    /// The runner that took it.
+    pub runner: Arc<RunnerConfig>,
+    /// Where scheduler submissions are recorded.
+    pub state: StateStore,
+    /// batchci's own cancel (second SIGTERM).
+    pub cancel: CancellationToken,
+    /// Concurrency slot, for the builds directory.
+    pub slot: usize,
+}
+
+impl JobTask {
+    /// Acknowledges, runs and reports the job.
+    pub async fn process(self, job: Job) {
+        let job = Arc::new(job);
+        let ack = JobUpdate {
+            state: "running",
+            ..JobUpdate::default()
+        };
+        match self.client.update_job(job.id, &job.token, &ack).await {
+            Ok(UpdateOutcome::Accepted {
+                cancel_requested: false,
+            }) => {}
+            Ok(UpdateOutcome::Accepted {
+                cancel_requested: true,
+            }) => {
+                let update = JobUpdate {
+                    state: "failed",
+                    failure_reason: Some("job_canceled".into()),
+                    ..JobUpdate::default()
+                };
+                let _ = self.client.update_job(job.id, &job.token, &update).await;
+                return;
+            }
+            Ok(other) => {
+                tracing::warn!(
+                    job = job.id,
+                    ?other,
+                    "GitLab did not accept the job start; dropping it"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::error!(job = job.id, %error, "cannot acknowledge the job; dropping it");
+                return;
+            }
+        }
+        tracing::info!(job = job.id, runner = %self.runner.name, "job started");
+
+        let masker = Masker::for_job(
+            job.masked_values(),
+            job.features.token_mask_prefixes.clone(),
+        );
+        let log = JobLog::new(masker, self.runner.output_limit.saturating_mul(1024));
+        let (requests_tx, requests_rx) = mpsc::unbounded_channel();
+        let done = CancellationToken::new();
+        let sender_task = {
+            let mut sender =
+                TraceSender::new(self.client.clone(), job.id, job.token.clone(), log.clone());
+            let done = done.clone();
+            tokio::spawn(async move {
+                sender.run(done, requests_tx).await;
+                sender
+            })
+        };
+
+        let builds_dir = self
+            .runner
+            .builds_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("batchci-builds"));
+        let dirs = job_dirs(&builds_dir, &self.runner.token, self.slot, &job);
+        let exports = job_exports(&job, &self.runner, &dirs, self.slot);
+        let run_as = match &self.runner.slurm.user {
+            Some(user) if !user.is_empty() => {
+                match crate::command::RunAs::lookup(user, self.runner.slurm.group.as_deref()) {
+                    Ok(run_as) => Some(run_as),
+                    Err(error) => {
+                        log.error(&error);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let ctx = JobContext {
+            job: job.clone(),
+            runner: self.runner.clone(),
+            log: log.clone() as Arc<dyn LogSink>,
+            dirs,
+            exports,
+            state: Some(self.state.clone()),
+            gitlab: Some(self.client.clone()),
+            run_as,
+            kill_timeout: Duration::from_secs(60),
+        };
+        let result = match AnyBackend::new(self.runner.executor) {
+            Ok(backend) => {
+                run_job(JobRun {
+                    ctx,
+                    backend,
+                    remote: requests_rx,
+                    shutdown: self.cancel.clone(),
+                })
+                .await
+            }
+            Err(error) => {
+                log.error(&format!("Job failed (system failure): {error}"));
+                crate::stages::JobResult {
+                    failure: Some(JobFailure::system(error)),
+                }
+            }
+        };
+
+        done.cancel();
+        let mut sender = match sender_task.await {
+            Ok(sender) => sender,
+            Err(_) => TraceSender::new(self.client.clone(), job.id, job.token.clone(), log.clone()),
+        };
+        let update = final_update(&job, result.failure.as_ref());
+        let outcome = sender.finish(update).await;
+        tracing::info!(
+            job = job.id,
+            succeeded = result.succeeded(),
+            ?outcome,
+            "job finished"
+        );
+    }
+}
+
+/// The final `PUT jobs/:id` for a job that ended with `failure` (or succeeded).
+pub fn final_update(job: &Job, failure: Option<&JobFailure>) -> JobUpdate {
+    match failure {
+        None => JobUpdate {
+            state: "success",
+            ..JobUpdate::default()
+        },
+        Some(failure) => JobUpdate {
+            state: "failed",
+            failure_reason: Some(failure_reason_for(job, failure.reason)),
+            exit_code: failure.exit_code,
+            ..JobUpdate::default()
+        },
+    }
+}
+
+/// GitLab's name for `reason`, falling back as gitlab-runner does when GitLab does not list it.
+pub fn failure_reason_for(job: &Job, reason: FailureReason) -> String {
+    let name = reason.as_str();
+    let always = [
+        "script_failure",
+        "runner_system_failure",
+        "job_execution_timeout",
+    ];
+    if always.contains(&name)
+        || job.features.failure_reasons.is_empty()
+        || job.features.failure_reasons.iter().any(|r| r == name)
+    {
+        name.to_string()
+    } else {
+        "unknown_failure".to_string()
+    }
+}
+
+/// Cancels scheduler jobs recorded by a batchci process that no longer runs, and fails their
+/// GitLab jobs with a message saying so.
+pub async fn recover_orphans(config: &Config, state: &StateStore) {
+    for orphan in state.list() {
+        if orphan.pid == std::process::id() || owner_still_runs(orphan.pid) {
+            continue;
+        }
+        let runner = config
+            .runners
+            .iter()
+            .find(|r| r.name == orphan.runner_name && r.url == orphan.gitlab_url);
+        tracing::warn!(
+            job = orphan.gitlab_job_id,
+            scheduler_job = %orphan.scheduler_job_id,
+            "cancelling a scheduler job left behind by a batchci that stopped unexpectedly"
+        );
+        cancel_leftover(&orphan, runner).await;
+        report_orphan(&orphan).await;
+        state.remove(&orphan.gitlab_url, orphan.gitlab_job_id);
+    }
+}
+
+fn owner_still_runs(pid: u32) -> bool {
+    process_alive(pid)
+        && std::fs::read(format!("/proc/{pid}/cmdline"))
+            .map(|cmdline| String::from_utf8_lossy(&cmdline).contains("batchci"))
+            .unwrap_or(false)
+}
+
+/// Cancels the scheduler job of `orphan` with the scheduler's cancel command.
+pub async fn cancel_leftover(orphan: &Submission, runner: Option<&RunnerConfig>) {
+    let (program, args): (&str, Vec<String>) = match orphan.executor {
+        ExecutorKind::Slurm | ExecutorKind::DockerSlurm => {
+            ("scancel", vec![orphan.scheduler_job_id.clone()])
+        }
+        ExecutorKind::Pbs | ExecutorKind::Cobalt => ("qdel", vec![orphan.scheduler_job_id.clone()]),
+        ExecutorKind::Lsf => ("bkill", vec![orphan.scheduler_job_id.clone()]),
+        ExecutorKind::Flux => (
+            "flux",
+            vec!["cancel".into(), orphan.scheduler_job_id.clone()],
+        ),
+        ExecutorKind::Shell => return,
+    };
+    let scheduler_bin = runner.and_then(|r| r.batch.scheduler_bin.as_deref());
+    let mut spec = crate::command::CommandSpec::new(program, args, "/");
+    spec.env
+        .push(("PATH".into(), crate::command::search_path(scheduler_bin)));
+    for key in ["HOME", "USER", "LOGNAME"] {
+        if let Some(value) = std::env::var_os(key) {
+            spec.env.push((key.into(), value));
+        }
+    }
+    if let Some(runner) = runner {
+        for key in &runner.batch.env_vars {
+            if let Some(value) = std::env::var_os(key) {
+                spec.env.push((key.into(), value));
+            }
+        }
+    }
+    match spec.output().await {
+        Ok(output) if output.code == 0 => {}
+        Ok(output) => {
+            tracing::warn!(command = %spec.display(), code = output.code, stderr = %output.stderr_text().trim(), "cancel failed")
+        }
+        Err(error) => tracing::warn!(command = %spec.display(), %error, "cancel failed"),
+    }
+}
+
+async fn report_orphan(orphan: &Submission) {
+    let Ok(client) = GitlabClient::new(&orphan.gitlab_url, orphan.executor.name()) else {
+        return;
+    };
+    let message = crate::trace::format::error(&format!(
+        "Job failed (system failure): the batchci process running this job stopped unexpectedly; \
+         its {} job {} was cancelled when batchci restarted",
+        orphan.executor, orphan.scheduler_job_id
+    ));
+    let bytes = format!("\n{message}").into_bytes();
+    // GitLab holds an unknown amount of this job's log: a first patch learns its size.
+    let mut offset = 0;
+    for _ in 0..3 {
+        match client
+            .patch_trace(orphan.gitlab_job_id, &orphan.job_token, offset, &bytes)
+            .await
+        {
+            Ok(PatchOutcome::RangeMismatch { remote_size }) => offset = remote_size,
+            _ => break,
+        }
+    }
+    let update = JobUpdate {
+        state: "failed",
+        failure_reason: Some("runner_system_failure".into()),
+        ..JobUpdate::default()
+    };
+    if let Err(error) = client
+        .update_job(orphan.gitlab_job_id, &orphan.job_token, &update)
+        .await
+    {
+        tracing::warn!(job = orphan.gitlab_job_id, %error, "cannot fail the orphaned GitLab job");
+    }
+}
