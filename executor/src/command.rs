@@ -111,11 +111,14 @@ impl CommandSpec {
         self
     }
 
-    /// The command as a person would type it, e.g. `sbatch --wait '--job-name=my job' x.sh`.
+    /// The command as a person would type it, e.g. `sbatch --wait '--job-name=my job' x.sh`:
+    /// words are quoted only where a shell would need it.
     pub fn display(&self) -> String {
-        let mut words = vec![self.program.to_string_lossy().into_owned()];
-        words.extend(self.args.iter().map(|a| a.to_string_lossy().into_owned()));
-        shell_words::join(words)
+        std::iter::once(self.program.as_os_str())
+            .chain(self.args.iter().map(OsString::as_os_str))
+            .map(|word| display_word(&word.to_string_lossy()))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn command(&self) -> Command {
@@ -181,6 +184,19 @@ impl CommandSpec {
             error.kind(),
             format!("cannot start {}: {error}", self.program.display()),
         )
+    }
+}
+
+/// `word` as a shell would need it written: bare when it has only safe characters.
+pub fn display_word(word: &str) -> String {
+    let safe = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if safe {
+        word.to_string()
+    } else {
+        shell_words::quote(word).into_owned()
     }
 }
 

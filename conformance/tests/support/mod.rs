@@ -2,6 +2,8 @@
 //! repository is real, and batchci started as the real binary against it.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -64,9 +66,7 @@ impl Site {
         let mut config = MockConfig::default();
         config.settings.trace_update_interval = 1;
         let gitlab = MockGitlab::start(config).await.expect("mock GitLab starts");
-        let project_id = gitlab
-            .create_project("demo", Some(&repo))
-            .expect("project");
+        let project_id = gitlab.create_project("demo", Some(&repo)).expect("project");
         let credentials = gitlab.register_runner(NewRunner {
             description: "conformance".into(),
             tags: tags.iter().map(|t| t.to_string()).collect(),

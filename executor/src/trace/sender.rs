@@ -19,8 +19,12 @@ use crate::gitlab::{GitlabClient, JobUpdate, PatchOutcome, UpdateOutcome};
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3);
 /// Longest interval GitLab may ask for.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(15 * 60);
-/// A keep-alive `PUT state=running` is sent after this long without contact.
+/// A keep-alive `PUT state=running` is sent after at most this long without contact
+/// (gitlab-runner's force-send interval).
 pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(30);
+/// ... and at least this long. A quiet job (one pending in a batch queue) learns of a cancel
+/// from GitLab only through these updates, so they come every three update intervals.
+pub const KEEPALIVE_MIN: Duration = Duration::from_secs(5);
 /// Attempts of the final update when GitLab fails.
 pub const FINAL_UPDATE_ATTEMPTS: usize = 10;
 
@@ -94,7 +98,9 @@ impl TraceSender {
                     return;
                 }
             }
-            if self.last_contact.elapsed() >= KEEPALIVE_AFTER {
+            if self.last_contact.elapsed()
+                >= (self.interval * 3).clamp(KEEPALIVE_MIN, KEEPALIVE_AFTER)
+            {
                 self.keepalive(&requests).await;
             }
         }

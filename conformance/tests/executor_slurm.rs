@@ -1,0 +1,253 @@
+//! The slurm backend end to end: mock GitLab, the real `batchci run`, and Slurm — the simulated
+//! cluster always, the real Slurm 22.05 as well when `ci/test` started one. Each case asserts the
+//! job's state, its log, and what Slurm was asked.
+
+mod support;
+
+use std::time::Duration;
+
+use mock_gitlab::JobStatus;
+use support::cluster::Cluster;
+use support::{Batchci, Site, plain_lines};
+
+/// Runs `$case` against the simulated cluster and, when present, the real Slurm.
+macro_rules! on_both_clusters {
+    ($($case:ident),* $(,)?) => {
+        mod fake {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let cluster = super::Cluster::fake(dir.path());
+                    super::$case(&cluster).await;
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    if let Some(cluster) = super::Cluster::real(dir.path()) {
+                        super::$case(&cluster).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_clusters!(
+    a_passing_job_runs_through_sbatch_and_its_output_is_followed,
+    a_failing_job_reports_the_scripts_exit_code_and_runs_after_script,
+    masked_values_never_reach_the_log,
+    scheduler_parameters_reach_sbatch_in_order,
+    an_illegal_parameter_fails_the_job_before_anything_is_submitted,
+    a_graceful_cancel_runs_scancel_and_after_script,
+    the_job_timeout_runs_scancel_and_reports_job_execution_timeout,
+    a_killed_executor_cancels_the_orphaned_job_when_restarted,
+);
+
+fn start(site: &Site, cluster: &Cluster) -> Batchci {
+    let config = site.write_config("slurm", &cluster.batch_table(""));
+    let env: Vec<(String, String)> = cluster.batchci_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Batchci::run(&config, &env)
+}
+
+fn sbatch_calls(cluster: &Cluster) -> Vec<Vec<String>> {
+    cluster
+        .calls_of("sbatch")
+        .into_iter()
+        .filter(|argv| argv.iter().any(|a| a.starts_with("--job-name=ci-job-")))
+        .collect()
+}
+
+/// The Slurm job id batchci logged (`Submitted batch job N`).
+fn submitted_id(trace: &str) -> Option<String> {
+    plain_lines(trace)
+        .iter()
+        .find_map(|l| l.strip_prefix("Submitted batch job ").map(|id| id.trim().to_string()))
+}
+
+async fn wait_for_submission(site: &Site, job: u64) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let trace = String::from_utf8_lossy(&site.gitlab.trace(job).unwrap()).into_owned();
+        if let Some(id) = submitted_id(&trace) {
+            return id;
+        }
+        assert!(std::time::Instant::now() < deadline, "no submission in time; trace:\n{trace}");
+        site.gitlab.wait_for_trace(job, trace.len() as u64 + 1, Duration::from_secs(5)).await.ok();
+    }
+}
+
+async fn a_passing_job_runs_through_sbatch_and_its_output_is_followed(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "build:\n  tags: [slurm]\n  script:\n    - cat README.md\n    - echo \"on $SLURM_JOB_NAME\"\n",
+        &[],
+    );
+    let _batchci = start(&site, cluster);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{} cluster:\n{trace}", cluster.kind());
+    let lines = plain_lines(&trace);
+    let name = format!("ci-job-{}", job.id);
+    let submit = lines.iter().find(|l| l.starts_with("$ sbatch ")).expect("the sbatch command is logged");
+    assert!(submit.starts_with(&format!("$ sbatch --wait --output=")), "{submit}");
+    assert!(submit.contains(&format!(" --job-name={name} ")), "{submit}");
+    let after: Vec<&str> = lines.iter().map(String::as_str).skip_while(|l| !l.starts_with("Submitted batch job ")).skip(1).take(4).collect();
+    assert_eq!(after, ["$ cat README.md", "hello from the repository", "$ echo \"on $SLURM_JOB_NAME\"", &format!("on {name}")]);
+    let calls = sbatch_calls(cluster);
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0][1], "--wait");
+    assert!(calls[0][2].starts_with("--output="));
+    assert_eq!(calls[0][3], format!("--job-name={name}"));
+    assert!(calls[0][4].ends_with("step_script"), "{:?}", calls[0]);
+}
+
+async fn a_failing_job_reports_the_scripts_exit_code_and_runs_after_script(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "test:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo on the node\n    - exit 7\n  after_script:\n    - 'echo \"after: $CI_JOB_STATUS\"'\n",
+        &[],
+    );
+    let _batchci = start(&site, cluster);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Failed, "{trace}");
+    assert_eq!(job.exit_code, Some(7), "{trace}");
+    assert_eq!(job.failure_reason.as_deref(), Some("script_failure"));
+    let lines = plain_lines(&trace);
+    assert!(lines.iter().any(|l| l == "on the node"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "after: failed"), "{lines:#?}");
+    assert_eq!(lines.last().map(String::as_str), Some("ERROR: Job failed: exit code 7"));
+}
+
+async fn masked_values_never_reach_the_log(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let secret = "hunter2-Secret-98765";
+    let pipeline = site.pipeline(
+        "leak:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo \"secret=$SECRET\"\n    - printf '%s' \"$SECRET\" | fold -w 4\n",
+        &[("SECRET", secret, true)],
+    );
+    let _batchci = start(&site, cluster);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    assert!(trace.contains("secret=[MASKED]"), "{trace}");
+    assert!(!trace.contains(secret));
+}
+
+async fn scheduler_parameters_reach_sbatch_in_order(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "params:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n    SCHEDULER_PARAMETERS: \"-p gitlab-ci -t 10 -c 2\"\n  script:\n    - echo \"$SLURM_JOB_PARTITION $SLURM_CPUS_PER_TASK\"\n",
+        &[],
+    );
+    let _batchci = start(&site, cluster);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    assert!(plain_lines(&trace).iter().any(|l| l == "gitlab-ci 2"), "{trace}");
+    let calls = sbatch_calls(cluster);
+    assert_eq!(calls.len(), 1);
+    assert_eq!(&calls[0][4..10], ["-p", "gitlab-ci", "-t", "10", "-c", "2"]);
+}
+
+async fn an_illegal_parameter_fails_the_job_before_anything_is_submitted(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "sneaky:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n    SCHEDULER_PARAMETERS: \"-p gitlab-ci --output=/etc/motd\"\n  script:\n    - echo never\n",
+        &[],
+    );
+    let _batchci = start(&site, cluster);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.failure_reason.as_deref(), Some("script_failure"));
+    assert_eq!(
+        plain_lines(&trace).last().map(String::as_str),
+        Some("ERROR: Job failed: SCHEDULER_PARAMETERS: -o/--output is set by batchci and cannot be given (set allow_illegal_args = true under [runners.batch] to permit it)")
+    );
+    assert!(sbatch_calls(cluster).is_empty(), "{:?}", cluster.calls());
+}
+
+async fn a_graceful_cancel_runs_scancel_and_after_script(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "long:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo started\n    - sleep 300\n  after_script:\n    - 'echo \"after: $CI_JOB_STATUS\"'\n",
+        &[],
+    );
+    let _batchci = start(&site, cluster);
+    let id = pipeline.jobs[0].id;
+    let slurm_id = wait_for_submission(&site, id).await;
+
+    site.gitlab.cancel_job(id, false).unwrap();
+    let (job, trace) = site.finished(id).await;
+
+    assert_eq!(job.status, JobStatus::Canceled, "{trace}");
+    let lines = plain_lines(&trace);
+    assert!(lines.iter().any(|l| l == &format!("$ scancel {slurm_id}")), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "WARNING: script canceled externally (UI, API)"), "{lines:#?}");
+    assert!(lines.iter().any(|l| l == "after: canceled"), "{lines:#?}");
+    assert_eq!(cluster.calls_of("scancel"), [vec!["scancel".to_string(), slurm_id.clone()]]);
+    assert!(!cluster.job_active(&slurm_id), "Slurm job {slurm_id} outlived the cancel");
+}
+
+async fn the_job_timeout_runs_scancel_and_reports_job_execution_timeout(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "slow:\n  tags: [slurm]\n  timeout: 4\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - sleep 300\n  after_script:\n    - echo after-script-ran\n",
+        &[],
+    );
+    let _batchci = start(&site, cluster);
+    let id = pipeline.jobs[0].id;
+
+    let (job, trace) = site.finished(id).await;
+
+    assert_eq!(job.status, JobStatus::Failed, "{trace}");
+    assert_eq!(job.failure_reason.as_deref(), Some("job_execution_timeout"));
+    let slurm_id = submitted_id(&trace).expect("submitted");
+    assert_eq!(cluster.calls_of("scancel"), [vec!["scancel".to_string(), slurm_id.clone()]]);
+    let lines = plain_lines(&trace);
+    assert!(!lines.iter().any(|l| l == "after-script-ran"), "after_script must be skipped on timeout");
+    assert_eq!(lines.last().map(String::as_str), Some("ERROR: Job failed: execution took longer than 4 seconds"));
+    assert!(!cluster.job_active(&slurm_id));
+}
+
+async fn a_killed_executor_cancels_the_orphaned_job_when_restarted(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "orphan:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - sleep 300\n",
+        &[],
+    );
+    let mut first = start(&site, cluster);
+    let id = pipeline.jobs[0].id;
+    let slurm_id = wait_for_submission(&site, id).await;
+
+    first.signal(nix::sys::signal::Signal::SIGKILL);
+    assert!(first.wait(Duration::from_secs(10)).is_none(), "SIGKILL gives no exit code");
+    assert!(cluster.job_active(&slurm_id), "the Slurm job must still be there after the kill");
+    let _second = start(&site, cluster);
+    let (job, trace) = site.finished(id).await;
+
+    assert_eq!(job.status, JobStatus::Failed, "{trace}");
+    assert_eq!(job.failure_reason.as_deref(), Some("runner_system_failure"));
+    assert_eq!(
+        plain_lines(&trace).last().map(String::as_str),
+        Some(format!("ERROR: Job failed (system failure): the batchci process running this job stopped unexpectedly; its slurm job {slurm_id} was cancelled when batchci restarted").as_str())
+    );
+    assert!(cluster.calls_of("scancel").contains(&vec!["scancel".to_string(), slurm_id.clone()]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while cluster.job_active(&slurm_id) {
+        assert!(std::time::Instant::now() < deadline, "Slurm job {slurm_id} still active after recovery");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

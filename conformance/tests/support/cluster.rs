@@ -1,0 +1,217 @@
+//! The Slurm a test talks to: the simulated cluster, or the real one `ci/slurm` started.
+//! Either way the test can read back what the scheduler was asked.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::workspace_binary;
+
+/// A Slurm cluster for one test.
+pub enum Cluster {
+    /// The simulated cluster in a state directory of its own.
+    Fake {
+        /// Its state directory.
+        state_dir: PathBuf,
+        /// Where its fake commands are.
+        bin_dir: PathBuf,
+    },
+    /// The real Slurm, reached through recording wrappers in `shim_dir`.
+    Real {
+        /// `SLURM_CONF`.
+        conf: String,
+        /// Wrappers that log argv, then exec the real command.
+        shim_dir: PathBuf,
+        /// The log the wrappers append to.
+        log: PathBuf,
+    },
+}
+
+const FAKE_CLUSTER: &str = r#"cluster_name = "batchci"
+time_scale = 1.0
+kill_wait = 2
+min_job_age = 300
+
+[[nodes]]
+names = "node[01-02]"
+cpus = 4
+memory_mb = 16000
+
+[[partitions]]
+name = "debug"
+nodes = "node[01-02]"
+default = true
+max_time = "UNLIMITED"
+
+[[partitions]]
+name = "gitlab-ci"
+nodes = "node[01-02]"
+max_time = "60"
+"#;
+
+impl Cluster {
+    /// A simulated cluster under `dir`.
+    pub fn fake(dir: &Path) -> Cluster {
+        let config = dir.join("cluster.toml");
+        std::fs::write(&config, FAKE_CLUSTER).unwrap();
+        let state_dir = dir.join("cluster");
+        let output = Command::new(workspace_binary("mock-cluster"))
+            .args(["env", "--config"])
+            .arg(&config)
+            .arg("--state-dir")
+            .arg(&state_dir)
+            .output()
+            .expect("mock-cluster env runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        Cluster::Fake { bin_dir: state_dir.join("bin"), state_dir }
+    }
+
+    /// The real Slurm when `BATCHCI_REAL_SLURM=1` and `SLURM_CONF` are set. In CI a missing
+    /// real Slurm is a failure, not a skip.
+    pub fn real(dir: &Path) -> Option<Cluster> {
+        let wanted = std::env::var("BATCHCI_REAL_SLURM").is_ok_and(|v| v == "1");
+        let conf = std::env::var("SLURM_CONF").ok().filter(|c| Path::new(c).exists());
+        match (wanted, conf) {
+            (true, Some(conf)) => {
+                let shim_dir = dir.join("shims");
+                std::fs::create_dir_all(&shim_dir).unwrap();
+                let log = dir.join("calls.log");
+                for program in ["sbatch", "scancel", "squeue", "scontrol", "sacct", "srun"] {
+                    let real = which(program).unwrap_or_else(|| panic!("{program} not found on PATH"));
+                    let script = format!(
+                        "#!/bin/sh\nprintf '%s\\037' {program} \"$@\" >> '{log}'\nprintf '\\036' >> '{log}'\nexec '{real}' \"$@\"\n",
+                        log = log.display(),
+                        real = real.display()
+                    );
+                    let path = shim_dir.join(program);
+                    std::fs::write(&path, script).unwrap();
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+                }
+                Some(Cluster::Real { conf, shim_dir, log })
+            }
+            (true, None) => panic!("BATCHCI_REAL_SLURM=1 but SLURM_CONF does not name a file"),
+            (false, _) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!("CI=true but no real Slurm: run the suite through ci/test, which starts one")
+            }
+            (false, _) => {
+                eprintln!("NOTE: real Slurm not available (BATCHCI_REAL_SLURM unset): real-Slurm cases did NOT run");
+                None
+            }
+        }
+    }
+
+    /// `fake` or `real`, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Cluster::Fake { .. } => "fake",
+            Cluster::Real { .. } => "real",
+        }
+    }
+
+    /// Environment for batchci so its scheduler commands reach this cluster.
+    pub fn batchci_env(&self) -> Vec<(String, String)> {
+        let path = std::env::var("PATH").unwrap_or_default();
+        match self {
+            Cluster::Fake { state_dir, bin_dir } => vec![
+                ("PATH".into(), format!("{}:{path}", bin_dir.display())),
+                ("MOCK_CLUSTER_STATE_DIR".into(), state_dir.display().to_string()),
+            ],
+            Cluster::Real { conf, shim_dir, .. } => vec![
+                ("PATH".into(), format!("{}:{path}", shim_dir.display())),
+                ("SLURM_CONF".into(), conf.clone()),
+            ],
+        }
+    }
+
+    /// The `[runners.batch]` table that passes this cluster's variables on.
+    pub fn batch_table(&self, extra: &str) -> String {
+        format!(
+            "  [runners.batch]\n  env_vars = [\"MOCK_CLUSTER_STATE_DIR\", \"SLURM_CONF\"]\n  poll_interval = \"100ms\"\n  nfs_timeout = \"5s\"\n{extra}"
+        )
+    }
+
+    /// Every scheduler command the cluster was asked, as argv (program first), in order.
+    pub fn calls(&self) -> Vec<Vec<String>> {
+        match self {
+            Cluster::Fake { state_dir, .. } => {
+                let output = Command::new(workspace_binary("mock-cluster"))
+                    .args(["calls", "--json", "--state-dir"])
+                    .arg(state_dir)
+                    .output()
+                    .expect("mock-cluster calls runs");
+                if output.stdout.iter().all(u8::is_ascii_whitespace) {
+                    return Vec::new();
+                }
+                let calls: serde_json::Value = serde_json::from_slice(&output.stdout).expect("calls are JSON");
+                calls
+                    .as_array()
+                    .expect("an array")
+                    .iter()
+                    .map(|call| {
+                        call["argv"]
+                            .as_array()
+                            .expect("argv")
+                            .iter()
+                            .map(|a| a.as_str().unwrap_or_default().to_string())
+                            .collect::<Vec<String>>()
+                    })
+                    .map(|mut argv| {
+                        if let Some(first) = argv.first_mut() {
+                            *first = Path::new(first.as_str())
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default();
+                        }
+                        argv
+                    })
+                    .collect()
+            }
+            Cluster::Real { log, .. } => {
+                let text = std::fs::read(log).unwrap_or_default();
+                text.split(|b| *b == 0x1e)
+                    .filter(|record| !record.is_empty())
+                    .map(|record| {
+                        record
+                            .split(|b| *b == 0x1f)
+                            .filter(|f| !f.is_empty())
+                            .map(|f| String::from_utf8_lossy(f).into_owned())
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// The calls of one program.
+    pub fn calls_of(&self, program: &str) -> Vec<Vec<String>> {
+        self.calls().into_iter().filter(|argv| argv.first().is_some_and(|p| p == program)).collect()
+    }
+
+    /// Whether Slurm still has job `id` pending or running.
+    pub fn job_active(&self, id: &str) -> bool {
+        let mut command = Command::new("squeue");
+        for (key, value) in self.batchci_env() {
+            command.env(key, value);
+        }
+        let output = command.args(["-h", "-j", id, "-o", "%T"]).output().expect("squeue runs");
+        let state = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        output.status.success() && matches!(state.as_str(), "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING")
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Cluster::Fake { state_dir, .. } = self {
+            let _ = Command::new(workspace_binary("mock-cluster"))
+                .args(["stop", "--state-dir"])
+                .arg(&*state_dir)
+                .output();
+        }
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
