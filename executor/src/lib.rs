@@ -10,6 +10,8 @@ pub mod backends;
 pub mod command;
 pub mod config;
 pub mod custom;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod gitlab;
 pub mod job;
 pub mod register;

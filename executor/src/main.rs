@@ -77,6 +77,19 @@ running jobs (their scheduler jobs are cancelled), then exit."
         #[command(subcommand)]
         stage: CustomStage,
     },
+    /// Run the sample pipeline through every backend on a mock GitLab and a simulated cluster.
+    #[cfg(feature = "demo")]
+    #[command(
+        after_help = "Example:\n  batchci demo           # prints each job's log and a summary; exit 0 when all is as expected\n  batchci demo --keep    # keep the demo directory (builds, cluster state, config) afterwards"
+    )]
+    Demo {
+        /// Keep the demo's directory afterwards.
+        #[arg(long)]
+        keep: bool,
+        /// Print only the summary, not each job's log.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Validate a configuration and say what each runner will do.
     #[command(after_help = "Example:\n  batchci check --config /etc/batchci/config.toml")]
     Check {
@@ -119,6 +132,13 @@ enum CustomStage {
 }
 
 fn main() -> ExitCode {
+    #[cfg(feature = "demo")]
+    {
+        let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if batchci::demo::is_cluster_command(&argv) {
+            return exit(batchci::demo::cluster_command_main());
+        }
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -201,6 +221,19 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Custom { stage } => Ok(custom(stage).await),
+        #[cfg(feature = "demo")]
+        Command::Demo { keep, quiet } => {
+            init_logging("warn");
+            let options = batchci::demo::DemoOptions {
+                keep,
+                show_logs: !quiet,
+            };
+            Ok(if batchci::demo::run(options).await? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Check { config } => {
             let config = match batchci::config::Config::load(&config) {
                 Ok(config) => config,

@@ -1,0 +1,375 @@
+//! `batchci demo`: the whole system on one machine, with nothing to install.
+//!
+//! It starts a mock GitLab (in this process) and a simulated Slurm cluster (the fake commands
+//! are this very binary under other names), registers one runner per backend, creates a sample
+//! pipeline that exercises every backend — success, failure, `after_script`, a masked variable,
+//! scheduler parameters, a refused parameter — and runs it with a real `batchci run`. It prints
+//! each job's log and a summary, and exits 0 when every job ended as the sample expects.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use mock_gitlab::api::{NewPipeline, NewRunner, Variable};
+use mock_gitlab::{JobStatus, MockConfig, MockGitlab};
+
+/// Whether this process was started as one of the simulated cluster's commands (the demo's
+/// fakes are links to the batchci binary).
+pub fn is_cluster_command(argv: &[std::ffi::OsString]) -> bool {
+    let program = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    program == "mock-cluster"
+        || mock_cluster::cli::FAKES.contains(&program.as_str())
+        || argv.get(1).is_some_and(|a| a == "__launch")
+}
+
+/// Runs the simulated cluster's command this process was started as.
+pub fn cluster_command_main() -> i32 {
+    mock_cluster::cli::main()
+}
+
+/// One job of the sample pipeline and how it must end.
+struct Expected {
+    name: &'static str,
+    executor: &'static str,
+    status: JobStatus,
+    exit_code: Option<i64>,
+    log_contains: &'static [&'static str],
+}
+
+const SAMPLE_PIPELINE: &str = r#"stages: [build, test]
+
+shell-build:
+  stage: build
+  tags: [shell]
+  script:
+    - echo "building with the shell executor"
+    - cat README.md
+
+slurm-build:
+  stage: build
+  tags: [slurm]
+  variables:
+    SCHEDULER_PARAMETERS: "-p gitlab-ci -t 10 -c 2"
+  script:
+    - echo "Slurm job $SLURM_JOB_ID on $SLURM_JOB_NODELIST in $SLURM_JOB_PARTITION with $SLURM_CPUS_PER_TASK CPUs"
+
+slurm-secret:
+  stage: test
+  tags: [slurm]
+  script:
+    - echo "the deploy token is $DEPLOY_TOKEN"
+
+slurm-fails:
+  stage: test
+  tags: [slurm]
+  allow_failure: true
+  script:
+    - echo "this job fails on purpose"
+    - exit 3
+  after_script:
+    - echo "after_script ran on the runner host with CI_JOB_STATUS=$CI_JOB_STATUS"
+
+slurm-refused:
+  stage: test
+  tags: [slurm]
+  allow_failure: true
+  variables:
+    SCHEDULER_PARAMETERS: "--output=/etc/motd"
+  script:
+    - echo "never submitted"
+
+shell-fails:
+  stage: test
+  tags: [shell]
+  allow_failure: true
+  script:
+    - exit 3
+  after_script:
+    - echo "after_script ran with CI_JOB_STATUS=$CI_JOB_STATUS"
+"#;
+
+const EXPECTED: &[Expected] = &[
+    Expected {
+        name: "shell-build",
+        executor: "shell",
+        status: JobStatus::Success,
+        exit_code: Some(0),
+        log_contains: &[
+            "building with the shell executor",
+            "batchci demo repository",
+        ],
+    },
+    Expected {
+        name: "slurm-build",
+        executor: "slurm",
+        status: JobStatus::Success,
+        exit_code: Some(0),
+        log_contains: &["in gitlab-ci with 2 CPUs"],
+    },
+    Expected {
+        name: "slurm-secret",
+        executor: "slurm",
+        status: JobStatus::Success,
+        exit_code: Some(0),
+        log_contains: &["the deploy token is [MASKED]"],
+    },
+    Expected {
+        name: "slurm-fails",
+        executor: "slurm",
+        status: JobStatus::Failed,
+        exit_code: Some(3),
+        log_contains: &["CI_JOB_STATUS=failed", "ERROR: Job failed: exit code 3"],
+    },
+    Expected {
+        name: "slurm-refused",
+        executor: "slurm",
+        status: JobStatus::Failed,
+        exit_code: Some(0),
+        log_contains: &["-o/--output is set by batchci"],
+    },
+    Expected {
+        name: "shell-fails",
+        executor: "shell",
+        status: JobStatus::Failed,
+        exit_code: Some(3),
+        log_contains: &["CI_JOB_STATUS=failed"],
+    },
+];
+
+const SECRET: &str = "demo-Secret-4711";
+
+/// Options of `batchci demo`.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// Keep the demo's directory (logs, builds, cluster state) instead of deleting it.
+    pub keep: bool,
+    /// Print each job's log.
+    pub show_logs: bool,
+}
+
+/// Runs the demo; `Ok(true)` when every job ended as expected.
+pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
+    let exe = std::env::current_exe().context("cannot find the batchci executable")?;
+    let dir = tempfile::Builder::new().prefix("batchci-demo-").tempdir()?;
+    let root = dir.path().to_path_buf();
+    println!("batchci demo in {}", root.display());
+
+    let repo = root.join("repo");
+    make_repository(&repo)?;
+    let mut config = MockConfig::default();
+    config.settings.trace_update_interval = 1;
+    let gitlab = MockGitlab::start(config).await?;
+    println!("mock GitLab at {}", gitlab.url());
+    let project = gitlab.create_project("demo", Some(&repo))?;
+
+    let cluster_dir = root.join("cluster");
+    let env = Command::new(&exe)
+        .arg0("mock-cluster")
+        .args(["env", "--state-dir"])
+        .arg(&cluster_dir)
+        .output()
+        .context("cannot start the simulated cluster")?;
+    if !env.status.success() {
+        bail!(
+            "the simulated cluster did not start: {}",
+            String::from_utf8_lossy(&env.stderr)
+        );
+    }
+    println!("simulated Slurm cluster in {}", cluster_dir.display());
+
+    let mut config_text = format!(
+        "concurrent = 4\ncheck_interval = 1\nstate_dir = {:?}\n",
+        root.join("state").display().to_string()
+    );
+    for executor in ["shell", "slurm"] {
+        let credentials = gitlab.register_runner(NewRunner {
+            description: format!("demo {executor}"),
+            tags: vec![executor.to_string()],
+            ..NewRunner::default()
+        });
+        config_text.push_str(&format!(
+            "\n[[runners]]\nname = \"demo-{executor}\"\nurl = {:?}\ntoken = {:?}\nexecutor = \"{executor}\"\nbuilds_dir = {:?}\n  [runners.batch]\n  env_vars = [\"MOCK_CLUSTER_STATE_DIR\"]\n  poll_interval = \"100ms\"\n  nfs_timeout = \"5s\"\n",
+            gitlab.url(),
+            credentials.token,
+            root.join("builds").display().to_string(),
+        ));
+    }
+    let config_path = root.join("config.toml");
+    std::fs::write(&config_path, config_text)?;
+
+    let pipeline = gitlab.create_pipeline(NewPipeline {
+        project_id: project,
+        ci_yaml: SAMPLE_PIPELINE.into(),
+        variables: vec![Variable {
+            key: "DEPLOY_TOKEN".into(),
+            value: SECRET.into(),
+            masked: true,
+        }],
+        git_ref: "main".into(),
+    })?;
+
+    let path = format!(
+        "{}:{}",
+        cluster_dir.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut runner = Command::new(&exe)
+        .args(["run", "--config"])
+        .arg(&config_path)
+        .env("PATH", path)
+        .env("MOCK_CLUSTER_STATE_DIR", &cluster_dir)
+        .env("BATCHCI_LOG", "error")
+        .stdin(Stdio::null())
+        .spawn()
+        .context("cannot start batchci run")?;
+    println!(
+        "batchci run started (pid {}); waiting for {} jobs\n",
+        runner.id(),
+        pipeline.jobs.len()
+    );
+
+    let mut all_ok = true;
+    let mut rows = Vec::new();
+    for expected in EXPECTED {
+        let Some(job) = pipeline.jobs.iter().find(|j| j.name == expected.name) else {
+            bail!("the sample pipeline has no job {}", expected.name);
+        };
+        let view = gitlab
+            .wait_for_job(job.id, Duration::from_secs(300))
+            .await?;
+        let trace = String::from_utf8_lossy(&gitlab.trace(job.id)?).into_owned();
+        let mut problems = Vec::new();
+        if view.status != expected.status {
+            problems.push(format!("status {:?}", view.status));
+        }
+        if view.exit_code != expected.exit_code {
+            problems.push(format!("exit code {:?}", view.exit_code));
+        }
+        for needle in expected.log_contains {
+            if !trace.contains(needle) {
+                problems.push(format!("log lacks {needle:?}"));
+            }
+        }
+        if trace.contains(SECRET) {
+            problems.push("the masked variable leaked".into());
+        }
+        if options.show_logs {
+            println!("──── {} ({}) ────", expected.name, expected.executor);
+            print!("{}", readable(&trace));
+            println!();
+        }
+        all_ok &= problems.is_empty();
+        rows.push((expected, view, problems));
+    }
+
+    stop(&mut runner);
+    let _ = Command::new(&exe)
+        .arg0("mock-cluster")
+        .args(["stop", "--state-dir"])
+        .arg(&cluster_dir)
+        .output();
+
+    println!(
+        "{:<15} {:<9} {:<10} {:<10} {:<5} result",
+        "job", "executor", "expected", "got", "exit"
+    );
+    for (expected, view, problems) in &rows {
+        println!(
+            "{:<15} {:<9} {:<10} {:<10} {:<5} {}",
+            expected.name,
+            expected.executor,
+            format!("{:?}", expected.status).to_lowercase(),
+            format!("{:?}", view.status).to_lowercase(),
+            view.exit_code
+                .map(|c| c.to_string())
+                .unwrap_or_else(|| "-".into()),
+            if problems.is_empty() {
+                "ok".to_string()
+            } else {
+                format!("WRONG: {}", problems.join("; "))
+            }
+        );
+    }
+    if options.keep {
+        let kept = dir.keep();
+        println!("\nkept {}", kept.display());
+    }
+    println!(
+        "\n{}",
+        if all_ok {
+            "demo passed: every job ended as expected"
+        } else {
+            "demo FAILED"
+        }
+    );
+    Ok(all_ok)
+}
+
+fn stop(runner: &mut std::process::Child) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    if let Ok(pid) = i32::try_from(runner.id()) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = runner.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = runner.kill();
+    let _ = runner.wait();
+}
+
+fn make_repository(repo: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(repo)?;
+    std::fs::write(
+        repo.join("README.md"),
+        "This is the batchci demo repository.\n",
+    )?;
+    for args in [
+        vec!["init", "-q"],
+        vec!["add", "README.md"],
+        vec!["commit", "-q", "-m", "demo"],
+    ] {
+        let status = Command::new("git")
+            .args([
+                "-c",
+                "user.name=batchci",
+                "-c",
+                "user.email=demo@batchci.invalid",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(&args)
+            .current_dir(repo)
+            .stdout(Stdio::null())
+            .status()
+            .context("git is needed for the demo repository")?;
+        if !status.success() {
+            bail!("git {} failed in {}", args.join(" "), repo.display());
+        }
+    }
+    Ok(())
+}
+
+/// The log without section markers, for a terminal.
+fn readable(trace: &str) -> String {
+    let mut out = String::new();
+    for line in trace.split('\n') {
+        let line = match line.rsplit_once('\r') {
+            Some((_, after)) => after,
+            None => line,
+        };
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}

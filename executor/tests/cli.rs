@@ -1,0 +1,170 @@
+//! The `batchci` command line as a person uses it.
+
+use assert_cmd::Command;
+
+fn batchci() -> Command {
+    Command::cargo_bin("batchci").unwrap()
+}
+
+#[test]
+fn the_demo_runs_every_sample_job_as_expected() {
+    let output = batchci()
+        .args(["demo", "--quiet"])
+        .timeout(std::time::Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("job "))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "job             executor  expected   got        exit  result",
+            "shell-build     shell     success    success    0     ok",
+            "slurm-build     slurm     success    success    0     ok",
+            "slurm-secret    slurm     success    success    0     ok",
+            "slurm-fails     slurm     failed     failed     3     ok",
+            "slurm-refused   slurm     failed     failed     0     ok",
+            "shell-fails     shell     failed     failed     3     ok",
+            "",
+            "demo passed: every job ended as expected",
+        ]
+    );
+}
+
+#[test]
+fn check_names_file_line_and_key_of_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "concurrent = 1\n\n[[runners]]\nname = \"a\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"slurm\"\n  [runners.batch]\n  alow_illegal_args = true\n",
+    )
+    .unwrap();
+
+    let output = batchci()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "{}:9: runners[0].batch.alow_illegal_args: unknown key `alow_illegal_args`; did you mean `allow_illegal_args`?\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn check_explains_a_valid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "concurrent = 3\n\n[[runners]]\nname = \"hpc\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"sbatch\"\nlimit = 2\nbuilds_dir = \"/scratch/ci\"\n",
+    )
+    .unwrap();
+
+    let output = batchci()
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "configuration ok: 1 runner(s), at most 3 job(s) at once, polling every 3s"
+    );
+    assert!(
+        lines.contains(&"  executor: slurm (at most 2 job(s))"),
+        "{stdout}"
+    );
+    assert!(
+        lines.contains(
+            &"  user parameters: from SCHEDULER_PARAMETERS; flags batchci controls are refused"
+        ),
+        "{stdout}"
+    );
+    assert!(lines.contains(&"  sbatch: NOT FOUND on PATH"), "{stdout}");
+    assert!(lines.contains(&"  builds_dir: /scratch/ci"), "{stdout}");
+}
+
+#[test]
+fn help_shows_examples() {
+    let output = batchci().arg("--help").output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Examples:\n  batchci demo"), "{stdout}");
+    for command in ["run", "register", "custom", "demo", "check"] {
+        assert!(
+            stdout.contains(&format!("\n  {command} ")),
+            "{command} missing in {stdout}"
+        );
+    }
+}
+
+#[test]
+fn custom_config_prints_the_json_gitlab_runner_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("custom.toml");
+    std::fs::write(
+        &path,
+        "[general]\nexecutor = \"slurm\"\ndata_dir = \"/scratch/ci\"\n",
+    )
+    .unwrap();
+
+    let output = batchci()
+        .args(["custom", "config", "--config"])
+        .arg(&path)
+        .env("CUSTOM_ENV_CI_RUNNER_SHORT_TOKEN", "abcd1234")
+        .env("CUSTOM_ENV_CI_CONCURRENT_PROJECT_ID", "3")
+        .output()
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["builds_dir"], "/scratch/ci/builds/abcd1234/3");
+    assert_eq!(json["cache_dir"], "/scratch/ci/cache");
+    assert_eq!(json["builds_dir_is_shared"], true);
+    assert_eq!(json["driver"]["name"], "batchci");
+}
+
+#[test]
+fn a_broken_custom_config_is_a_system_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("custom.toml");
+    std::fs::write(&path, "[general]\nexecuter = \"slurm\"\n").unwrap();
+
+    let output = batchci()
+        .args(["custom", "prepare", "--config"])
+        .arg(&path)
+        .env("SYSTEM_FAILURE_EXIT_CODE", "42")
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(42));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "batchci: {}:2: general.executer: unknown key `executer`; did you mean `executor`?\n",
+            path.display()
+        )
+    );
+}
