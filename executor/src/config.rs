@@ -56,7 +56,8 @@ pub struct Config {
     /// Address of the Prometheus metrics endpoint, e.g. `127.0.0.1:9252`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_address: Option<String>,
-    /// How long the first SIGTERM waits for running jobs before cancelling them.
+    /// How long the first SIGTERM waits for running jobs before cancelling them; 0 waits as
+    /// long as they run.
     #[serde(default = "default_shutdown_timeout", with = "duration")]
     pub shutdown_timeout: Duration,
     /// Where batchci records the scheduler jobs it submitted, so that a restarted executor can
@@ -389,7 +390,7 @@ fn default_log_level() -> LogLevel {
     LogLevel::Info
 }
 fn default_shutdown_timeout() -> Duration {
-    Duration::from_secs(30)
+    Duration::ZERO
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from("/var/lib/batchci")

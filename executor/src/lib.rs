@@ -14,6 +14,7 @@ pub mod custom;
 pub mod demo;
 pub mod gitlab;
 pub mod job;
+pub mod metrics;
 pub mod register;
 pub mod runner;
 pub mod script;

@@ -165,7 +165,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let config = batchci::config::Config::load(&config).map_err(anyhow::Error::msg)?;
             init_logging(config.log_level.as_filter());
             let shutdown = batchci::runner::Shutdown::default();
-            tokio::spawn(watch_signals(shutdown.clone()));
+            tokio::spawn(watch_signals(shutdown.clone(), config.shutdown_timeout));
             batchci::runner::run(config, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
@@ -306,7 +306,7 @@ fn init_logging(default_level: &str) {
         .try_init();
 }
 
-async fn watch_signals(shutdown: batchci::runner::Shutdown) {
+async fn watch_signals(shutdown: batchci::runner::Shutdown, drain_limit: std::time::Duration) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -330,6 +330,9 @@ async fn watch_signals(shutdown: batchci::runner::Shutdown) {
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}
+        _ = tokio::time::sleep(drain_limit), if !drain_limit.is_zero() => {
+            tracing::warn!("running jobs did not finish within shutdown_timeout ({drain_limit:?})");
+        }
     }
     tracing::warn!("cancelling running jobs");
     shutdown.cancel.cancel();

@@ -10,6 +10,7 @@
 //! [`recover_orphans`]).
 
 use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use crate::backends::{AnyBackend, FailureReason, JobContext, JobFailure, LogSink
 use crate::config::{Config, ExecutorKind, RunnerConfig};
 use crate::gitlab::{GitlabClient, JobRequest, JobUpdate, PatchOutcome, UpdateOutcome};
 use crate::job::Job;
+use crate::metrics::METRICS;
 use crate::stages::{JobRun, job_dirs, job_exports, run_job};
 use crate::state::{StateStore, Submission, process_alive};
 use crate::trace::{JobLog, Masker, TraceSender};
@@ -41,6 +43,13 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let state = StateStore::open(&config.state_dir)
         .map_err(|e| anyhow::anyhow!("state_dir {}: {e}", config.state_dir.display()))?;
     recover_orphans(&config, &state).await;
+    if let Some(address) = config.listen_address.clone() {
+        tokio::spawn(async move {
+            if let Err(error) = crate::metrics::serve(&address).await {
+                tracing::error!(%address, %error, "cannot serve metrics");
+            }
+        });
+    }
 
     let global = Arc::new(Semaphore::new(config.concurrent));
     let mut tasks = tokio::task::JoinSet::new();
@@ -225,6 +234,8 @@ impl JobTask {
             }
         }
         tracing::info!(job = job.id, runner = %self.runner.name, "job started");
+        METRICS.jobs_started.fetch_add(1, Ordering::Relaxed);
+        METRICS.jobs_running.fetch_add(1, Ordering::Relaxed);
 
         let masker = Masker::for_job(
             job.masked_values(),
@@ -291,6 +302,15 @@ impl JobTask {
             }
         };
 
+        METRICS.jobs_running.fetch_sub(1, Ordering::Relaxed);
+        let counter = match result.failure.as_ref().map(|f| f.reason) {
+            None => &METRICS.jobs_succeeded,
+            Some(FailureReason::ScriptFailure) => &METRICS.jobs_failed_script,
+            Some(FailureReason::RunnerSystemFailure) => &METRICS.jobs_failed_system,
+            Some(FailureReason::JobExecutionTimeout) => &METRICS.jobs_timed_out,
+            Some(FailureReason::JobCanceled) => &METRICS.jobs_canceled,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         done.cancel();
         let mut sender = match sender_task.await {
             Ok(sender) => sender,
