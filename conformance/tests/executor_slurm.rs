@@ -46,6 +46,8 @@ on_both_clusters!(
     a_graceful_cancel_runs_scancel_and_after_script,
     the_job_timeout_runs_scancel_and_reports_job_execution_timeout,
     a_killed_executor_cancels_the_orphaned_job_when_restarted,
+    the_first_sigterm_lets_the_running_job_finish_and_takes_no_new_one,
+    a_second_sigterm_cancels_the_running_job_and_releases_its_allocation,
 );
 
 fn start(site: &Site, cluster: &Cluster) -> Batchci {
@@ -65,9 +67,10 @@ fn sbatch_calls(cluster: &Cluster) -> Vec<Vec<String>> {
 
 /// The Slurm job id batchci logged (`Submitted batch job N`).
 fn submitted_id(trace: &str) -> Option<String> {
-    plain_lines(trace)
-        .iter()
-        .find_map(|l| l.strip_prefix("Submitted batch job ").map(|id| id.trim().to_string()))
+    plain_lines(trace).iter().find_map(|l| {
+        l.strip_prefix("Submitted batch job ")
+            .map(|id| id.trim().to_string())
+    })
 }
 
 async fn wait_for_submission(site: &Site, job: u64) -> String {
@@ -77,8 +80,14 @@ async fn wait_for_submission(site: &Site, job: u64) -> String {
         if let Some(id) = submitted_id(&trace) {
             return id;
         }
-        assert!(std::time::Instant::now() < deadline, "no submission in time; trace:\n{trace}");
-        site.gitlab.wait_for_trace(job, trace.len() as u64 + 1, Duration::from_secs(5)).await.ok();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no submission in time; trace:\n{trace}"
+        );
+        site.gitlab
+            .wait_for_trace(job, trace.len() as u64 + 1, Duration::from_secs(5))
+            .await
+            .ok();
     }
 }
 
@@ -92,14 +101,39 @@ async fn a_passing_job_runs_through_sbatch_and_its_output_is_followed(cluster: &
 
     let (job, trace) = site.finished(pipeline.jobs[0].id).await;
 
-    assert_eq!(job.status, JobStatus::Success, "{} cluster:\n{trace}", cluster.kind());
+    assert_eq!(
+        job.status,
+        JobStatus::Success,
+        "{} cluster:\n{trace}",
+        cluster.kind()
+    );
     let lines = plain_lines(&trace);
     let name = format!("ci-job-{}", job.id);
-    let submit = lines.iter().find(|l| l.starts_with("$ sbatch ")).expect("the sbatch command is logged");
-    assert!(submit.starts_with(&format!("$ sbatch --wait --output=")), "{submit}");
+    let submit = lines
+        .iter()
+        .find(|l| l.starts_with("$ sbatch "))
+        .expect("the sbatch command is logged");
+    assert!(
+        submit.starts_with(&format!("$ sbatch --wait --output=")),
+        "{submit}"
+    );
     assert!(submit.contains(&format!(" --job-name={name} ")), "{submit}");
-    let after: Vec<&str> = lines.iter().map(String::as_str).skip_while(|l| !l.starts_with("Submitted batch job ")).skip(1).take(4).collect();
-    assert_eq!(after, ["$ cat README.md", "hello from the repository", "$ echo \"on $SLURM_JOB_NAME\"", &format!("on {name}")]);
+    let after: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .skip_while(|l| !l.starts_with("Submitted batch job "))
+        .skip(1)
+        .take(4)
+        .collect();
+    assert_eq!(
+        after,
+        [
+            "$ cat README.md",
+            "hello from the repository",
+            "$ echo \"on $SLURM_JOB_NAME\"",
+            &format!("on {name}")
+        ]
+    );
     let calls = sbatch_calls(cluster);
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0][1], "--wait");
@@ -124,7 +158,10 @@ async fn a_failing_job_reports_the_scripts_exit_code_and_runs_after_script(clust
     let lines = plain_lines(&trace);
     assert!(lines.iter().any(|l| l == "on the node"), "{lines:#?}");
     assert!(lines.iter().any(|l| l == "after: failed"), "{lines:#?}");
-    assert_eq!(lines.last().map(String::as_str), Some("ERROR: Job failed: exit code 7"));
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("ERROR: Job failed: exit code 7")
+    );
 }
 
 async fn masked_values_never_reach_the_log(cluster: &Cluster) {
@@ -154,7 +191,10 @@ async fn scheduler_parameters_reach_sbatch_in_order(cluster: &Cluster) {
     let (job, trace) = site.finished(pipeline.jobs[0].id).await;
 
     assert_eq!(job.status, JobStatus::Success, "{trace}");
-    assert!(plain_lines(&trace).iter().any(|l| l == "gitlab-ci 2"), "{trace}");
+    assert!(
+        plain_lines(&trace).iter().any(|l| l == "gitlab-ci 2"),
+        "{trace}"
+    );
     let calls = sbatch_calls(cluster);
     assert_eq!(calls.len(), 1);
     assert_eq!(&calls[0][4..10], ["-p", "gitlab-ci", "-t", "10", "-c", "2"]);
@@ -174,7 +214,9 @@ async fn an_illegal_parameter_fails_the_job_before_anything_is_submitted(cluster
     assert_eq!(job.failure_reason.as_deref(), Some("script_failure"));
     assert_eq!(
         plain_lines(&trace).last().map(String::as_str),
-        Some("ERROR: Job failed: SCHEDULER_PARAMETERS: -o/--output is set by batchci and cannot be given (set allow_illegal_args = true under [runners.batch] to permit it)")
+        Some(
+            "ERROR: Job failed: SCHEDULER_PARAMETERS: -o/--output is set by batchci and cannot be given (set allow_illegal_args = true under [runners.batch] to permit it)"
+        )
     );
     assert!(sbatch_calls(cluster).is_empty(), "{:?}", cluster.calls());
 }
@@ -194,11 +236,25 @@ async fn a_graceful_cancel_runs_scancel_and_after_script(cluster: &Cluster) {
 
     assert_eq!(job.status, JobStatus::Canceled, "{trace}");
     let lines = plain_lines(&trace);
-    assert!(lines.iter().any(|l| l == &format!("$ scancel {slurm_id}")), "{lines:#?}");
-    assert!(lines.iter().any(|l| l == "WARNING: script canceled externally (UI, API)"), "{lines:#?}");
+    assert!(
+        lines.iter().any(|l| l == &format!("$ scancel {slurm_id}")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l == "WARNING: script canceled externally (UI, API)"),
+        "{lines:#?}"
+    );
     assert!(lines.iter().any(|l| l == "after: canceled"), "{lines:#?}");
-    assert_eq!(cluster.calls_of("scancel"), [vec!["scancel".to_string(), slurm_id.clone()]]);
-    assert!(!cluster.job_active(&slurm_id), "Slurm job {slurm_id} outlived the cancel");
+    assert_eq!(
+        cluster.calls_of("scancel"),
+        [vec!["scancel".to_string(), slurm_id.clone()]]
+    );
+    assert!(
+        !cluster.job_active(&slurm_id),
+        "Slurm job {slurm_id} outlived the cancel"
+    );
 }
 
 async fn the_job_timeout_runs_scancel_and_reports_job_execution_timeout(cluster: &Cluster) {
@@ -215,10 +271,19 @@ async fn the_job_timeout_runs_scancel_and_reports_job_execution_timeout(cluster:
     assert_eq!(job.status, JobStatus::Failed, "{trace}");
     assert_eq!(job.failure_reason.as_deref(), Some("job_execution_timeout"));
     let slurm_id = submitted_id(&trace).expect("submitted");
-    assert_eq!(cluster.calls_of("scancel"), [vec!["scancel".to_string(), slurm_id.clone()]]);
+    assert_eq!(
+        cluster.calls_of("scancel"),
+        [vec!["scancel".to_string(), slurm_id.clone()]]
+    );
     let lines = plain_lines(&trace);
-    assert!(!lines.iter().any(|l| l == "after-script-ran"), "after_script must be skipped on timeout");
-    assert_eq!(lines.last().map(String::as_str), Some("ERROR: Job failed: execution took longer than 4 seconds"));
+    assert!(
+        !lines.iter().any(|l| l == "after-script-ran"),
+        "after_script must be skipped on timeout"
+    );
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some("ERROR: Job failed: execution took longer than 4 seconds")
+    );
     assert!(!cluster.job_active(&slurm_id));
 }
 
@@ -233,8 +298,14 @@ async fn a_killed_executor_cancels_the_orphaned_job_when_restarted(cluster: &Clu
     let slurm_id = wait_for_submission(&site, id).await;
 
     first.signal(nix::sys::signal::Signal::SIGKILL);
-    assert!(first.wait(Duration::from_secs(10)).is_none(), "SIGKILL gives no exit code");
-    assert!(cluster.job_active(&slurm_id), "the Slurm job must still be there after the kill");
+    assert!(
+        first.wait(Duration::from_secs(10)).is_none(),
+        "SIGKILL gives no exit code"
+    );
+    assert!(
+        cluster.job_active(&slurm_id),
+        "the Slurm job must still be there after the kill"
+    );
     let _second = start(&site, cluster);
     let (job, trace) = site.finished(id).await;
 
@@ -244,10 +315,80 @@ async fn a_killed_executor_cancels_the_orphaned_job_when_restarted(cluster: &Clu
         plain_lines(&trace).last().map(String::as_str),
         Some(format!("ERROR: Job failed (system failure): the batchci process running this job stopped unexpectedly; its slurm job {slurm_id} was cancelled when batchci restarted").as_str())
     );
-    assert!(cluster.calls_of("scancel").contains(&vec!["scancel".to_string(), slurm_id.clone()]));
+    assert!(
+        cluster
+            .calls_of("scancel")
+            .contains(&vec!["scancel".to_string(), slurm_id.clone()])
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while cluster.job_active(&slurm_id) {
-        assert!(std::time::Instant::now() < deadline, "Slurm job {slurm_id} still active after recovery");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Slurm job {slurm_id} still active after recovery"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+async fn the_first_sigterm_lets_the_running_job_finish_and_takes_no_new_one(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let first = site.pipeline(
+        "finish:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - sleep 3\n    - echo finished\n",
+        &[],
+    );
+    let mut batchci = start(&site, cluster);
+    let id = first.jobs[0].id;
+    wait_for_submission(&site, id).await;
+
+    batchci.signal(nix::sys::signal::Signal::SIGTERM);
+    let later = site.pipeline(
+        "later:\n  tags: [slurm]\n  script:\n    - echo taken\n",
+        &[],
+    );
+    let (job, trace) = site.finished(id).await;
+    let code = batchci.wait(Duration::from_secs(60));
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    assert!(plain_lines(&trace).iter().any(|l| l == "finished"));
+    assert_eq!(code, Some(0), "batchci exits 0 once its jobs are done");
+    let untouched = site.gitlab.job(later.jobs[0].id).unwrap();
+    assert_eq!(
+        untouched.status,
+        JobStatus::Pending,
+        "a draining runner takes no new job"
+    );
+    assert!(cluster.calls_of("scancel").is_empty());
+}
+
+async fn a_second_sigterm_cancels_the_running_job_and_releases_its_allocation(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "stuck:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - sleep 300\n  after_script:\n    - echo after-script-ran\n",
+        &[],
+    );
+    let mut batchci = start(&site, cluster);
+    let id = pipeline.jobs[0].id;
+    let slurm_id = wait_for_submission(&site, id).await;
+
+    batchci.signal(nix::sys::signal::Signal::SIGTERM);
+    batchci.wait_for_log("SIGTERM: taking no new jobs", Duration::from_secs(10));
+    batchci.signal(nix::sys::signal::Signal::SIGTERM);
+    let code = batchci.wait(Duration::from_secs(60));
+    let (job, trace) = site.finished(id).await;
+
+    assert_eq!(code, Some(0), "batchci exits after cancelling");
+    assert_eq!(job.status, JobStatus::Failed, "{trace}");
+    assert_eq!(job.failure_reason.as_deref(), Some("runner_system_failure"));
+    assert_eq!(
+        cluster.calls_of("scancel"),
+        [vec!["scancel".to_string(), slurm_id.clone()]]
+    );
+    assert!(
+        !cluster.job_active(&slurm_id),
+        "Slurm job {slurm_id} outlived batchci"
+    );
+    assert_eq!(
+        plain_lines(&trace).last().map(String::as_str),
+        Some("ERROR: Job failed (system failure): the job was aborted")
+    );
 }

@@ -61,22 +61,32 @@ impl Cluster {
             .arg(&state_dir)
             .output()
             .expect("mock-cluster env runs");
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        Cluster::Fake { bin_dir: state_dir.join("bin"), state_dir }
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Cluster::Fake {
+            bin_dir: state_dir.join("bin"),
+            state_dir,
+        }
     }
 
     /// The real Slurm when `BATCHCI_REAL_SLURM=1` and `SLURM_CONF` are set. In CI a missing
     /// real Slurm is a failure, not a skip.
     pub fn real(dir: &Path) -> Option<Cluster> {
         let wanted = std::env::var("BATCHCI_REAL_SLURM").is_ok_and(|v| v == "1");
-        let conf = std::env::var("SLURM_CONF").ok().filter(|c| Path::new(c).exists());
+        let conf = std::env::var("SLURM_CONF")
+            .ok()
+            .filter(|c| Path::new(c).exists());
         match (wanted, conf) {
             (true, Some(conf)) => {
                 let shim_dir = dir.join("shims");
                 std::fs::create_dir_all(&shim_dir).unwrap();
                 let log = dir.join("calls.log");
                 for program in ["sbatch", "scancel", "squeue", "scontrol", "sacct", "srun"] {
-                    let real = which(program).unwrap_or_else(|| panic!("{program} not found on PATH"));
+                    let real =
+                        which(program).unwrap_or_else(|| panic!("{program} not found on PATH"));
                     let script = format!(
                         "#!/bin/sh\nprintf '%s\\037' {program} \"$@\" >> '{log}'\nprintf '\\036' >> '{log}'\nexec '{real}' \"$@\"\n",
                         log = log.display(),
@@ -85,16 +95,23 @@ impl Cluster {
                     let path = shim_dir.join(program);
                     std::fs::write(&path, script).unwrap();
                     use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+                        .unwrap();
                 }
-                Some(Cluster::Real { conf, shim_dir, log })
+                Some(Cluster::Real {
+                    conf,
+                    shim_dir,
+                    log,
+                })
             }
             (true, None) => panic!("BATCHCI_REAL_SLURM=1 but SLURM_CONF does not name a file"),
             (false, _) if std::env::var("CI").is_ok_and(|v| v == "true") => {
                 panic!("CI=true but no real Slurm: run the suite through ci/test, which starts one")
             }
             (false, _) => {
-                eprintln!("NOTE: real Slurm not available (BATCHCI_REAL_SLURM unset): real-Slurm cases did NOT run");
+                eprintln!(
+                    "NOTE: real Slurm not available (BATCHCI_REAL_SLURM unset): real-Slurm cases did NOT run"
+                );
                 None
             }
         }
@@ -114,7 +131,10 @@ impl Cluster {
         match self {
             Cluster::Fake { state_dir, bin_dir } => vec![
                 ("PATH".into(), format!("{}:{path}", bin_dir.display())),
-                ("MOCK_CLUSTER_STATE_DIR".into(), state_dir.display().to_string()),
+                (
+                    "MOCK_CLUSTER_STATE_DIR".into(),
+                    state_dir.display().to_string(),
+                ),
             ],
             Cluster::Real { conf, shim_dir, .. } => vec![
                 ("PATH".into(), format!("{}:{path}", shim_dir.display())),
@@ -142,7 +162,8 @@ impl Cluster {
                 if output.stdout.iter().all(u8::is_ascii_whitespace) {
                     return Vec::new();
                 }
-                let calls: serde_json::Value = serde_json::from_slice(&output.stdout).expect("calls are JSON");
+                let calls: serde_json::Value =
+                    serde_json::from_slice(&output.stdout).expect("calls are JSON");
                 calls
                     .as_array()
                     .expect("an array")
@@ -184,7 +205,10 @@ impl Cluster {
 
     /// The calls of one program.
     pub fn calls_of(&self, program: &str) -> Vec<Vec<String>> {
-        self.calls().into_iter().filter(|argv| argv.first().is_some_and(|p| p == program)).collect()
+        self.calls()
+            .into_iter()
+            .filter(|argv| argv.first().is_some_and(|p| p == program))
+            .collect()
     }
 
     /// Whether Slurm still has job `id` pending or running.
@@ -193,9 +217,16 @@ impl Cluster {
         for (key, value) in self.batchci_env() {
             command.env(key, value);
         }
-        let output = command.args(["-h", "-j", id, "-o", "%T"]).output().expect("squeue runs");
+        let output = command
+            .args(["-h", "-j", id, "-o", "%T"])
+            .output()
+            .expect("squeue runs");
         let state = String::from_utf8_lossy(&output.stdout).trim().to_string();
-        output.status.success() && matches!(state.as_str(), "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING")
+        output.status.success()
+            && matches!(
+                state.as_str(),
+                "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING"
+            )
     }
 }
 

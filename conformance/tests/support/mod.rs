@@ -138,6 +138,7 @@ impl Site {
 /// A running `batchci run`; stopped (SIGINT, then SIGKILL) when dropped.
 pub struct Batchci {
     pub child: Child,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Batchci {
@@ -153,15 +154,43 @@ impl Batchci {
                 "HOME",
                 std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
             )
-            .env("BATCHCI_LOG", "warn")
+            .env(
+                "BATCHCI_LOG",
+                std::env::var("TEST_BATCHCI_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
         }
-        Batchci {
-            child: command.spawn().expect("batchci starts"),
+        let mut child = command.spawn().expect("batchci starts");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(stderr)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    eprintln!("batchci: {line}");
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        Batchci { child, log }
+    }
+
+    /// Waits until batchci has logged a line containing `text`.
+    pub fn wait_for_log(&self, text: &str, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.log.lock().unwrap().iter().any(|l| l.contains(text)) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "batchci did not log {text:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
