@@ -103,3 +103,100 @@ async fn a_masked_variable_shows_only_as_masked() {
     let token = site.gitlab.job_token(job.id).unwrap();
     assert!(!trace.contains(&token));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runner_registered_with_batchci_register_takes_jobs() {
+    let site = Site::start(&["unused"]).await;
+    let config = site.dir.path().join("registered.toml");
+    let output = std::process::Command::new(support::workspace_binary("batchci"))
+        .args(["register", "--config"])
+        .arg(&config)
+        .args([
+            "--url",
+            site.gitlab.url(),
+            "--registration-token",
+            site.gitlab.registration_token(),
+        ])
+        .args([
+            "--executor",
+            "shell",
+            "--name",
+            "laptop",
+            "--tag-list",
+            "fresh",
+        ])
+        .arg("--builds-dir")
+        .arg(site.dir.path().join("builds"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.starts_with("Registered runner laptop (id "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with(&format!(
+            "with executor shell; appended to {}\n",
+            config.display()
+        )),
+        "{stdout}"
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = {:?}\n{text}",
+            site.dir.path().join("state").display().to_string()
+        ),
+    )
+    .unwrap();
+    let pipeline = site.pipeline(
+        "hello:\n  tags: [fresh]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo registered\n",
+        &[],
+    );
+    let _batchci = Batchci::run(&config, &[]);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    assert!(plain_lines(&trace).iter().any(|l| l == "registered"));
+    assert!(
+        plain_lines(&trace)
+            .iter()
+            .any(|l| l.starts_with("  on laptop "))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_registration_token_is_refused_and_nothing_is_written() {
+    let site = Site::start(&[]).await;
+    let config = site.dir.path().join("never.toml");
+    let output = std::process::Command::new(support::workspace_binary("batchci"))
+        .args(["register", "--config"])
+        .arg(&config)
+        .args([
+            "--url",
+            site.gitlab.url(),
+            "--registration-token",
+            "wrong",
+            "--executor",
+            "shell",
+        ])
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.starts_with(
+            "batchci: registration failed: GitLab answered 403 Forbidden to POST runners"
+        ),
+        "{stderr}"
+    );
+    assert!(!config.exists());
+}
