@@ -34,6 +34,8 @@ pub struct Masker {
     /// For each first byte, the indices of values starting with it, longest first.
     values_by_first_byte: Vec<Vec<usize>>,
     prefixes: Vec<Vec<u8>>,
+    /// Whether a byte can begin a value or a prefix; every other byte is released at once.
+    can_start: [bool; 256],
     /// Bytes received but not yet released: they may be the start of a pattern.
     pending: Vec<u8>,
     /// Inside a token after a masked prefix: token characters are swallowed.
@@ -80,10 +82,19 @@ impl Masker {
             .collect();
         prefixes.sort();
         prefixes.dedup();
+        let mut can_start = [false; 256];
+        for first in values
+            .iter()
+            .map(|v| v[0])
+            .chain(prefixes.iter().map(|p| p[0]))
+        {
+            can_start[usize::from(first)] = true;
+        }
         Masker {
             values,
             values_by_first_byte,
             prefixes,
+            can_start,
             pending: Vec::new(),
             in_token: false,
         }
@@ -129,10 +140,7 @@ impl Masker {
 
     /// Fast path: no byte of `input` can begin a value or a prefix.
     fn cannot_start_pattern(&self, input: &[u8]) -> bool {
-        input.iter().all(|&b| {
-            self.values_by_first_byte[usize::from(b)].is_empty()
-                && !self.prefixes.iter().any(|p| p[0] == b)
-        })
+        !input.iter().any(|&b| self.can_start[usize::from(b)])
     }
 
     fn drain(&mut self, at_end: bool, out: &mut Vec<u8>) {
@@ -145,6 +153,16 @@ impl Masker {
                     continue;
                 }
                 self.in_token = false;
+            }
+            // Bytes that cannot begin a pattern go out in one piece.
+            let run = buf[i..]
+                .iter()
+                .position(|&b| self.can_start[usize::from(b)])
+                .unwrap_or(buf.len() - i);
+            if run > 0 {
+                out.extend_from_slice(&buf[i..i + run]);
+                i += run;
+                continue;
             }
             match self.step(&buf[i..], at_end) {
                 Step::Literal => {
