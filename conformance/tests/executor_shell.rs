@@ -200,3 +200,67 @@ async fn a_wrong_registration_token_is_refused_and_nothing_is_written() {
     );
     assert!(!config.exists());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn artifacts_of_one_job_reach_the_job_that_depends_on_it() {
+    let site = Site::start(&["shell"]).await;
+    let config = site.write_config("shell", "");
+    let pipeline = site.pipeline(
+        "stages: [build, test]\nbuild:\n  stage: build\n  tags: [shell]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - mkdir -p out/sub\n    - echo binary > out/app\n    - echo nested > out/sub/data\n    - echo ignored > other\n  artifacts:\n    paths: [out/]\ntest:\n  stage: test\n  tags: [shell]\n  variables:\n    GIT_STRATEGY: empty\n  dependencies: [build]\n  script:\n    - cat out/app out/sub/data\n    - test ! -e other\n",
+        &[],
+    );
+    let _batchci = Batchci::run(&config, &[]);
+
+    let (build, build_trace) = site.finished(pipeline.jobs[0].id).await;
+    let (test, test_trace) = site.finished(pipeline.jobs[1].id).await;
+
+    assert_eq!(build.status, JobStatus::Success, "{build_trace}");
+    assert!(
+        plain_lines(&build_trace)
+            .iter()
+            .any(|l| l == "out/: found 4 matching artifact files and directories"),
+        "{build_trace}"
+    );
+    assert_eq!(test.status, JobStatus::Success, "{test_trace}");
+    let lines = plain_lines(&test_trace);
+    let shown: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .skip_while(|l| *l != "$ cat out/app out/sub/data")
+        .take(3)
+        .collect();
+    assert_eq!(shown, ["$ cat out/app out/sub/data", "binary", "nested"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_one_runs_jobs_one_after_the_other() {
+    let site = Site::start(&["shell"]).await;
+    let config = site.write_config("shell", "");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("concurrent = 2", "concurrent = 1");
+    std::fs::write(&config, text).unwrap();
+    let first = site.pipeline(
+        "a:\n  tags: [shell]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - sleep 1\n",
+        &[],
+    );
+    let second = site.pipeline(
+        "b:\n  tags: [shell]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - sleep 1\n",
+        &[],
+    );
+    let _batchci = Batchci::run(&config, &[]);
+
+    let (a, _) = site.finished(first.jobs[0].id).await;
+    let (b, _) = site.finished(second.jobs[0].id).await;
+
+    assert_eq!(
+        (a.status, b.status),
+        (JobStatus::Success, JobStatus::Success)
+    );
+    let (a_start, a_end) = (a.started_at.unwrap(), a.finished_at.unwrap());
+    let (b_start, b_end) = (b.started_at.unwrap(), b.finished_at.unwrap());
+    assert!(
+        b_start >= a_end || a_start >= b_end,
+        "a {a_start}..{a_end} overlaps b {b_start}..{b_end}"
+    );
+}

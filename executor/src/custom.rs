@@ -245,7 +245,9 @@ pub fn config_json(settings: &CustomSettings) -> String {
     serde_json::json!({
         "builds_dir": builds,
         "cache_dir": cache,
-        "builds_dir_is_shared": true,
+        // The runner's short token and concurrent id are already in builds_dir; `true` would
+        // make gitlab-runner add them a second time (R `common/build.go` ProjectUniqueDir).
+        "builds_dir_is_shared": false,
         "hostname": hostname,
         "driver": {"name": DRIVER_NAME, "version": crate::gitlab::VERSION},
         "job_env": {"BATCHCI_EXECUTOR": settings.runner.executor.name()},
@@ -268,7 +270,7 @@ fn sanitize(part: &str) -> String {
 
 /// Builds the job context from gitlab-runner's environment.
 fn context(settings: &CustomSettings, log: Arc<dyn LogSink>) -> Result<JobContext, JobFailure> {
-    let job = match std::env::var_os("JOB_RESPONSE_FILE") {
+    let mut job = match std::env::var_os("JOB_RESPONSE_FILE") {
         Some(path) => {
             let bytes = std::fs::read(&path).map_err(|e| {
                 JobFailure::system(format!(
@@ -282,6 +284,19 @@ fn context(settings: &CustomSettings, log: Arc<dyn LogSink>) -> Result<JobContex
         None => Job::default(),
     };
     let env = custom_env();
+    // JOB_RESPONSE_FILE holds only what GitLab sent; variables from the runner's own
+    // `environment` (e.g. a site-wide SCHEDULER_PARAMETERS) reach us only as CUSTOM_ENV_.
+    let mut runner_only: Vec<_> = env
+        .iter()
+        .filter(|(key, _)| job.variable(key).is_none())
+        .map(|(key, value)| crate::job::Variable {
+            key: key.clone(),
+            value: value.clone(),
+            ..Default::default()
+        })
+        .collect();
+    runner_only.sort_by(|a, b| a.key.cmp(&b.key));
+    job.variables.extend(runner_only);
     let project_dir = env
         .get("CI_PROJECT_DIR")
         .map(PathBuf::from)

@@ -81,6 +81,15 @@ pub enum JobRequest {
     Forbidden,
     /// Another runner manager took the job (409): ask again.
     Conflict,
+    /// GitLab handed out a job whose payload batchci cannot read; it must be failed.
+    Unreadable {
+        /// The job id.
+        id: u64,
+        /// Its token.
+        token: String,
+        /// What is wrong with the payload.
+        reason: String,
+    },
 }
 
 /// What `PATCH jobs/:id/trace` gave.
@@ -298,11 +307,16 @@ impl GitlabClient {
                     .bytes()
                     .await
                     .map_err(|e| transport(&self.api, e))?;
-                let job = Job::from_json(&bytes).map_err(|e| GitlabError::Payload {
-                    what: "POST jobs/request",
-                    reason: e.to_string(),
-                })?;
-                Ok(JobRequest::Job(Box::new(job), bytes.to_vec()))
+                match Job::from_json(&bytes) {
+                    Ok(job) => Ok(JobRequest::Job(Box::new(job), bytes.to_vec())),
+                    Err(reason) => match Job::identify(&bytes) {
+                        Some((id, token)) => Ok(JobRequest::Unreadable { id, token, reason }),
+                        None => Err(GitlabError::Payload {
+                            what: "POST jobs/request",
+                            reason,
+                        }),
+                    },
+                }
             }
             StatusCode::NO_CONTENT => Ok(JobRequest::NoJob {
                 last_update: header(response.headers(), "X-GitLab-Last-Update"),

@@ -14,39 +14,40 @@ pub struct Job {
     /// Job id.
     pub id: u64,
     /// Job token: authenticates trace and update calls, git and artifact downloads.
+    #[serde(default, deserialize_with = "nullable")]
     pub token: String,
     /// Whether GitLab allows `git fetch` into an existing work tree.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub allow_git_fetch: bool,
     /// Names and ids.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub job_info: JobInfo,
     /// What to check out.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub git_info: GitInfo,
     /// Runner-side settings GitLab sends, chiefly the timeout.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub runner_info: RunnerInfo,
     /// CI variables, in GitLab's order; later duplicates win.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub variables: Vec<Variable>,
     /// The steps: `script`, `after_script`, and custom ones.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub steps: Vec<Step>,
     /// The job image, for container executors.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub image: Option<Image>,
     /// Service containers.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub services: Vec<Image>,
     /// Artifacts to upload.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub artifacts: Vec<Artifact>,
     /// Jobs whose artifacts this job downloads.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub dependencies: Vec<Dependency>,
     /// What GitLab supports.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub features: Features,
 }
 
@@ -54,16 +55,16 @@ pub struct Job {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct JobInfo {
     /// Job name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Stage name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub stage: String,
     /// Project id.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub project_id: u64,
     /// Project name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub project_name: String,
 }
 
@@ -71,25 +72,25 @@ pub struct JobInfo {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct GitInfo {
     /// Clone URL with the job token as credentials.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub repo_url: String,
     /// Branch or tag.
-    #[serde(default, rename = "ref")]
+    #[serde(default, rename = "ref", deserialize_with = "nullable")]
     pub git_ref: String,
     /// Commit to check out.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub sha: String,
     /// Previous commit of the ref.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub before_sha: String,
     /// `branch` or `tag`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub ref_type: String,
     /// Refspecs to fetch.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub refspecs: Vec<String>,
     /// Shallow clone depth; 0 means full.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub depth: u32,
 }
 
@@ -97,7 +98,7 @@ pub struct GitInfo {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct RunnerInfo {
     /// Job timeout in seconds.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub timeout: i64,
 }
 
@@ -107,19 +108,19 @@ pub struct Variable {
     /// Name.
     pub key: String,
     /// Value (for file variables: the file's content).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub value: String,
     /// Whether the value may be shown.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub public: bool,
     /// Whether the value must be masked in the log.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub masked: bool,
     /// Whether the variable is a file variable.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub file: bool,
     /// Whether `$VAR` references in the value are left unexpanded.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub raw: bool,
 }
 
@@ -129,13 +130,13 @@ pub struct Step {
     /// `script`, `after_script`, `release`, ...
     pub name: String,
     /// Shell lines.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub script: Vec<String>,
     /// `on_success` (or empty), `on_failure` or `always`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub when: String,
     /// Whether a failure of this step fails the job.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub allow_failure: bool,
 }
 
@@ -143,16 +144,16 @@ pub struct Step {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct Image {
     /// Image reference.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Network alias (services).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub alias: String,
     /// Entrypoint override.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub entrypoint: Vec<String>,
     /// Command override.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub command: Vec<String>,
 }
 
@@ -160,28 +161,28 @@ pub struct Image {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct Artifact {
     /// Archive name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Include untracked files.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub untracked: bool,
     /// Paths (globs) relative to the project directory.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub paths: Vec<String>,
     /// Excluded paths.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub exclude: Vec<String>,
     /// `on_success`, `on_failure` or `always`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub when: String,
     /// `archive`, `junit`, ...
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub artifact_type: String,
     /// `zip`, `gzip`, `raw`, ...
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub artifact_format: String,
     /// Expiry, e.g. `7d`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub expire_in: String,
 }
 
@@ -191,13 +192,13 @@ pub struct Dependency {
     /// Its job id.
     pub id: u64,
     /// Its job token, used for the download.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub token: String,
     /// Its name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub name: String,
     /// Its artifacts archive, if any.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub artifacts_file: Option<ArtifactsFile>,
 }
 
@@ -205,10 +206,10 @@ pub struct Dependency {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct ArtifactsFile {
     /// File name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub filename: String,
     /// Size in bytes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub size: u64,
 }
 
@@ -216,13 +217,13 @@ pub struct ArtifactsFile {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Features {
     /// Whether the log gets `section_start`/`section_end` markers.
-    #[serde(default = "default_true")]
+    #[serde(default = "default_true", deserialize_with = "nullable_true")]
     pub trace_sections: bool,
     /// Extra token prefixes to mask.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub token_mask_prefixes: Vec<String>,
     /// Failure reasons GitLab understands.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub failure_reasons: Vec<String>,
 }
 
@@ -240,10 +241,43 @@ fn default_true() -> bool {
     true
 }
 
+/// GitLab sends `null` for many unset fields: treat it like a missing field.
+fn nullable<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+fn nullable_true<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(deserializer)?.unwrap_or(true))
+}
+
 impl Job {
-    /// Parses a job payload.
-    pub fn from_json(bytes: &[u8]) -> Result<Job, serde_json::Error> {
-        serde_json::from_slice(bytes)
+    /// Parses a job payload; the error names the offending field, e.g.
+    /// `variables[3].value: invalid type: integer `5`, expected a string`.
+    pub fn from_json(bytes: &[u8]) -> Result<Job, String> {
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                inner.to_string()
+            } else {
+                format!("{path}: {inner}")
+            }
+        })
+    }
+
+    /// The id and token of a payload that is otherwise unreadable, so the job can still be
+    /// failed with a message instead of being lost.
+    pub fn identify(bytes: &[u8]) -> Option<(u64, String)> {
+        let value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+        Some((
+            value.get("id")?.as_u64()?,
+            value.get("token")?.as_str()?.to_string(),
+        ))
     }
 
     /// The job timeout, with GitLab's default for a missing or non-positive value.
@@ -327,7 +361,33 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        assert!(Job::from_json(b"{\"id\": \"ten\"}").is_err());
+        assert_eq!(
+            Job::from_json(b"{\"id\": \"ten\"}").unwrap_err(),
+            "id: invalid type: string \"ten\", expected u64 at line 1 column 12"
+        );
         assert!(Job::from_json(b"\xff").is_err());
+        assert_eq!(
+            Job::from_json(br#"{"id":1,"token":"t","variables":[{"key":"A","value":5}]}"#)
+                .unwrap_err(),
+            "variables[0].value: invalid type: integer `5`, expected a string at line 1 column 53"
+        );
+        assert_eq!(
+            Job::identify(br#"{"id":1,"token":"t","variables":7}"#),
+            Some((1, "t".into()))
+        );
+    }
+
+    #[test]
+    fn nulls_are_unset_fields() {
+        let job = Job::from_json(
+            br#"{"id":1,"token":"t","allow_git_fetch":null,"job_info":{"name":null},
+                "variables":[{"key":"A","value":null,"masked":null}],
+                "artifacts":[{"name":null,"paths":["out/"],"when":null,"expire_in":null}],
+                "features":{"trace_sections":null}}"#,
+        )
+        .unwrap();
+        assert_eq!(job.variable("A"), Some(""));
+        assert_eq!(job.artifacts[0].paths, ["out/"]);
+        assert!(job.features.trace_sections);
     }
 }

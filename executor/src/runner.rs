@@ -151,6 +151,11 @@ impl Poller {
                     self.check_interval
                 }
                 Ok(JobRequest::Conflict) => Duration::ZERO,
+                Ok(JobRequest::Unreadable { id, token, reason }) => {
+                    tracing::error!(job = id, %reason, "GitLab sent a job batchci cannot read; failing it");
+                    fail_unreadable(&self.client, id, &token, &reason).await;
+                    Duration::ZERO
+                }
                 Ok(JobRequest::Forbidden) => {
                     refusals += 1;
                     tracing::error!(runner = %self.runner.name, "GitLab refused the runner token (403)");
@@ -324,6 +329,29 @@ impl JobTask {
             ?outcome,
             "job finished"
         );
+    }
+}
+
+/// Fails a job whose payload cannot be read, with the reason in its log.
+async fn fail_unreadable(client: &GitlabClient, id: u64, token: &str, reason: &str) {
+    let ack = JobUpdate {
+        state: "running",
+        ..JobUpdate::default()
+    };
+    let _ = client.update_job(id, token, &ack).await;
+    let message = crate::trace::format::error(&format!(
+        "Job failed (system failure): batchci cannot read this job's payload: {reason}"
+    ));
+    let _ = client.patch_trace(id, token, 0, message.as_bytes()).await;
+    let update = JobUpdate {
+        state: "failed",
+        failure_reason: Some("runner_system_failure".into()),
+        checksum: Some(format!("crc32:{:08x}", crc32fast::hash(message.as_bytes()))),
+        bytesize: Some(message.len()),
+        ..JobUpdate::default()
+    };
+    if let Err(error) = client.update_job(id, token, &update).await {
+        tracing::warn!(job = id, %error, "cannot fail the unreadable job");
     }
 }
 

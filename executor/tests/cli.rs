@@ -142,7 +142,7 @@ fn custom_config_prints_the_json_gitlab_runner_reads() {
     let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(json["builds_dir"], "/scratch/ci/builds/abcd1234/3");
     assert_eq!(json["cache_dir"], "/scratch/ci/cache");
-    assert_eq!(json["builds_dir_is_shared"], true);
+    assert_eq!(json["builds_dir_is_shared"], false);
     assert_eq!(json["driver"]["name"], "batchci");
 }
 

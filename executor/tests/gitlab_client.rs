@@ -285,3 +285,25 @@ async fn an_unreachable_gitlab_is_a_clear_error() {
     );
     assert!(GitlabClient::new("gitlab.example.com", "shell").is_err());
 }
+
+#[tokio::test]
+async fn an_unreadable_job_is_identified_so_it_can_be_failed_not_lost() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v4/jobs/request"))
+        .respond_with(ResponseTemplate::new(201).set_body_raw(
+            r#"{"id":77,"token":"jt","steps":"not a list"}"#,
+            "application/json",
+        ))
+        .mount(&server)
+        .await;
+    match client(&server).await.request_job("t", None).await.unwrap() {
+        JobRequest::Unreadable { id, token, reason } => {
+            assert_eq!((id, token.as_str()), (77, "jt"));
+            assert_eq!(
+                reason,
+                "steps: invalid type: string \"not a list\", expected a sequence at line 1 column 42"
+            );
+        }
+        other => panic!("expected an unreadable job, got {other:?}"),
+    }
+}
