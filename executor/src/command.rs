@@ -302,6 +302,22 @@ pub fn search_path(scheduler_bin: Option<&Path>) -> OsString {
     }
 }
 
+/// The environment of scheduler commands: PATH (`scheduler_bin` first), the basics of a login,
+/// and the variables named in `env_vars` taken from batchci's own environment.
+pub fn scheduler_env(
+    scheduler_bin: Option<&Path>,
+    env_vars: &[String],
+) -> Vec<(OsString, OsString)> {
+    let mut env = vec![(OsString::from("PATH"), search_path(scheduler_bin))];
+    let basics = ["HOME", "USER", "LOGNAME", "LANG", "TZ"].map(String::from);
+    for key in basics.iter().chain(env_vars) {
+        if let Some(value) = std::env::var_os(key) {
+            env.push((key.into(), value));
+        }
+    }
+    env
+}
+
 /// Resolves `program` against `path` the way `execvp` would, for a clear error when missing.
 pub fn resolve(program: &str, path: &OsString) -> Option<PathBuf> {
     if program.contains('/') {

@@ -432,22 +432,14 @@ pub async fn cancel_leftover(orphan: &Submission, runner: Option<&RunnerConfig>)
         ),
         ExecutorKind::Shell => return,
     };
-    let scheduler_bin = runner.and_then(|r| r.batch.scheduler_bin.as_deref());
     let mut spec = crate::command::CommandSpec::new(program, args, "/");
-    spec.env
-        .push(("PATH".into(), crate::command::search_path(scheduler_bin)));
-    for key in ["HOME", "USER", "LOGNAME"] {
-        if let Some(value) = std::env::var_os(key) {
-            spec.env.push((key.into(), value));
-        }
-    }
-    if let Some(runner) = runner {
-        for key in &runner.batch.env_vars {
-            if let Some(value) = std::env::var_os(key) {
-                spec.env.push((key.into(), value));
-            }
-        }
-    }
+    spec.env = match runner {
+        Some(runner) => crate::command::scheduler_env(
+            runner.batch.scheduler_bin.as_deref(),
+            &runner.batch.env_vars,
+        ),
+        None => crate::command::scheduler_env(None, &[]),
+    };
     match spec.output().await {
         Ok(output) if output.code == 0 => {}
         Ok(output) => {

@@ -153,21 +153,7 @@ impl JobContext {
     /// a login, and the variables listed in `env_vars` taken from batchci's own environment.
     pub fn command_env(&self) -> Vec<(OsString, OsString)> {
         let batch = &self.runner.batch;
-        let mut env = vec![(
-            OsString::from("PATH"),
-            crate::command::search_path(batch.scheduler_bin.as_deref()),
-        )];
-        for key in ["HOME", "USER", "LOGNAME", "LANG", "TZ"] {
-            if let Some(value) = std::env::var_os(key) {
-                env.push((key.into(), value));
-            }
-        }
-        for key in &batch.env_vars {
-            if let Some(value) = std::env::var_os(key) {
-                env.push((key.into(), value));
-            }
-        }
-        env
+        crate::command::scheduler_env(batch.scheduler_bin.as_deref(), &batch.env_vars)
     }
 
     /// A scheduler command with [`JobContext::command_env`], run in the project directory.
