@@ -1,0 +1,152 @@
+//! Properties of the parsers and of trace ingest under arbitrary chunking.
+
+use mock_gitlab::api::{NewPipeline, NewRunner, Settings};
+use mock_gitlab::ci_yaml::{parse, parse_duration};
+use mock_gitlab::{JobStatus, MockConfig, MockGitlab};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+use std::sync::OnceLock;
+
+struct Shared {
+    runtime: tokio::runtime::Runtime,
+    gitlab: MockGitlab,
+    runner: String,
+    project: u64,
+    http: reqwest::Client,
+}
+
+fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let gitlab = runtime.block_on(async {
+            MockGitlab::start(MockConfig {
+                settings: Settings {
+                    trace_update_interval: 1,
+                    ..Settings::default()
+                },
+                ..MockConfig::default()
+            })
+            .await
+            .unwrap()
+        });
+        let runner = gitlab.register_runner(NewRunner::default()).token;
+        let project = gitlab.create_project("props", None).unwrap();
+        Shared {
+            runtime,
+            gitlab,
+            runner,
+            project,
+            http: reqwest::Client::new(),
+        }
+    })
+}
+
+/// Sends `data` split at `cuts` as a runner would, then the final update with its checksum.
+async fn ingest(s: &Shared, data: &[u8], cuts: &[usize]) -> (u64, u16) {
+    let pipeline = s
+        .gitlab
+        .create_pipeline(NewPipeline {
+            project_id: s.project,
+            ci_yaml: "job:\n  script: [x]\n".into(),
+            variables: vec![],
+            git_ref: "main".into(),
+        })
+        .unwrap();
+    let id = pipeline.jobs[0].id;
+    let base = s.gitlab.url();
+    let job: Value = s
+        .http
+        .post(format!("{base}/api/v4/jobs/request"))
+        .json(&json!({"token": s.runner}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(job["id"], id, "jobs are taken in creation order");
+    let token = job["token"].as_str().unwrap();
+    let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+    bounds.push(0);
+    bounds.push(data.len());
+    bounds.sort_unstable();
+    bounds.dedup();
+    for pair in bounds.windows(2) {
+        let (start, end) = (pair[0], pair[1]);
+        let reply = s
+            .http
+            .patch(format!("{base}/api/v4/jobs/{id}/trace"))
+            .header("JOB-TOKEN", token)
+            .header("Content-Range", format!("{start}-{}", end - 1))
+            .body(data[start..end].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 202);
+    }
+    let checksum = format!("crc32:{:08x}", crc32fast::hash(data));
+    let reply = s
+        .http
+        .put(format!("{base}/api/v4/jobs/{id}"))
+        .json(&json!({"token": token, "state": "success",
+                      "output": {"checksum": checksum, "bytesize": data.len()}}))
+        .send()
+        .await
+        .unwrap();
+    (id, reply.status().as_u16())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn any_chunking_stores_the_trace_byte_for_byte(
+        data in proptest::collection::vec(any::<u8>(), 0..4096),
+        cuts in proptest::collection::vec(any::<usize>(), 0..12),
+    ) {
+        let s = shared();
+        let (id, status) = s.runtime.block_on(ingest(s, &data, &cuts));
+        prop_assert_eq!(status, 200);
+        prop_assert_eq!(s.gitlab.trace(id).unwrap(), data);
+        prop_assert_eq!(s.gitlab.job(id).unwrap().status, JobStatus::Success);
+    }
+
+    #[test]
+    fn the_ci_yaml_parser_never_panics_on_arbitrary_text(text in "\\PC{0,200}") {
+        let _ = parse(&text);
+    }
+
+    #[test]
+    fn the_ci_yaml_parser_never_panics_on_yaml_shaped_text(
+        lines in proptest::collection::vec(
+            prop_oneof![
+                Just("build:".to_string()),
+                Just("  script:".to_string()),
+                Just("    - make".to_string()),
+                Just("  stage: test".to_string()),
+                Just("  needs: [build]".to_string()),
+                Just("stages: [build, test]".to_string()),
+                Just("  timeout: 1h".to_string()),
+                Just("  when: manual".to_string()),
+                Just("  variables: {A: 1}".to_string()),
+                Just(".hidden: &anchor".to_string()),
+                Just("  <<: *anchor".to_string()),
+                "[a-z: \\[\\]-]{0,12}",
+            ],
+            0..16,
+        )
+    ) {
+        let _ = parse(&lines.join("\n"));
+    }
+
+    #[test]
+    fn durations_in_hours_minutes_seconds_add_up(h in 0u64..100, m in 0u64..60, sec in 0u64..60) {
+        prop_assert_eq!(parse_duration(&format!("{h}h {m}m {sec}s")), Some(h * 3600 + m * 60 + sec));
+        prop_assert_eq!(parse_duration(&format!("{h} hours {m} minutes")), Some(h * 3600 + m * 60));
+    }
+}
