@@ -392,3 +392,119 @@ async fn a_second_sigterm_cancels_the_running_job_and_releases_its_allocation(cl
         Some("ERROR: Job failed (system failure): the job was aborted")
     );
 }
+
+/// Failures only the simulated cluster can produce on demand.
+mod injected {
+    use super::*;
+
+    async fn site_and_cluster() -> (Site, tempfile::TempDir, Cluster) {
+        let site = Site::start(&["slurm"]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = Cluster::fake(dir.path());
+        // The daemon starts with the first command; the injections need it running.
+        let squeue = std::process::Command::new("squeue")
+            .envs(cluster.batchci_env())
+            .output()
+            .unwrap();
+        assert!(squeue.status.success());
+        (site, dir, cluster)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn output_that_reaches_the_file_late_still_reaches_the_log() {
+        let (site, _dir, cluster) = site_and_cluster().await;
+        cluster.inject(&["output-delay", "2"]);
+        let pipeline = site.pipeline(
+            "late:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo first\n    - echo last\n",
+            &[],
+        );
+        let _batchci = start(&site, &cluster);
+
+        let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+        assert_eq!(job.status, JobStatus::Success, "{trace}");
+        let lines = plain_lines(&trace);
+        let output: Vec<&str> = lines
+            .iter()
+            .map(String::as_str)
+            .skip_while(|l| !l.starts_with("Submitted batch job"))
+            .skip(1)
+            .take(4)
+            .collect();
+        assert_eq!(output, ["$ echo first", "first", "$ echo last", "last"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_refused_submission_fails_the_job_with_slurms_words() {
+        let (site, _dir, cluster) = site_and_cluster().await;
+        cluster.inject(&[
+            "submit-errors",
+            "1",
+            "--message",
+            "Invalid qos specification",
+        ]);
+        let pipeline = site.pipeline(
+            "refused:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo never\n",
+            &[],
+        );
+        let _batchci = start(&site, &cluster);
+
+        let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+        assert_eq!(job.status, JobStatus::Failed);
+        assert_eq!(job.exit_code, Some(1));
+        assert_eq!(job.failure_reason.as_deref(), Some("script_failure"));
+        let lines = plain_lines(&trace);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l
+                    == "sbatch: error: Batch job submission failed: Invalid qos specification"),
+            "{lines:#?}"
+        );
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some(
+                "ERROR: Job failed: sbatch did not submit the job (exit code 1): sbatch: error: Batch job submission failed: Invalid qos specification"
+            )
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_failed_node_is_a_system_failure() {
+        let (site, _dir, cluster) = site_and_cluster().await;
+        let pipeline = site.pipeline(
+            "doomed:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo \"node=$SLURMD_NODENAME\"\n    - sleep 300\n",
+            &[],
+        );
+        let _batchci = start(&site, &cluster);
+        let id = pipeline.jobs[0].id;
+        let slurm_id = wait_for_submission(&site, id).await;
+        let node = loop {
+            let trace = String::from_utf8_lossy(&site.gitlab.trace(id).unwrap()).into_owned();
+            if let Some(node) = plain_lines(&trace)
+                .iter()
+                .find_map(|l| l.strip_prefix("node=").map(str::to_string))
+            {
+                break node;
+            }
+            site.gitlab
+                .wait_for_trace(id, trace.len() as u64 + 1, Duration::from_secs(30))
+                .await
+                .unwrap();
+        };
+
+        cluster.inject(&["fail-node", &node]);
+        let (job, trace) = site.finished(id).await;
+
+        assert_eq!(job.status, JobStatus::Failed, "{trace}");
+        assert_eq!(job.failure_reason.as_deref(), Some("runner_system_failure"));
+        assert_eq!(
+            plain_lines(&trace).last().map(String::as_str),
+            Some(
+                format!("ERROR: Job failed (system failure): Slurm job {slurm_id} ended NODE_FAIL")
+                    .as_str()
+            )
+        );
+    }
+}

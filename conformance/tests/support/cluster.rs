@@ -203,6 +203,25 @@ impl Cluster {
         }
     }
 
+    /// Runs `mock-cluster inject ARGS` (simulated cluster only).
+    pub fn inject(&self, args: &[&str]) {
+        let Cluster::Fake { state_dir, .. } = self else {
+            panic!("failure injection needs the simulated cluster");
+        };
+        let output = Command::new(workspace_binary("mock-cluster"))
+            .arg("inject")
+            .arg("--state-dir")
+            .arg(state_dir)
+            .args(args)
+            .output()
+            .expect("mock-cluster inject runs");
+        assert!(
+            output.status.success(),
+            "inject {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// The calls of one program.
     pub fn calls_of(&self, program: &str) -> Vec<Vec<String>> {
         self.calls()
