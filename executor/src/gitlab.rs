@@ -154,6 +154,25 @@ pub struct GitlabClient {
     api: String,
     executor: String,
     retry_base: Duration,
+    system_id: String,
+}
+
+/// A stable id of this machine in gitlab-runner's `s_<12 hex>` form, so GitLab lists one
+/// runner manager per host.
+pub fn system_id() -> String {
+    let seed = std::fs::read_to_string("/etc/machine-id")
+        .ok()
+        .filter(|id| !id.trim().is_empty())
+        .or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .map(|h| h.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    format!(
+        "s_{:012x}",
+        u64::from(crc32fast::hash(seed.trim().as_bytes())) << 16 | 0x5ba7
+    )
 }
 
 const ATTEMPTS: usize = 5;
@@ -187,6 +206,7 @@ impl GitlabClient {
             api: format!("{trimmed}/api/v4"),
             executor: executor.to_string(),
             retry_base: Duration::from_millis(100),
+            system_id: system_id(),
         })
     }
 
@@ -256,7 +276,7 @@ impl GitlabClient {
 
     /// `POST runners/verify`: whether `token` is a valid runner token.
     pub async fn verify(&self, token: &str) -> Result<bool, GitlabError> {
-        let body = json!({"token": token, "info": self.info()});
+        let body = json!({"token": token, "info": self.info(), "system_id": self.system_id});
         let response = self
             .send("POST runners/verify", || {
                 self.http
@@ -278,7 +298,7 @@ impl GitlabClient {
         token: &str,
         last_update: Option<&str>,
     ) -> Result<JobRequest, GitlabError> {
-        let mut body = json!({"token": token, "info": self.info()});
+        let mut body = json!({"token": token, "info": self.info(), "system_id": self.system_id});
         if let Some(last_update) = last_update {
             body["last_update"] = json!(last_update);
         }

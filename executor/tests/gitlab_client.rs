@@ -307,3 +307,27 @@ async fn an_unreadable_job_is_identified_so_it_can_be_failed_not_lost() {
         other => panic!("expected an unreadable job, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn job_requests_carry_a_stable_system_id() {
+    let server = MockServer::start().await;
+    Mock::given(path("/api/v4/jobs/request"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let client = client(&server).await;
+    client.request_job("t", None).await.unwrap();
+    client.request_job("t", Some("x")).await.unwrap();
+    let bodies: Vec<serde_json::Value> = server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    let id = bodies[0]["system_id"].as_str().unwrap();
+    assert!(id.starts_with("s_") && id.len() == 14, "{id}");
+    assert_eq!(bodies[1]["system_id"], id);
+    assert_eq!(bodies[1]["last_update"], "x");
+    assert!(bodies[0].get("last_update").is_none());
+}
