@@ -113,10 +113,7 @@ async fn a_passing_job_runs_through_sbatch_and_its_output_is_followed(cluster: &
         .iter()
         .find(|l| l.starts_with("$ sbatch "))
         .expect("the sbatch command is logged");
-    assert!(
-        submit.starts_with(&format!("$ sbatch --wait --output=")),
-        "{submit}"
-    );
+    assert!(submit.starts_with("$ sbatch --wait --output="), "{submit}");
     assert!(submit.contains(&format!(" --job-name={name} ")), "{submit}");
     let after: Vec<&str> = lines
         .iter()
