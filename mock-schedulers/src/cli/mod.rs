@@ -1,0 +1,176 @@
+//! Command-line front ends: the `mock-cluster` admin command and the fake scheduler commands,
+//! chosen by the name the binary was called as.
+
+pub mod admin;
+pub mod getopt;
+pub mod slurm;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::client::{Conn, Unreachable, state_dir_from_env};
+use crate::model::CallRecord;
+use crate::protocol::Request;
+
+/// Every fake command, by the name it is called as.
+pub const FAKES: &[&str] = &[
+    "sbatch", "squeue", "scancel", "sacct", "scontrol", "srun", "salloc", "sinfo",
+];
+
+/// Entry point of the binary; returns the exit code.
+pub fn main() -> i32 {
+    let argv: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let prog = argv
+        .first()
+        .map(|a| {
+            Path::new(a)
+                .file_name()
+                .map_or(a.clone(), |f| f.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    if argv.get(1).map(String::as_str) == Some("__launch") {
+        return match argv.get(2) {
+            Some(spec) => crate::daemon::launch::launcher_main(Path::new(spec)),
+            None => 2,
+        };
+    }
+    let mut call = Call::new(&prog, argv.clone());
+    let code = match prog.as_str() {
+        "sbatch" => slurm::sbatch::main(&mut call),
+        "squeue" => slurm::squeue::main(&mut call),
+        "scancel" => slurm::scancel::main(&mut call),
+        "sacct" => slurm::sacct::main(&mut call),
+        "scontrol" => slurm::scontrol::main(&mut call),
+        "srun" => slurm::srun::main(&mut call, false),
+        "salloc" => slurm::srun::main(&mut call, true),
+        "sinfo" => slurm::sinfo::main(&mut call),
+        _ => return admin::main(argv),
+    };
+    call.finish(code);
+    code
+}
+
+/// One invocation of a fake: its argv, the connection it uses, and the record sent at the end.
+pub struct Call {
+    /// Program name.
+    pub prog: String,
+    /// Full argv.
+    pub argv: Vec<String>,
+    /// State directory.
+    pub dir: PathBuf,
+    conn: Option<Conn>,
+    record: CallRecord,
+    /// Set once the call was recorded through another path (allocations record on their
+    /// connection).
+    pub recorded: bool,
+}
+
+fn chosen_env() -> BTreeMap<String, String> {
+    const PREFIXES: &[&str] = &[
+        "SLURM_",
+        "SBATCH_",
+        "SRUN_",
+        "SALLOC_",
+        "SQUEUE_",
+        "SACCT_",
+        "SINFO_",
+        "SCANCEL_",
+        "MOCK_CLUSTER_",
+    ];
+    std::env::vars()
+        .filter(|(k, _)| PREFIXES.iter().any(|p| k.starts_with(p)) || k == "USER" || k == "HOME")
+        .collect()
+}
+
+impl Call {
+    fn new(prog: &str, argv: Vec<String>) -> Call {
+        let cwd = std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        Call {
+            prog: prog.to_string(),
+            dir: state_dir_from_env(),
+            conn: None,
+            record: CallRecord {
+                program: prog.to_string(),
+                argv: argv.clone(),
+                cwd,
+                env: chosen_env(),
+                exit_code: 0,
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                job_id: None,
+            },
+            argv,
+            recorded: false,
+        }
+    }
+
+    /// Arguments after the program name.
+    pub fn args(&self) -> Vec<String> {
+        self.argv.iter().skip(1).cloned().collect()
+    }
+
+    /// The connection, opened (and the daemon started) on first use.
+    pub fn conn(&mut self) -> Result<&mut Conn, Unreachable> {
+        if self.conn.is_none() {
+            self.conn = Some(Conn::connect_or_start(&self.dir)?);
+        }
+        match self.conn.as_mut() {
+            Some(c) => Ok(c),
+            None => Err(Unreachable {
+                socket: crate::daemon::socket_path(&self.dir),
+                error: std::io::Error::other("no connection"),
+            }),
+        }
+    }
+
+    /// Takes the connection out (for long-lived use).
+    pub fn take_conn(&mut self) -> Result<Conn, Unreachable> {
+        self.conn()?;
+        self.conn.take().ok_or_else(|| Unreachable {
+            socket: crate::daemon::socket_path(&self.dir),
+            error: std::io::Error::other("no connection"),
+        })
+    }
+
+    /// Prints the unreachable-controller error the way Slurm words it, with the socket tried.
+    pub fn unreachable(&self, e: &Unreachable, slurm_line: &str) {
+        eprintln!(
+            "{}: error: mock-cluster daemon not reachable at {}: {}",
+            self.prog,
+            e.socket.display(),
+            e.error
+        );
+        eprintln!("{slurm_line}");
+    }
+
+    /// Remembers the job id the call created.
+    pub fn set_job_id(&mut self, id: u32) {
+        self.record.job_id = Some(id);
+    }
+
+    /// The record to send, with the exit code filled in.
+    pub fn record(&self, code: i32) -> CallRecord {
+        let mut r = self.record.clone();
+        r.exit_code = code;
+        r
+    }
+
+    fn finish(&mut self, code: i32) {
+        if self.recorded {
+            return;
+        }
+        let record = Request::Record(Box::new(self.record(code)));
+        let conn = match self.conn.take() {
+            Some(c) => Some(c),
+            // Calls that never needed the daemon (bad options) are still recorded, but never
+            // start a daemon just for that.
+            None => Conn::connect(&self.dir).ok(),
+        };
+        if let Some(mut c) = conn {
+            let _ = c.call(&record);
+        }
+    }
+}

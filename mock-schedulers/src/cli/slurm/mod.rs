@@ -1,0 +1,328 @@
+//! The fake Slurm commands. Each command lives in its own file; this module holds what they
+//! share (the caller's identity, job requests, daemon queries).
+
+pub mod format;
+pub mod sacct;
+pub mod sbatch;
+pub mod scancel;
+pub mod scontrol;
+pub mod sinfo;
+pub mod squeue;
+pub mod srun;
+
+use std::collections::BTreeMap;
+
+use crate::cli::Call;
+use crate::cli::getopt::{self, Opt, Parsed};
+use crate::model::{Job, JobKind, JobRequest};
+use crate::protocol::{CONNECT_FAILURE, Request, Response};
+use crate::units::{self, TimeLimit};
+
+/// The caller's user name, uid and gid.
+pub fn identity() -> (String, u32, u32) {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| uid.to_string());
+    (name, uid, gid)
+}
+
+/// This machine's short host name.
+pub fn short_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .map(|h| h.split('.').next().unwrap_or("").to_string())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Parses options; on error prints getopt's message and the hint, and returns the exit code.
+pub fn parse_opts(
+    call: &Call,
+    spec: &[Opt],
+    stop: bool,
+    exit_code: i32,
+    hint: bool,
+) -> Result<Parsed, i32> {
+    getopt::parse(&call.prog, &call.args(), spec, stop).map_err(|msg| {
+        eprintln!("{msg}");
+        if hint {
+            eprintln!("Try \"{} --help\" for more information", call.prog);
+        }
+        exit_code
+    })
+}
+
+/// Fetches jobs; prints the error as `<what> error: <text>` and returns exit 1 on failure.
+pub fn fetch_jobs(
+    call: &mut Call,
+    ids: Option<Vec<u32>>,
+    accounting: bool,
+    what: &str,
+) -> Result<(Vec<Job>, f64, String), i32> {
+    let prog = call.prog.clone();
+    let conn = match call.conn() {
+        Ok(c) => c,
+        Err(e) => {
+            call.unreachable(&e, &format!("{what} error: {CONNECT_FAILURE}"));
+            return Err(1);
+        }
+    };
+    match conn.call(&Request::Jobs {
+        ids,
+        accounting,
+        status_command: true,
+    }) {
+        Ok(Response::Jobs {
+            jobs,
+            now,
+            cluster_name,
+        }) => Ok((jobs, now, cluster_name)),
+        Ok(Response::Error { message, .. }) => {
+            eprintln!("{what} error: {message}");
+            Err(1)
+        }
+        Ok(_) | Err(_) => {
+            eprintln!("{prog}: error: {what}: unexpected answer from the daemon");
+            Err(1)
+        }
+    }
+}
+
+/// Resource and placement options common to sbatch, srun and salloc.
+#[derive(Debug, Default, Clone)]
+pub struct ResourceOpts {
+    /// Request under construction.
+    pub name: Option<String>,
+    /// -p
+    pub partition: Option<String>,
+    /// -q
+    pub qos: Option<String>,
+    /// -A
+    pub account: Option<String>,
+    /// -t
+    pub time: Option<TimeLimit>,
+    /// -n
+    pub ntasks: Option<u32>,
+    /// -c
+    pub cpus_per_task: Option<u32>,
+    /// -N
+    pub nodes: Option<u32>,
+    /// --mem
+    pub mem: Option<u64>,
+    /// --mem-per-cpu
+    pub mem_per_cpu: Option<u64>,
+    /// -w
+    pub nodelist: Option<Vec<String>>,
+    /// -C
+    pub constraint: Option<String>,
+    /// --exclusive
+    pub exclusive: bool,
+    /// -H
+    pub hold: bool,
+    /// -I
+    pub immediate: bool,
+    /// -D
+    pub chdir: Option<String>,
+}
+
+/// Applies one resource option; Ok(false) when the option is not a resource option. Errors
+/// are Slurm's `<prog>: error:` lines plus an exit code.
+pub fn apply_resource_opt(
+    prog: &str,
+    r: &mut ResourceOpts,
+    long: &str,
+    value: Option<&str>,
+) -> Result<bool, (String, i32)> {
+    let v = value.unwrap_or("");
+    let num = |what: &str| -> Result<u32, (String, i32)> {
+        v.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                (
+                    format!("{prog}: error: Invalid numeric value \"{v}\" for {what}."),
+                    1,
+                )
+            })
+    };
+    match long {
+        "job-name" => r.name = Some(v.to_string()),
+        "partition" => r.partition = Some(v.to_string()),
+        "qos" => r.qos = Some(v.to_string()),
+        "account" => r.account = Some(v.to_string()),
+        "time" => {
+            r.time = Some(
+                units::parse_time_limit(v)
+                    .map_err(|_| (format!("{prog}: error: Invalid --time specification"), 255))?,
+            )
+        }
+        "ntasks" => r.ntasks = Some(num("--ntasks")?),
+        "cpus-per-task" => r.cpus_per_task = Some(num("--cpus-per-task")?),
+        "nodes" => {
+            let first = v.split('-').next().unwrap_or("");
+            r.nodes = Some(
+                first
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| {
+                        (
+                            format!("{prog}: error: \"{v}\" is not a valid node count"),
+                            255,
+                        )
+                    })?,
+            )
+        }
+        "mem" => {
+            r.mem = Some(
+                units::parse_memory_mb(v)
+                    .map_err(|_| (format!("{prog}: error: Invalid --mem specification"), 255))?,
+            )
+        }
+        "mem-per-cpu" => {
+            r.mem_per_cpu = Some(units::parse_memory_mb(v).map_err(|_| {
+                (
+                    format!("{prog}: error: Invalid --mem-per-cpu specification"),
+                    255,
+                )
+            })?)
+        }
+        "nodelist" => {
+            r.nodelist = Some(
+                crate::hostlist::expand(v)
+                    .map_err(|_| (format!("{prog}: error: Invalid node name specified"), 1))?,
+            )
+        }
+        "constraint" => r.constraint = Some(v.to_string()),
+        "exclusive" => r.exclusive = true,
+        "hold" => r.hold = true,
+        "immediate" => r.immediate = true,
+        "chdir" => r.chdir = Some(v.to_string()),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Builds a request from resource options.
+pub fn build_request(
+    kind: JobKind,
+    r: &ResourceOpts,
+    default_name: &str,
+    env: BTreeMap<String, String>,
+    command: String,
+) -> JobRequest {
+    let (user, uid, gid) = identity();
+    let cwd = std::env::current_dir()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "/".into());
+    let work_dir = match &r.chdir {
+        Some(d) if d.starts_with('/') => d.clone(),
+        Some(d) => format!("{}/{}", cwd.trim_end_matches('/'), d),
+        None => cwd.clone(),
+    };
+    JobRequest {
+        kind,
+        name: r.name.clone().unwrap_or_else(|| default_name.to_string()),
+        partition: r.partition.clone(),
+        qos: r.qos.clone(),
+        account: r.account.clone(),
+        time_limit: r.time,
+        ntasks: r.ntasks,
+        cpus_per_task: r.cpus_per_task,
+        nodes: r.nodes,
+        mem_mb: r.mem,
+        mem_per_cpu_mb: r.mem_per_cpu,
+        nodelist: r.nodelist.clone(),
+        constraint: r.constraint.clone(),
+        exclusive: r.exclusive,
+        hold: r.hold,
+        begin: None,
+        begin_after: None,
+        immediate: r.immediate,
+        signal: None,
+        work_dir,
+        submit_dir: cwd,
+        submit_host: short_hostname(),
+        stdout: None,
+        stderr: None,
+        stdin: None,
+        append: false,
+        script: None,
+        args: Vec::new(),
+        env,
+        user,
+        uid,
+        gid,
+        command,
+        name_from_stdin: false,
+    }
+}
+
+/// Parses `--begin=now+N[seconds|minutes|hours|days]` into seconds; `now` is 0.
+pub fn parse_begin(v: &str) -> Option<f64> {
+    let rest = v.strip_prefix("now")?;
+    if rest.is_empty() {
+        return Some(0.0);
+    }
+    let rest = rest.strip_prefix('+')?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let n: f64 = digits.parse().ok()?;
+    let unit = &rest[digits.len()..];
+    let mult = match unit {
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+        "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+        "h" | "hour" | "hours" => 3600.0,
+        "d" | "day" | "days" => 86400.0,
+        _ => return None,
+    };
+    Some(n * mult)
+}
+
+/// Parses `--signal=[{R|B}:]<sig>[@<secs>]`.
+pub fn parse_signal_spec(v: &str) -> Option<(i32, u64, bool)> {
+    let (flags, rest) = match v.split_once(':') {
+        Some((f, r)) if f.chars().all(|c| matches!(c, 'R' | 'B')) => (f, r),
+        _ => ("", v),
+    };
+    let (sig, secs) = match rest.split_once('@') {
+        Some((s, t)) => (s, t.parse::<u64>().ok()?),
+        None => (rest, 60),
+    };
+    Some((signal_number(sig)?, secs, flags.contains('B')))
+}
+
+/// Signal number from a number or name (`TERM`, `SIGTERM`, `15`).
+pub fn signal_number(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=64).contains(&n).then_some(n);
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.strip_prefix("SIG").unwrap_or(&name);
+    Some(match name {
+        "HUP" => 1,
+        "INT" => 2,
+        "QUIT" => 3,
+        "ABRT" => 6,
+        "KILL" => 9,
+        "USR1" => 10,
+        "SEGV" => 11,
+        "USR2" => 12,
+        "PIPE" => 13,
+        "ALRM" => 14,
+        "TERM" => 15,
+        "CONT" => 18,
+        "STOP" => 19,
+        "TSTP" => 20,
+        "URG" => 23,
+        "XCPU" => 24,
+        "WINCH" => 28,
+        _ => return None,
+    })
+}

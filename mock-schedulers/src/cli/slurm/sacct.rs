@@ -1,0 +1,436 @@
+//! Fake `sacct`: the accounting view (jobs stay visible after min_job_age).
+
+use crate::cli::Call;
+use crate::cli::getopt::{HasArg::*, Opt, opt};
+use crate::model::{Job, JobKind, JobState};
+use crate::units;
+
+use super::format::{date, elapsed};
+
+const SPEC: &[Opt] = &[
+    opt("allocations", Some('X'), No),
+    opt("allusers", Some('a'), No),
+    opt("brief", Some('b'), No),
+    opt("endtime", Some('E'), Required),
+    opt("format", Some('o'), Required),
+    opt("help", Some('h'), No),
+    opt("jobs", Some('j'), Required),
+    opt("long", Some('l'), No),
+    opt("name", None, Required),
+    opt("noheader", Some('n'), No),
+    opt("parsable", Some('p'), No),
+    opt("parsable2", Some('P'), No),
+    opt("partition", Some('r'), Required),
+    opt("starttime", Some('S'), Required),
+    opt("state", Some('s'), Required),
+    opt("usage", None, No),
+    opt("user", Some('u'), Required),
+    opt("verbose", Some('v'), No),
+    opt("version", Some('V'), No),
+];
+
+const HELP: &str = "Usage: sacct [OPTIONS]
+
+Fake sacct of mock-cluster: accounting records of the simulated cluster's jobs.
+
+  -j, --jobs=job(.step)      comma separated list of jobs
+  -n, --noheader             no header
+  -o, --format=field[%len],. fields to print (JobID,JobName,State,ExitCode,Elapsed,...)
+  -p, --parsable             '|' delimited output with a trailing '|'
+  -P, --parsable2            '|' delimited output without a trailing '|'
+  -X, --allocations          only the job allocation, no steps
+  -s, --state=states         only jobs in these states
+  -u, --user=user_list       only jobs of these users
+
+Examples:
+  sacct -j 42 -n -P -o State,ExitCode
+  sacct -X -o JobID,JobName%20,State,Elapsed
+";
+
+const DEFAULT_FIELDS: &str = "JobID,JobName,Partition,Account,AllocCPUS,State,ExitCode";
+const BRIEF_FIELDS: &str = "JobID,State,ExitCode";
+const LONG_FIELDS: &str = "JobID,JobIDRaw,JobName,Partition,MaxVMSize,MaxVMSizeNode,MaxVMSizeTask,AveVMSize,MaxRSS,MaxRSSNode,MaxRSSTask,AveRSS,MaxPages,MaxPagesNode,MaxPagesTask,AvePages,MinCPU,MinCPUNode,MinCPUTask,AveCPU,NTasks,AllocCPUS,Elapsed,State,ExitCode,AveCPUFreq,ReqCPUFreqMin,ReqCPUFreqMax,ReqCPUFreqGov,ReqMem,ConsumedEnergy,MaxDiskRead,MaxDiskReadNode,MaxDiskReadTask,AveDiskRead,MaxDiskWrite,MaxDiskWriteNode,MaxDiskWriteTask,AveDiskWrite,ReqTRES,AllocTRES,TRESUsageInAve,TRESUsageInMax,TRESUsageInMaxNode,TRESUsageInMaxTask,TRESUsageInMin,TRESUsageInMinNode,TRESUsageInMinTask,TRESUsageInTot,TRESUsageOutMax,TRESUsageOutMaxNode,TRESUsageOutMaxTask,TRESUsageOutAve,TRESUsageOutTot";
+
+/// One printed row: the job allocation or one of its steps.
+struct Row<'a> {
+    job: &'a Job,
+    step: Option<&'a str>,
+    state: String,
+    exit: String,
+}
+
+fn default_width(field: &str) -> usize {
+    match field {
+        "jobid" | "jobidraw" => 12,
+        "exitcode" | "derivedexitcode" | "nnodes" | "reqcpus" => 8,
+        "start" | "end" | "submit" | "eligible" => 19,
+        "nodelist" => 15,
+        "user" => 9,
+        "uid" | "gid" => 6,
+        "workdir" => 20,
+        "reason" => 20,
+        _ => 10,
+    }
+}
+
+fn header_name(field: &str) -> String {
+    let known = [
+        "JobID",
+        "JobIDRaw",
+        "JobName",
+        "Partition",
+        "Account",
+        "AllocCPUS",
+        "NCPUS",
+        "State",
+        "ExitCode",
+        "DerivedExitCode",
+        "Elapsed",
+        "ElapsedRaw",
+        "Start",
+        "End",
+        "Submit",
+        "Eligible",
+        "Timelimit",
+        "NodeList",
+        "NNodes",
+        "User",
+        "UID",
+        "GID",
+        "Group",
+        "WorkDir",
+        "QOS",
+        "ReqMem",
+        "ReqCPUS",
+        "Reason",
+        "Cluster",
+        "AllocNodes",
+        "Priority",
+        "SubmitLine",
+    ];
+    known
+        .iter()
+        .find(|k| k.eq_ignore_ascii_case(field))
+        .map_or_else(|| field.to_string(), |k| k.to_string())
+}
+
+fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
+    let job = row.job;
+    let id = match row.step {
+        Some(s) => format!("{}.{s}", job.id),
+        None => job.id.to_string(),
+    };
+    let started = job.run.start_time.is_some();
+    match field {
+        "jobid" | "jobidraw" => id,
+        "jobname" => match row.step {
+            None => job.req.name.clone(),
+            Some("0") => job
+                .run
+                .step_name
+                .clone()
+                .unwrap_or_else(|| job.req.name.clone()),
+            Some(s) => s.to_string(),
+        },
+        "partition" => {
+            if row.step.is_none() {
+                job.partition.clone()
+            } else {
+                String::new()
+            }
+        }
+        // With accounting, the default account is the user's (as SLURM_JOB_ACCOUNT shows).
+        "account" => job
+            .req
+            .account
+            .clone()
+            .unwrap_or_else(|| job.req.user.clone()),
+        "alloccpus" | "ncpus" => {
+            if started {
+                job.cpus.to_string()
+            } else {
+                "0".into()
+            }
+        }
+        "reqcpus" => job.cpus.to_string(),
+        "state" => row.state.clone(),
+        "exitcode" => row.exit.clone(),
+        "derivedexitcode" => "0:0".into(),
+        "elapsed" => units::format_long_duration(elapsed(job, now)),
+        "elapsedraw" => elapsed(job, now).to_string(),
+        "start" => date(job.run.start_time, "Unknown"),
+        "end" => date(job.run.end_time, "Unknown"),
+        "submit" | "eligible" => date(Some(job.submit_time), "Unknown"),
+        "timelimit" => {
+            if row.step.is_none() {
+                match job.time_limit.seconds() {
+                    Some(s) => units::format_long_duration(s),
+                    None => "UNLIMITED".into(),
+                }
+            } else {
+                String::new()
+            }
+        }
+        "nodelist" => {
+            if started {
+                job.nodelist()
+            } else {
+                "None assigned".into()
+            }
+        }
+        "nnodes" | "allocnodes" => job.num_nodes.to_string(),
+        "user" => {
+            if row.step.is_none() {
+                job.req.user.clone()
+            } else {
+                String::new()
+            }
+        }
+        "uid" => job.req.uid.to_string(),
+        "gid" => job.req.gid.to_string(),
+        "group" => job.req.gid.to_string(),
+        "workdir" => job.req.work_dir.clone(),
+        "qos" => {
+            if row.step.is_none() {
+                job.qos.clone()
+            } else {
+                String::new()
+            }
+        }
+        "reqmem" => {
+            if row.step.is_none() {
+                format!("{}M", job.mem_per_node_mb)
+            } else {
+                String::new()
+            }
+        }
+        "reason" => job.run.reason.clone(),
+        "cluster" => cluster.to_string(),
+        "priority" => job.run.priority.to_string(),
+        "submitline" => job.req.command.clone(),
+        _ => String::new(),
+    }
+}
+
+/// sacct prints exit values of 128 and above minus 128 (observed: 255 → `127:0`).
+fn exit_text(status: i32) -> String {
+    let code = (status >> 8) & 0xff;
+    let code = if code >= 128 { code - 128 } else { code };
+    format!("{code}:{}", status & 0x7f)
+}
+
+/// State of a finished step: a signal (also slurmstepd's launch failure, `0:53`) shows as
+/// CANCELLED, a non-zero exit as FAILED (observed on Slurm 22.05).
+fn step_state(status: i32) -> String {
+    if status & 0x7f != 0 {
+        "CANCELLED".into()
+    } else if status == 0 {
+        "COMPLETED".into()
+    } else {
+        "FAILED".into()
+    }
+}
+
+fn rows(job: &Job, allocations_only: bool) -> Vec<Row<'_>> {
+    let st = job.run.state;
+    let job_state = match (st, job.run.cancelled_by) {
+        (JobState::Cancelled, Some(uid)) => format!("CANCELLED by {uid}"),
+        _ => st.long().to_string(),
+    };
+    // The controller's own SIGTERM (cancel, time limit) is not recorded in the job's exit code;
+    // other signals (e.g. SIGKILL after kill_wait) are (observed on Slurm 22.05).
+    let killed_by_controller = matches!(st, JobState::Cancelled | JobState::Timeout)
+        && (job.run.exit_status & 0x7f == 15
+            || job.run.exit_status == 0
+            || job.run.start_time.is_none());
+    let job_exit = if killed_by_controller {
+        "0:0".to_string()
+    } else {
+        exit_text(job.run.exit_status)
+    };
+    let mut out = vec![Row {
+        job,
+        step: None,
+        state: job_state,
+        exit: job_exit,
+    }];
+    if allocations_only || job.run.start_time.is_none() {
+        return out;
+    }
+    let running = st == JobState::Running;
+    let (step_state_text, step_exit) = match (running, job.run.step_status) {
+        (true, _) => ("RUNNING".to_string(), "0:0".to_string()),
+        (false, Some(s)) => (
+            if matches!(st, JobState::Cancelled | JobState::Timeout) {
+                "CANCELLED".into()
+            } else if st == JobState::NodeFail {
+                "FAILED".into()
+            } else {
+                step_state(s)
+            },
+            exit_text(s),
+        ),
+        (false, None) => ("CANCELLED".into(), "0:0".into()),
+    };
+    match job.req.kind {
+        JobKind::Batch => out.push(Row {
+            job,
+            step: Some("batch"),
+            state: step_state_text.clone(),
+            exit: step_exit.clone(),
+        }),
+        JobKind::Interactive => {}
+    }
+    // No `.extern` row: the reference cluster does not set PrologFlags=contain.
+    if job.req.kind == JobKind::Interactive && job.run.step_name.is_some() {
+        out.push(Row {
+            job,
+            step: Some("0"),
+            state: step_state_text,
+            exit: step_exit,
+        });
+    }
+    out
+}
+
+/// Runs sacct; returns the exit code.
+pub fn main(call: &mut Call) -> i32 {
+    let cli = match super::parse_opts(call, SPEC, false, 1, false) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if cli.has("help") || cli.has("usage") {
+        print!("{HELP}");
+        return 0;
+    }
+    if cli.has("version") {
+        println!("slurm 22.05.8");
+        return 0;
+    }
+    let mut ids: Option<Vec<u32>> = None;
+    if let Some(list) = cli.value("jobs") {
+        let mut v = Vec::new();
+        for item in list.split(',').filter(|s| !s.is_empty()) {
+            match item.split(['.', '_']).next().unwrap_or("").parse::<u32>() {
+                Ok(n) => v.push(n),
+                Err(_) => {
+                    eprintln!("sacct: fatal: Bad job/step specified: {item}");
+                    return 1;
+                }
+            }
+        }
+        ids = Some(v);
+    }
+    let states: Option<Vec<JobState>> = match cli.value("state") {
+        Some(list) => {
+            let mut v = Vec::new();
+            for s in list.split(',') {
+                match JobState::parse(s) {
+                    Some(st) => v.push(st),
+                    None => {
+                        eprintln!("sacct: fatal: unrecognized job state value {s}");
+                        return 1;
+                    }
+                }
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let fields_text = cli.value("format").map(str::to_string).unwrap_or_else(|| {
+        if cli.has("brief") {
+            BRIEF_FIELDS.into()
+        } else if cli.has("long") {
+            LONG_FIELDS.into()
+        } else {
+            DEFAULT_FIELDS.into()
+        }
+    });
+    let mut fields: Vec<(String, String, usize)> = Vec::new();
+    for f in fields_text.split(',').filter(|f| !f.is_empty()) {
+        let (name, width) = match f.split_once('%') {
+            Some((n, w)) => (n, w.parse::<usize>().ok()),
+            None => (f, None),
+        };
+        let key = name.to_ascii_lowercase();
+        fields.push((
+            header_name(name),
+            key.clone(),
+            width.unwrap_or_else(|| default_width(&key)),
+        ));
+    }
+    let (jobs, now, cluster) = match super::fetch_jobs(call, ids, true, "sacct: error: slurmdbd") {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let users: Option<Vec<String>> = cli
+        .value("user")
+        .map(|u| u.split(',').map(str::to_string).collect());
+    let names: Option<Vec<&str>> = cli.value("name").map(|n| n.split(',').collect());
+    let parsable = cli.has("parsable2") || cli.has("parsable");
+    let trailing = cli.has("parsable") && !cli.has("parsable2");
+    let mut out = String::new();
+    let line = |vals: Vec<String>, left_first: bool, out: &mut String| {
+        if parsable {
+            out.push_str(&vals.join("|"));
+            if trailing {
+                out.push('|');
+            }
+        } else {
+            for (i, (v, (_, key, w))) in vals.iter().zip(&fields).enumerate() {
+                let w = *w;
+                let mut v = v.clone();
+                if v.chars().count() > w {
+                    v = v.chars().take(w.saturating_sub(1)).collect::<String>() + "+";
+                }
+                let left = left_first && i == 0 && key.starts_with("jobid");
+                if left {
+                    out.push_str(&format!("{v:<w$} "));
+                } else {
+                    out.push_str(&format!("{v:>w$} "));
+                }
+            }
+        }
+        out.push('\n');
+    };
+    if !cli.has("noheader") {
+        line(
+            fields.iter().map(|(h, _, _)| h.clone()).collect(),
+            false,
+            &mut out,
+        );
+        if !parsable {
+            line(
+                fields.iter().map(|(_, _, w)| "-".repeat(*w)).collect(),
+                false,
+                &mut out,
+            );
+        }
+    }
+    for job in &jobs {
+        if states.as_ref().is_some_and(|s| !s.contains(&job.run.state)) {
+            continue;
+        }
+        if users.as_ref().is_some_and(|u| {
+            !u.iter()
+                .any(|u| u == &job.req.user || u == &job.req.uid.to_string())
+        }) {
+            continue;
+        }
+        if names
+            .as_ref()
+            .is_some_and(|n| !n.contains(&job.req.name.as_str()))
+        {
+            continue;
+        }
+        for row in rows(job, cli.has("allocations")) {
+            let vals = fields
+                .iter()
+                .map(|(_, key, _)| value(&row, key, now, &cluster))
+                .collect();
+            line(vals, true, &mut out);
+        }
+    }
+    print!("{out}");
+    0
+}

@@ -1,0 +1,360 @@
+//! Fake `sbatch`.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use crate::cli::Call;
+use crate::cli::getopt::{HasArg::*, Opt, Parsed, opt};
+use crate::model::JobKind;
+use crate::protocol::{CONNECT_FAILURE, Request, Response};
+
+use super::{ResourceOpts, apply_resource_opt, build_request, parse_signal_spec};
+
+const SPEC: &[Opt] = &[
+    opt("account", Some('A'), Required),
+    opt("array", Some('a'), Required),
+    opt("begin", Some('b'), Required),
+    opt("chdir", Some('D'), Required),
+    opt("comment", None, Required),
+    opt("constraint", Some('C'), Required),
+    opt("cpus-per-task", Some('c'), Required),
+    opt("dependency", Some('d'), Required),
+    opt("error", Some('e'), Required),
+    opt("exclusive", None, Optional),
+    opt("export", None, Required),
+    opt("get-user-env", None, Optional),
+    opt("gres", None, Required),
+    opt("help", Some('h'), No),
+    opt("hold", Some('H'), No),
+    opt("input", Some('i'), Required),
+    opt("job-name", Some('J'), Required),
+    opt("mail-type", None, Required),
+    opt("mail-user", None, Required),
+    opt("mem", None, Required),
+    opt("mem-per-cpu", None, Required),
+    opt("nodelist", Some('w'), Required),
+    opt("nodes", Some('N'), Required),
+    opt("no-requeue", None, No),
+    opt("ntasks", Some('n'), Required),
+    opt("ntasks-per-node", None, Required),
+    opt("open-mode", None, Required),
+    opt("output", Some('o'), Required),
+    opt("parsable", None, No),
+    opt("partition", Some('p'), Required),
+    opt("qos", Some('q'), Required),
+    opt("quiet", Some('Q'), No),
+    opt("requeue", None, No),
+    opt("signal", None, Required),
+    opt("time", Some('t'), Required),
+    opt("usage", None, No),
+    opt("verbose", Some('v'), No),
+    opt("version", Some('V'), No),
+    opt("wait", Some('W'), No),
+    opt("wrap", None, Required),
+];
+
+const HELP: &str = "Usage: sbatch [OPTIONS(0)...] [ : [OPTIONS(N)...]] script(0) [args(0)...]
+
+Fake sbatch of mock-cluster: submits a batch script to the simulated cluster.
+
+Common options:
+  -A, --account=name          charge job to specified account
+  -c, --cpus-per-task=ncpus   number of cpus required per task
+  -D, --chdir=directory       set working directory for batch script
+  -e, --error=err             file for batch script's standard error
+      --export[=names]        specify environment variables to export
+  -H, --hold                  submit job in held state
+  -J, --job-name=jobname      name of job
+      --mem=MB                minimum amount of real memory
+      --mem-per-cpu=MB        maximum amount of real memory per allocated cpu
+  -n, --ntasks=ntasks         number of tasks to run
+  -N, --nodes=N               number of nodes on which to run
+  -o, --output=out            file for batch script's standard output
+      --parsable              outputs only the jobid and cluster name (if present)
+  -p, --partition=partition   partition requested
+  -q, --qos=qos               quality of service
+  -Q, --quiet                 quiet mode (suppress informational messages)
+      --signal=[R:]num[@time] send signal when time limit within time seconds
+  -t, --time=minutes          time limit
+  -W, --wait                  wait for completion of submitted job
+      --wrap[=command string] wrap command string in a sh script and submit
+
+Examples:
+  sbatch --wait -o build-%j.out -J build job.sh
+  sbatch --parsable -p debug -t 10 --mem=2G --wrap 'make test'
+";
+
+fn fail(msg: &str) -> i32 {
+    eprintln!("sbatch: error: {msg}");
+    1
+}
+
+/// Reads `#SBATCH` lines from the script header (up to the first command line).
+fn directives(script: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in script.lines().skip(1) {
+        let t = line.trim_start();
+        if t.is_empty() {
+            continue;
+        }
+        if let Some(rest) = t.strip_prefix("#SBATCH") {
+            let rest = rest.split(" #").next().unwrap_or("");
+            match shell_words::split(rest) {
+                Ok(words) => out.extend(words),
+                Err(_) => out.extend(rest.split_whitespace().map(str::to_string)),
+            }
+            continue;
+        }
+        if t.starts_with('#') {
+            continue;
+        }
+        break;
+    }
+    out
+}
+
+fn export_env(spec: Option<&str>) -> BTreeMap<String, String> {
+    let all: BTreeMap<String, String> = std::env::vars().collect();
+    let Some(spec) = spec else { return all };
+    let mut env = BTreeMap::new();
+    let mut include_all = false;
+    for item in spec.split(',') {
+        match item {
+            "ALL" => include_all = true,
+            "NONE" | "NIL" | "" => {}
+            kv => match kv.split_once('=') {
+                Some((k, v)) => {
+                    env.insert(k.to_string(), v.to_string());
+                }
+                None => {
+                    if let Some(v) = all.get(kv) {
+                        env.insert(kv.to_string(), v.clone());
+                    }
+                }
+            },
+        }
+    }
+    if include_all {
+        let mut merged = all;
+        merged.extend(env);
+        env = merged;
+    } else {
+        // Slurm passes its own variables, and with NONE the job gets a login environment.
+        for (k, v) in &all {
+            if k.starts_with("SLURM_") {
+                env.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+        }
+        if spec == "NONE" {
+            for k in ["HOME", "USER", "LOGNAME", "SHELL"] {
+                if let Some(v) = all.get(k) {
+                    env.entry(k.to_string()).or_insert_with(|| v.clone());
+                }
+            }
+            env.entry("PATH".into())
+                .or_insert_with(|| "/usr/local/bin:/usr/bin:/bin".into());
+        }
+    }
+    if spec == "NONE" || spec.starts_with("ALL,") {
+        env.insert("SLURM_GET_USER_ENV".into(), "1".into());
+    }
+    env.insert("SLURM_EXPORT_ENV".into(), spec.to_string());
+    env
+}
+
+/// Runs sbatch; returns the exit code.
+pub fn main(call: &mut Call) -> i32 {
+    let cli = match super::parse_opts(call, SPEC, true, 255, true) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if cli.has("help") || cli.has("usage") {
+        print!("{HELP}");
+        return 0;
+    }
+    if cli.has("version") {
+        println!("slurm 22.05.8");
+        return 0;
+    }
+    // The script: a file, --wrap, or stdin.
+    let (script, script_name, args) = if let Some(wrap) = cli.value("wrap") {
+        (
+            format!("#!/bin/sh\n# This script was created by sbatch --wrap.\n\n{wrap}\n"),
+            "wrap".to_string(),
+            cli.operands.clone(),
+        )
+    } else if let Some(path) = cli.operands.first() {
+        match std::fs::read(path) {
+            Ok(b) => {
+                let name = std::path::Path::new(path)
+                    .file_name()
+                    .map_or(path.clone(), |f| f.to_string_lossy().into_owned());
+                (
+                    String::from_utf8_lossy(&b).into_owned(),
+                    name,
+                    cli.operands[1..].to_vec(),
+                )
+            }
+            Err(_) => return fail(&format!("Unable to open file {path}")),
+        }
+    } else {
+        let mut buf = Vec::new();
+        if std::io::stdin().read_to_end(&mut buf).is_err() {
+            return fail("Unable to read batch script from stdin");
+        }
+        (
+            String::from_utf8_lossy(&buf).into_owned(),
+            "sbatch".to_string(),
+            Vec::new(),
+        )
+    };
+    if script.trim().is_empty() {
+        return fail("Batch script contains only whitespace!");
+    }
+    if !script.starts_with("#!") {
+        eprintln!("sbatch: error: This does not look like a batch script.  The first");
+        eprintln!("sbatch: error: line must start with #! followed by the path to an interpreter.");
+        eprintln!("sbatch: error: For instance: #!/bin/sh");
+        return 1;
+    }
+    // #SBATCH directives first, the command line overrides them.
+    let dir_args = directives(&script);
+    let from_script = match crate::cli::getopt::parse("sbatch", &dir_args, SPEC, true) {
+        Ok(p) => p,
+        Err(msg) => {
+            eprintln!("{msg}");
+            eprintln!("Try \"sbatch --help\" for more information");
+            return 255;
+        }
+    };
+    let mut all = Parsed {
+        opts: from_script.opts,
+        operands: Vec::new(),
+    };
+    all.opts.extend(cli.opts.iter().cloned());
+    let mut r = ResourceOpts::default();
+    let mut output = None;
+    let mut error = None;
+    let mut input = None;
+    let mut signal = None;
+    let mut append = false;
+    let mut begin_after = None;
+    for (long, value) in &all.opts {
+        match apply_resource_opt("sbatch", &mut r, long, value.as_deref()) {
+            Ok(true) => continue,
+            Ok(false) => {}
+            Err((msg, code)) => {
+                eprintln!("{msg}");
+                return code;
+            }
+        }
+        let v = value.as_deref().unwrap_or("");
+        match *long {
+            "output" => output = Some(v.to_string()),
+            "error" => error = Some(v.to_string()),
+            "input" => input = Some(v.to_string()),
+            "open-mode" => append = v.starts_with('a'),
+            "signal" => match parse_signal_spec(v) {
+                Some((sig, secs, _)) => signal = Some((sig, secs)),
+                None => return fail("Invalid --signal specification"),
+            },
+            "begin" => match super::parse_begin(v) {
+                Some(after) => begin_after = Some(after),
+                None => return fail(&format!("Invalid time specification {v}")),
+            },
+            "array" => return fail("job arrays are not supported by mock-cluster"),
+            "dependency" if v != "singleton" && !v.is_empty() => {
+                return fail("job dependencies are not supported by mock-cluster");
+            }
+            _ => {}
+        }
+    }
+    let env = export_env(all.value("export"));
+    let command = match cli.operands.first() {
+        Some(p) if cli.value("wrap").is_none() => {
+            std::fs::canonicalize(p).map_or(p.clone(), |c| c.display().to_string())
+        }
+        _ => "(null)".into(),
+    };
+    let mut req = build_request(JobKind::Batch, &r, &script_name, env, command);
+    req.stdout = output;
+    req.stderr = error;
+    req.stdin = input;
+    req.append = append;
+    req.signal = signal;
+    req.begin_after = begin_after;
+    req.name_from_stdin = script_name == "sbatch" && r.name.is_none();
+    req.script = Some(script);
+    req.args = args;
+    let wait = cli.has("wait");
+    let conn = match call.conn() {
+        Ok(c) => c,
+        Err(e) => {
+            call.unreachable(
+                &e,
+                &format!("sbatch: error: Batch job submission failed: {CONNECT_FAILURE}"),
+            );
+            return 1;
+        }
+    };
+    let id = match conn.call(&Request::Submit {
+        req: Box::new(req),
+        wait,
+    }) {
+        Ok(Response::Submitted { id }) => id,
+        Ok(Response::Error { detail, message }) => {
+            for d in detail {
+                eprintln!("sbatch: error: {d}");
+            }
+            return fail(&format!("Batch job submission failed: {message}"));
+        }
+        Ok(_) | Err(_) => return fail(&format!("Batch job submission failed: {CONNECT_FAILURE}")),
+    };
+    call.set_job_id(id);
+    if cli.has("parsable") {
+        println!("{id}");
+    } else if !cli.has("quiet") {
+        println!("Submitted batch job {id}");
+    }
+    if !wait {
+        return 0;
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let Ok(conn) = call.conn() else { return 1 };
+    if let Ok(Response::Finished { job }) = conn.recv() {
+        return wait_exit_code(&job);
+    }
+    // The daemon went away (e.g. restarted): the job survives it, so poll until it ends.
+    let dir = call.dir.clone();
+    let mut delay = std::time::Duration::from_millis(20);
+    loop {
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(std::time::Duration::from_secs(1));
+        let Ok(mut conn) = crate::client::Conn::connect_or_start(&dir) else {
+            continue;
+        };
+        match conn.call(&Request::Jobs {
+            ids: Some(vec![id]),
+            accounting: true,
+            status_command: false,
+        }) {
+            Ok(Response::Jobs { jobs, .. }) => match jobs.first() {
+                Some(job) if job.run.state.is_finished() => return wait_exit_code(job),
+                Some(_) => {}
+                None => return fail(&format!("Job {id} no longer found and exit code not found")),
+            },
+            _ => continue,
+        }
+    }
+}
+
+/// `sbatch --wait`'s exit code: the job's exit code, 1 for a signal (0 when never started).
+fn wait_exit_code(job: &crate::model::Job) -> i32 {
+    let status = job.run.exit_status;
+    if status & 0x7f == 0 {
+        (status >> 8) & 0xff
+    } else {
+        1
+    }
+}

@@ -1,0 +1,434 @@
+//! Fake `scontrol`: `show job|node|partition`, `ping`, `version`.
+
+use crate::cli::Call;
+use crate::config::Cluster;
+use crate::model::{Job, JobKind, JobState};
+use crate::protocol::{CONNECT_FAILURE, NodeUsage, Request, Response};
+use crate::units::{self, TimeLimit};
+
+use super::format::{date, elapsed};
+
+const HELP: &str =
+    "Usage: scontrol [-o] show job [ID] | show node [NAME] | show partition [NAME] | ping | version
+
+Fake scontrol of mock-cluster.
+
+  -o, --oneliner   print each record on one line
+
+Examples:
+  scontrol show job 42
+  scontrol -o show node node01
+";
+
+fn long_limit(l: TimeLimit) -> String {
+    match l {
+        TimeLimit::Unlimited => "UNLIMITED".into(),
+        TimeLimit::Seconds(s) => units::format_long_duration(s),
+    }
+}
+
+fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
+    let r = &job.run;
+    let started = r.start_time.is_some();
+    let end = match (r.end_time, r.start_time, job.time_limit.seconds()) {
+        (Some(e), _, _) => date(Some(e), "Unknown"),
+        (None, Some(s), Some(l)) => date(Some(s + l as f64), "Unknown"),
+        _ => "Unknown".into(),
+    };
+    let state = if r.state == JobState::Running && r.term_sent.is_some() {
+        "COMPLETING"
+    } else {
+        r.state.long()
+    };
+    let mut lines = vec![
+        format!("JobId={} JobName={}", job.id, job.req.name),
+        format!(
+            "UserId={}({}) GroupId={}({}) MCS_label=N/A",
+            job.req.user,
+            job.req.uid,
+            group_name(job.req.gid),
+            job.req.gid
+        ),
+        format!(
+            "Priority={} Nice=0 Account={} QOS={}",
+            r.priority,
+            job.req
+                .account
+                .clone()
+                .unwrap_or_else(|| job.req.user.clone()),
+            job.qos
+        ),
+        format!("JobState={state} Reason={} Dependency=(null)", r.reason),
+        format!(
+            "Requeue=1 Restarts=0 BatchFlag={} Reboot=0 ExitCode={}",
+            u8::from(job.req.kind == JobKind::Batch),
+            Job::exit_code_text(r.exit_status)
+        ),
+        format!(
+            "RunTime={} TimeLimit={} TimeMin=N/A",
+            units::format_long_duration(elapsed(job, now)),
+            long_limit(job.shown_limit())
+        ),
+        format!(
+            "SubmitTime={} EligibleTime={}",
+            date(Some(job.submit_time), "Unknown"),
+            date(Some(job.submit_time), "Unknown")
+        ),
+        format!("AccrueTime={}", date(Some(job.submit_time), "Unknown")),
+        format!(
+            "StartTime={} EndTime={end} Deadline=N/A",
+            date(r.start_time, "Unknown")
+        ),
+        format!(
+            "SuspendTime=None SecsPreSuspend=0 LastSchedEval={} Scheduler=Main",
+            date(r.start_time.or(Some(job.submit_time)), "Unknown")
+        ),
+        format!("Partition={} AllocNode:Sid={alloc_host}:0", job.partition),
+        format!(
+            "ReqNodeList={} ExcNodeList=(null)",
+            job.req
+                .nodelist
+                .as_ref()
+                .map_or("(null)".into(), |n| crate::hostlist::compress(n))
+        ),
+        format!(
+            "NodeList={}",
+            if started {
+                job.nodelist()
+            } else {
+                "(null)".into()
+            }
+        ),
+    ];
+    if started && job.req.kind == JobKind::Batch {
+        lines.push(format!(
+            "BatchHost={}",
+            r.alloc.first().map_or("(null)".into(), |a| a.node.clone())
+        ));
+    }
+    let ntasks = job.req.ntasks.unwrap_or(1);
+    lines.push(format!(
+        "NumNodes={} NumCPUs={} NumTasks={ntasks} CPUs/Task={} ReqB:S:C:T=0:0:*:*",
+        job.num_nodes,
+        job.cpus,
+        job.req.cpus_per_task.unwrap_or(1)
+    ));
+    lines.push(format!(
+        "TRES=cpu={},mem={}M,node={},billing={}",
+        job.cpus,
+        job.mem_per_node_mb * u64::from(job.num_nodes),
+        job.num_nodes,
+        job.cpus
+    ));
+    lines.push("Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*".into());
+    lines.push(format!(
+        "MinCPUsNode={} MinMemoryNode={} MinTmpDiskNode=0",
+        job.req.cpus_per_task.unwrap_or(1),
+        match job.req.mem_mb {
+            Some(m) if m > 0 => format!("{m}M"),
+            _ => "0".into(),
+        }
+    ));
+    lines.push(format!(
+        "Features={} DelayBoot=00:00:00",
+        job.req
+            .constraint
+            .clone()
+            .unwrap_or_else(|| "(null)".into())
+    ));
+    lines.push(format!(
+        "OverSubscribe={} Contiguous=0 Licenses=(null) Network=(null)",
+        if job.req.exclusive { "NO" } else { "OK" }
+    ));
+    lines.push(format!("Command={}", job.req.command));
+    lines.push(format!("WorkDir={}", job.req.work_dir));
+    if job.req.kind == JobKind::Batch {
+        lines.push(format!(
+            "StdErr={}",
+            r.stderr_path.clone().unwrap_or_default()
+        ));
+        lines.push(format!(
+            "StdIn={}",
+            job.req.stdin.clone().unwrap_or_else(|| "/dev/null".into())
+        ));
+        lines.push(format!(
+            "StdOut={}",
+            r.stdout_path.clone().unwrap_or_default()
+        ));
+    }
+    lines.push("Power=".into());
+    lines
+}
+
+fn group_name(gid: u32) -> String {
+    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
+        .ok()
+        .flatten()
+        .map_or_else(|| gid.to_string(), |g| g.name)
+}
+
+fn print_record(lines: &[String], oneliner: bool, job: bool) {
+    if oneliner {
+        println!("{}", lines.join(" "));
+    } else {
+        let mut text = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            if i > 0 {
+                text.push_str("   ");
+            }
+            text.push_str(l);
+            text.push('\n');
+        }
+        if job {
+            text.push_str("   \n");
+        }
+        println!("{text}");
+    }
+}
+
+fn node_text(cluster: &Cluster, name: &str, usage: &[NodeUsage]) -> Option<Vec<String>> {
+    let node = cluster.node(name)?;
+    let u = usage.iter().find(|u| u.name == name)?;
+    let state = if u.down {
+        "DOWN"
+    } else if u.alloc_cpus == 0 {
+        "IDLE"
+    } else if u.alloc_cpus >= node.cpus {
+        "ALLOCATED"
+    } else {
+        "MIXED"
+    };
+    let parts: Vec<&str> = cluster
+        .partitions
+        .iter()
+        .filter(|p| p.nodes.iter().any(|n| n == name))
+        .map(|p| p.name.as_str())
+        .collect();
+    let features = if node.features.is_empty() {
+        "(null)".to_string()
+    } else {
+        node.features.join(",")
+    };
+    Some(vec![
+        format!("NodeName={name} Arch=x86_64 CoresPerSocket=1 "),
+        format!(
+            "CPUAlloc={} CPUEfctv={} CPUTot={} CPULoad=0.00",
+            u.alloc_cpus, node.cpus, node.cpus
+        ),
+        format!("AvailableFeatures={features}"),
+        format!("ActiveFeatures={features}"),
+        "Gres=(null)".into(),
+        format!("NodeAddr={name} NodeHostName={name} Version=22.05.8"),
+        "OS=Linux ".into(),
+        format!(
+            "RealMemory={} AllocMem={} FreeMem={} Sockets={} Boards=1",
+            node.memory_mb,
+            u.alloc_mem_mb,
+            node.memory_mb - u.alloc_mem_mb.min(node.memory_mb),
+            node.cpus
+        ),
+        format!("State={state} ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A"),
+        format!("Partitions={} ", parts.join(",")),
+        format!(
+            "CfgTRES=cpu={},mem={}M,billing={}",
+            node.cpus, node.memory_mb, node.cpus
+        ),
+        if u.alloc_cpus > 0 {
+            format!("AllocTRES=cpu={},mem={}M", u.alloc_cpus, u.alloc_mem_mb)
+        } else {
+            "AllocTRES=".into()
+        },
+        "CapWatts=n/a".into(),
+        "CurrentWatts=0 AveWatts=0".into(),
+        "ExtSensorsJoules=n/s ExtSensorsWatts=0 ExtSensorsTemp=n/s".into(),
+    ])
+}
+
+fn partition_text(cluster: &Cluster, name: &str) -> Option<Vec<String>> {
+    let p = cluster.partition(name)?;
+    let cpus: u32 = p
+        .nodes
+        .iter()
+        .filter_map(|n| cluster.node(n))
+        .map(|n| n.cpus)
+        .sum();
+    let mem: u64 = p
+        .nodes
+        .iter()
+        .filter_map(|n| cluster.node(n))
+        .map(|n| n.memory_mb)
+        .sum();
+    Some(vec![
+        format!("PartitionName={}", p.name),
+        "AllowGroups=ALL AllowAccounts=ALL AllowQos=ALL".into(),
+        format!(
+            "AllocNodes=ALL Default={} QoS={}",
+            if p.default { "YES" } else { "NO" },
+            p.qos.clone().unwrap_or_else(|| "N/A".into())
+        ),
+        "DefaultTime=NONE DisableRootJobs=NO ExclusiveUser=NO GraceTime=0 Hidden=NO".into(),
+        format!(
+            "MaxNodes={} MaxTime={} MinNodes=0 LLN=NO MaxCPUsPerNode=UNLIMITED",
+            p.max_nodes.map_or("UNLIMITED".into(), |m| m.to_string()),
+            long_limit(p.max_time)
+        ),
+        format!("Nodes={}", crate::hostlist::compress(&p.nodes)),
+        "PriorityJobFactor=1 PriorityTier=1 RootOnly=NO ReqResv=NO OverSubscribe=NO".into(),
+        "OverTimeLimit=NONE PreemptMode=OFF".into(),
+        format!(
+            "State={} TotalCPUs={cpus} TotalNodes={} SelectTypeParameters=NONE",
+            p.state,
+            p.nodes.len()
+        ),
+        "JobDefaults=(null)".into(),
+        "DefMemPerNode=UNLIMITED MaxMemPerNode=UNLIMITED".into(),
+        format!(
+            "TRES=cpu={cpus},mem={mem}M,node={},billing={cpus}",
+            p.nodes.len()
+        ),
+    ])
+}
+
+/// Runs scontrol; returns the exit code.
+pub fn main(call: &mut Call) -> i32 {
+    let mut oneliner = false;
+    let mut words = Vec::new();
+    for a in call.args() {
+        match a.as_str() {
+            "-o" | "--oneliner" => oneliner = true,
+            "-d" | "--details" | "-a" | "--all" | "-v" | "--verbose" | "-Q" | "--quiet" => {}
+            "-h" | "--help" | "--usage" => {
+                print!("{HELP}");
+                return 0;
+            }
+            "-V" | "--version" => {
+                println!("slurm 22.05.8");
+                return 0;
+            }
+            s if s.starts_with('-') => {
+                eprintln!("scontrol: unrecognized option '{s}'");
+                eprintln!("Try \"scontrol --help\" for more information");
+                return 1;
+            }
+            _ => words.push(a),
+        }
+    }
+    let Some(verb) = words.first().map(|w| w.to_ascii_lowercase()) else {
+        print!("{HELP}");
+        return 0;
+    };
+    match verb.as_str() {
+        "version" => {
+            println!("slurm 22.05.8");
+            return 0;
+        }
+        "show" => {}
+        "ping" => {
+            let up = match call.conn() {
+                Ok(c) => c.call(&Request::Ping).is_ok(),
+                Err(_) => false,
+            };
+            return match up {
+                true => {
+                    println!("Slurmctld(primary) at mock-cluster is UP");
+                    0
+                }
+                false => {
+                    println!("Slurmctld(primary) at mock-cluster is DOWN");
+                    1
+                }
+            };
+        }
+        other => {
+            eprintln!("invalid keyword: {other}");
+            return 1;
+        }
+    }
+    let Some(entity) = words.get(1).map(|w| w.to_ascii_lowercase()) else {
+        eprintln!("too few arguments for keyword:show");
+        return 1;
+    };
+    let target = words.get(2).cloned();
+    match entity.as_str() {
+        "job" | "jobs" | "jobid" => {
+            let ids = match &target {
+                Some(t) => match t.split(['.', '_']).next().unwrap_or("").parse::<u32>() {
+                    Ok(n) => Some(vec![n]),
+                    Err(_) => {
+                        eprintln!("scontrol_print_job error: Invalid job id specified");
+                        return 1;
+                    }
+                },
+                None => None,
+            };
+            let (jobs, now, _) =
+                match super::fetch_jobs(call, ids.clone(), false, "slurm_load_jobs") {
+                    Ok(x) => x,
+                    Err(code) => return code,
+                };
+            if ids.is_some() && jobs.is_empty() {
+                eprintln!("slurm_load_jobs error: Invalid job id specified");
+                return 1;
+            }
+            if jobs.is_empty() {
+                println!("No jobs in the system");
+                return 0;
+            }
+            let host = super::short_hostname();
+            for job in &jobs {
+                print_record(&job_text(job, now, &host), oneliner, true);
+            }
+            0
+        }
+        "node" | "nodes" | "partition" | "partitions" => {
+            let conn = match call.conn() {
+                Ok(c) => c,
+                Err(e) => {
+                    let what = if entity.starts_with("node") {
+                        "slurm_load_node"
+                    } else {
+                        "slurm_load_partitions"
+                    };
+                    call.unreachable(&e, &format!("{what} error: {CONNECT_FAILURE}"));
+                    return 1;
+                }
+            };
+            let (cluster, usage) = match conn.call(&Request::Cluster {
+                status_command: true,
+            }) {
+                Ok(Response::Cluster { cluster, usage, .. }) => (*cluster, usage),
+                Ok(Response::Error { message, .. }) => {
+                    eprintln!("slurm_load_node error: {message}");
+                    return 1;
+                }
+                _ => return 1,
+            };
+            let nodes = entity.starts_with("node");
+            let names: Vec<String> = match &target {
+                Some(t) if nodes => crate::hostlist::expand(t).unwrap_or_else(|_| vec![t.clone()]),
+                Some(t) => vec![t.clone()],
+                None if nodes => cluster.nodes.iter().map(|n| n.name.clone()).collect(),
+                None => cluster.partitions.iter().map(|p| p.name.clone()).collect(),
+            };
+            for n in names {
+                let text = if nodes {
+                    node_text(&cluster, &n, &usage)
+                } else {
+                    partition_text(&cluster, &n)
+                };
+                match text {
+                    Some(lines) => print_record(&lines, oneliner, false),
+                    None => {
+                        println!("{} {n} not found", if nodes { "Node" } else { "Partition" });
+                        return 1;
+                    }
+                }
+            }
+            0
+        }
+        other => {
+            eprintln!("invalid entity: {other} for keyword: show");
+            1
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Fake `sinfo`.
+
+use crate::cli::Call;
+use crate::cli::getopt::{HasArg::*, Opt, opt};
+use crate::config::Cluster;
+use crate::protocol::{CONNECT_FAILURE, NodeUsage, Request, Response};
+use crate::units;
+
+use super::format::{Piece, fit, parse_format};
+
+const SPEC: &[Opt] = &[
+    opt("all", Some('a'), No),
+    opt("format", Some('o'), Required),
+    opt("help", None, No),
+    opt("long", Some('l'), No),
+    opt("Node", Some('N'), No),
+    opt("noheader", Some('h'), No),
+    opt("partition", Some('p'), Required),
+    opt("summarize", Some('s'), No),
+    opt("usage", None, No),
+    opt("version", Some('V'), No),
+    opt("verbose", Some('v'), No),
+];
+
+const HELP: &str = "Usage: sinfo [OPTIONS]
+
+Fake sinfo of mock-cluster: partitions and nodes of the simulated cluster.
+
+  -h, --noheader             no headers on output
+  -N, --Node                 one line per node
+  -o, --format=format        format specification (%P %a %l %D %t %N %c %m %T %C)
+  -p, --partition=partition  only this partition
+
+Examples:
+  sinfo
+  sinfo -N -h -o '%N %T %C'
+";
+
+/// A node with its current use.
+type Member = (crate::config::Node, NodeUsage);
+
+fn node_state(u: &NodeUsage, cpus: u32, long: bool) -> &'static str {
+    let s = if u.down {
+        ("down", "down")
+    } else if u.alloc_cpus == 0 {
+        ("idle", "idle")
+    } else if u.alloc_cpus >= cpus {
+        ("alloc", "allocated")
+    } else {
+        ("mix", "mixed")
+    };
+    if long { s.1 } else { s.0 }
+}
+
+/// Runs sinfo; returns the exit code.
+pub fn main(call: &mut Call) -> i32 {
+    let cli = match super::parse_opts(call, SPEC, false, 1, true) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    if cli.has("help") || cli.has("usage") {
+        print!("{HELP}");
+        return 0;
+    }
+    if cli.has("version") {
+        println!("slurm 22.05.8");
+        return 0;
+    }
+    let conn = match call.conn() {
+        Ok(c) => c,
+        Err(e) => {
+            call.unreachable(&e, &format!("slurm_load_partitions: {CONNECT_FAILURE}"));
+            return 1;
+        }
+    };
+    let (cluster, usage): (Cluster, Vec<NodeUsage>) = match conn.call(&Request::Cluster {
+        status_command: true,
+    }) {
+        Ok(Response::Cluster { cluster, usage, .. }) => (*cluster, usage),
+        Ok(Response::Error { message, .. }) => {
+            eprintln!("slurm_load_partitions: {message}");
+            return 1;
+        }
+        _ => {
+            eprintln!("slurm_load_partitions: {CONNECT_FAILURE}");
+            return 1;
+        }
+    };
+    let node_mode = cli.has("Node");
+    let fmt = cli.value("format").unwrap_or(if node_mode {
+        "%#N %.6D %.#P %6t"
+    } else {
+        "%#P %.5a %.10l %.6D %.6t %N"
+    });
+    let only = cli.value("partition");
+    // Rows: (partition, default, nodes with usage, state group)
+    let mut rows: Vec<(String, bool, Vec<Member>)> = Vec::new();
+    for p in &cluster.partitions {
+        if only.is_some_and(|o| !o.split(',').any(|x| x == p.name)) {
+            continue;
+        }
+        let members: Vec<(crate::config::Node, NodeUsage)> = p
+            .nodes
+            .iter()
+            .filter_map(|n| {
+                let node = cluster.node(n)?.clone();
+                let u = usage.iter().find(|u| &u.name == n)?.clone();
+                Some((node, u))
+            })
+            .collect();
+        if node_mode {
+            for m in members {
+                rows.push((p.name.clone(), p.default, vec![m]));
+            }
+        } else {
+            // One line per state within the partition, as sinfo groups them.
+            let mut groups: Vec<(&'static str, Vec<(crate::config::Node, NodeUsage)>)> = Vec::new();
+            for m in members {
+                let st = node_state(&m.1, m.0.cpus, false);
+                match groups.iter_mut().find(|g| g.0 == st) {
+                    Some(g) => g.1.push(m),
+                    None => groups.push((st, vec![m])),
+                }
+            }
+            for (_, g) in groups {
+                rows.push((p.name.clone(), p.default, g));
+            }
+        }
+    }
+    let part_width = cluster
+        .partitions
+        .iter()
+        .map(|p| p.name.len() + usize::from(p.default))
+        .max()
+        .unwrap_or(9)
+        .max(9);
+    let node_width = rows
+        .iter()
+        .map(|r| {
+            crate::hostlist::compress(&r.2.iter().map(|m| m.0.name.clone()).collect::<Vec<_>>())
+                .len()
+        })
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let pieces = parse_format(
+        &fmt.replace("%.#P", &format!("%.{part_width}P"))
+            .replace("%#P", &format!("%{part_width}P"))
+            .replace("%#N", &format!("%{node_width}N")),
+    );
+    let header = |c: char| -> &'static str {
+        match c {
+            'P' | 'R' => "PARTITION",
+            'a' => "AVAIL",
+            'l' => "TIMELIMIT",
+            'D' => "NODES",
+            't' | 'T' => "STATE",
+            'N' => "NODELIST",
+            'c' => "CPUS",
+            'm' => "MEMORY",
+            'C' => "CPUS(A/I/O/T)",
+            'f' => "AVAIL_FEATURES",
+            _ => "",
+        }
+    };
+    let mut out = String::new();
+    let render = |f: &dyn Fn(char) -> String| {
+        let mut line = String::new();
+        for p in &pieces {
+            match p {
+                Piece::Text(t) => line.push_str(t),
+                Piece::Field { code, width, right } => {
+                    line.push_str(&fit(&f(*code), *width, *right))
+                }
+            }
+        }
+        line
+    };
+    if !cli.has("noheader") {
+        out.push_str(&render(&|c| header(c).to_string()));
+        out.push('\n');
+    }
+    for (name, default, members) in &rows {
+        let part = cluster.partition(name);
+        let names: Vec<String> = members.iter().map(|m| m.0.name.clone()).collect();
+        let line = render(&|c| match c {
+            'P' => format!("{name}{}", if *default { "*" } else { "" }),
+            'R' => name.clone(),
+            'a' => part.map_or("up".into(), |p| p.state.to_ascii_lowercase()),
+            'l' => part.map_or("infinite".into(), |p| units::format_limit_sinfo(p.max_time)),
+            'D' => members.len().to_string(),
+            't' => members.first().map_or("n/a".into(), |m| {
+                node_state(&m.1, m.0.cpus, false).to_string()
+            }),
+            'T' => members.first().map_or("n/a".into(), |m| {
+                node_state(&m.1, m.0.cpus, true).to_string()
+            }),
+            'N' => crate::hostlist::compress(&names),
+            'c' => members.first().map_or("0".into(), |m| m.0.cpus.to_string()),
+            'm' => members
+                .first()
+                .map_or("0".into(), |m| m.0.memory_mb.to_string()),
+            'C' => {
+                let a: u32 = members.iter().map(|m| m.1.alloc_cpus).sum();
+                let t: u32 = members.iter().map(|m| m.0.cpus).sum();
+                let o: u32 = members.iter().filter(|m| m.1.down).map(|m| m.0.cpus).sum();
+                format!("{a}/{}/{o}/{t}", t - a - o)
+            }
+            'f' => members.first().map_or("(null)".into(), |m| {
+                if m.0.features.is_empty() {
+                    "(null)".into()
+                } else {
+                    m.0.features.join(",")
+                }
+            }),
+            _ => String::new(),
+        });
+        out.push_str(&line);
+        out.push('\n');
+    }
+    print!("{out}");
+    0
+}

@@ -1,0 +1,420 @@
+//! Starting batch jobs as real processes. The daemon starts a small launcher (`mock-cluster
+//! __launch SPEC`) in its own session; the launcher opens the output files, starts the script in
+//! a new process group bound to the allocated CPUs, and writes the script's raw wait status to a
+//! file. The status survives a daemon restart, so jobs keep running across one.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// Raw status Slurm records when the output file cannot be opened (`ExitCode=0:53`, observed).
+pub const OUTPUT_OPEN_FAILED: i32 = 53;
+
+/// Everything the launcher needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    /// Job id.
+    pub job_id: u32,
+    /// Executable script.
+    pub script: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// Complete environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    pub work_dir: String,
+    /// stdout file.
+    pub stdout: String,
+    /// stderr file (may equal stdout).
+    pub stderr: String,
+    /// stdin file.
+    pub stdin: String,
+    /// Append instead of truncating.
+    pub append: bool,
+    /// Real CPU ids.
+    pub cpus: Vec<usize>,
+    /// Real seconds before the output file appears.
+    pub output_delay_real: f64,
+    /// Where to write the process group id.
+    pub pid_file: PathBuf,
+    /// Where to write the raw wait status.
+    pub status_file: PathBuf,
+    /// Node name for messages.
+    pub node: String,
+}
+
+/// Paths of one job's launcher files.
+pub fn job_paths(dir: &Path, id: u32) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let jobs = dir.join("jobs");
+    (
+        jobs.join(format!("{id}.script")),
+        jobs.join(format!("{id}.launch.json")),
+        jobs.join(format!("{id}.pid")),
+        jobs.join(format!("{id}.status")),
+    )
+}
+
+/// Starts the launcher for a job; returns the launcher's child handle.
+pub fn spawn_launcher(
+    exe: &Path,
+    spec: &LaunchSpec,
+    spec_path: &Path,
+    log: &Path,
+) -> std::io::Result<std::process::Child> {
+    let text = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
+    write_atomic(spec_path, &text)?;
+    let log = OpenOptions::new().create(true).append(true).open(log)?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("__launch")
+        .arg(spec_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; it detaches the launcher from the daemon's session so
+    // jobs outlive a daemon restart.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Writes a file via a temporary name and a rename, so readers never see half of it.
+pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Reads a raw wait status written by a launcher.
+pub fn read_status(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Reads a process group id written by a launcher.
+pub fn read_pgid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// Binds the calling process (in a pre_exec hook) to the given CPUs.
+pub fn bind_cpus(cpus: &[usize]) -> std::io::Result<()> {
+    if cpus.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: cpu_set_t is plain data; CPU_ZERO/CPU_SET and sched_setaffinity only touch it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_ZERO(&mut set);
+        for &c in cpus {
+            if c < libc::CPU_SETSIZE as usize {
+                libc::CPU_SET(c, &mut set);
+            }
+        }
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The CPUs this process may run on.
+pub fn available_cpus() -> Vec<usize> {
+    // SAFETY: as in bind_cpus.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return vec![0];
+        }
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect();
+        if cpus.is_empty() { vec![0] } else { cpus }
+    }
+}
+
+fn open_output(path: &str, append: bool) -> std::io::Result<File> {
+    if !append {
+        File::create(path)?;
+    }
+    // Always O_APPEND, so the controller's slurmstepd lines and the job's own output never
+    // overwrite each other.
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o644)
+        .open(path)
+}
+
+/// The launcher's main: returns the process exit code.
+pub fn launcher_main(spec_path: &Path) -> i32 {
+    let spec: LaunchSpec = match std::fs::read(spec_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "mock-cluster launcher: cannot read {}: {e}",
+                spec_path.display()
+            );
+            return 1;
+        }
+    };
+    let status = run_job(&spec);
+    if let Err(e) = write_atomic(&spec.status_file, status.to_string().as_bytes()) {
+        eprintln!(
+            "mock-cluster launcher: cannot write {}: {e}",
+            spec.status_file.display()
+        );
+        return 1;
+    }
+    0
+}
+
+fn run_job(spec: &LaunchSpec) -> i32 {
+    let delayed = spec.output_delay_real > 0.0;
+    let same = spec.stdout == spec.stderr;
+    let mut work_dir = spec.work_dir.clone();
+    let mut early_lines = Vec::new();
+    if !Path::new(&work_dir).is_dir() {
+        early_lines.push(format!(
+            "slurmstepd-{}: error: couldn't chdir to `{}': No such file or directory: going to /tmp instead\n",
+            spec.node, work_dir
+        ));
+        work_dir = "/tmp".into();
+    }
+    let (stdout, stderr): (Stdio, Stdio);
+    let mut copier = None;
+    if delayed {
+        let (reader, writer) = match std::io::pipe() {
+            Ok(p) => p,
+            Err(_) => return 1 << 8,
+        };
+        let err_writer = match writer.try_clone() {
+            Ok(w) => w,
+            Err(_) => return 1 << 8,
+        };
+        stdout = writer.into();
+        stderr = if same {
+            err_writer.into()
+        } else {
+            drop(err_writer);
+            match open_output(&spec.stderr, spec.append) {
+                Ok(f) => f.into(),
+                Err(_) => return OUTPUT_OPEN_FAILED,
+            }
+        };
+        let path = spec.stdout.clone();
+        let append = spec.append;
+        let delay = Duration::from_secs_f64(spec.output_delay_real);
+        let early = early_lines.concat();
+        copier = Some(std::thread::spawn(move || {
+            delayed_copy(reader, &path, append, delay, early)
+        }));
+    } else {
+        let out = match open_output(&spec.stdout, spec.append) {
+            Ok(f) => f,
+            Err(_) => return OUTPUT_OPEN_FAILED,
+        };
+        let err = if same {
+            out.try_clone()
+        } else {
+            open_output(&spec.stderr, spec.append)
+        };
+        let mut err = match err {
+            Ok(f) => f,
+            Err(_) => return OUTPUT_OPEN_FAILED,
+        };
+        for line in &early_lines {
+            let _ = err.write_all(line.as_bytes());
+        }
+        stdout = out.into();
+        stderr = err.into();
+    }
+    let stdin: Stdio = match File::open(&spec.stdin) {
+        Ok(f) => f.into(),
+        Err(_) => Stdio::null(),
+    };
+    let mut cmd = Command::new(&spec.script);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(&spec.env)
+        .current_dir(&work_dir)
+        .stdin(stdin)
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0);
+    let cpus = spec.cpus.clone();
+    let exec = match ExecWithPid::new(spec) {
+        Ok(e) => e,
+        Err(_) => return 1 << 8,
+    };
+    // SAFETY: the hook only calls sched_setaffinity, writes digits into memory prepared before
+    // the fork and calls execve; all async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            bind_cpus(&cpus)?;
+            exec.exec()
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            if let Ok(mut f) = open_output(&spec.stderr, true) {
+                let _ = writeln!(
+                    f,
+                    "slurmstepd-{}: error: execve(): {}: {e}",
+                    spec.node,
+                    spec.script.display()
+                );
+            }
+            return 1 << 8;
+        }
+    };
+    drop(cmd);
+    let _ = write_atomic(&spec.pid_file, child.id().to_string().as_bytes());
+    let status = match child.wait() {
+        Ok(s) => s.into_raw(),
+        Err(_) => 1 << 8,
+    };
+    if let Some(c) = copier {
+        let _ = c.join();
+    }
+    status
+}
+
+/// execve with the environment plus `SLURM_TASK_PID=<own pid>`, which only the child knows.
+/// Everything is allocated before the fork; the child fills in its pid and execs.
+struct ExecWithPid {
+    path: std::ffi::CString,
+    _args: Vec<std::ffi::CString>,
+    _env: Vec<std::ffi::CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    pid_slot: *mut u8,
+}
+
+// SAFETY: the raw pointers point into the CStrings and the pid buffer owned by this value (or
+// leaked for the child's lifetime); they are only used in the forked child.
+unsafe impl Send for ExecWithPid {}
+// SAFETY: as above; no shared mutation happens in the parent.
+unsafe impl Sync for ExecWithPid {}
+
+const PID_PREFIX: &[u8] = b"SLURM_TASK_PID=";
+
+impl ExecWithPid {
+    fn new(spec: &LaunchSpec) -> Result<ExecWithPid, std::ffi::NulError> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let path = CString::new(spec.script.as_os_str().as_bytes())?;
+        let mut args = vec![path.clone()];
+        for a in &spec.args {
+            args.push(CString::new(a.as_bytes())?);
+        }
+        let mut env = Vec::new();
+        for (k, v) in &spec.env {
+            if k != "SLURM_TASK_PID" {
+                env.push(CString::new(format!("{k}={v}"))?);
+            }
+        }
+        // Room for the prefix, 20 digits and the NUL; leaked because the child execs from it.
+        let mut slot = PID_PREFIX.to_vec();
+        slot.resize(PID_PREFIX.len() + 21, 0);
+        let pid_slot = Box::leak(slot.into_boxed_slice()).as_mut_ptr();
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(pid_slot as *const libc::c_char);
+        envp.push(std::ptr::null());
+        Ok(ExecWithPid {
+            path,
+            _args: args,
+            _env: env,
+            argv,
+            envp,
+            pid_slot,
+        })
+    }
+
+    /// Runs in the child: fills in the pid and execs; returns only on failure.
+    fn exec(&self) -> std::io::Result<()> {
+        // SAFETY: getpid cannot fail; pid_slot has room for PID_PREFIX plus 21 bytes.
+        unsafe {
+            let mut pid = libc::getpid() as u64;
+            let mut digits = [0u8; 20];
+            let mut n = 0;
+            loop {
+                digits[n] = b'0' + (pid % 10) as u8;
+                n += 1;
+                pid /= 10;
+                if pid == 0 {
+                    break;
+                }
+            }
+            let base = self.pid_slot.add(PID_PREFIX.len());
+            for i in 0..n {
+                *base.add(i) = digits[n - 1 - i];
+            }
+            *base.add(n) = 0;
+            libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr());
+        }
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+fn delayed_copy(
+    mut reader: std::io::PipeReader,
+    path: &str,
+    append: bool,
+    delay: Duration,
+    early: String,
+) {
+    let deadline = Instant::now() + delay;
+    let mut buffered = early.into_bytes();
+    // Collect output until the file "appears", then stream the rest straight into it.
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut chunk = vec![0u8; 65536];
+        loop {
+            match reader.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send(chunk[..n].to_vec()).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    let mut done = false;
+    while Instant::now() < deadline {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(data) => buffered.extend(data),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                done = true;
+                break;
+            }
+        }
+    }
+    if done {
+        // The job ended before the file appeared: it still appears only at the deadline.
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    }
+    let Ok(mut file) = open_output(path, append) else {
+        return;
+    };
+    let _ = file.write_all(&buffered);
+    for data in rx {
+        let _ = file.write_all(&data);
+    }
+}

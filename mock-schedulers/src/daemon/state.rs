@@ -1,0 +1,1381 @@
+//! The controller: jobs, the queue, scheduling passes, time limits and signals.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::config::{Cluster, Injections};
+use crate::hostlist;
+use crate::model::{CallRecord, Job, JobKind, JobRequest, JobRun, JobState, NodeAlloc};
+use crate::pattern::{self, PatternFields};
+use crate::protocol::{CancelOutcome, CancelRequest, InjectRequest, NodeUsage, Response};
+use crate::units::TimeLimit;
+
+use super::clock::SimClock;
+use super::journal::Journal;
+use super::launch::{self, LaunchSpec};
+
+/// Slurm's base priority: 0xFFFF0000 minus the job id (priority/basic).
+const PRIORITY_BASE: u32 = 0xFFFF_0000;
+
+/// Something the daemon must do outside the state lock after a scheduling pass.
+#[derive(Debug)]
+pub enum Effect {
+    /// Wait for this launcher process and report the job's end.
+    WatchLauncher(u32, std::process::Child),
+    /// Poll a launcher that is not our child (adopted after a restart).
+    PollLauncher(u32),
+}
+
+/// The whole controller state, behind one mutex.
+#[derive(Debug)]
+pub struct State {
+    /// The cluster.
+    pub cluster: Cluster,
+    /// Simulated time.
+    pub clock: SimClock,
+    /// All jobs by id.
+    pub jobs: BTreeMap<u32, Job>,
+    pending: BTreeSet<(Reverse<u32>, u32)>,
+    running: BTreeSet<u32>,
+    next_id: u32,
+    /// Active injections.
+    pub inject: Injections,
+    journal: Journal,
+    calls: Vec<CallRecord>,
+    calls_file: File,
+    /// Number of scheduling passes done.
+    pub passes: u64,
+    /// Set when the daemon should exit.
+    pub shutdown: bool,
+    real_cpus: Vec<usize>,
+    dir: PathBuf,
+    exe: PathBuf,
+    /// Work for the caller after a pass.
+    pub effects: Vec<Effect>,
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "Hangup",
+        2 => "Interrupt",
+        3 => "Quit",
+        4 => "Illegal instruction",
+        6 => "Aborted",
+        7 => "Bus error",
+        8 => "Floating point exception",
+        9 => "Killed",
+        10 => "User defined signal 1",
+        11 => "Segmentation fault",
+        12 => "User defined signal 2",
+        13 => "Broken pipe",
+        14 => "Alarm clock",
+        15 => "Terminated",
+        _ => "Unknown signal",
+    }
+}
+
+/// Local time as slurmstepd prints it.
+pub fn format_sim_time(t: f64) -> String {
+    use chrono::TimeZone;
+    match chrono::Local.timestamp_opt(t.floor() as i64, 0) {
+        chrono::LocalResult::Single(dt) | chrono::LocalResult::Ambiguous(dt, _) => {
+            dt.format("%Y-%m-%dT%H:%M:%S").to_string()
+        }
+        chrono::LocalResult::None => "Unknown".into(),
+    }
+}
+
+fn send_signal(pgid: Option<i32>, sig: i32, group: bool) {
+    if let Some(p) = pgid
+        && p > 1
+    {
+        // SAFETY: kill/killpg have no memory-safety preconditions.
+        unsafe {
+            // A step started from a terminal stays in srun's process group; signal it alone.
+            if group {
+                if libc::killpg(p, sig) != 0 {
+                    libc::kill(p, sig);
+                }
+            } else {
+                libc::kill(p, sig);
+            }
+        }
+    }
+}
+
+impl State {
+    /// Builds the state from the configuration and the replayed journal.
+    pub fn open(cluster: Cluster, dir: &Path, exe: PathBuf) -> std::io::Result<State> {
+        std::fs::create_dir_all(dir.join("jobs"))?;
+        let (journal, replayed) = Journal::open(dir)?;
+        let calls_path = dir.join("calls.jsonl");
+        let calls = std::fs::read_to_string(&calls_path)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let calls_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&calls_path)?;
+        let inject = replayed
+            .inject
+            .clone()
+            .unwrap_or_else(|| cluster.inject.clone());
+        let first_job_id = cluster.first_job_id;
+        let mut state = State {
+            clock: SimClock::new(cluster.time_scale, replayed.clock),
+            cluster,
+            next_id: replayed
+                .jobs
+                .keys()
+                .next_back()
+                .map_or(first_job_id, |id| id + 1),
+            jobs: replayed.jobs,
+            pending: BTreeSet::new(),
+            running: BTreeSet::new(),
+            inject,
+            journal,
+            calls,
+            calls_file,
+            passes: 0,
+            shutdown: false,
+            real_cpus: launch::available_cpus(),
+            dir: dir.to_path_buf(),
+            exe,
+            effects: Vec::new(),
+        };
+        let ids: Vec<u32> = state.jobs.keys().copied().collect();
+        for id in ids {
+            let Some(job) = state.jobs.get(&id) else {
+                continue;
+            };
+            match job.run.state {
+                JobState::Pending => {
+                    state.pending.insert((Reverse(job.run.priority), id));
+                }
+                JobState::Running => {
+                    state.running.insert(id);
+                    match job.req.kind {
+                        JobKind::Batch => state.effects.push(Effect::PollLauncher(id)),
+                        // The client that held the allocation is gone with the old daemon.
+                        JobKind::Interactive => {
+                            let pgid = job.run.pgid;
+                            send_signal(pgid, libc::SIGKILL, true);
+                            state.end_job(id, libc::SIGKILL, Some(JobState::Cancelled));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(state)
+    }
+
+    /// Number of pending jobs.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Simulated now.
+    pub fn now(&self) -> f64 {
+        self.clock.now()
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn journal_run(&mut self, id: u32) {
+        if let Some(job) = self.jobs.get(&id)
+            && let Err(e) = self.journal.run(job)
+        {
+            tracing::error!("journal write failed: {e}");
+        }
+    }
+
+    /// Appends a call record.
+    pub fn record_call(&mut self, call: CallRecord) {
+        if let Ok(mut line) = serde_json::to_vec(&call) {
+            line.push(b'\n');
+            let _ = self.calls_file.write_all(&line);
+        }
+        self.calls.push(call);
+    }
+
+    /// All recorded calls in order.
+    pub fn calls(&self) -> &[CallRecord] {
+        &self.calls
+    }
+
+    /// One-line summary.
+    pub fn summary(&self) -> String {
+        let finished = self.jobs.len() - self.pending.len() - self.running.len();
+        format!(
+            "mock-cluster running (pid {}), cluster {}, {} nodes, {} partitions, time_scale {}, jobs: {} pending, {} running, {} finished, state dir {}",
+            std::process::id(),
+            self.cluster.cluster_name,
+            self.cluster.nodes.len(),
+            self.cluster.partitions.len(),
+            self.cluster.time_scale,
+            self.pending.len(),
+            self.running.len(),
+            finished,
+            self.dir.display()
+        )
+    }
+
+    /// Whether the job is no longer visible to squeue/scontrol.
+    pub fn is_purged(&self, job: &Job, now: f64) -> bool {
+        job.run.state.is_finished()
+            && job
+                .run
+                .end_time
+                .is_some_and(|e| e + self.cluster.min_job_age as f64 <= now)
+    }
+
+    fn max_node_mem(&self, nodes: &[String]) -> u64 {
+        nodes
+            .iter()
+            .filter_map(|n| self.cluster.node(n))
+            .map(|n| n.memory_mb)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Validates and queues a job.
+    pub fn submit(&mut self, mut req: JobRequest) -> Result<u32, Response> {
+        let err = |detail: Vec<String>, message: &str| Response::Error {
+            detail,
+            message: message.into(),
+        };
+        if self.inject.submit_errors > 0 {
+            self.inject.submit_errors -= 1;
+            let text = self.inject.submit_error_text.clone().unwrap_or_else(|| {
+                "Slurm temporarily unable to accept job, sleeping and retrying".into()
+            });
+            let _ = self.journal.inject(&self.inject);
+            return Err(err(vec![], &text));
+        }
+        let partition = match &req.partition {
+            Some(p) => {
+                // Slurm accepts a comma-separated list and uses the first that exists.
+                let names: Vec<&str> = p.split(',').collect();
+                match names.iter().find_map(|n| self.cluster.partition(n)) {
+                    Some(part) => part.clone(),
+                    None => {
+                        return Err(err(
+                            vec![format!("invalid partition specified: {p}")],
+                            "Invalid partition name specified",
+                        ));
+                    }
+                }
+            }
+            None => match self.cluster.default_partition() {
+                Some(p) => p.clone(),
+                None => {
+                    return Err(err(
+                        vec![],
+                        "No partition specified or system default partition",
+                    ));
+                }
+            },
+        };
+        let qos_name = req
+            .qos
+            .clone()
+            .or(partition.qos.clone())
+            .unwrap_or_else(|| "normal".into());
+        let qos = self.cluster.qos.get(&qos_name).cloned();
+        if qos.is_none()
+            && req.qos.is_some()
+            && !(qos_name == "normal" && self.cluster.qos.is_empty())
+        {
+            return Err(err(vec![], "Invalid qos specification"));
+        }
+        if let Some(nl) = &req.nodelist
+            && nl.iter().any(|n| !partition.nodes.contains(n))
+        {
+            if nl.iter().any(|n| self.cluster.node(n).is_none()) {
+                return Err(err(vec![], "Invalid node name specified"));
+            }
+            return Err(err(vec![], "Requested node configuration is not available"));
+        }
+        if let Some(c) = &req.constraint {
+            let ok = partition
+                .nodes
+                .iter()
+                .filter_map(|n| self.cluster.node(n))
+                .any(|n| {
+                    c.split(['&', ','])
+                        .all(|f| n.features.iter().any(|nf| nf == f.trim()))
+                });
+            if !ok {
+                return Err(err(vec![], "Invalid feature specification"));
+            }
+        }
+        let ntasks = req.ntasks.unwrap_or(1).max(1);
+        let cpt = req.cpus_per_task.unwrap_or(1).max(1);
+        let cpus = ntasks.saturating_mul(cpt);
+        let num_nodes = req
+            .nodes
+            .unwrap_or(1)
+            .max(1)
+            .max(req.nodelist.as_ref().map_or(1, |n| n.len() as u32));
+        let cpus_per_node = cpus.div_ceil(num_nodes);
+        let max_mem = self.max_node_mem(&partition.nodes);
+        let mem_per_node = match (req.mem_mb, req.mem_per_cpu_mb) {
+            (Some(0), _) | (None, None) => max_mem,
+            (Some(m), _) => m,
+            (None, Some(m)) => m.saturating_mul(cpus_per_node.into()),
+        };
+        if mem_per_node > max_mem {
+            // Slurm keeps a FAILED record of the refused job (and uses up its id).
+            let id = self.next_id;
+            self.next_id += 1;
+            let now = self.now();
+            let mut run = JobRun::pending(0);
+            run.state = JobState::Failed;
+            run.reason = "BadConstraints".into();
+            run.end_time = Some(now);
+            let job = Job {
+                id,
+                partition: partition.name.clone(),
+                qos: qos_name,
+                time_limit: req.time_limit.unwrap_or(partition.max_time),
+                cpus,
+                num_nodes,
+                mem_per_node_mb: mem_per_node,
+                submit_time: now,
+                req,
+                run,
+            };
+            if let Err(e) = self.journal.job(&job) {
+                tracing::error!("journal write failed: {e}");
+            }
+            self.jobs.insert(id, job);
+            return Err(err(
+                vec!["Memory specification can not be satisfied".into()],
+                "Requested node configuration is not available",
+            ));
+        }
+        if let Some(q) = &qos
+            && let Some(max) = q.max_submit_jobs_per_user
+        {
+            let n = self
+                .pending
+                .iter()
+                .map(|(_, id)| id)
+                .chain(self.running.iter())
+                .filter(|id| {
+                    self.jobs
+                        .get(id)
+                        .is_some_and(|j| j.req.uid == req.uid && j.qos == q.name)
+                })
+                .count();
+            if n as u32 >= max {
+                return Err(err(
+                    vec![],
+                    "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
+                ));
+            }
+        }
+        let time_limit = req.time_limit.unwrap_or(partition.max_time);
+        if let Some(after) = req.begin_after.take() {
+            req.begin = Some(self.now() + after);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let priority = if req.hold {
+            0
+        } else {
+            PRIORITY_BASE.saturating_sub(id) + qos.as_ref().map_or(0, |q| q.priority)
+        };
+        let mut run = JobRun::pending(priority);
+        let node_placeholder = "%N";
+        let stdout_pattern = req.stdout.clone().unwrap_or_else(|| "slurm-%j.out".into());
+        let fields = PatternFields {
+            job_id: id,
+            array_job_id: id,
+            array_task_id: pattern::NO_ARRAY_TASK,
+            job_name: &req.name,
+            user: &req.user,
+            node: node_placeholder,
+            step: "batch",
+        };
+        if req.kind == JobKind::Batch {
+            run.stdout_path = Some(absolute(
+                &req.work_dir,
+                &pattern_preview(&stdout_pattern, &fields),
+            ));
+            run.stderr_path = Some(absolute(
+                &req.work_dir,
+                &pattern_preview(req.stderr.as_deref().unwrap_or(&stdout_pattern), &fields),
+            ));
+        }
+        let job = Job {
+            id,
+            partition: partition.name.clone(),
+            qos: qos_name,
+            time_limit,
+            cpus,
+            num_nodes,
+            mem_per_node_mb: mem_per_node,
+            submit_time: self.now(),
+            req,
+            run,
+        };
+        if let Err(e) = self.journal.job(&job) {
+            tracing::error!("journal write failed: {e}");
+        }
+        self.pending.insert((Reverse(priority), id));
+        self.jobs.insert(id, job);
+        Ok(id)
+    }
+
+    /// Node usage from the running jobs.
+    pub fn usage(&self) -> BTreeMap<String, (Vec<bool>, u64)> {
+        let mut usage: BTreeMap<String, (Vec<bool>, u64)> = self
+            .cluster
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), (vec![false; n.cpus as usize], 0)))
+            .collect();
+        for id in &self.running {
+            let Some(job) = self.jobs.get(id) else {
+                continue;
+            };
+            for a in &job.run.alloc {
+                if let Some((cores, mem)) = usage.get_mut(&a.node) {
+                    for &c in &a.cores {
+                        if let Some(slot) = cores.get_mut(c as usize) {
+                            *slot = true;
+                        }
+                    }
+                    *mem += a.mem_mb;
+                }
+            }
+        }
+        usage
+    }
+
+    /// Node usage for sinfo/scontrol.
+    pub fn node_usage(&self) -> Vec<NodeUsage> {
+        let usage = self.usage();
+        self.cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                let (cores, mem) = usage.get(&n.name).cloned().unwrap_or_default();
+                NodeUsage {
+                    name: n.name.clone(),
+                    alloc_cpus: cores.iter().filter(|c| **c).count() as u32,
+                    alloc_mem_mb: mem,
+                    down: self.inject.failed_nodes.contains(&n.name),
+                }
+            })
+            .collect()
+    }
+
+    /// Reasons that hold a job regardless of free resources.
+    fn static_reason(
+        &self,
+        job: &Job,
+        now: f64,
+        running_per_user_qos: &BTreeMap<(u32, String), u32>,
+    ) -> Option<String> {
+        if job.req.hold || job.run.priority == 0 {
+            return Some("JobHeldUser".into());
+        }
+        if job.req.begin.is_some_and(|b| b > now) {
+            return Some("BeginTime".into());
+        }
+        let part = self.cluster.partition(&job.partition)?;
+        match part.state.as_str() {
+            "DOWN" => return Some("PartitionDown".into()),
+            "INACTIVE" => return Some("PartitionInactive".into()),
+            _ => {}
+        }
+        let node_count = part.nodes.len();
+        let cpus_per_node = job.cpus.div_ceil(job.num_nodes);
+        let max_cpus = part
+            .nodes
+            .iter()
+            .filter_map(|n| self.cluster.node(n))
+            .map(|n| n.cpus)
+            .max()
+            .unwrap_or(0);
+        let time_too_long = match (job.time_limit, part.max_time) {
+            (_, TimeLimit::Unlimited) => false,
+            (TimeLimit::Unlimited, TimeLimit::Seconds(_)) => true,
+            (TimeLimit::Seconds(a), TimeLimit::Seconds(b)) => a > b,
+        };
+        if cpus_per_node > max_cpus {
+            return Some("PartitionConfig".into());
+        }
+        if job.num_nodes as usize > node_count || part.max_nodes.is_some_and(|m| job.num_nodes > m)
+        {
+            return Some("PartitionNodeLimit".into());
+        }
+        if time_too_long {
+            return Some("PartitionTimeLimit".into());
+        }
+        if let Some(q) = self.cluster.qos.get(&job.qos) {
+            if let (Some(TimeLimit::Seconds(max)), limit) = (q.max_wall, job.time_limit)
+                && limit.seconds().is_none_or(|l| l > max)
+            {
+                return Some("QOSMaxWallDurationPerJobLimit".into());
+            }
+            if let Some(max) = q.max_jobs_per_user
+                && running_per_user_qos
+                    .get(&(job.req.uid, job.qos.clone()))
+                    .copied()
+                    .unwrap_or(0)
+                    >= max
+            {
+                return Some("QOSMaxJobsPerUserLimit".into());
+            }
+        }
+        let down = &self.inject.failed_nodes;
+        if let Some(nl) = &job.req.nodelist {
+            let bad: Vec<String> = nl.iter().filter(|n| down.contains(n)).cloned().collect();
+            if !bad.is_empty() {
+                return Some(format!(
+                    "ReqNodeNotAvail, UnavailableNodes:{}",
+                    hostlist::compress(&bad)
+                ));
+            }
+        }
+        let up = part.nodes.iter().filter(|n| !down.contains(n)).count();
+        if up < job.num_nodes as usize {
+            let bad: Vec<String> = part
+                .nodes
+                .iter()
+                .filter(|n| down.contains(n))
+                .cloned()
+                .collect();
+            return Some(format!(
+                "ReqNodeNotAvail, UnavailableNodes:{}",
+                hostlist::compress(&bad)
+            ));
+        }
+        None
+    }
+
+    fn try_fit(
+        &self,
+        job: &Job,
+        usage: &BTreeMap<String, (Vec<bool>, u64)>,
+    ) -> Option<Vec<NodeAlloc>> {
+        let part = self.cluster.partition(&job.partition)?;
+        let cpus_per_node = job.cpus.div_ceil(job.num_nodes) as usize;
+        let mut chosen = Vec::new();
+        let required: Vec<String> = job.req.nodelist.clone().unwrap_or_default();
+        let candidates = required
+            .iter()
+            .chain(part.nodes.iter().filter(|n| !required.contains(n)));
+        for name in candidates {
+            if chosen.len() == job.num_nodes as usize {
+                break;
+            }
+            if self.inject.failed_nodes.contains(name) {
+                continue;
+            }
+            let Some(node) = self.cluster.node(name) else {
+                continue;
+            };
+            if let Some(c) = &job.req.constraint
+                && !c
+                    .split(['&', ','])
+                    .all(|f| node.features.iter().any(|nf| nf == f.trim()))
+            {
+                continue;
+            }
+            let Some((cores, mem)) = usage.get(name) else {
+                continue;
+            };
+            let free: Vec<u32> = cores
+                .iter()
+                .enumerate()
+                .filter(|(_, u)| !**u)
+                .map(|(i, _)| i as u32)
+                .collect();
+            let want_cpus = if job.req.exclusive {
+                node.cpus as usize
+            } else {
+                cpus_per_node
+            };
+            let want_mem = if job.req.exclusive {
+                node.memory_mb
+            } else {
+                job.mem_per_node_mb
+            };
+            if free.len() < want_cpus || node.memory_mb.saturating_sub(*mem) < want_mem {
+                if required.contains(name) {
+                    return None;
+                }
+                continue;
+            }
+            chosen.push(NodeAlloc {
+                node: name.clone(),
+                cores: free[..want_cpus].to_vec(),
+                mem_mb: want_mem,
+            });
+        }
+        (chosen.len() == job.num_nodes as usize).then_some(chosen)
+    }
+
+    /// One scheduling pass plus time events. Returns the next simulated time something is due.
+    pub fn tick(&mut self) -> Option<f64> {
+        let now = self.now();
+        let mut next: Option<f64> = None;
+        let mut due = |t: f64| next = Some(next.map_or(t, |n: f64| n.min(t)));
+        // Time events of running jobs.
+        let running: Vec<u32> = self.running.iter().copied().collect();
+        let kill_wait = self.cluster.kill_wait as f64;
+        for id in running {
+            let Some(job) = self.jobs.get(&id) else {
+                continue;
+            };
+            let (start, limit, term, signal, warned, kill_sent) = (
+                job.run.start_time.unwrap_or(now),
+                job.time_limit.seconds(),
+                job.run.term_sent,
+                job.req.signal,
+                job.run.warned,
+                job.run.kill_sent,
+            );
+            if job.run.pgid.is_none() && job.req.kind == JobKind::Batch {
+                let (_, _, pid_file, _) = launch::job_paths(&self.dir, id);
+                if let Some(p) = launch::read_pgid(&pid_file)
+                    && let Some(j) = self.jobs.get_mut(&id)
+                {
+                    j.run.pgid = Some(p);
+                    // Signals decided before the process existed are delivered now.
+                    if j.run.kill_sent {
+                        send_signal(Some(p), libc::SIGKILL, true);
+                    } else if j.run.term_sent.is_some() {
+                        send_signal(Some(p), libc::SIGCONT, true);
+                        send_signal(Some(p), libc::SIGTERM, true);
+                    }
+                }
+            }
+            if let Some(t) = term {
+                if !kill_sent {
+                    if now >= t + kill_wait {
+                        if let Some(j) = self.jobs.get_mut(&id) {
+                            j.run.kill_sent = true;
+                            send_signal(j.run.pgid, libc::SIGKILL, true);
+                        }
+                    } else {
+                        due(t + kill_wait);
+                    }
+                }
+                continue;
+            }
+            let Some(limit) = limit else { continue };
+            let end = start + limit as f64;
+            if let Some((sig, before)) = signal
+                && !warned
+            {
+                let at = end - before as f64;
+                if now >= at {
+                    if let Some(j) = self.jobs.get_mut(&id) {
+                        j.run.warned = true;
+                        send_signal(j.run.pgid, sig, true);
+                    }
+                } else {
+                    due(at);
+                }
+            }
+            if now >= end {
+                self.begin_kill(id, JobState::Timeout, None);
+                due(now + kill_wait);
+            } else {
+                due(end);
+            }
+        }
+        // Scheduling pass in priority order.
+        let mut usage = self.usage();
+        let mut running_per_user_qos: BTreeMap<(u32, String), u32> = BTreeMap::new();
+        for id in &self.running {
+            if let Some(j) = self.jobs.get(id) {
+                *running_per_user_qos
+                    .entry((j.req.uid, j.qos.clone()))
+                    .or_default() += 1;
+            }
+        }
+        let any_free = |usage: &BTreeMap<String, (Vec<bool>, u64)>| {
+            usage.values().any(|(c, _)| c.iter().any(|u| !*u))
+        };
+        let mut resources_seen = false;
+        let mut started_any = false;
+        let order: Vec<(Reverse<u32>, u32)> = self.pending.iter().copied().collect();
+        for key in order {
+            let id = key.1;
+            let Some(job) = self.jobs.get(&id) else {
+                self.pending.remove(&key);
+                continue;
+            };
+            if let Some(b) = job.req.begin
+                && b > now
+            {
+                due(b);
+            }
+            let reason = match self.static_reason(job, now, &running_per_user_qos) {
+                Some(r) => Some(r),
+                None if !any_free(&usage) => Some(
+                    if resources_seen {
+                        "Priority"
+                    } else {
+                        "Resources"
+                    }
+                    .to_string(),
+                ),
+                None => match self.try_fit(job, &usage) {
+                    Some(alloc) => {
+                        for a in &alloc {
+                            if let Some((cores, mem)) = usage.get_mut(&a.node) {
+                                for &c in &a.cores {
+                                    if let Some(s) = cores.get_mut(c as usize) {
+                                        *s = true;
+                                    }
+                                }
+                                *mem += a.mem_mb;
+                            }
+                        }
+                        *running_per_user_qos
+                            .entry((job.req.uid, job.qos.clone()))
+                            .or_default() += 1;
+                        self.pending.remove(&key);
+                        self.start_job(id, alloc, now);
+                        started_any = true;
+                        None
+                    }
+                    None => Some(
+                        if resources_seen {
+                            "Priority"
+                        } else {
+                            "Resources"
+                        }
+                        .to_string(),
+                    ),
+                },
+            };
+            if let Some(r) = reason {
+                if r == "Resources" {
+                    resources_seen = true;
+                }
+                if let Some(j) = self.jobs.get_mut(&id)
+                    && j.run.reason != r
+                {
+                    j.run.reason = r;
+                }
+            }
+        }
+        if self.journal.wants_compaction(self.jobs.len()) {
+            let now = self.now();
+            if let Err(e) = self
+                .journal
+                .compact(self.jobs.values(), Some(&self.inject), now)
+            {
+                tracing::error!("journal compaction failed: {e}");
+            }
+        }
+        self.passes += 1;
+        // Jobs started in this pass have time limits the loop above has not seen yet.
+        if started_any { Some(now) } else { next }
+    }
+
+    fn start_job(&mut self, id: u32, alloc: Vec<NodeAlloc>, now: f64) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        job.run.state = JobState::Running;
+        job.run.reason = "None".into();
+        job.run.start_time = Some(now);
+        job.run.alloc = alloc;
+        self.running.insert(id);
+        if job.req.kind == JobKind::Batch
+            && let Err(e) = self.launch_batch(id)
+        {
+            tracing::error!("job {id}: launch failed: {e}");
+            self.end_job(id, 1 << 8, Some(JobState::Failed));
+            return;
+        }
+        self.journal_run(id);
+    }
+
+    /// Real CPU ids for an allocation.
+    pub fn real_cpus(&self, alloc: &[NodeAlloc]) -> Vec<usize> {
+        let n = self.real_cpus.len().max(1);
+        let mut out = Vec::new();
+        if let Some(first) = alloc.first() {
+            let node_index = self
+                .cluster
+                .nodes
+                .iter()
+                .position(|x| x.name == first.node)
+                .unwrap_or(0);
+            let node_cpus = self
+                .cluster
+                .nodes
+                .get(node_index)
+                .map_or(1, |x| x.cpus as usize);
+            for &c in &first.cores {
+                let cpu = self.real_cpus[(node_index * node_cpus + c as usize) % n];
+                if !out.contains(&cpu) {
+                    out.push(cpu);
+                }
+            }
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// SLURM_* variables of a job's batch step or allocation.
+    pub fn job_env(&self, job: &Job) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let first = job
+            .run
+            .alloc
+            .first()
+            .map(|a| a.node.clone())
+            .unwrap_or_default();
+        let nodelist = job.nodelist();
+        let cpus_on_node = job
+            .run
+            .alloc
+            .first()
+            .map_or(job.cpus, |a| a.cores.len() as u32);
+        let per_node: Vec<String> = job
+            .run
+            .alloc
+            .iter()
+            .map(|a| a.cores.len().to_string())
+            .collect();
+        let nnodes = job.run.alloc.len().max(1).to_string();
+        let tasks = job.req.ntasks.unwrap_or(1);
+        let mut set = |k: &str, v: String| {
+            env.insert(k.to_string(), v);
+        };
+        set("SLURM_JOB_ID", job.id.to_string());
+        set("SLURM_JOBID", job.id.to_string());
+        if !job.req.name_from_stdin {
+            set("SLURM_JOB_NAME", job.req.name.clone());
+        }
+        set("SLURM_JOB_USER", job.req.user.clone());
+        set("SLURM_JOB_UID", job.req.uid.to_string());
+        set("SLURM_JOB_GID", job.req.gid.to_string());
+        set("SLURM_SUBMIT_DIR", job.req.submit_dir.clone());
+        set("SLURM_SUBMIT_HOST", job.req.submit_host.clone());
+        set("SLURM_JOB_PARTITION", job.partition.clone());
+        set("SLURM_JOB_NODELIST", nodelist.clone());
+        set("SLURM_NODELIST", nodelist.clone());
+        set("SLURM_JOB_NUM_NODES", nnodes.clone());
+        set("SLURM_NNODES", nnodes);
+        set("SLURM_CPUS_ON_NODE", cpus_on_node.to_string());
+        set("SLURM_JOB_CPUS_PER_NODE", compress_counts(&per_node));
+        set(
+            "SLURM_TASKS_PER_NODE",
+            tasks_per_node(tasks, job.run.alloc.len().max(1) as u32),
+        );
+        set("SLURMD_NODENAME", first.clone());
+        set("SLURM_CLUSTER_NAME", self.cluster.cluster_name.clone());
+        set("SLURM_NODEID", "0".into());
+        set("SLURM_PROCID", "0".into());
+        set("SLURM_LOCALID", "0".into());
+        set("SLURM_GTIDS", "0".into());
+        set("SLURM_PRIO_PROCESS", "0".into());
+        set("SLURM_TOPOLOGY_ADDR", first.clone());
+        set("SLURM_TOPOLOGY_ADDR_PATTERN", "node".into());
+        set("SLURM_NODE_ALIASES", "(null)".into());
+        set("SLURM_JOB_QOS", job.qos.clone());
+        set(
+            "SLURM_JOB_ACCOUNT",
+            job.req
+                .account
+                .clone()
+                .unwrap_or_else(|| job.req.user.clone()),
+        );
+        if let Some(c) = job.req.cpus_per_task {
+            set("SLURM_CPUS_PER_TASK", c.to_string());
+        }
+        if let Some(n) = job.req.ntasks {
+            set("SLURM_NTASKS", n.to_string());
+            set("SLURM_NPROCS", n.to_string());
+        }
+        if let Some(m) = job.req.mem_mb {
+            set(
+                "SLURM_MEM_PER_NODE",
+                if m == 0 { job.mem_per_node_mb } else { m }.to_string(),
+            );
+        }
+        if let Some(m) = job.req.mem_per_cpu_mb {
+            set("SLURM_MEM_PER_CPU", m.to_string());
+        }
+        // Slurm describes its controller here; the daemon has no port, 0 stands in.
+        set(
+            "SLURM_WORKING_CLUSTER",
+            format!("{}:{}:0:9728:109", self.cluster.cluster_name, first),
+        );
+        env
+    }
+
+    fn launch_batch(&mut self, id: u32) -> std::io::Result<()> {
+        let job = self
+            .jobs
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| std::io::Error::other("no such job"))?;
+        let node = job
+            .run
+            .alloc
+            .first()
+            .map(|a| a.node.clone())
+            .unwrap_or_default();
+        // Slurm expands %N with the host name of the machine slurmd runs on.
+        let host = crate::cli::slurm::short_hostname();
+        let fields = PatternFields {
+            job_id: id,
+            array_job_id: id,
+            array_task_id: pattern::NO_ARRAY_TASK,
+            job_name: &job.req.name,
+            user: &job.req.user,
+            node: &host,
+            step: "batch",
+        };
+        let out_pattern = job
+            .req
+            .stdout
+            .clone()
+            .unwrap_or_else(|| "slurm-%j.out".into());
+        let stdout = absolute(&job.req.work_dir, &pattern::expand(&out_pattern, &fields));
+        let stderr = absolute(
+            &job.req.work_dir,
+            &pattern::expand(job.req.stderr.as_deref().unwrap_or(&out_pattern), &fields),
+        );
+        let stdin = match &job.req.stdin {
+            Some(p) => absolute(&job.req.work_dir, &pattern::expand(p, &fields)),
+            None => "/dev/null".into(),
+        };
+        let (script_path, spec_path, pid_file, status_file) = launch::job_paths(&self.dir, id);
+        let _ = std::fs::remove_file(&pid_file);
+        let _ = std::fs::remove_file(&status_file);
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .mode(0o700)
+                .open(&script_path)?;
+            f.write_all(
+                job.req
+                    .script
+                    .as_deref()
+                    .unwrap_or("#!/bin/sh\n")
+                    .as_bytes(),
+            )?;
+        }
+        let mut env = job.req.env.clone();
+        env.extend(self.job_env(&job));
+        env.insert("ENVIRONMENT".into(), "BATCH".into());
+        let spec = LaunchSpec {
+            job_id: id,
+            script: script_path,
+            args: job.req.args.clone(),
+            env,
+            work_dir: job.req.work_dir.clone(),
+            stdout: stdout.clone(),
+            stderr: stderr.clone(),
+            stdin,
+            append: job.req.append,
+            cpus: self.real_cpus(&job.run.alloc),
+            output_delay_real: self.clock.real_secs(self.inject.output_delay),
+            pid_file,
+            status_file,
+            node,
+        };
+        let child =
+            launch::spawn_launcher(&self.exe, &spec, &spec_path, &self.dir.join("daemon.log"))?;
+        if let Some(j) = self.jobs.get_mut(&id) {
+            j.run.stdout_path = Some(stdout);
+            j.run.stderr_path = Some(stderr);
+            j.run.launcher_pid = Some(child.id() as i32);
+        }
+        self.effects.push(Effect::WatchLauncher(id, child));
+        Ok(())
+    }
+
+    /// The process group of a running batch job, read from the launcher's pid file when the
+    /// scheduler has not picked it up yet.
+    fn ensure_pgid(&mut self, id: u32) -> Option<i32> {
+        let job = self.jobs.get(&id)?;
+        if job.run.pgid.is_some() || job.req.kind != JobKind::Batch {
+            return job.run.pgid;
+        }
+        let (_, _, pid_file, _) = launch::job_paths(&self.dir, id);
+        let pgid = launch::read_pgid(&pid_file)?;
+        if let Some(j) = self.jobs.get_mut(&id) {
+            j.run.pgid = Some(pgid);
+        }
+        Some(pgid)
+    }
+
+    /// Starts the end of a running job: the slurmstepd line, SIGCONT+SIGTERM, and SIGKILL after
+    /// kill_wait (from `tick`).
+    pub fn begin_kill(&mut self, id: u32, ending: JobState, by: Option<u32>) {
+        let now = self.now();
+        self.ensure_pgid(id);
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.run.term_sent.is_some() {
+            return;
+        }
+        job.run.term_sent = Some(now);
+        job.run.ending = Some(ending);
+        job.run.cancelled_by = by;
+        let node = job
+            .run
+            .alloc
+            .first()
+            .map(|a| a.node.clone())
+            .unwrap_or_default();
+        if job.req.kind == JobKind::Batch
+            && let Some(path) = &job.run.stderr_path
+            && matches!(ending, JobState::Cancelled | JobState::Timeout)
+        {
+            let suffix = if ending == JobState::Timeout {
+                " DUE TO TIME LIMIT"
+            } else {
+                ""
+            };
+            let line = format!(
+                "slurmstepd-{node}: error: *** JOB {id} ON {node} CANCELLED AT {}{suffix} ***\n",
+                format_sim_time(now)
+            );
+            if let Ok(mut f) = OpenOptions::new().append(true).open(path) {
+                let _ = f.write_all(line.as_bytes());
+            }
+        }
+        if ending == JobState::NodeFail {
+            job.run.kill_sent = true;
+            send_signal(job.run.pgid, libc::SIGKILL, true);
+        } else if job.req.kind == JobKind::Interactive {
+            // srun prints its abort messages first and then signals its step itself; SIGKILL
+            // after kill_wait still comes from here.
+        } else {
+            send_signal(job.run.pgid, libc::SIGCONT, true);
+            send_signal(job.run.pgid, libc::SIGTERM, true);
+        }
+        self.journal_run(id);
+    }
+
+    /// Records the end of a job's processes with their raw wait status.
+    pub fn end_job(&mut self, id: u32, status: i32, forced: Option<JobState>) {
+        let now = self.now();
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        if job.run.state.is_finished() {
+            return;
+        }
+        let signaled = status & 0x7f != 0;
+        let state = forced.or(job.run.ending).unwrap_or(if status == 0 {
+            JobState::Completed
+        } else {
+            JobState::Failed
+        });
+        job.run.state = state;
+        job.run.exit_status = status;
+        job.run.step_status = Some(status);
+        job.run.end_time = Some(now);
+        job.run.pgid = None;
+        job.run.reason = match state {
+            // Observed on Slurm 22.05: a batch script killed by a signal is reported this way.
+            JobState::Failed if signaled && job.req.kind == JobKind::Batch => {
+                "JobLaunchFailure".into()
+            }
+            JobState::Failed if signaled => format!(
+                "RaisedSignal:{}({})",
+                status & 0x7f,
+                signal_name(status & 0x7f)
+            ),
+            JobState::Failed => "NonZeroExitCode".into(),
+            JobState::Timeout => "TimeLimit".into(),
+            JobState::NodeFail => "NodeDown".into(),
+            _ => "None".into(),
+        };
+        self.running.remove(&id);
+        self.journal_run(id);
+    }
+
+    /// Cancels a pending job or starts killing a running one; or delivers a signal with `-s`.
+    pub fn cancel(&mut self, req: &CancelRequest) -> Vec<CancelOutcome> {
+        let now = self.now();
+        let mut targets: Vec<u32> = Vec::new();
+        let mut results = Vec::new();
+        let filtered = req.name.is_some()
+            || req.user.is_some()
+            || req.state.is_some()
+            || req.partition.is_some();
+        let matches = |job: &Job| {
+            req.name.as_ref().is_none_or(|n| &job.req.name == n)
+                && req.user.as_ref().is_none_or(|u| {
+                    &job.req.user == u || u.parse::<u32>().ok() == Some(job.req.uid)
+                })
+                && req.state.is_none_or(|s| job.run.state == s)
+                && req.partition.as_ref().is_none_or(|p| &job.partition == p)
+        };
+        if req.ids.is_empty() {
+            if filtered {
+                targets = self
+                    .jobs
+                    .values()
+                    .filter(|j| !j.run.state.is_finished() && matches(j))
+                    .map(|j| j.id)
+                    .collect();
+            }
+        } else {
+            for &id in &req.ids {
+                match self.jobs.get(&id) {
+                    None => results.push(CancelOutcome::InvalidId(id)),
+                    Some(j) if self.is_purged(j, now) => results.push(CancelOutcome::InvalidId(id)),
+                    Some(j)
+                        if j.run.state.is_finished()
+                            || j.run.term_sent.is_some() && req.signal.is_none() =>
+                    {
+                        results.push(CancelOutcome::AlreadyDone(id))
+                    }
+                    Some(j) if matches(j) => targets.push(id),
+                    Some(_) => {}
+                }
+            }
+        }
+        for id in targets {
+            self.ensure_pgid(id);
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            match (job.run.state, req.signal) {
+                (JobState::Pending, Some(_)) => {
+                    results.push(CancelOutcome::Done(id));
+                }
+                (JobState::Pending, None) => {
+                    // The pending reason stays, and sacct shows no "by <uid>" (observed).
+                    job.run.state = JobState::Cancelled;
+                    job.run.end_time = Some(now);
+                    job.run.cancelled_by = Some(req.uid);
+                    let key = (Reverse(job.run.priority), id);
+                    self.pending.remove(&key);
+                    self.journal_run(id);
+                    results.push(CancelOutcome::Done(id));
+                }
+                (JobState::Running, Some(sig)) => {
+                    send_signal(job.run.pgid, sig, !req.batch_only);
+                    results.push(CancelOutcome::Done(id));
+                }
+                (JobState::Running, None) => {
+                    self.begin_kill(id, JobState::Cancelled, Some(req.uid));
+                    results.push(CancelOutcome::Done(id));
+                }
+                _ => results.push(CancelOutcome::AlreadyDone(id)),
+            }
+        }
+        results
+    }
+
+    /// Applies run-time injections.
+    pub fn apply_injection(&mut self, req: &InjectRequest) {
+        if req.clear {
+            self.inject = Injections::default();
+        }
+        if let Some(n) = req.submit_errors {
+            self.inject.submit_errors = n;
+        }
+        if let Some(t) = &req.submit_error_text {
+            self.inject.submit_error_text = Some(t.clone());
+        }
+        if let Some(t) = req.status_timeout {
+            self.inject.status_timeout = t;
+        }
+        if let Some(d) = req.output_delay {
+            self.inject.output_delay = d;
+        }
+        for n in &req.resume_nodes {
+            self.inject.failed_nodes.retain(|x| x != n);
+        }
+        for n in &req.fail_nodes {
+            if !self.inject.failed_nodes.contains(n) {
+                self.inject.failed_nodes.push(n.clone());
+            }
+            let victims: Vec<u32> = self
+                .running
+                .iter()
+                .copied()
+                .filter(|id| {
+                    self.jobs
+                        .get(id)
+                        .is_some_and(|j| j.run.alloc.iter().any(|a| &a.node == n))
+                })
+                .collect();
+            for id in victims {
+                self.begin_kill(id, JobState::NodeFail, None);
+            }
+        }
+        let _ = self.journal.inject(&self.inject);
+    }
+
+    /// Sets the process group of an interactive job's step.
+    pub fn step_started(&mut self, id: u32, pgid: i32, name: String) {
+        if let Some(j) = self.jobs.get_mut(&id) {
+            j.run.pgid = Some(pgid);
+            j.run.step_name = Some(name);
+            if j.run.kill_sent {
+                send_signal(Some(pgid), libc::SIGKILL, true);
+            } else if j.run.term_sent.is_some() {
+                send_signal(Some(pgid), libc::SIGTERM, true);
+            }
+        }
+    }
+
+    /// The client of an interactive job went away or finished.
+    pub fn release(&mut self, id: u32, status: Option<i32>) {
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        match job.run.state {
+            JobState::Pending => {
+                let key = (Reverse(job.run.priority), id);
+                self.pending.remove(&key);
+                let now = self.now();
+                if let Some(j) = self.jobs.get_mut(&id) {
+                    j.run.state = JobState::Cancelled;
+                    j.run.end_time = Some(now);
+                }
+                self.journal_run(id);
+            }
+            JobState::Running => {
+                let pgid = job.run.pgid;
+                match status {
+                    Some(s) => self.end_job(id, s, None),
+                    None => {
+                        // The client died: the step goes with it.
+                        send_signal(pgid, libc::SIGKILL, true);
+                        self.end_job(id, libc::SIGKILL, Some(JobState::Cancelled));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Copies of jobs for a client, without the bulky request parts.
+    pub fn jobs_for_client(&self, ids: Option<&[u32]>, accounting: bool) -> Vec<Job> {
+        let now = self.now();
+        let slim = |j: &Job| {
+            let mut j = j.clone();
+            j.req.env.clear();
+            j.req.script = None;
+            j
+        };
+        let visible = |j: &&Job| accounting || !self.is_purged(j, now);
+        match ids {
+            Some(ids) => ids
+                .iter()
+                .filter_map(|id| self.jobs.get(id))
+                .filter(visible)
+                .map(slim)
+                .collect(),
+            None => self.jobs.values().filter(visible).map(slim).collect(),
+        }
+    }
+
+    /// Kills every running job (the cluster's state directory is gone).
+    pub fn kill_all(&mut self) {
+        for id in &self.running {
+            if let Some(j) = self.jobs.get(id) {
+                send_signal(j.run.pgid, libc::SIGKILL, true);
+            }
+        }
+    }
+
+    /// Whether the job is running with its processes gone but not yet accounted (adopted jobs).
+    pub fn poll_adopted(&mut self, id: u32) -> bool {
+        let (_, _, _, status_file) = launch::job_paths(&self.dir, id);
+        if let Some(s) = launch::read_status(&status_file) {
+            self.end_job(id, s, None);
+            return true;
+        }
+        let alive = self
+            .jobs
+            .get(&id)
+            .and_then(|j| j.run.launcher_pid)
+            .is_some_and(|p| {
+                // SAFETY: kill with signal 0 only checks for existence.
+                unsafe { libc::kill(p, 0) == 0 }
+            });
+        if !alive {
+            // Re-check: the launcher may have written the status just before exiting.
+            if let Some(s) = launch::read_status(&status_file) {
+                self.end_job(id, s, None);
+            } else {
+                self.end_job(id, libc::SIGKILL, Some(JobState::NodeFail));
+            }
+            return true;
+        }
+        !self.running.contains(&id)
+    }
+}
+
+fn pattern_preview(p: &str, f: &PatternFields<'_>) -> String {
+    pattern::expand(p, f)
+}
+
+/// Resolves a path relative to the job's working directory.
+pub fn absolute(work_dir: &str, path: &str) -> String {
+    if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("{}/{}", work_dir.trim_end_matches('/'), path)
+    }
+}
+
+/// Slurm's `2(x3),1` compression of per-node counts.
+pub fn compress_counts(counts: &[String]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < counts.len() {
+        let mut j = i;
+        while j + 1 < counts.len() && counts[j + 1] == counts[i] {
+            j += 1;
+        }
+        let n = j - i + 1;
+        out.push(if n > 1 {
+            format!("{}(x{n})", counts[i])
+        } else {
+            counts[i].clone()
+        });
+        i = j + 1;
+    }
+    if out.is_empty() {
+        "1".into()
+    } else {
+        out.join(",")
+    }
+}
+
+fn tasks_per_node(tasks: u32, nodes: u32) -> String {
+    let base = tasks / nodes;
+    let extra = tasks % nodes;
+    let counts: Vec<String> = (0..nodes)
+        .map(|i| if i < extra { base + 1 } else { base }.max(1).to_string())
+        .collect();
+    compress_counts(&counts)
+}

@@ -1,0 +1,315 @@
+//! The daemon's job model, shared by every scheduler front end.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::units::TimeLimit;
+
+/// Job states as Slurm names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobState {
+    /// Waiting in the queue.
+    Pending,
+    /// Processes are running.
+    Running,
+    /// Ended with exit code 0.
+    Completed,
+    /// Ended with a non-zero exit code or a signal.
+    Failed,
+    /// Cancelled by scancel.
+    Cancelled,
+    /// Reached its time limit.
+    Timeout,
+    /// Its node failed.
+    NodeFail,
+    /// Killed by the out-of-memory handler.
+    OutOfMemory,
+}
+
+impl JobState {
+    /// Long name (`%T`).
+    pub fn long(self) -> &'static str {
+        match self {
+            JobState::Pending => "PENDING",
+            JobState::Running => "RUNNING",
+            JobState::Completed => "COMPLETED",
+            JobState::Failed => "FAILED",
+            JobState::Cancelled => "CANCELLED",
+            JobState::Timeout => "TIMEOUT",
+            JobState::NodeFail => "NODE_FAIL",
+            JobState::OutOfMemory => "OUT_OF_MEMORY",
+        }
+    }
+
+    /// Compact name (`%t`).
+    pub fn short(self) -> &'static str {
+        match self {
+            JobState::Pending => "PD",
+            JobState::Running => "R",
+            JobState::Completed => "CD",
+            JobState::Failed => "F",
+            JobState::Cancelled => "CA",
+            JobState::Timeout => "TO",
+            JobState::NodeFail => "NF",
+            JobState::OutOfMemory => "OOM",
+        }
+    }
+
+    /// Parses a long or compact state name, case-insensitively.
+    pub fn parse(text: &str) -> Option<JobState> {
+        let all = [
+            JobState::Pending,
+            JobState::Running,
+            JobState::Completed,
+            JobState::Failed,
+            JobState::Cancelled,
+            JobState::Timeout,
+            JobState::NodeFail,
+            JobState::OutOfMemory,
+        ];
+        all.into_iter()
+            .find(|s| s.long().eq_ignore_ascii_case(text) || s.short().eq_ignore_ascii_case(text))
+    }
+
+    /// Whether the job has ended.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, JobState::Pending | JobState::Running)
+    }
+}
+
+/// How a job was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobKind {
+    /// sbatch: the daemon runs the script.
+    Batch,
+    /// srun or salloc: the client runs the command inside the allocation.
+    Interactive,
+}
+
+/// Everything a client asks for when it submits or allocates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// Batch or interactive.
+    pub kind: JobKind,
+    /// Job name.
+    pub name: String,
+    /// Requested partition; the default partition when absent.
+    pub partition: Option<String>,
+    /// Requested QOS.
+    pub qos: Option<String>,
+    /// Account.
+    pub account: Option<String>,
+    /// Time limit; the partition's maximum when absent.
+    pub time_limit: Option<TimeLimit>,
+    /// `-n`.
+    pub ntasks: Option<u32>,
+    /// `-c`.
+    pub cpus_per_task: Option<u32>,
+    /// `-N`.
+    pub nodes: Option<u32>,
+    /// `--mem` in MB per node (0 = all of the node's memory).
+    pub mem_mb: Option<u64>,
+    /// `--mem-per-cpu` in MB.
+    pub mem_per_cpu_mb: Option<u64>,
+    /// `-w`: required nodes.
+    pub nodelist: Option<Vec<String>>,
+    /// `-C`: required features.
+    pub constraint: Option<String>,
+    /// `--exclusive`.
+    pub exclusive: bool,
+    /// `-H`: submit held.
+    pub hold: bool,
+    /// `--begin` as simulated unix seconds.
+    pub begin: Option<f64>,
+    /// `--begin=now+N`: seconds after submission (turned into `begin` by the daemon).
+    #[serde(default)]
+    pub begin_after: Option<f64>,
+    /// `-I`: fail unless resources are free now.
+    pub immediate: bool,
+    /// `--signal`: signal number and seconds before the time limit.
+    pub signal: Option<(i32, u64)>,
+    /// Working directory of the job.
+    pub work_dir: String,
+    /// Directory the client ran in.
+    pub submit_dir: String,
+    /// Host the client ran on.
+    pub submit_host: String,
+    /// `-o` pattern.
+    pub stdout: Option<String>,
+    /// `-e` pattern.
+    pub stderr: Option<String>,
+    /// `-i` pattern.
+    pub stdin: Option<String>,
+    /// `--open-mode=append`.
+    pub append: bool,
+    /// Batch script text.
+    pub script: Option<String>,
+    /// Arguments to the script.
+    pub args: Vec<String>,
+    /// The job's environment (after `--export`).
+    pub env: BTreeMap<String, String>,
+    /// Submitting user.
+    pub user: String,
+    /// Submitting uid.
+    pub uid: u32,
+    /// Submitting gid.
+    pub gid: u32,
+    /// The command line shown as `Command=`.
+    pub command: String,
+    /// The script came from stdin without `-J`: Slurm then sets no SLURM_JOB_NAME.
+    #[serde(default)]
+    pub name_from_stdin: bool,
+}
+
+/// Cores allocated on one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAlloc {
+    /// Node name.
+    pub node: String,
+    /// Node-local core indices.
+    pub cores: Vec<u32>,
+    /// Memory in MB.
+    pub mem_mb: u64,
+}
+
+/// A job as the controller knows it: what was asked (`req`), what was resolved at submit time,
+/// and what changes while it lives (`run`, the part the journal rewrites).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Job id.
+    pub id: u32,
+    /// What was asked for.
+    pub req: JobRequest,
+    /// Resolved partition.
+    pub partition: String,
+    /// Resolved QOS (`normal` unless set).
+    pub qos: String,
+    /// Effective time limit.
+    pub time_limit: TimeLimit,
+    /// Total CPUs.
+    pub cpus: u32,
+    /// Nodes wanted.
+    pub num_nodes: u32,
+    /// Memory per node in MB.
+    pub mem_per_node_mb: u64,
+    /// Simulated submit time (unix seconds).
+    pub submit_time: f64,
+    /// Everything that changes after submission.
+    pub run: JobRun,
+}
+
+/// The mutable part of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRun {
+    /// State.
+    pub state: JobState,
+    /// Slurm's reason text (`None` when there is none).
+    pub reason: String,
+    /// Priority (higher runs first).
+    pub priority: u32,
+    /// Simulated start time.
+    pub start_time: Option<f64>,
+    /// Simulated end time.
+    pub end_time: Option<f64>,
+    /// Allocation while running (kept after the end for display).
+    pub alloc: Vec<NodeAlloc>,
+    /// Raw wait status of the job (`exit << 8 | signal`).
+    pub exit_status: i32,
+    /// Raw wait status of the batch step or srun step, when one ran.
+    pub step_status: Option<i32>,
+    /// Expanded stdout path.
+    pub stdout_path: Option<String>,
+    /// Expanded stderr path.
+    pub stderr_path: Option<String>,
+    /// uid that cancelled the job.
+    pub cancelled_by: Option<u32>,
+    /// Process group of the running job or step.
+    pub pgid: Option<i32>,
+    /// pid of the launcher that waits for a batch job.
+    pub launcher_pid: Option<i32>,
+    /// Simulated time SIGTERM was sent (walltime or cancel).
+    pub term_sent: Option<f64>,
+    /// Whether SIGKILL has been sent.
+    pub kill_sent: bool,
+    /// The state the job ends in once its processes are gone.
+    pub ending: Option<JobState>,
+    /// Whether `--signal` has been delivered.
+    pub warned: bool,
+    /// Command name of the srun step (interactive jobs).
+    pub step_name: Option<String>,
+}
+
+impl JobRun {
+    /// A freshly queued job.
+    pub fn pending(priority: u32) -> JobRun {
+        JobRun {
+            state: JobState::Pending,
+            reason: "None".into(),
+            priority,
+            start_time: None,
+            end_time: None,
+            alloc: Vec::new(),
+            exit_status: 0,
+            step_status: None,
+            stdout_path: None,
+            stderr_path: None,
+            cancelled_by: None,
+            pgid: None,
+            launcher_pid: None,
+            term_sent: None,
+            kill_sent: false,
+            ending: None,
+            warned: false,
+            step_name: None,
+        }
+    }
+}
+
+impl Job {
+    /// Node names of the allocation, in order.
+    pub fn node_names(&self) -> Vec<String> {
+        self.run.alloc.iter().map(|a| a.node.clone()).collect()
+    }
+
+    /// The compressed node list, or empty.
+    pub fn nodelist(&self) -> String {
+        crate::hostlist::compress(&self.node_names())
+    }
+
+    /// The limit as slurmctld shows it (`UNLIMITED` stays so, also once the job runs, in the
+    /// reference setup with accounting).
+    pub fn shown_limit(&self) -> TimeLimit {
+        self.time_limit
+    }
+
+    /// `exit:signal` as sacct and scontrol print ExitCode.
+    pub fn exit_code_text(status: i32) -> String {
+        format!("{}:{}", (status >> 8) & 0xff, status & 0x7f)
+    }
+
+    /// Whether a client's wait should see it as ended.
+    pub fn is_finished(&self) -> bool {
+        self.run.state.is_finished()
+    }
+}
+
+/// One recorded CLI call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// Program name (`sbatch`).
+    pub program: String,
+    /// Full argv including the program name.
+    pub argv: Vec<String>,
+    /// Working directory.
+    pub cwd: String,
+    /// Selected environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Exit code of the call.
+    pub exit_code: i32,
+    /// When the call started (RFC 3339).
+    pub time: String,
+    /// Job id the call created, when it created one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<u32>,
+}

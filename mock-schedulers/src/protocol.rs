@@ -1,0 +1,228 @@
+//! The wire protocol between the fake CLIs and the daemon: one JSON object per line over a Unix
+//! socket. Requests and responses are small; long-lived requests (`sbatch --wait`, allocations)
+//! keep the connection open and receive further lines.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Cluster, Injections};
+use crate::model::{CallRecord, Job, JobRequest, JobState};
+
+/// A request from a client.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    /// Is the daemon there?
+    Ping,
+    /// Submit a batch job; with `wait` the daemon sends `Finished` when it ends.
+    Submit {
+        /// The job.
+        req: Box<JobRequest>,
+        /// Keep the connection until the job ends.
+        wait: bool,
+    },
+    /// Ask for an allocation (srun, salloc); the connection holds it until `Release` or EOF.
+    Allocate {
+        /// The job.
+        req: Box<JobRequest>,
+    },
+    /// The client started the allocation's command in this process group.
+    StepStarted {
+        /// Process group id.
+        pgid: i32,
+        /// Step name (the command).
+        name: String,
+    },
+    /// The allocation's command ended with this raw wait status.
+    Release {
+        /// Raw wait status.
+        status: i32,
+    },
+    /// Jobs known to the controller.
+    Jobs {
+        /// Only these ids.
+        ids: Option<Vec<u32>>,
+        /// Include jobs older than `min_job_age` (the accounting view).
+        accounting: bool,
+        /// A status command that injected timeouts apply to.
+        status_command: bool,
+    },
+    /// Nodes, partitions and their use.
+    Cluster {
+        /// A status command that injected timeouts apply to.
+        status_command: bool,
+    },
+    /// Signal or cancel jobs.
+    Cancel(CancelRequest),
+    /// Record a finished CLI call.
+    Record(Box<CallRecord>),
+    /// All recorded calls.
+    Calls,
+    /// Change injections.
+    Inject(InjectRequest),
+    /// One-line summary.
+    Status,
+    /// Stop the daemon.
+    Shutdown,
+}
+
+/// What scancel asks for.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CancelRequest {
+    /// Job ids.
+    pub ids: Vec<u32>,
+    /// `-n`.
+    pub name: Option<String>,
+    /// `-u`.
+    pub user: Option<String>,
+    /// `-t`.
+    pub state: Option<JobState>,
+    /// `-p`.
+    pub partition: Option<String>,
+    /// `-s`: a signal instead of cancelling.
+    pub signal: Option<i32>,
+    /// `-b`: only the batch shell.
+    pub batch_only: bool,
+    /// uid of the caller.
+    pub uid: u32,
+}
+
+/// Outcome for one job id of a cancel request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CancelOutcome {
+    /// Signalled or cancelled.
+    Done(u32),
+    /// No such job.
+    InvalidId(u32),
+    /// Already finished.
+    AlreadyDone(u32),
+}
+
+/// Run-time injection changes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct InjectRequest {
+    /// Fail the next N submissions.
+    pub submit_errors: Option<u32>,
+    /// With this Slurm error text.
+    pub submit_error_text: Option<String>,
+    /// Status commands time out.
+    pub status_timeout: Option<bool>,
+    /// Fail these nodes now.
+    pub fail_nodes: Vec<String>,
+    /// Bring these nodes back.
+    pub resume_nodes: Vec<String>,
+    /// Delay (simulated seconds) before output files appear.
+    pub output_delay: Option<f64>,
+    /// Clear everything.
+    pub clear: bool,
+}
+
+/// Use of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeUsage {
+    /// Node name.
+    pub name: String,
+    /// Allocated CPUs.
+    pub alloc_cpus: u32,
+    /// Allocated memory in MB.
+    pub alloc_mem_mb: u64,
+    /// Node is down.
+    pub down: bool,
+}
+
+/// A response from the daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    /// Done, nothing to say.
+    Ok,
+    /// Daemon process id.
+    Pong {
+        /// Daemon pid.
+        pid: u32,
+    },
+    /// Batch job accepted.
+    Submitted {
+        /// Job id.
+        id: u32,
+    },
+    /// The job waited on ended.
+    Finished {
+        /// The final record.
+        job: Box<Job>,
+    },
+    /// The allocation waits for resources.
+    Queued {
+        /// Job id.
+        id: u32,
+    },
+    /// The allocation is granted.
+    Allocated {
+        /// The job.
+        job: Box<Job>,
+        /// Real CPU ids to bind the command to.
+        cpus: Vec<usize>,
+        /// The job's SLURM_* environment.
+        env: std::collections::BTreeMap<String, String>,
+    },
+    /// The allocation is being revoked (cancel or time limit); signals follow.
+    Revoked {
+        /// Cancelled or Timeout.
+        ending: JobState,
+        /// When, as slurmstepd prints it.
+        at: String,
+        /// First node of the allocation.
+        node: String,
+        /// Simulated kill_wait seconds as Slurm reports it.
+        kill_wait: u64,
+    },
+    /// Jobs.
+    Jobs {
+        /// Matching jobs.
+        jobs: Vec<Job>,
+        /// Simulated now (unix seconds).
+        now: f64,
+        /// Cluster name.
+        cluster_name: String,
+    },
+    /// Cluster description and use.
+    Cluster {
+        /// The configuration.
+        cluster: Box<Cluster>,
+        /// Per-node use.
+        usage: Vec<NodeUsage>,
+        /// Simulated now.
+        now: f64,
+    },
+    /// Results of a cancel.
+    Cancelled {
+        /// Per-id outcomes.
+        results: Vec<CancelOutcome>,
+    },
+    /// Recorded calls.
+    Calls {
+        /// In call order.
+        calls: Vec<CallRecord>,
+    },
+    /// Status summary.
+    Status {
+        /// One line.
+        summary: String,
+    },
+    /// Current injections.
+    Injections {
+        /// Active injections.
+        inject: Injections,
+    },
+    /// A Slurm error.
+    Error {
+        /// Lines printed before the main error (`<prog>: error: <line>`).
+        detail: Vec<String>,
+        /// slurm_strerror text.
+        message: String,
+    },
+}
+
+/// Error text for an unreachable controller.
+pub const CONNECT_FAILURE: &str = "Unable to contact slurm controller (connect failure)";
+/// Error text of an injected status timeout.
+pub const SOCKET_TIMEOUT: &str = "Socket timed out on send/recv operation";

@@ -1,0 +1,111 @@
+//! sacct, scontrol and sinfo output formats (snapshots), after real jobs ran.
+
+mod common;
+
+use common::{TestCluster, normalize_times};
+
+fn finished_jobs(c: &TestCluster) {
+    for script in ["exit 0", "exit 3", "exit 255", "kill -TERM $$"] {
+        c.run("sbatch", &["--wait", "-J", "acct", "--wrap", script]);
+    }
+}
+
+#[test]
+fn sacct_rows_and_exit_codes() {
+    let c = TestCluster::fast();
+    finished_jobs(&c);
+    let (out, err, code) = c.run("sacct", &["-n", "-P", "-o", "JobID,JobName,State,ExitCode"]);
+    assert_eq!((err.as_str(), code), ("", 0));
+    insta::assert_snapshot!("sacct_parsable", out);
+    let (out, _, _) = c.run(
+        "sacct",
+        &["-X", "-o", "JobID,JobName%6,State,ExitCode,AllocCPUS"],
+    );
+    insta::assert_snapshot!("sacct_fixed_width_allocations", out);
+    let (out, _, _) = c.run("sacct", &["-j", "2", "-p", "-o", "JobID,ExitCode"]);
+    assert_eq!(out, "JobID|ExitCode|\n2|3:0|\n2.batch|3:0|\n");
+    let (out, _, _) = c.run("sacct", &["-j", "42", "-n"]);
+    assert_eq!(out, "");
+}
+
+#[test]
+fn scontrol_show_job_node_partition() {
+    let c = TestCluster::fast();
+    c.run(
+        "sbatch",
+        &[
+            "--wait",
+            "-J",
+            "shown",
+            "-o",
+            "show-%j.out",
+            "--wrap",
+            "exit 3",
+        ],
+    );
+    let (out, _, code) = c.run("scontrol", &["show", "job", "1"]);
+    assert_eq!(code, 0);
+    let user = mock_cluster::cli::slurm::identity().0;
+    let host = mock_cluster::cli::slurm::short_hostname();
+    let out = normalize_times(&out)
+        .replace(&c.work.display().to_string(), "<CWD>")
+        .replace(&format!("UserId={user}("), "UserId=<USER>(")
+        .replace(&format!("Account={user} "), "Account=<USER> ")
+        .replace(&format!("AllocNode:Sid={host}:"), "AllocNode:Sid=<HOST>:");
+    let out: String = out
+        .lines()
+        .map(|l| {
+            if l.trim_start().starts_with("UserId=") {
+                "   UserId=<USER> GroupId=<GROUP> MCS_label=N/A".to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        // The run time in simulated seconds depends on scheduling delays.
+        .map(|l| match l.find("RunTime=") {
+            Some(i) => format!("{}RunTime=<RUN>{}", &l[..i], &l[i + 16..]),
+            None => l,
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!("scontrol_show_job", out);
+    let (out, _, _) = c.run("scontrol", &["-o", "show", "job", "1"]);
+    assert_eq!(out.lines().count(), 1);
+    assert!(out.starts_with("JobId=1 JobName=shown UserId="), "{out}");
+    let (out, _, _) = c.run("scontrol", &["show", "node", "localhost"]);
+    insta::assert_snapshot!("scontrol_show_node", out);
+    let (out, _, _) = c.run("scontrol", &["show", "partition", "gitlab-ci"]);
+    insta::assert_snapshot!("scontrol_show_partition", out);
+    assert_eq!(
+        c.run("scontrol", &["show", "job", "999999"]),
+        (
+            String::new(),
+            "slurm_load_jobs error: Invalid job id specified\n".into(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("scontrol", &["show", "partition", "nope"]),
+        ("Partition nope not found\n".into(), String::new(), 1)
+    );
+    assert_eq!(
+        c.run("scontrol", &["bogus"]),
+        (String::new(), "invalid keyword: bogus\n".into(), 1)
+    );
+}
+
+#[test]
+fn sinfo_summaries() {
+    let c = TestCluster::default_cluster();
+    let (out, _, code) = c.run("sinfo", &[]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("sinfo_default_cluster", out);
+    let id = c.submit(&["-c", "2", "--mem", "100", "--wrap", "sleep 300"]);
+    c.wait_state(id, "RUNNING");
+    assert_eq!(
+        c.run("sinfo", &["-h", "-N", "-p", "debug", "-o", "%N %T %C"])
+            .0,
+        "node01 mixed 2/2/0/4\nnode02 idle 0/4/0/4\nnode03 idle 0/4/0/4\nnode04 idle 0/4/0/4\n"
+    );
+    c.run("scancel", &[&id.to_string()]);
+}

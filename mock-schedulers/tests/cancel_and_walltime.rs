@@ -1,0 +1,251 @@
+//! scancel, walltime enforcement (fast time scale) and what waiters see.
+
+mod common;
+
+use common::{TestCluster, normalize_times, wait_file_contains};
+
+fn host_line(text: &str) -> String {
+    normalize_times(text)
+}
+
+#[test]
+fn cancelling_a_running_job_writes_slurmstepds_line_and_wait_returns_1() {
+    let c = TestCluster::fast();
+    let waiter = c.spawn(
+        "sbatch",
+        &[
+            "--wait",
+            "-o",
+            "cancel-%j.out",
+            "--wrap",
+            "echo started; sleep 300",
+        ],
+    );
+    wait_file_contains(&c.path("cancel-1.out"), "started");
+    assert_eq!(c.run("scancel", &["1"]), (String::new(), String::new(), 0));
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Submitted batch job 1\n"
+    );
+    let text = std::fs::read_to_string(c.path("cancel-1.out")).unwrap();
+    assert_eq!(
+        host_line(&text),
+        "started\nslurmstepd-localhost: error: *** JOB 1 ON localhost CANCELLED AT <TIME> ***\n"
+    );
+    assert_eq!(c.job_field(1, "%T %r"), "CANCELLED None");
+    let (show, _, _) = c.run("scontrol", &["show", "job", "1"]);
+    assert!(show.contains("ExitCode=0:15"), "{show}");
+    assert_eq!(
+        c.run("sacct", &["-j", "1", "-n", "-P", "-o", "State,ExitCode"])
+            .0,
+        format!(
+            "CANCELLED by {}|0:0\nCANCELLED|0:15\n",
+            mock_cluster::cli::slurm::identity().1
+        )
+    );
+}
+
+#[test]
+fn cancelling_a_pending_job_keeps_its_reason_and_wait_returns_0() {
+    let c = TestCluster::fast();
+    let filler = c.submit(&["--wrap", "sleep 300"]);
+    c.wait_state(filler, "RUNNING");
+    let waiter = c.spawn(
+        "sbatch",
+        &["--wait", "-o", "never-%j.out", "--wrap", "true"],
+    );
+    common::wait_for("reason", || c.job_field(2, "%r") == "Resources");
+    assert_eq!(c.run("scancel", &["2"]).2, 0);
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(c.job_field(2, "%T %r"), "CANCELLED Resources");
+    assert!(!c.path("never-2.out").exists());
+    let uid = mock_cluster::cli::slurm::identity().1;
+    assert_eq!(
+        c.run("sacct", &["-j", "2", "-n", "-P", "-o", "State,ExitCode"])
+            .0,
+        format!("CANCELLED by {uid}|0:0\n")
+    );
+    c.run("scancel", &[&filler.to_string()]);
+}
+
+#[test]
+fn time_limit_sends_term_then_kill_and_ends_timeout() {
+    let c = TestCluster::fast();
+    let out = c
+        .cmd("sbatch")
+        .args([
+            "--wait",
+            "-t",
+            "1",
+            "-o",
+            "to.out",
+            "--wrap",
+            "echo started; trap 'echo got-TERM' TERM; while true; do sleep 0.05; done",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = normalize_times(&std::fs::read_to_string(c.path("to.out")).unwrap());
+    let line = "slurmstepd-localhost: error: *** JOB 1 ON localhost CANCELLED AT <TIME> DUE TO TIME LIMIT ***";
+    // The shell reports its killed `sleep` child when the signal hit one.
+    assert!(
+        text == format!("started\n{line}\nTerminated\ngot-TERM\n")
+            || text == format!("started\n{line}\ngot-TERM\n"),
+        "{text:?}"
+    );
+    assert_eq!(c.job_field(1, "%T %r"), "TIMEOUT TimeLimit");
+    let (show, _, _) = c.run("scontrol", &["show", "job", "1"]);
+    assert!(
+        show.contains("ExitCode=0:9"),
+        "TERM was trapped, so SIGKILL ended it: {show}"
+    );
+    assert_eq!(
+        c.run("sacct", &["-j", "1", "-n", "-P", "-o", "State,ExitCode"])
+            .0,
+        "TIMEOUT|0:9\nCANCELLED|0:9\n"
+    );
+    // Simulated run time: the limit (60 s) plus kill_wait (2 s), give or take scheduling.
+    let elapsed = c.job_field(1, "%M");
+    assert!(
+        ["1:01", "1:02", "1:03", "1:04"].contains(&elapsed.as_str()),
+        "{elapsed}"
+    );
+}
+
+#[test]
+fn signal_option_warns_before_the_limit() {
+    let c = TestCluster::fast();
+    let out = c
+        .cmd("sbatch")
+        .args([
+            "--wait",
+            "-t",
+            "2",
+            "--signal=USR1@60",
+            "-o",
+            "sig.out",
+            "--wrap",
+            "trap 'echo got-USR1; exit 0' USR1; while true; do sleep 0.05; done",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    // The shell reports its killed `sleep` child (when the signal hit one), then runs the trap.
+    let text = std::fs::read_to_string(c.path("sig.out")).unwrap();
+    assert!(
+        text == "got-USR1\n" || text == "User defined signal 1\ngot-USR1\n",
+        "{text:?}"
+    );
+    assert_eq!(c.state_of(1), "COMPLETED");
+    let elapsed = c.job_field(1, "%M");
+    assert!(
+        elapsed.starts_with("1:0"),
+        "signal came 60 s before the 2 min limit: {elapsed}"
+    );
+}
+
+#[test]
+fn scancel_is_silent_for_finished_and_unknown_jobs() {
+    let c = TestCluster::fast();
+    let (_, _, code) = c.run("sbatch", &["--wait", "--wrap", "true"]);
+    assert_eq!(code, 0);
+    assert_eq!(c.run("scancel", &["1"]), (String::new(), String::new(), 0));
+    assert_eq!(
+        c.run("scancel", &["999999"]),
+        (String::new(), String::new(), 0)
+    );
+    assert_eq!(
+        c.run("scancel", &["abc"]),
+        (
+            String::new(),
+            "scancel: error: Invalid job id abc\n".into(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("scancel", &["-s", "TERM", "1"]),
+        (
+            String::new(),
+            "scancel: error: Kill job error on job id 1: Invalid job id specified\n".into(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("scancel", &["-Q", "-s", "TERM", "1"]),
+        (String::new(), String::new(), 1)
+    );
+    assert_eq!(
+        c.run("scancel", &["-v", "1"]),
+        (
+            String::new(),
+            "scancel: Terminating job 1\nscancel: error: Kill job error on job id 1: Job/step already completing or completed\n".into(),
+            0
+        )
+    );
+    assert_eq!(
+        c.run("scancel", &[]),
+        (
+            String::new(),
+            "scancel: error: No job identification provided\n".into(),
+            1
+        )
+    );
+}
+
+#[test]
+fn scancel_by_name_and_with_a_signal() {
+    let c = TestCluster::fast();
+    let a = c.submit(&["-J", "victim", "--mem", "10", "--wrap", "sleep 300"]);
+    let b = c.submit(&[
+        "-J",
+        "keeper",
+        "--mem",
+        "10",
+        "-o",
+        "keeper.out",
+        "--wrap",
+        "trap 'echo got-USR1' USR1; echo ready; while true; do sleep 0.05; done",
+    ]);
+    c.wait_state(a, "RUNNING");
+    wait_file_contains(&c.path("keeper.out"), "ready");
+    assert_eq!(c.run("scancel", &["-n", "victim"]).2, 0);
+    c.wait_state(a, "CANCELLED");
+    assert_eq!(c.run("scancel", &["-s", "USR1", &b.to_string()]).2, 0);
+    wait_file_contains(&c.path("keeper.out"), "got-USR1");
+    assert_eq!(c.state_of(b), "RUNNING");
+    assert_eq!(
+        c.run(
+            "scancel",
+            &[
+                "-t",
+                "RUNNING",
+                "-u",
+                &mock_cluster::cli::slurm::identity().0
+            ]
+        )
+        .2,
+        0
+    );
+    c.wait_state(b, "CANCELLED");
+}
+
+#[test]
+fn scancel_batch_signal_reaches_the_shell_right_after_the_start() {
+    let c = TestCluster::fast();
+    let id = c.submit(&[
+        "-o",
+        "b.out",
+        "--wrap",
+        "trap 'echo got-USR1; exit 0' USR1; echo started; while :; do sleep 0.05; done",
+    ]);
+    wait_file_contains(&c.path("b.out"), "started");
+    assert_eq!(
+        c.run("scancel", &["-b", "-s", "USR1", &id.to_string()]),
+        (String::new(), String::new(), 0)
+    );
+    wait_file_contains(&c.path("b.out"), "got-USR1");
+    c.wait_state(id, "COMPLETED");
+}

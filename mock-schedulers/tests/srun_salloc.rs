@@ -1,0 +1,261 @@
+//! srun and salloc: allocation messages, stdin forwarding, exit codes, and the release of the
+//! allocation when the command ends or the client dies.
+
+mod common;
+
+use std::io::Write;
+
+use common::{TestCluster, normalize_times, wait_for};
+
+#[test]
+fn srun_runs_the_command_inside_an_allocation() {
+    let c = TestCluster::fast();
+    let (out, err, code) = c.run(
+        "srun",
+        &[
+            "-c",
+            "2",
+            "--mem",
+            "100",
+            "-J",
+            "step",
+            "bash",
+            "-c",
+            "echo $SLURM_JOB_ID $SLURM_CPUS_ON_NODE $SLURM_STEP_ID $SLURM_JOB_NAME",
+        ],
+    );
+    assert_eq!((out.as_str(), err.as_str(), code), ("1 2 0 step\n", "", 0));
+    assert_eq!(c.job_field(1, "%T"), "COMPLETED");
+    assert_eq!(
+        c.run(
+            "sacct",
+            &["-j", "1", "-n", "-P", "-o", "JobID,JobName,State,ExitCode"]
+        )
+        .0,
+        "1|step|COMPLETED|0:0\n1.0|bash|COMPLETED|0:0\n"
+    );
+}
+
+#[test]
+fn srun_exit_codes_and_messages() {
+    let c = TestCluster::fast();
+    assert_eq!(
+        c.run("srun", &["bash", "-c", "exit 7"]),
+        (
+            String::new(),
+            "srun: error: localhost: task 0: Exited with exit code 7\n".into(),
+            7
+        )
+    );
+    assert_eq!(
+        c.run("srun", &["bash", "-c", "kill -TERM $$"]),
+        (
+            String::new(),
+            "srun: error: localhost: task 0: Terminated\nsrun: Force Terminated StepId=2.0\n"
+                .into(),
+            143
+        )
+    );
+    assert_eq!(
+        c.run("srun", &["-p", "nope", "true"]),
+        (
+            String::new(),
+            "srun: error: invalid partition specified: nope\nsrun: error: Unable to allocate resources: Invalid partition name specified\n".into(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("srun", &["--bogus", "true"]),
+        (
+            String::new(),
+            "srun: unrecognized option '--bogus'\nTry \"srun --help\" for more information\n"
+                .into(),
+            255
+        )
+    );
+    assert_eq!(
+        c.run("srun", &[]),
+        (
+            String::new(),
+            "srun: fatal: No command given to execute.\n".into(),
+            1
+        )
+    );
+}
+
+#[test]
+fn placeholder_forwards_stdin_and_ends_when_it_closes() {
+    let c = TestCluster::fast();
+    let mut child = c.spawn(
+        "srun",
+        &[
+            "-c",
+            "2",
+            "--mem",
+            "100",
+            "bash",
+            "-c",
+            "echo placeholder-ready; exec cat",
+        ],
+    );
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"line1\nline2\n").unwrap();
+    wait_for("allocation", || c.job_field(1, "%T") == "RUNNING");
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "placeholder-ready\nline1\nline2\n"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert_eq!(c.state_of(1), "COMPLETED");
+    // The cores are free again.
+    let (out, _, _) = c.run("sinfo", &["-h", "-o", "%C"]);
+    assert_eq!(out, "0/2/0/2\n0/2/0/2\n");
+}
+
+#[test]
+fn a_waiting_srun_says_so_and_a_killed_srun_releases_its_allocation() {
+    let c = TestCluster::fast();
+    let filler = c.submit(&["--wrap", "sleep 300"]);
+    c.wait_state(filler, "RUNNING");
+    let child = c.spawn(
+        "srun",
+        &["--mem", "100", "bash", "-c", "echo got-it; exec cat"],
+    );
+    wait_for("queued srun", || {
+        c.job_field(2, "%T %r") == "PENDING Resources"
+    });
+    c.run("scancel", &[&filler.to_string()]);
+    wait_for("srun allocation", || c.state_of(2) == "RUNNING");
+    // Kill the client: the step and the allocation go with it.
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "srun: job 2 queued and waiting for resources\nsrun: job 2 has been allocated resources\n"
+    );
+    wait_for("release", || c.state_of(2) == "CANCELLED");
+    assert_eq!(
+        c.run("sinfo", &["-h", "-o", "%C", "-p", "debug"]).0,
+        "0/2/0/2\n"
+    );
+}
+
+#[test]
+fn cancelling_a_running_srun_aborts_the_step() {
+    let c = TestCluster::fast();
+    let mut child = c.spawn("srun", &["bash", "-c", "echo started; sleep 300"]);
+    // Wait until the step has printed, so the cancel hits a running command.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 8];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    assert_eq!(&first, b"started\n");
+    assert_eq!(c.run("scancel", &["1"]).2, 0);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "");
+    assert_eq!(
+        normalize_times(&String::from_utf8_lossy(&out.stderr)),
+        "srun: Job step aborted: Waiting up to 4 seconds for job step to finish.\nslurmstepd-localhost: error: *** STEP 1.0 ON localhost CANCELLED AT <TIME> ***\nsrun: error: localhost: task 0: Terminated\n"
+    );
+    assert_eq!(c.state_of(1), "CANCELLED");
+}
+
+#[test]
+fn cancelling_a_pending_srun() {
+    let c = TestCluster::fast();
+    let filler = c.submit(&["--wrap", "sleep 300"]);
+    c.wait_state(filler, "RUNNING");
+    let child = c.spawn("srun", &["true"]);
+    wait_for("queued", || c.state_of(2) == "PENDING");
+    c.run("scancel", &["2"]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "srun: job 2 queued and waiting for resources\nsrun: Job has been cancelled\nsrun: error: Unable to allocate resources: Job/step already completing or completed\n"
+    );
+    c.run("scancel", &[&filler.to_string()]);
+}
+
+#[test]
+fn salloc_grants_runs_and_relinquishes() {
+    let c = TestCluster::fast();
+    assert_eq!(
+        c.run("salloc", &["bash", "-c", "echo $SLURM_JOB_ID; exit 5"]),
+        (
+            "1\n".into(),
+            "salloc: Granted job allocation 1\nsalloc: Relinquishing job allocation 1\n".into(),
+            5
+        )
+    );
+    assert_eq!(
+        c.run("salloc", &["-p", "nope", "true"]),
+        (
+            String::new(),
+            "salloc: error: invalid partition specified: nope\nsalloc: error: Job submit/allocate failed: Invalid partition name specified\n".into(),
+            1
+        )
+    );
+    let filler = c.submit(&["--wrap", "sleep 300"]);
+    c.wait_state(filler, "RUNNING");
+    let child = c.spawn("salloc", &["true"]);
+    wait_for("queued salloc", || c.job_field(3, "%T") == "PENDING");
+    c.run("scancel", &[&filler.to_string()]);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "salloc: Pending job allocation 3\nsalloc: job 3 queued and waiting for resources\nsalloc: job 3 has been allocated resources\nsalloc: Granted job allocation 3\nsalloc: Relinquishing job allocation 3\n"
+    );
+}
+
+#[test]
+fn srun_inside_a_batch_job_runs_as_a_step() {
+    let c = TestCluster::fast();
+    let (_, _, code) = c.run(
+        "sbatch",
+        &[
+            "--wait",
+            "--wrap",
+            "srun bash -c 'echo step $SLURM_JOB_ID $SLURM_STEP_ID'",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        std::fs::read_to_string(c.path("slurm-1.out")).unwrap(),
+        "step 1 0\n"
+    );
+}
+
+#[test]
+fn srun_time_limit_aborts_the_step_with_timeout() {
+    let c = TestCluster::fast();
+    let out = c
+        .cmd("srun")
+        .args([
+            "-t",
+            "1",
+            "-q",
+            "normal",
+            "-p",
+            "gitlab-ci",
+            "bash",
+            "-c",
+            "echo started; exec sleep 300",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(143));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "started\n");
+    assert_eq!(
+        normalize_times(&String::from_utf8_lossy(&out.stderr)),
+        "srun: Job step aborted: Waiting up to 4 seconds for job step to finish.\nslurmstepd-localhost: error: *** STEP 1.0 ON localhost CANCELLED AT <TIME> DUE TO TIME LIMIT ***\nsrun: error: localhost: task 0: Terminated\n"
+    );
+    assert_eq!(c.job_field(1, "%T %r %P"), "TIMEOUT TimeLimit gitlab-ci");
+}
