@@ -476,26 +476,41 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
 }
 
 /// Runs a host stage: gitlab-runner's script with bash, output to stdout.
+///
+/// Unlike scheduler commands, the script stays in batchci's process group: gitlab-runner ends
+/// a stage by signalling that group (SIGTERM, then SIGKILL), and a SIGKILL cannot be passed
+/// on, so a script in a group of its own would outlive a force kill.
 async fn run_on_host(
     script: &Path,
     cancel: &CancellationToken,
     grace: Duration,
 ) -> Result<StepOutcome, JobFailure> {
-    let mut spec =
-        crate::command::CommandSpec::new("/bin/bash", [script.as_os_str().to_os_string()], ".");
-    spec.env = std::env::vars_os()
-        .filter(|(k, _)| !k.to_string_lossy().starts_with("CUSTOM_ENV_"))
-        .collect();
-    let mut child = spec
-        .spawn_inherited()
-        .map_err(|e| JobFailure::system(e.to_string()))?;
+    let mut child = tokio::process::Command::new("/bin/bash")
+        .arg(script)
+        .env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| !k.to_string_lossy().starts_with("CUSTOM_ENV_")))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .map_err(|e| JobFailure::system(format!("cannot start /bin/bash: {e}")))?;
     tokio::select! {
         status = child.wait() => {
             let status = status.map_err(|e| JobFailure::system(format!("waiting for bash failed: {e}")))?;
             Ok(StepOutcome::Exited(crate::command::exit_code(status)))
         }
         _ = cancel.cancelled() => {
-            let _ = crate::command::terminate_group(&mut child, grace).await;
+            // A signal for the whole group reached the script already; one for batchci alone
+            // is passed on.
+            if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+            if tokio::time::timeout(grace, child.wait()).await.is_err() {
+                let _ = child.kill().await;
+            }
             Ok(StepOutcome::Cancelled)
         }
     }
