@@ -1433,7 +1433,7 @@ fn output_file_name_patterns() {
                     "-J",
                     "pat",
                     "-o",
-                    "pat-%j-%x-%u-%N-%%-%4j.out",
+                    "pat-%j-%x-%u-%N-%%-%8j.out",
                     "--wrap",
                     "echo all",
                 ],
