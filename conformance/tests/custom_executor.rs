@@ -426,7 +426,7 @@ fn scheduler_parameters_reach_sbatch_and_an_illegal_one_fails_prepare(
     assert_eq!(
         section(&refused, "Preparing the \"custom\" executor")[2..],
         [
-            "ERROR: SCHEDULER_PARAMETERS: -o/--output is set by batchci and cannot be given (set allow_illegal_args = true under [runners.batch] to permit it)",
+            "ERROR: SCHEDULER_PARAMETERS: -o/--output is set by batchci and cannot be given (a site can permit it with allow_illegal_args = true in its batch settings)",
         ]
     );
 }

@@ -264,3 +264,46 @@ async fn concurrent_one_runs_jobs_one_after_the_other() {
         "a {a_start}..{a_end} overlaps b {b_start}..{b_end}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_jobs_by_outcome() {
+    let site = Site::start(&["shell"]).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = site.write_config("shell", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("listen_address = \"127.0.0.1:{port}\"\n{text}"),
+    )
+    .unwrap();
+    let pipeline = site.pipeline(
+        "ok:\n  tags: [shell]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - true\nbad:\n  tags: [shell]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - exit 4\n",
+        &[],
+    );
+    let _batchci = Batchci::run(&config, &[]);
+    site.finished(pipeline.jobs[0].id).await;
+    site.finished(pipeline.jobs[1].id).await;
+
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+
+    let lines: Vec<&str> = metrics.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(lines.contains(&"batchci_jobs_started_total 2"), "{metrics}");
+    assert!(lines.contains(&"batchci_jobs_running 0"), "{metrics}");
+    assert!(
+        lines.contains(&"batchci_jobs_finished_total{outcome=\"success\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        lines.contains(&"batchci_jobs_finished_total{outcome=\"script_failure\"} 1"),
+        "{metrics}"
+    );
+}

@@ -212,7 +212,7 @@ async fn an_illegal_parameter_fails_the_job_before_anything_is_submitted(cluster
     assert_eq!(
         plain_lines(&trace).last().map(String::as_str),
         Some(
-            "ERROR: Job failed: SCHEDULER_PARAMETERS: -o/--output is set by batchci and cannot be given (set allow_illegal_args = true under [runners.batch] to permit it)"
+            "ERROR: Job failed: SCHEDULER_PARAMETERS: -o/--output is set by batchci and cannot be given (a site can permit it with allow_illegal_args = true in its batch settings)"
         )
     );
     assert!(sbatch_calls(cluster).is_empty(), "{:?}", cluster.calls());

@@ -92,7 +92,7 @@ pub enum ParameterError {
     },
     /// An option the executor sets itself.
     #[error(
-        "{variable}: {flag} is set by batchci and cannot be given{written} (set allow_illegal_args = true under [runners.batch] to permit it)"
+        "{variable}: {flag} is set by batchci and cannot be given{written} (a site can permit it with allow_illegal_args = true in its batch settings)"
     )]
     Controlled {
         /// The variable the text came from.
@@ -465,7 +465,7 @@ mod tests {
         );
         assert_eq!(
             checked("--wc x --o y").unwrap_err(),
-            "SCHEDULER_PARAMETERS: -o/--output is set by batchci and cannot be given (written as \"--o\") (set allow_illegal_args = true under [runners.batch] to permit it)"
+            "SCHEDULER_PARAMETERS: -o/--output is set by batchci and cannot be given (written as \"--o\") (a site can permit it with allow_illegal_args = true in its batch settings)"
         );
         assert!(
             checked("-p 'unclosed")

@@ -9,7 +9,7 @@
 //! batchci custom cleanup --config F          → always, also after a failure or a kill
 //! ```
 //!
-//! Only `build_script` (and other `step_*` stages) go to the scheduler; the other stages run on
+//! Only `build_script` (before_script + script) goes to the scheduler; the other stages run on
 //! this host with bash. Failures exit with `BUILD_FAILURE_EXIT_CODE` (the script's own code in
 //! `BUILD_EXIT_CODE_FILE`) or `SYSTEM_FAILURE_EXIT_CODE`, read from the environment as
 //! gitlab-runner asks. SIGTERM cancels the scheduler job and exits promptly; scheduler jobs
@@ -369,7 +369,8 @@ pub async fn run(
         Ok(ctx) => ctx,
         Err(failure) => return report(&*log, &failure, codes),
     };
-    let on_scheduler = stage == "build_script" || stage.starts_with("step_");
+    // Only before_script + script (gitlab-runner's `build_script`) go to the scheduler.
+    let on_scheduler = stage == "build_script";
     let outcome = if on_scheduler {
         if let Err(error) = create_private_dir(&ctx.dirs.tmp_dir) {
             return report(

@@ -356,7 +356,14 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
                 write_script(&path, &text).map_err(|e| {
                     JobFailure::system(format!("cannot write {}: {e}", path.display()))
                 })?;
-                run.backend.run_step(&ctx, &path, &step_cancel).await
+                if step.name == "script" {
+                    run.backend.run_step(&ctx, &path, &step_cancel).await
+                } else {
+                    // Only before_script + script go to the scheduler; other steps (release, ...)
+                    // run on the executor's host like after_script.
+                    crate::backends::shell::run_login_shell(&ctx, text.as_bytes(), &step_cancel)
+                        .await
+                }
             })
             .await;
             match result {
