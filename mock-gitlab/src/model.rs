@@ -315,6 +315,11 @@ impl Store {
         self.runners.values().find(|r| r.token == token)
     }
 
+    /// The runner with `token`, to change it.
+    pub fn runner_by_token_mut(&mut self, token: &str) -> Option<&mut Runner> {
+        self.runners.values_mut().find(|r| r.token == token)
+    }
+
     /// Creates a pipeline's jobs and makes the first ones pending.
     pub fn add_pipeline(
         &mut self,

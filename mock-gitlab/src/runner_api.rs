@@ -152,18 +152,23 @@ async fn register(
         .into_response())
 }
 
+/// The body of a runner-token call and the token, from the `RUNNER-TOKEN` header or the body
+/// (403 when neither has one).
+fn token_request(headers: &HeaderMap, body: &Bytes) -> Result<(TokenBody, String), ApiError> {
+    let req: TokenBody = parse_optional_json(body)?;
+    let token = runner_token(headers, req.token.as_deref()).ok_or(ApiError::forbidden(None))?;
+    Ok((req, token))
+}
+
 async fn verify(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: TokenBody = parse_optional_json(&body)?;
-    let token = runner_token(&headers, req.token.as_deref()).ok_or(ApiError::forbidden(None))?;
+    let (req, token) = token_request(&headers, &body)?;
     let mut store = app.store();
     let runner = store
-        .runners
-        .values_mut()
-        .find(|r| r.token == token)
+        .runner_by_token_mut(&token)
         .ok_or(ApiError::forbidden(None))?;
     if let Some(system_id) = req.system_id
         && !runner.system_ids.contains(&system_id)
@@ -181,8 +186,7 @@ async fn unregister(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let req: TokenBody = parse_optional_json(&body)?;
-    let token = runner_token(&headers, req.token.as_deref()).ok_or(ApiError::forbidden(None))?;
+    let (_, token) = token_request(&headers, &body)?;
     let mut store = app.store();
     let id = store
         .runner_by_token(&token)
@@ -197,13 +201,10 @@ async fn unregister_manager(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let req: TokenBody = parse_optional_json(&body)?;
-    let token = runner_token(&headers, req.token.as_deref()).ok_or(ApiError::forbidden(None))?;
+    let (req, token) = token_request(&headers, &body)?;
     let mut store = app.store();
     let runner = store
-        .runners
-        .values_mut()
-        .find(|r| r.token == token)
+        .runner_by_token_mut(&token)
         .ok_or(ApiError::forbidden(None))?;
     if let Some(system_id) = req.system_id {
         runner.system_ids.retain(|s| *s != system_id);
@@ -216,13 +217,10 @@ async fn reset_token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let req: TokenBody = parse_optional_json(&body)?;
-    let token = runner_token(&headers, req.token.as_deref()).ok_or(ApiError::forbidden(None))?;
+    let (_, token) = token_request(&headers, &body)?;
     let mut store = app.store();
     let runner = store
-        .runners
-        .values_mut()
-        .find(|r| r.token == token)
+        .runner_by_token_mut(&token)
         .ok_or(ApiError::forbidden(None))?;
     runner.token = crate::model::new_token("glrt-");
     Ok((
