@@ -135,13 +135,7 @@ pub fn spawn_daemon(dir: &Path) -> std::io::Result<()> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    crate::daemon::launch::in_new_session(&mut cmd);
     let child = cmd.spawn()?;
     // The daemon outlives us; nobody needs its exit status, so reap it if it exits early.
     std::thread::spawn(move || {

@@ -35,6 +35,9 @@ max_time = "UNLIMITED"
 "#;
 
 /// A configuration that cannot be used; names the file, the line and the key.
+/// The most CPUs one node may have (Slurm keeps per-node CPU counts in 16 bits).
+const MAX_NODE_CPUS: u32 = 65_535;
+
 #[derive(Debug, Error)]
 #[error("{file}:{line}: key `{key}`: {message}")]
 pub struct ConfigError {
@@ -337,15 +340,26 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
             "must be a positive number".into(),
         ));
     }
+    let delay = raw.inject.output_delay;
+    if !(delay.is_finite() && delay >= 0.0) {
+        return Err(ConfigError {
+            file: file.into(),
+            line: text
+                .find("output_delay")
+                .map_or(1, |offset| line_of(text, offset)),
+            key: "output_delay".into(),
+            message: "must be a number of seconds, 0 or more".into(),
+        });
+    }
     let mut nodes: Vec<Node> = Vec::new();
     for raw_node in &raw.nodes {
         let names = hostlist::expand(raw_node.names.get_ref())
             .map_err(|e| fail(raw_node.names.span(), "names", e.to_string()))?;
-        if raw_node.cpus == 0 {
+        if raw_node.cpus == 0 || raw_node.cpus > MAX_NODE_CPUS {
             return Err(fail(
                 raw_node.names.span(),
                 "cpus",
-                "must be at least 1".into(),
+                format!("must be between 1 and {MAX_NODE_CPUS}"),
             ));
         }
         for name in names {

@@ -10,6 +10,9 @@ pub struct HostlistError(pub String);
 /// Upper bound on the number of names one expression may expand to.
 const MAX_HOSTS: usize = 65_536;
 
+/// Most digits a range bound may have.
+const MAX_DIGITS: usize = 18;
+
 /// Expands a hostlist expression into its host names, in order.
 pub fn expand(expr: &str) -> Result<Vec<String>, HostlistError> {
     let err = || HostlistError(expr.to_string());
@@ -40,7 +43,9 @@ pub fn expand(expr: &str) -> Result<Vec<String>, HostlistError> {
                 Some((lo, hi)) => (lo, hi),
                 None => (range, range),
             };
-            if lo.is_empty() || hi.is_empty() {
+            // Beyond 18 digits a bound is no u64 any more, and a zero-padded one would only
+            // multiply the size of every name.
+            if lo.is_empty() || hi.is_empty() || lo.len() > MAX_DIGITS || hi.len() > MAX_DIGITS {
                 return Err(err());
             }
             if !lo.bytes().all(|b| b.is_ascii_digit()) || !hi.bytes().all(|b| b.is_ascii_digit()) {
@@ -160,6 +165,20 @@ mod tests {
         assert_eq!(expand("localhost").unwrap(), ["localhost"]);
         assert!(expand("node[3-1]").is_err());
         assert!(expand("node[01-").is_err());
+    }
+
+    #[test]
+    fn ranges_too_big_to_expand_are_errors() {
+        for expr in [
+            "node[05-01]",
+            "node[1-99999999]",
+            "node[1-99999999999999999999]",
+            "node[0000000000000000000001-2]",
+            "a[1-40000],b[1-40000]",
+        ] {
+            assert_eq!(expand(expr), Err(HostlistError(expr.into())), "{expr}");
+        }
+        assert_eq!(expand("node[000000000000000001-2]").unwrap().len(), 2);
     }
 
     #[test]

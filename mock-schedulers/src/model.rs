@@ -272,6 +272,15 @@ impl Job {
         self.run.alloc.iter().map(|a| a.node.clone()).collect()
     }
 
+    /// The first allocated node (the batch host), or empty before the job runs.
+    pub fn first_node(&self) -> String {
+        self.run
+            .alloc
+            .first()
+            .map(|a| a.node.clone())
+            .unwrap_or_default()
+    }
+
     /// The compressed node list, or empty.
     pub fn nodelist(&self) -> String {
         crate::hostlist::compress(&self.node_names())

@@ -83,13 +83,14 @@ pub fn parse_memory_mb(text: &str) -> Result<u64, UnitError> {
     }
     let n: u64 = digits.parse().map_err(|_| err())?;
     let mb = match unit.to_ascii_uppercase().as_str() {
-        "" | "M" | "MB" => n,
-        "K" | "KB" => n.div_ceil(1024),
-        "G" | "GB" => n * 1024,
-        "T" | "TB" => n * 1024 * 1024,
-        _ => return Err(err()),
+        "" | "M" | "MB" => Some(n),
+        "K" | "KB" => Some(n.div_ceil(1024)),
+        "G" | "GB" => n.checked_mul(1024),
+        "T" | "TB" => n.checked_mul(1024 * 1024),
+        _ => None,
     };
-    Ok(mb)
+    // A size beyond u64 megabytes is no size at all.
+    mb.ok_or_else(err)
 }
 
 /// Formats seconds the way squeue prints `%M`/`%l`: `M:SS`, `H:MM:SS` or `D-HH:MM:SS`.
@@ -158,5 +159,33 @@ mod tests {
         assert_eq!(parse_memory_mb("100"), Ok(100));
         assert_eq!(parse_memory_mb("2G"), Ok(2048));
         assert!(parse_memory_mb("abc").is_err());
+    }
+
+    #[test]
+    fn memory_beyond_u64_is_an_error_not_an_overflow() {
+        assert_eq!(
+            parse_memory_mb("999999999999999T"),
+            Err(UnitError::Memory("999999999999999T".into()))
+        );
+        assert_eq!(
+            parse_memory_mb("99999999999T"),
+            Ok(99_999_999_999 * 1024 * 1024)
+        );
+    }
+
+    #[test]
+    fn time_with_too_many_digits_is_an_error() {
+        assert_eq!(
+            parse_time_limit("99999999999"),
+            Err(UnitError::Time("99999999999".into()))
+        );
+        assert_eq!(
+            parse_time_limit("999999999-999999999:999999999:999999999"),
+            Ok(TimeLimit::Seconds(
+                (999_999_999u64 * 86400 + 999_999_999 * 3600 + 999_999_999 * 60 + 999_999_999)
+                    .div_ceil(60)
+                    * 60
+            ))
+        );
     }
 }

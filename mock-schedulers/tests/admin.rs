@@ -144,6 +144,19 @@ fn malformed_toml_names_file_line_and_key_and_starts_nothing() {
             "max_time",
             "invalid time specification",
         ),
+        // Values that parse but no cluster can have.
+        (
+            "[[nodes]]\nnames = \"n1\"\ncpus = 4000000000\nmemory_mb = 1\n[[partitions]]\nname = \"p\"\nnodes = \"n1\"\n",
+            2,
+            "cpus",
+            "must be between 1 and 65535",
+        ),
+        (
+            "[[nodes]]\nnames = \"n1\"\ncpus = 1\nmemory_mb = 1\n[[partitions]]\nname = \"p\"\nnodes = \"n1\"\n[inject]\noutput_delay = nan\n",
+            9,
+            "output_delay",
+            "must be a number of seconds, 0 or more",
+        ),
     ] {
         let file = tmp.path().join("bad.toml");
         std::fs::write(&file, text).unwrap();

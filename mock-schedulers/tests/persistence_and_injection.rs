@@ -55,22 +55,12 @@ fn a_restart_keeps_the_queue_finished_records_and_running_jobs() {
 fn injected_submit_errors_fail_the_next_n_submissions() {
     let c = TestCluster::fast();
     assert!(c.admin(&["start"]).status.success());
-    let out = std::process::Command::new(common::exe())
-        .args(["inject", "--state-dir"])
-        .arg(&c.state)
-        .args([
-            "submit-errors",
-            "2",
-            "--message",
-            "Invalid account or account/partition combination specified",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c.inject(&[
+        "submit-errors",
+        "2",
+        "--message",
+        "Invalid account or account/partition combination specified",
+    ]);
     for _ in 0..2 {
         assert_eq!(
             c.run("sbatch", &["--wrap", "true"]),
@@ -92,20 +82,7 @@ fn injected_status_timeouts_and_node_failure() {
     let c = TestCluster::fast();
     let id = c.submit(&["--wrap", "sleep 300"]);
     c.wait_state(id, "RUNNING");
-    let inject = |args: &[&str]| {
-        let out = std::process::Command::new(common::exe())
-            .arg("inject")
-            .arg("--state-dir")
-            .arg(&c.state)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let inject = |args: &[&str]| c.inject(args);
     inject(&["status-timeout", "on"]);
     assert_eq!(
         c.run("squeue", &[]),

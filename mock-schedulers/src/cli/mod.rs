@@ -67,6 +67,14 @@ pub struct Call {
     pub recorded: bool,
 }
 
+/// The caller's environment. Variables that are not UTF-8 are left out: `std::env::vars`
+/// would panic on them, and no Slurm variable is ever such.
+pub fn environment() -> BTreeMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
 fn chosen_env() -> BTreeMap<String, String> {
     const PREFIXES: &[&str] = &[
         "SLURM_",
@@ -79,7 +87,8 @@ fn chosen_env() -> BTreeMap<String, String> {
         "SCANCEL_",
         "MOCK_CLUSTER_",
     ];
-    std::env::vars()
+    environment()
+        .into_iter()
         .filter(|(k, _)| PREFIXES.iter().any(|p| k.starts_with(p)) || k == "USER" || k == "HOME")
         .collect()
 }

@@ -37,6 +37,7 @@ impl SimClock {
 
     /// Real seconds for a simulated duration.
     pub fn real_secs(&self, sim_secs: f64) -> f64 {
-        sim_secs / self.scale
+        let real = sim_secs / self.scale;
+        if real.is_finite() { real } else { 0.0 }
     }
 }

@@ -77,15 +77,21 @@ pub fn spawn_launcher(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
-    // SAFETY: setsid is async-signal-safe; it detaches the launcher from the daemon's session so
-    // jobs outlive a daemon restart.
+    // Its own session detaches the launcher from the daemon's, so jobs outlive a daemon restart.
+    in_new_session(&mut cmd);
+    cmd.spawn()
+}
+
+/// Makes the command start in a session of its own, away from the caller's terminal and
+/// process group.
+pub fn in_new_session(cmd: &mut Command) {
+    // SAFETY: setsid is async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
             libc::setsid();
             Ok(())
         });
     }
-    cmd.spawn()
 }
 
 /// Writes a file via a temporary name and a rename, so readers never see half of it.
@@ -180,8 +186,18 @@ pub fn launcher_main(spec_path: &Path) -> i32 {
     0
 }
 
+/// The real wait before the output file appears. A delay that is no duration (negative, NaN,
+/// or too long for a clock to reach) means none.
+fn output_delay(real_secs: f64) -> Duration {
+    Duration::try_from_secs_f64(real_secs)
+        .ok()
+        .filter(|d| Instant::now().checked_add(*d).is_some())
+        .unwrap_or(Duration::ZERO)
+}
+
 fn run_job(spec: &LaunchSpec) -> i32 {
-    let delayed = spec.output_delay_real > 0.0;
+    let delay = output_delay(spec.output_delay_real);
+    let delayed = !delay.is_zero();
     let same = spec.stdout == spec.stderr;
     let mut work_dir = spec.work_dir.clone();
     let mut early_lines = Vec::new();
@@ -215,7 +231,6 @@ fn run_job(spec: &LaunchSpec) -> i32 {
         };
         let path = spec.stdout.clone();
         let append = spec.append;
-        let delay = Duration::from_secs_f64(spec.output_delay_real);
         let early = early_lines.concat();
         copier = Some(std::thread::spawn(move || {
             delayed_copy(reader, &path, append, delay, early)
@@ -378,7 +393,8 @@ fn delayed_copy(
     delay: Duration,
     early: String,
 ) {
-    let deadline = Instant::now() + delay;
+    let now = Instant::now();
+    let deadline = now.checked_add(delay).unwrap_or(now);
     let mut buffered = early.into_bytes();
     // Collect output until the file "appears", then stream the rest straight into it.
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -416,5 +432,19 @@ fn delayed_copy(
     let _ = file.write_all(&buffered);
     for data in rx {
         let _ = file.write_all(&data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_delays_that_are_no_duration_never_panic() {
+        assert_eq!(output_delay(f64::NAN), Duration::ZERO);
+        assert_eq!(output_delay(-3.0), Duration::ZERO);
+        assert_eq!(output_delay(f64::INFINITY), Duration::ZERO);
+        assert_eq!(output_delay(1e300), Duration::ZERO);
+        assert_eq!(output_delay(1.5), Duration::from_millis(1500));
     }
 }

@@ -234,13 +234,14 @@ fn write_response(stream: &mut UnixStream, resp: &Response) -> std::io::Result<(
 fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         line.clear();
-        if reader.read_line(&mut line)? == 0 {
+        // Bytes, not a String: a line that is not UTF-8 gets an answer like any other garbage.
+        if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
-        let req: Request = match serde_json::from_str(&line) {
+        let req: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => {
                 write_response(
@@ -407,15 +408,15 @@ fn handle_allocation(
     let reader_shared = shared.clone();
     std::thread::spawn(move || {
         let shared = reader_shared;
-        let mut line = String::new();
+        let mut line = Vec::new();
         let mut released = false;
         loop {
             line.clear();
-            match reader.read_line(&mut line) {
+            match reader.read_until(b'\n', &mut line) {
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            let Ok(msg) = serde_json::from_str::<Request>(&line) else {
+            let Ok(msg) = serde_json::from_slice::<Request>(&line) else {
                 continue;
             };
             let mut st = shared.lock();
@@ -487,12 +488,7 @@ fn handle_allocation(
             let resp = Response::Revoked {
                 ending: job.run.ending.unwrap_or(JobState::Cancelled),
                 at: format_sim_time(t),
-                node: job
-                    .run
-                    .alloc
-                    .first()
-                    .map(|a| a.node.clone())
-                    .unwrap_or_default(),
+                node: job.first_node(),
                 kill_wait: st.cluster.kill_wait,
             };
             drop(st);

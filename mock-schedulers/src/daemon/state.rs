@@ -40,7 +40,8 @@ pub struct State {
     pub jobs: BTreeMap<u32, Job>,
     pending: BTreeSet<(Reverse<u32>, u32)>,
     running: BTreeSet<u32>,
-    next_id: u32,
+    /// Wider than a job id, so that a journal holding id u32::MAX cannot overflow it.
+    next_id: u64,
     /// Active injections.
     pub inject: Injections,
     journal: Journal,
@@ -111,6 +112,14 @@ impl State {
     pub fn open(cluster: Cluster, dir: &Path, exe: PathBuf) -> std::io::Result<State> {
         std::fs::create_dir_all(dir.join("jobs"))?;
         let (journal, replayed) = Journal::open(dir)?;
+        if replayed.bad_lines > 0 {
+            // A crash can tear the last line; whatever else is unreadable is dropped, not fatal.
+            tracing::warn!(
+                "journal: skipped {} unreadable line(s) in {}",
+                replayed.bad_lines,
+                dir.join("journal.jsonl").display()
+            );
+        }
         let calls_path = dir.join("calls.jsonl");
         let calls = std::fs::read_to_string(&calls_path)
             .unwrap_or_default()
@@ -133,7 +142,7 @@ impl State {
                 .jobs
                 .keys()
                 .next_back()
-                .map_or(first_job_id, |id| id + 1),
+                .map_or(u64::from(first_job_id), |id| u64::from(*id) + 1),
             jobs: replayed.jobs,
             pending: BTreeSet::new(),
             running: BTreeSet::new(),
@@ -214,7 +223,10 @@ impl State {
 
     /// One-line summary.
     pub fn summary(&self) -> String {
-        let finished = self.jobs.len() - self.pending.len() - self.running.len();
+        let finished = self
+            .jobs
+            .len()
+            .saturating_sub(self.pending.len() + self.running.len());
         format!(
             "mock-cluster running (pid {}), cluster {}, {} nodes, {} partitions, time_scale {}, jobs: {} pending, {} running, {} finished, state dir {}",
             std::process::id(),
@@ -245,6 +257,19 @@ impl State {
             .map(|n| n.memory_mb)
             .max()
             .unwrap_or(0)
+    }
+
+    /// The next job id, or the submission error once every id is in use.
+    fn take_id(&mut self) -> Result<u32, Response> {
+        let id = u32::try_from(self.next_id).map_err(|_| Response::Error {
+            detail: vec![format!(
+                "job id {} is beyond the highest job id",
+                self.next_id
+            )],
+            message: "Job id space exhausted".into(),
+        })?;
+        self.next_id += 1;
+        Ok(id)
     }
 
     /// Validates and queues a job.
@@ -335,8 +360,7 @@ impl State {
         };
         if mem_per_node > max_mem {
             // Slurm keeps a FAILED record of the refused job (and uses up its id).
-            let id = self.next_id;
-            self.next_id += 1;
+            let id = self.take_id()?;
             let now = self.now();
             let mut run = JobRun::pending(0);
             run.state = JobState::Failed;
@@ -388,12 +412,13 @@ impl State {
         if let Some(after) = req.begin_after.take() {
             req.begin = Some(self.now() + after);
         }
-        let id = self.next_id;
-        self.next_id += 1;
+        let id = self.take_id()?;
         let priority = if req.hold {
             0
         } else {
-            PRIORITY_BASE.saturating_sub(id) + qos.as_ref().map_or(0, |q| q.priority)
+            PRIORITY_BASE
+                .saturating_sub(id)
+                .saturating_add(qos.as_ref().map_or(0, |q| q.priority))
         };
         let mut run = JobRun::pending(priority);
         let node_placeholder = "%N";
@@ -456,7 +481,7 @@ impl State {
                             *slot = true;
                         }
                     }
-                    *mem += a.mem_mb;
+                    *mem = mem.saturating_add(a.mem_mb);
                 }
             }
         }
@@ -501,7 +526,7 @@ impl State {
             _ => {}
         }
         let node_count = part.nodes.len();
-        let cpus_per_node = job.cpus.div_ceil(job.num_nodes);
+        let cpus_per_node = job.cpus.div_ceil(job.num_nodes.max(1));
         let max_cpus = part
             .nodes
             .iter()
@@ -572,7 +597,7 @@ impl State {
         usage: &BTreeMap<String, (Vec<bool>, u64)>,
     ) -> Option<Vec<NodeAlloc>> {
         let part = self.cluster.partition(&job.partition)?;
-        let cpus_per_node = job.cpus.div_ceil(job.num_nodes) as usize;
+        let cpus_per_node = job.cpus.div_ceil(job.num_nodes.max(1)) as usize;
         let mut chosen = Vec::new();
         let required: Vec<String> = job.req.nodelist.clone().unwrap_or_default();
         let candidates = required
@@ -745,7 +770,7 @@ impl State {
                                         *s = true;
                                     }
                                 }
-                                *mem += a.mem_mb;
+                                *mem = mem.saturating_add(a.mem_mb);
                             }
                         }
                         *running_per_user_qos
@@ -827,8 +852,13 @@ impl State {
                 .get(node_index)
                 .map_or(1, |x| x.cpus as usize);
             for &c in &first.cores {
-                let cpu = self.real_cpus[(node_index * node_cpus + c as usize) % n];
-                if !out.contains(&cpu) {
+                let slot = node_index
+                    .saturating_mul(node_cpus)
+                    .saturating_add(c as usize)
+                    % n;
+                if let Some(&cpu) = self.real_cpus.get(slot)
+                    && !out.contains(&cpu)
+                {
                     out.push(cpu);
                 }
             }
@@ -840,12 +870,7 @@ impl State {
     /// SLURM_* variables of a job's batch step or allocation.
     pub fn job_env(&self, job: &Job) -> BTreeMap<String, String> {
         let mut env = BTreeMap::new();
-        let first = job
-            .run
-            .alloc
-            .first()
-            .map(|a| a.node.clone())
-            .unwrap_or_default();
+        let first = job.first_node();
         let nodelist = job.nodelist();
         let cpus_on_node = job
             .run
@@ -932,12 +957,7 @@ impl State {
             .get(&id)
             .cloned()
             .ok_or_else(|| std::io::Error::other("no such job"))?;
-        let node = job
-            .run
-            .alloc
-            .first()
-            .map(|a| a.node.clone())
-            .unwrap_or_default();
+        let node = job.first_node();
         // Slurm expands %N with the host name of the machine slurmd runs on.
         let host = crate::cli::slurm::short_hostname();
         let fields = PatternFields {
@@ -1041,12 +1061,7 @@ impl State {
         job.run.term_sent = Some(now);
         job.run.ending = Some(ending);
         job.run.cancelled_by = by;
-        let node = job
-            .run
-            .alloc
-            .first()
-            .map(|a| a.node.clone())
-            .unwrap_or_default();
+        let node = job.first_node();
         if job.req.kind == JobKind::Batch
             && let Some(path) = &job.run.stderr_path
             && matches!(ending, JobState::Cancelled | JobState::Timeout)
@@ -1206,7 +1221,8 @@ impl State {
             self.inject.status_timeout = t;
         }
         if let Some(d) = req.output_delay {
-            self.inject.output_delay = d;
+            // A delay the launcher cannot wait for (negative, NaN, infinite) means none.
+            self.inject.output_delay = if d.is_finite() && d > 0.0 { d } else { 0.0 };
         }
         for n in &req.resume_nodes {
             self.inject.failed_nodes.retain(|x| x != n);

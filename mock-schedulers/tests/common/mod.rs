@@ -110,6 +110,22 @@ impl TestCluster {
             .unwrap()
     }
 
+    /// `mock-cluster inject ARGS`, which must succeed.
+    pub fn inject(&self, args: &[&str]) {
+        let out = std::process::Command::new(exe())
+            .arg("inject")
+            .arg("--state-dir")
+            .arg(&self.state)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// PATH with the fakes first, as `eval "$(mock-cluster env)"` sets it.
     pub fn path_var(&self) -> String {
         format!(

@@ -49,7 +49,7 @@ pub fn parse_format(fmt: &str) -> Vec<Piece> {
                 }
                 out.push(Piece::Field {
                     code,
-                    width: w.parse().unwrap_or(0),
+                    width: field_width(&w).unwrap_or(0),
                     right,
                 });
                 i = j + 1;
@@ -64,6 +64,31 @@ pub fn parse_format(fmt: &str) -> Vec<Piece> {
         out.push(Piece::Text(text));
     }
     out
+}
+
+/// The widest field a format may ask for, so that `%.9999999999i` cannot ask for lines of
+/// gigabytes.
+pub const MAX_FIELD_WIDTH: usize = 65_535;
+
+/// A field width as written in a format (`18` in `%.18i`, `JobName%30`, `jobid:10`); `None`
+/// when it is no number.
+pub fn field_width(text: &str) -> Option<usize> {
+    text.parse::<usize>().ok().map(|w| w.min(MAX_FIELD_WIDTH))
+}
+
+/// One output line: literal pieces as they are, each field's value from `value` fitted to its
+/// width.
+pub fn render(pieces: &[Piece], value: &dyn Fn(char) -> String) -> String {
+    let mut line = String::new();
+    for p in pieces {
+        match p {
+            Piece::Text(t) => line.push_str(t),
+            Piece::Field { code, width, right } => {
+                line.push_str(&fit(&value(*code), *width, *right))
+            }
+        }
+    }
+    line
 }
 
 /// Pads or truncates like Slurm's `_print_str`.
@@ -98,4 +123,24 @@ pub fn elapsed(job: &Job, now: f64) -> u64 {
 /// squeue's rendering of a job's limit.
 pub fn limit(job: &Job) -> String {
     units::format_limit_squeue(job.shown_limit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_widths_are_capped_and_garbage_is_no_width() {
+        assert_eq!(
+            parse_format("%.9999999999i"),
+            [Piece::Field {
+                code: 'i',
+                width: MAX_FIELD_WIDTH,
+                right: true
+            }]
+        );
+        assert_eq!(field_width("18"), Some(18));
+        assert_eq!(field_width("99999999999999999999999"), None);
+        assert_eq!(field_width("x"), None);
+    }
 }

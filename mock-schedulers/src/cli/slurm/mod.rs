@@ -57,6 +57,31 @@ pub fn parse_opts(
     })
 }
 
+/// Slurm's version line, as every command prints it for `--version`.
+pub const VERSION_LINE: &str = "slurm 22.05.8";
+
+/// Parses options like [`parse_opts`] and answers `--help`/`--usage` (with `help`) and
+/// `--version` itself; `Err` carries the exit code to return in both cases.
+pub fn parse_command_line(
+    call: &Call,
+    spec: &[Opt],
+    stop: bool,
+    exit_code: i32,
+    hint: bool,
+    help: &str,
+) -> Result<Parsed, i32> {
+    let cli = parse_opts(call, spec, stop, exit_code, hint)?;
+    if cli.has("help") || cli.has("usage") {
+        print!("{help}");
+        return Err(0);
+    }
+    if cli.has("version") {
+        println!("{VERSION_LINE}");
+        return Err(0);
+    }
+    Ok(cli)
+}
+
 /// Fetches jobs; prints the error as `<what> error: <text>` and returns exit 1 on failure.
 pub fn fetch_jobs(
     call: &mut Call,
@@ -274,7 +299,7 @@ pub fn parse_begin(v: &str) -> Option<f64> {
     let rest = rest.strip_prefix('+')?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     let n: f64 = digits.parse().ok()?;
-    let unit = &rest[digits.len()..];
+    let unit = rest.get(digits.len()..)?;
     let mult = match unit {
         "" | "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
         "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
@@ -282,7 +307,8 @@ pub fn parse_begin(v: &str) -> Option<f64> {
         "d" | "day" | "days" => 86400.0,
         _ => return None,
     };
-    Some(n * mult)
+    // So many digits that the offset is no number any more: no time at all.
+    Some(n * mult).filter(|secs| secs.is_finite())
 }
 
 /// Parses `--signal=[{R|B}:]<sig>[@<secs>]`.

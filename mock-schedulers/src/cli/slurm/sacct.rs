@@ -5,7 +5,7 @@ use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::model::{Job, JobKind, JobState};
 use crate::units;
 
-use super::format::{date, elapsed};
+use super::format::{date, elapsed, field_width};
 
 const SPEC: &[Opt] = &[
     opt("allocations", Some('X'), No),
@@ -295,18 +295,10 @@ fn rows(job: &Job, allocations_only: bool) -> Vec<Row<'_>> {
 
 /// Runs sacct; returns the exit code.
 pub fn main(call: &mut Call) -> i32 {
-    let cli = match super::parse_opts(call, SPEC, false, 1, false) {
+    let cli = match super::parse_command_line(call, SPEC, false, 1, false, HELP) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if cli.has("help") || cli.has("usage") {
-        print!("{HELP}");
-        return 0;
-    }
-    if cli.has("version") {
-        println!("slurm 22.05.8");
-        return 0;
-    }
     let mut ids: Option<Vec<u32>> = None;
     if let Some(list) = cli.value("jobs") {
         let mut v = Vec::new();
@@ -349,7 +341,7 @@ pub fn main(call: &mut Call) -> i32 {
     let mut fields: Vec<(String, String, usize)> = Vec::new();
     for f in fields_text.split(',').filter(|f| !f.is_empty()) {
         let (name, width) = match f.split_once('%') {
-            Some((n, w)) => (n, w.parse::<usize>().ok()),
+            Some((n, w)) => (n, field_width(w)),
             None => (f, None),
         };
         let key = name.to_ascii_lowercase();

@@ -114,7 +114,7 @@ fn directives(script: &str) -> Vec<String> {
 }
 
 fn export_env(spec: Option<&str>) -> BTreeMap<String, String> {
-    let all: BTreeMap<String, String> = std::env::vars().collect();
+    let all: BTreeMap<String, String> = crate::cli::environment();
     let Some(spec) = spec else { return all };
     let mut env = BTreeMap::new();
     let mut include_all = false;
@@ -164,18 +164,10 @@ fn export_env(spec: Option<&str>) -> BTreeMap<String, String> {
 
 /// Runs sbatch; returns the exit code.
 pub fn main(call: &mut Call) -> i32 {
-    let cli = match super::parse_opts(call, SPEC, true, 255, true) {
+    let cli = match super::parse_command_line(call, SPEC, true, 255, true, HELP) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if cli.has("help") || cli.has("usage") {
-        print!("{HELP}");
-        return 0;
-    }
-    if cli.has("version") {
-        println!("slurm 22.05.8");
-        return 0;
-    }
     // The script: a file, --wrap, or stdin.
     let (script, script_name, args) = if let Some(wrap) = cli.value("wrap") {
         (

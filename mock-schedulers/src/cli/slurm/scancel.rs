@@ -54,18 +54,10 @@ enum Outcome {
 
 /// Runs scancel; returns the exit code.
 pub fn main(call: &mut Call) -> i32 {
-    let cli = match super::parse_opts(call, SPEC, false, 1, true) {
+    let cli = match super::parse_command_line(call, SPEC, false, 1, true, HELP) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if cli.has("help") || cli.has("usage") {
-        print!("{HELP}");
-        return 0;
-    }
-    if cli.has("version") {
-        println!("slurm 22.05.8");
-        return 0;
-    }
     let mut req = CancelRequest {
         uid: super::identity().1,
         ..CancelRequest::default()

@@ -116,7 +116,7 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
     lines.push(format!(
         "TRES=cpu={},mem={}M,node={},billing={}",
         job.cpus,
-        job.mem_per_node_mb * u64::from(job.num_nodes),
+        job.mem_per_node_mb.saturating_mul(u64::from(job.num_nodes)),
         job.num_nodes,
         job.cpus
     ));
@@ -302,7 +302,7 @@ pub fn main(call: &mut Call) -> i32 {
                 return 0;
             }
             "-V" | "--version" => {
-                println!("slurm 22.05.8");
+                println!("{}", super::VERSION_LINE);
                 return 0;
             }
             s if s.starts_with('-') => {
@@ -319,7 +319,7 @@ pub fn main(call: &mut Call) -> i32 {
     };
     match verb.as_str() {
         "version" => {
-            println!("slurm 22.05.8");
+            println!("{}", super::VERSION_LINE);
             return 0;
         }
         "show" => {}

@@ -6,7 +6,7 @@ use crate::config::Cluster;
 use crate::protocol::{CONNECT_FAILURE, NodeUsage, Request, Response};
 use crate::units;
 
-use super::format::{Piece, fit, parse_format};
+use super::format::{parse_format, render};
 
 const SPEC: &[Opt] = &[
     opt("all", Some('a'), No),
@@ -54,18 +54,10 @@ fn node_state(u: &NodeUsage, cpus: u32, long: bool) -> &'static str {
 
 /// Runs sinfo; returns the exit code.
 pub fn main(call: &mut Call) -> i32 {
-    let cli = match super::parse_opts(call, SPEC, false, 1, true) {
+    let cli = match super::parse_command_line(call, SPEC, false, 1, true, HELP) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if cli.has("help") || cli.has("usage") {
-        print!("{HELP}");
-        return 0;
-    }
-    if cli.has("version") {
-        println!("slurm 22.05.8");
-        return 0;
-    }
     let conn = match call.conn() {
         Ok(c) => c,
         Err(e) => {
@@ -164,26 +156,14 @@ pub fn main(call: &mut Call) -> i32 {
         }
     };
     let mut out = String::new();
-    let render = |f: &dyn Fn(char) -> String| {
-        let mut line = String::new();
-        for p in &pieces {
-            match p {
-                Piece::Text(t) => line.push_str(t),
-                Piece::Field { code, width, right } => {
-                    line.push_str(&fit(&f(*code), *width, *right))
-                }
-            }
-        }
-        line
-    };
     if !cli.has("noheader") {
-        out.push_str(&render(&|c| header(c).to_string()));
+        out.push_str(&render(&pieces, &|c| header(c).to_string()));
         out.push('\n');
     }
     for (name, default, members) in &rows {
         let part = cluster.partition(name);
         let names: Vec<String> = members.iter().map(|m| m.0.name.clone()).collect();
-        let line = render(&|c| match c {
+        let line = render(&pieces, &|c| match c {
             'P' => format!("{name}{}", if *default { "*" } else { "" }),
             'R' => name.clone(),
             'a' => part.map_or("up".into(), |p| p.state.to_ascii_lowercase()),
@@ -201,10 +181,15 @@ pub fn main(call: &mut Call) -> i32 {
                 .first()
                 .map_or("0".into(), |m| m.0.memory_mb.to_string()),
             'C' => {
-                let a: u32 = members.iter().map(|m| m.1.alloc_cpus).sum();
-                let t: u32 = members.iter().map(|m| m.0.cpus).sum();
-                let o: u32 = members.iter().filter(|m| m.1.down).map(|m| m.0.cpus).sum();
-                format!("{a}/{}/{o}/{t}", t - a - o)
+                let a: u64 = members.iter().map(|m| u64::from(m.1.alloc_cpus)).sum();
+                let t: u64 = members.iter().map(|m| u64::from(m.0.cpus)).sum();
+                let o: u64 = members
+                    .iter()
+                    .filter(|m| m.1.down)
+                    .map(|m| u64::from(m.0.cpus))
+                    .sum();
+                // A node that fails under running jobs counts as allocated and down at once.
+                format!("{a}/{}/{o}/{t}", t.saturating_sub(a).saturating_sub(o))
             }
             'f' => members.first().map_or("(null)".into(), |m| {
                 if m.0.features.is_empty() {

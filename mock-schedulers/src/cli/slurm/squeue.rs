@@ -5,7 +5,7 @@ use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::model::{Job, JobState};
 use crate::units;
 
-use super::format::{Piece, date, elapsed, fit, limit, parse_format};
+use super::format::{date, elapsed, field_width, fit, limit, parse_format, render};
 
 const SPEC: &[Opt] = &[
     opt("all", Some('a'), No),
@@ -221,18 +221,10 @@ fn long_field_code(name: &str) -> Option<char> {
 
 /// Runs squeue; returns the exit code.
 pub fn main(call: &mut Call) -> i32 {
-    let mut cli = match super::parse_opts(call, SPEC, false, 1, true) {
+    let mut cli = match super::parse_command_line(call, SPEC, false, 1, true, HELP) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if cli.has("help") || cli.has("usage") {
-        print!("{HELP}");
-        return 0;
-    }
-    if cli.has("version") {
-        println!("slurm 22.05.8");
-        return 0;
-    }
     // `-j 12` (space, optional argument): the id arrives as an operand.
     let mut jobs_arg = cli.value("jobs").map(str::to_string);
     if cli.has("jobs") && jobs_arg.is_none() && !cli.operands.is_empty() {
@@ -376,7 +368,7 @@ pub fn main(call: &mut Call) -> i32 {
             let (right, width) = match w {
                 Some(w) => (
                     w.starts_with('.'),
-                    w.trim_start_matches('.').parse().unwrap_or(20),
+                    field_width(w.trim_start_matches('.')).unwrap_or(20),
                 ),
                 None => (false, 20),
             };
@@ -414,20 +406,8 @@ pub fn main(call: &mut Call) -> i32 {
             );
         }
         let pieces = parse_format(fmt);
-        let render = |f: &dyn Fn(char) -> String| {
-            let mut line = String::new();
-            for p in &pieces {
-                match p {
-                    Piece::Text(t) => line.push_str(t),
-                    Piece::Field { code, width, right } => {
-                        line.push_str(&fit(&f(*code), *width, *right))
-                    }
-                }
-            }
-            line
-        };
         if !noheader {
-            out.push_str(&render(&|c| {
+            out.push_str(&render(&pieces, &|c| {
                 if c == 'l' && cli.has("long") {
                     "TIME_LIMIT".into()
                 } else {
@@ -437,7 +417,7 @@ pub fn main(call: &mut Call) -> i32 {
             out.push('\n');
         }
         for job in &shown {
-            out.push_str(&render(&|c| {
+            out.push_str(&render(&pieces, &|c| {
                 if start && c == 'S' {
                     date(job.run.start_time, "N/A")
                 } else {

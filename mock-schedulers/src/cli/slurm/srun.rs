@@ -126,18 +126,17 @@ fn signal_text(sig: i32) -> &'static str {
 /// Runs srun (or salloc); returns the exit code.
 pub fn main(call: &mut Call, salloc: bool) -> i32 {
     let prog = if salloc { "salloc" } else { "srun" };
-    let cli = match super::parse_opts(call, SPEC, true, 255, true) {
+    let cli = match super::parse_command_line(
+        call,
+        SPEC,
+        true,
+        255,
+        true,
+        if salloc { SALLOC_HELP } else { SRUN_HELP },
+    ) {
         Ok(p) => p,
         Err(code) => return code,
     };
-    if cli.has("help") || cli.has("usage") {
-        print!("{}", if salloc { SALLOC_HELP } else { SRUN_HELP });
-        return 0;
-    }
-    if cli.has("version") {
-        println!("slurm 22.05.8");
-        return 0;
-    }
     let mut r = ResourceOpts::default();
     for (long, value) in &cli.opts {
         if let Err((msg, code)) = apply_resource_opt(prog, &mut r, long, value.as_deref()) {
@@ -158,7 +157,7 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
         .value("input")
         .is_some_and(|i| i == "none" || i == "/dev/null");
     let quiet = cli.has("quiet");
-    let user_env: BTreeMap<String, String> = std::env::vars().collect();
+    let user_env: BTreeMap<String, String> = crate::cli::environment();
 
     // A step inside an existing allocation (e.g. srun in a batch script) runs directly.
     if !salloc && let Some(job_id) = user_env.get("SLURM_JOB_ID").cloned() {
@@ -273,12 +272,7 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
         }
     };
     let id = job.id;
-    let node = job
-        .run
-        .alloc
-        .first()
-        .map(|a| a.node.clone())
-        .unwrap_or_default();
+    let node = job.first_node();
     let mut env = user_env;
     env.extend(job_env);
     if !salloc {
@@ -328,7 +322,7 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
                         };
                         eprintln!(
                             "srun: Job step aborted: Waiting up to {} seconds for job step to finish.",
-                            kill_wait + 2
+                            kill_wait.saturating_add(2)
                         );
                         eprintln!(
                             "slurmstepd-{node}: error: *** STEP {id}.0 ON {node} CANCELLED AT {at}{suffix} ***"
