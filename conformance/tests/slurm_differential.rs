@@ -353,6 +353,30 @@ impl Side {
         }
     }
 
+    /// Waits until the job pends for `reason`. Real Slurm revises a pending reason from one
+    /// scheduling pass to the next (a job over the partition's time limit shows
+    /// `PartitionConfig` first and `PartitionTimeLimit` once the limit check has run), so a
+    /// comparison must wait for the settled reason, not the first one.
+    fn wait_for_reason(&self, id: u64, reason: &str) -> CaseResult {
+        let want = format!("PENDING|{reason}");
+        let mut last = String::new();
+        let reached = poll_until(STATE_DEADLINE, || {
+            last = self
+                .env
+                .run(&["squeue", "-h", "-j", &id.to_string(), "-o", "%T|%r"])
+                .map(|o| o.stdout.trim().to_string())
+                .unwrap_or_default();
+            last == want
+        });
+        if reached {
+            Ok(())
+        } else {
+            fail(format!(
+                "job {id} did not settle on {want:?} within {STATE_DEADLINE:?}; squeue said {last:?}"
+            ))
+        }
+    }
+
     /// Records `squeue -h -t all -j ID -o '%T|%r'`.
     fn record_state(&mut self, key: &str, id: u64) -> CaseResult {
         let id = id.to_string();
@@ -1192,6 +1216,14 @@ fn pending_reasons() {
                     outcome = Err(e);
                     break;
                 }
+            }
+        }
+        // Each waiter's settled reason (the first pass may show another one, e.g. Priority
+        // before Resources, PartitionConfig before PartitionTimeLimit).
+        let settled = ["Resources", "Priority", "PartitionConfig", "PartitionTimeLimit"];
+        for (id, reason) in ids[1..].iter().zip(settled) {
+            if outcome.is_ok() {
+                outcome = s.wait_for_reason(*id, reason);
             }
         }
         if outcome.is_ok() {
