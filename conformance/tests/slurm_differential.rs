@@ -1220,7 +1220,12 @@ fn pending_reasons() {
         }
         // Each waiter's settled reason (the first pass may show another one, e.g. Priority
         // before Resources, PartitionConfig before PartitionTimeLimit).
-        let settled = ["Resources", "Priority", "PartitionConfig", "PartitionTimeLimit"];
+        let settled = [
+            "Resources",
+            "Priority",
+            "PartitionConfig",
+            "PartitionTimeLimit",
+        ];
         for (id, reason) in ids[1..].iter().zip(settled) {
             if outcome.is_ok() {
                 outcome = s.wait_for_reason(*id, reason);
