@@ -394,7 +394,8 @@ async fn a_second_sigterm_cancels_the_running_job_and_releases_its_allocation(cl
 mod injected {
     use super::*;
 
-    async fn site_and_cluster() -> (Site, tempfile::TempDir, Cluster) {
+    /// The cluster comes before its directory so that it is stopped before the directory goes.
+    async fn site_and_cluster() -> (Site, Cluster, tempfile::TempDir) {
         let site = Site::start(&["slurm"]).await;
         let dir = tempfile::tempdir().unwrap();
         let cluster = Cluster::fake(dir.path());
@@ -404,12 +405,12 @@ mod injected {
             .output()
             .unwrap();
         assert!(squeue.status.success());
-        (site, dir, cluster)
+        (site, cluster, dir)
     }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn output_that_reaches_the_file_late_still_reaches_the_log() {
-        let (site, _dir, cluster) = site_and_cluster().await;
+        let (site, cluster, _dir) = site_and_cluster().await;
         cluster.inject(&["output-delay", "2"]);
         let pipeline = site.pipeline(
             "late:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo first\n    - echo last\n",
@@ -433,7 +434,7 @@ mod injected {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_refused_submission_fails_the_job_with_slurms_words() {
-        let (site, _dir, cluster) = site_and_cluster().await;
+        let (site, cluster, _dir) = site_and_cluster().await;
         cluster.inject(&[
             "submit-errors",
             "1",
@@ -469,7 +470,7 @@ mod injected {
 
     #[tokio::test(flavor = "multi_thread")]
     async fn a_failed_node_is_a_system_failure() {
-        let (site, _dir, cluster) = site_and_cluster().await;
+        let (site, cluster, _dir) = site_and_cluster().await;
         let pipeline = site.pipeline(
             "doomed:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo \"node=$SLURMD_NODENAME\"\n    - sleep 300\n",
             &[],
