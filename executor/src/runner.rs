@@ -26,6 +26,9 @@ use crate::stages::{JobRun, job_dirs, job_exports, run_job};
 use crate::state::{StateStore, Submission, process_alive};
 use crate::trace::{JobLog, Masker, TraceSender};
 
+/// How long a cancelled scheduler job may take to leave the queue before batchci stops waiting.
+pub const KILL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The two shutdown stages.
 #[derive(Debug, Clone, Default)]
 pub struct Shutdown {
@@ -287,7 +290,7 @@ impl JobTask {
             state: Some(self.state.clone()),
             gitlab: Some(self.client.clone()),
             run_as,
-            kill_timeout: Duration::from_secs(60),
+            kill_timeout: KILL_TIMEOUT,
         };
         let result = match AnyBackend::new(self.runner.executor) {
             Ok(backend) => {

@@ -193,9 +193,8 @@ impl TraceSender {
         let mut failures = 0;
         let mut pause = Duration::from_secs(1);
         loop {
-            if let Some(RemoteRequest::Abort) = self.flush().await {
-                // GitLab refuses more trace; the final update still tells it the outcome.
-            }
+            // Even when GitLab refuses more trace, the final update still reports the outcome.
+            let _ = self.flush().await;
             let (checksum, bytesize) = self.log.checksum();
             update.checksum = Some(checksum);
             update.bytesize = Some(bytesize);
