@@ -65,30 +65,19 @@ fn sbatch_calls(cluster: &Cluster) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The Slurm job id batchci logged (`Submitted batch job N`).
+/// The Slurm job id in a line batchci logged (`Submitted batch job N`).
+fn submitted_id_in(line: &str) -> Option<String> {
+    line.strip_prefix("Submitted batch job ")
+        .map(|id| id.trim().to_string())
+}
+
+/// The Slurm job id batchci logged.
 fn submitted_id(trace: &str) -> Option<String> {
-    plain_lines(trace).iter().find_map(|l| {
-        l.strip_prefix("Submitted batch job ")
-            .map(|id| id.trim().to_string())
-    })
+    plain_lines(trace).iter().find_map(|l| submitted_id_in(l))
 }
 
 async fn wait_for_submission(site: &Site, job: u64) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let trace = String::from_utf8_lossy(&site.gitlab.trace(job).unwrap()).into_owned();
-        if let Some(id) = submitted_id(&trace) {
-            return id;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no submission in time; trace:\n{trace}"
-        );
-        site.gitlab
-            .wait_for_trace(job, trace.len() as u64 + 1, Duration::from_secs(5))
-            .await
-            .ok();
-    }
+    site.wait_for_line(job, submitted_id_in).await
 }
 
 async fn a_passing_job_runs_through_sbatch_and_its_output_is_followed(cluster: &Cluster) {

@@ -280,11 +280,12 @@ async fn custom(stage: CustomStage) -> ExitCode {
                     signal(SignalKind::terminate()),
                     signal(SignalKind::interrupt()),
                 ) {
+                    // A stream that ends is not a signal: select! then waits on the other.
                     tokio::select! {
-                        _ = term.recv() => {}
-                        _ = int.recv() => {}
+                        Some(()) = term.recv() => on_signal.cancel(),
+                        Some(()) = int.recv() => on_signal.cancel(),
+                        else => {}
                     }
-                    on_signal.cancel();
                 }
             });
             exit(custom::run(&settings, &script, &stage, cancel).await)
@@ -315,24 +316,27 @@ async fn watch_signals(shutdown: batchci::runner::Shutdown, drain_limit: std::ti
         tracing::error!("cannot install signal handlers");
         return;
     };
+    // A signal stream that ends (`None`) is no signal: the pattern disables its branch.
     tokio::select! {
-        _ = term.recv() => {
+        Some(()) = term.recv() => {
             tracing::warn!("SIGTERM: taking no new jobs; running jobs finish (send SIGTERM again to cancel them)");
             shutdown.drain.cancel();
         }
-        _ = int.recv() => {
+        Some(()) = int.recv() => {
             tracing::warn!("SIGINT: cancelling running jobs");
             shutdown.drain.cancel();
             shutdown.cancel.cancel();
             return;
         }
+        else => return,
     }
     tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        Some(()) = term.recv() => {}
+        Some(()) = int.recv() => {}
         _ = tokio::time::sleep(drain_limit), if !drain_limit.is_zero() => {
             tracing::warn!("running jobs did not finish within shutdown_timeout ({drain_limit:?})");
         }
+        else => return,
     }
     tracing::warn!("cancelling running jobs");
     shutdown.cancel.cancel();

@@ -127,6 +127,26 @@ impl Site {
         (job, trace)
     }
 
+    /// Waits until a line of job `id`'s trace (plain, as [`plain_lines`] gives it) makes `find`
+    /// return something, while the job may still be running; panics with the trace after 120 s.
+    pub async fn wait_for_line<T>(&self, id: u64, find: impl Fn(&str) -> Option<T>) -> T {
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let trace = String::from_utf8_lossy(&self.gitlab.trace(id).unwrap()).into_owned();
+            if let Some(found) = plain_lines(&trace).iter().find_map(|l| find(l)) {
+                return found;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {id} never logged the line waited for; trace:\n{trace}"
+            );
+            self.gitlab
+                .wait_for_trace(id, trace.len() as u64 + 1, Duration::from_secs(5))
+                .await
+                .ok();
+        }
+    }
+
     /// Waits until job `id` has status `status`.
     pub async fn reaches(&self, id: u64, status: JobStatus) -> JobView {
         self.gitlab
@@ -146,9 +166,31 @@ impl Batchci {
     /// Starts `batchci run --config <config>` with `env` added to a clean environment.
     pub fn run(config: &Path, env: &[(&str, &str)]) -> Batchci {
         let mut command = Command::new(workspace_binary("batchci"));
+        command.args(["run", "--config"]).arg(config);
+        Batchci::start(command, env)
+    }
+
+    /// Like [`Batchci::run`], in a user namespace of its own where the kernel allows only
+    /// `instances` inotify instances (`/proc/sys/user/max_inotify_instances`), as on a host
+    /// whose other processes have used up `fs.inotify.max_user_instances`.
+    pub fn run_with_inotify_instances(
+        config: &Path,
+        env: &[(&str, &str)],
+        instances: u32,
+    ) -> Batchci {
+        let mut command = Command::new("unshare");
         command
+            .args(["--user", "--map-root-user", "/bin/sh", "-c"])
+            .arg("echo \"$0\" > /proc/sys/user/max_inotify_instances && exec \"$@\"")
+            .arg(instances.to_string())
+            .arg(workspace_binary("batchci"))
             .args(["run", "--config"])
-            .arg(config)
+            .arg(config);
+        Batchci::start(command, env)
+    }
+
+    fn start(mut command: Command, env: &[(&str, &str)]) -> Batchci {
+        command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env(
@@ -181,6 +223,21 @@ impl Batchci {
             });
         }
         Batchci { child, log }
+    }
+
+    /// Every line batchci has logged so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// How many inotify instances the batchci process holds open now.
+    pub fn inotify_instances(&self) -> usize {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .expect("batchci's file descriptors are readable");
+        fds.filter_map(Result::ok)
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter(|target| target.as_os_str() == "anon_inode:inotify")
+            .count()
     }
 
     /// Waits until batchci has logged a line containing `text`.
