@@ -1,9 +1,12 @@
 //! The backends: how a job's step script reaches compute.
 //!
-//! One file per scheduler. Each implements [`Backend`]; [`AnyBackend`] picks one from the
-//! configuration. What they share lives in the crate root: parameter checks in [`crate::args`],
-//! following output files in [`crate::tail`], running commands in [`crate::command`].
+//! One file per scheduler. The batch schedulers are descriptions that the batch engine
+//! ([`BatchBackend`], `batch.rs`) drives; the shell backend implements [`Backend`] itself.
+//! [`AnyBackend`] picks one from the configuration. What they share lives in the crate root:
+//! parameter checks in [`crate::args`], following output files in [`crate::tail`], running
+//! commands in [`crate::command`].
 
+mod batch;
 pub(crate) mod shell;
 mod slurm;
 
@@ -14,8 +17,9 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use batch::BatchBackend;
 pub use shell::ShellBackend;
-pub use slurm::{SBATCH_OPTIONS, SlurmBackend};
+pub use slurm::SBATCH_OPTIONS;
 
 use crate::command::{CommandSpec, RunAs};
 use crate::config::{ExecutorKind, RunnerConfig};
@@ -207,8 +211,8 @@ pub trait Backend {
 pub enum AnyBackend {
     /// `shell`.
     Shell(ShellBackend),
-    /// `slurm`.
-    Slurm(SlurmBackend),
+    /// A batch scheduler through the batch engine (`slurm`).
+    Batch(BatchBackend),
 }
 
 impl AnyBackend {
@@ -216,7 +220,7 @@ impl AnyBackend {
     pub fn new(kind: ExecutorKind) -> Result<AnyBackend, String> {
         match kind {
             ExecutorKind::Shell => Ok(AnyBackend::Shell(ShellBackend)),
-            ExecutorKind::Slurm => Ok(AnyBackend::Slurm(SlurmBackend::default())),
+            ExecutorKind::Slurm => Ok(AnyBackend::Batch(BatchBackend::new(&slurm::Slurm))),
             other => Err(format!(
                 "the {other} executor is not available in this version"
             )),
@@ -228,7 +232,7 @@ impl Backend for AnyBackend {
     async fn prepare(&mut self, ctx: &JobContext) -> Result<(), JobFailure> {
         match self {
             AnyBackend::Shell(b) => b.prepare(ctx).await,
-            AnyBackend::Slurm(b) => b.prepare(ctx).await,
+            AnyBackend::Batch(b) => b.prepare(ctx).await,
         }
     }
 
@@ -240,14 +244,14 @@ impl Backend for AnyBackend {
     ) -> Result<StepOutcome, JobFailure> {
         match self {
             AnyBackend::Shell(b) => b.run_step(ctx, script, cancel).await,
-            AnyBackend::Slurm(b) => b.run_step(ctx, script, cancel).await,
+            AnyBackend::Batch(b) => b.run_step(ctx, script, cancel).await,
         }
     }
 
     async fn cleanup(&mut self, ctx: &JobContext) {
         match self {
             AnyBackend::Shell(b) => b.cleanup(ctx).await,
-            AnyBackend::Slurm(b) => b.cleanup(ctx).await,
+            AnyBackend::Batch(b) => b.cleanup(ctx).await,
         }
     }
 }

@@ -9,17 +9,13 @@
 //! because `sbatch --wait` says 0 for a job cancelled while pending and 1 for any signal. A
 //! cancel, abort or timeout runs `scancel` and waits until the job has left the queue.
 
-use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio_util::sync::CancellationToken;
-
-use super::{Backend, JobContext, JobFailure, StepOutcome};
+use super::batch::{Invocation, JobRecord, Presence, RecordQuery, Scheduler, StepRequest};
+use super::{JobContext, JobFailure, StepOutcome};
 use crate::args::{CommandOptions, OptionSpec, Takes};
-use crate::state::Submission;
-use crate::tail::{Drain, TailOptions, follow};
+use crate::command::CapturedOutput;
+use crate::config::ExecutorKind;
 
 /// sbatch's options (Slurm 22.05 `sbatch --help`, plus the undocumented ones of
 /// `src/common/slurm_opt.c`), and those batchci sets itself. `--uid`/`--gid` are refused
@@ -134,214 +130,92 @@ pub const SBATCH_OPTIONS: CommandOptions = CommandOptions {
     ],
 };
 
-/// The `slurm` backend.
-#[derive(Debug, Default)]
-pub struct SlurmBackend {
-    user_args: Vec<String>,
-    submitted: Option<String>,
-}
+/// Slurm, as the batch engine drives it.
+#[derive(Debug)]
+pub(crate) struct Slurm;
 
-/// How long to wait for sbatch to report the job id after a cancel arrived mid-submission.
-const SUBMIT_REPORT_WAIT: Duration = Duration::from_secs(10);
-
-impl Backend for SlurmBackend {
-    async fn prepare(&mut self, ctx: &JobContext) -> Result<(), JobFailure> {
-        if let Some((variable, text)) = ctx.user_parameters() {
-            self.user_args = crate::args::user_parameters(
-                &SBATCH_OPTIONS,
-                &variable,
-                &text,
-                ctx.runner.batch.allow_illegal_args,
-            )
-            .map_err(|e| JobFailure::script(e.to_string(), None))?;
-        }
-        let path = ctx
-            .command_env()
-            .into_iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v)
-            .unwrap_or_default();
-        if crate::command::resolve("sbatch", &path).is_none() {
-            return Err(JobFailure::system(format!(
-                "sbatch is not on PATH ({}); install the Slurm client or set scheduler_bin under [runners.batch]",
-                path.to_string_lossy()
-            )));
-        }
-        Ok(())
+impl Scheduler for Slurm {
+    fn kind(&self) -> ExecutorKind {
+        ExecutorKind::Slurm
     }
 
-    async fn run_step(
-        &mut self,
-        ctx: &JobContext,
-        script: &Path,
-        cancel: &CancellationToken,
-    ) -> Result<StepOutcome, JobFailure> {
-        let output = ctx.dirs.tmp_dir.join(format!("slurm-{}.out", ctx.job.id));
-        let _ = std::fs::remove_file(&output);
+    fn name(&self) -> &'static str {
+        "Slurm"
+    }
+
+    fn submit_options(&self) -> &'static CommandOptions {
+        &SBATCH_OPTIONS
+    }
+
+    fn output_file(&self, ctx: &JobContext) -> PathBuf {
+        ctx.dirs.tmp_dir.join(format!("slurm-{}.out", ctx.job.id))
+    }
+
+    fn submit(&self, step: &StepRequest<'_>) -> Invocation {
         let mut args = vec![
             "--wait".to_string(),
-            format!("--output={}", output.display()),
-            format!("--job-name=ci-job-{}", ctx.job.id),
+            format!("--output={}", step.output.display()),
+            format!("--job-name=ci-job-{}", step.ctx.job.id),
         ];
-        args.extend(self.user_args.iter().cloned());
-        args.push(script.display().to_string());
-        let spec = ctx.scheduler_command("sbatch", args);
-        ctx.log.info(&format!("$ {}", spec.display()));
-        if !ctx.runner.batch.command_delay.is_zero() {
-            tokio::time::sleep(ctx.runner.batch.command_delay).await;
-        }
-        let mut child = spec
-            .spawn_piped()
-            .map_err(|e| JobFailure::system(e.to_string()))?;
+        args.extend(step.user_args.iter().cloned());
+        args.push(step.script.display().to_string());
+        ("sbatch", args)
+    }
 
-        let job_id = Arc::new(Mutex::new(None::<String>));
-        let (id_tx, mut id_rx) = tokio::sync::watch::channel(None::<String>);
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let stderr_text = Arc::new(Mutex::new(String::new()));
-        let readers = {
-            let log = ctx.log.clone();
-            let record = ctx
-                .state
-                .clone()
-                .map(|store| (store, submission_template(ctx)));
-            let job_id = job_id.clone();
-            let stderr_log = ctx.log.clone();
-            let stderr_copy = stderr_text.clone();
-            async move {
-                let out = async {
-                    let Some(stdout) = stdout else { return };
-                    let mut lines = BufReader::new(stdout).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        if let Some(id) = parse_submitted(&line) {
-                            if let Some((store, mut submission)) = record.clone() {
-                                submission.scheduler_job_id = id.clone();
-                                if let Err(error) = store.record(&submission) {
-                                    log.warning(&format!("cannot record Slurm job {id}: {error}"));
-                                }
-                            }
-                            *job_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
-                            let _ = id_tx.send(Some(id));
-                        }
-                        log.info(&line);
-                    }
-                };
-                let err = async {
-                    let Some(stderr) = stderr else { return };
-                    let mut lines = BufReader::new(stderr).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        stderr_copy
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push_str(&line);
-                        stderr_log.write(format!("{line}\n").as_bytes());
-                    }
-                };
-                tokio::join!(out, err);
-            }
-        };
+    fn job_id(&self, line: &str) -> Option<String> {
+        parse_submitted(line)
+    }
 
-        let (finished_tx, finished_rx) = tokio::sync::oneshot::channel::<Drain>();
-        let waiter = async {
-            let result = tokio::select! {
-                status = child.wait() => Ok((crate::command::exit_code_of(status), false)),
-                _ = cancel.cancelled() => {
-                    let known = id_rx.borrow().clone();
-                    let id = match known {
-                        Some(id) => Some(id),
-                        None => tokio::time::timeout(SUBMIT_REPORT_WAIT, id_rx.wait_for(Option::is_some))
-                            .await
-                            .ok()
-                            .and_then(|r| r.ok().and_then(|v| v.clone())),
-                    };
-                    if let Some(id) = &id {
-                        cancel_and_wait(ctx, id).await;
-                    }
-                    let _ = crate::command::terminate_group(&mut child, Duration::from_secs(5)).await;
-                    Ok::<_, JobFailure>((None, true))
-                }
-            };
-            let drain = match &result {
-                Ok((_, true)) => Drain::Now,
-                _ => Drain::UntilSettled,
-            };
-            let _ = finished_tx.send(drain);
-            result
-        };
-        let tail_options = TailOptions {
-            poll_interval: ctx.runner.batch.poll_interval,
-            nfs_timeout: ctx.runner.batch.nfs_timeout,
-            ..TailOptions::default()
-        };
-        let log = ctx.log.clone();
-        let tail = follow(
-            &output,
-            move |bytes| log.write(bytes),
-            async { finished_rx.await.unwrap_or(Drain::UntilSettled) },
-            &tail_options,
-        );
-        let (result, summary, ()) = tokio::join!(waiter, tail, readers);
-        let (code, cancelled) = result?;
-        let id = job_id.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.submitted = id.clone();
-        if cancelled {
-            return Ok(StepOutcome::Cancelled);
+    fn cancel(&self, id: &str) -> Invocation {
+        ("scancel", vec![id.to_string()])
+    }
+
+    fn presence_query(&self, id: &str) -> Invocation {
+        let args = ["-h", "-j", id, "-o", "%T"];
+        ("squeue", args.iter().map(|a| a.to_string()).collect())
+    }
+
+    /// A job still in memory but finished is not listed (`-h`: nothing, rc 0); a purged one is
+    /// `Invalid job id specified`, rc 1 (docs/slurm-observed.md, table rows 17 and 19).
+    fn presence(&self, answer: &CapturedOutput) -> Presence {
+        match answer.code {
+            0 if answer.stdout_text().trim().is_empty() => Presence::Gone,
+            0 => Presence::Queued,
+            _ if answer.stderr_text().contains("Invalid job id specified") => Presence::Gone,
+            _ => Presence::Unknown,
         }
-        let Some(id) = id else {
-            let detail = stderr_text
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            return Err(JobFailure::script(
-                format!(
-                    "sbatch did not submit the job (exit code {}){}",
-                    code.map_or("unknown".to_string(), |c| c.to_string()),
-                    if detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {detail}")
-                    }
+    }
+
+    /// `scontrol` while the controller still holds the job (MinJobAge), then accounting.
+    fn record_queries(&self, id: &str) -> Vec<RecordQuery> {
+        let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        vec![
+            RecordQuery {
+                invocation: ("scontrol", owned(&["show", "job", "-o", id])),
+                parse: parse_scontrol,
+            },
+            RecordQuery {
+                invocation: (
+                    "sacct",
+                    owned(&["-j", id, "-X", "-n", "-P", "-o", "State,ExitCode"]),
                 ),
-                code,
-            ));
-        };
-        if summary.missing {
-            ctx.log.warning(&format!(
-                "the output file {} of Slurm job {id} never appeared (waited {:?} after the job ended)",
-                output.display(),
-                ctx.runner.batch.nfs_timeout
-            ));
-        }
-        let code = code.unwrap_or(1);
-        match slurm_record(ctx, &id).await {
-            Some(record) => judge(&id, code, &record),
-            None => Ok(StepOutcome::Exited(code)),
-        }
+                parse: parse_sacct,
+            },
+        ]
     }
 
-    async fn cleanup(&mut self, ctx: &JobContext) {
-        if let Some(store) = &ctx.state {
-            store.remove(&ctx.runner.url, ctx.job.id);
-        }
-        self.submitted = None;
-    }
-}
-
-fn submission_template(ctx: &JobContext) -> Submission {
-    Submission {
-        gitlab_url: ctx.runner.url.clone(),
-        gitlab_job_id: ctx.job.id,
-        job_token: ctx.job.token.clone(),
-        runner_name: ctx.runner.name.clone(),
-        executor: crate::config::ExecutorKind::Slurm,
-        scheduler_job_id: String::new(),
-        pid: std::process::id(),
-        submitted_at: chrono::Utc::now().to_rfc3339(),
+    fn verdict(
+        &self,
+        id: &str,
+        submit_code: i32,
+        record: &JobRecord,
+    ) -> Result<StepOutcome, JobFailure> {
+        judge(id, submit_code, record)
     }
 }
 
 /// `Submitted batch job 123` (optionally `... on cluster X`) → `123`.
-pub fn parse_submitted(line: &str) -> Option<String> {
+pub(crate) fn parse_submitted(line: &str) -> Option<String> {
     let rest = line.trim().strip_prefix("Submitted batch job ")?;
     let id = rest.split_whitespace().next()?;
     id.chars()
@@ -349,19 +223,8 @@ pub fn parse_submitted(line: &str) -> Option<String> {
         .then(|| id.to_string())
 }
 
-/// What Slurm recorded about a finished job.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlurmRecord {
-    /// `COMPLETED`, `FAILED`, `CANCELLED`, `TIMEOUT`, `NODE_FAIL`, `OUT_OF_MEMORY`, ...
-    pub state: String,
-    /// The exit code part of `ExitCode=<exit>:<signal>`.
-    pub exit: i32,
-    /// The signal part.
-    pub signal: i32,
-}
-
 /// Parses `scontrol show job -o` output.
-pub fn parse_scontrol(text: &str) -> Option<SlurmRecord> {
+pub(crate) fn parse_scontrol(text: &str) -> Option<JobRecord> {
     let mut state = None;
     let mut exit_code = None;
     for field in text.split_whitespace() {
@@ -372,7 +235,7 @@ pub fn parse_scontrol(text: &str) -> Option<SlurmRecord> {
         }
     }
     let (exit, signal) = exit_code?;
-    Some(SlurmRecord {
+    Some(JobRecord {
         state: state?,
         exit,
         signal,
@@ -380,11 +243,11 @@ pub fn parse_scontrol(text: &str) -> Option<SlurmRecord> {
 }
 
 /// Parses the allocation line of `sacct -X -n -P -o State,ExitCode`.
-pub fn parse_sacct(text: &str) -> Option<SlurmRecord> {
+pub(crate) fn parse_sacct(text: &str) -> Option<JobRecord> {
     let line = text.lines().find(|l| !l.trim().is_empty())?;
     let (state, code) = line.trim().split_once('|')?;
     let (exit, signal) = parse_exit_code(code)?;
-    Some(SlurmRecord {
+    Some(JobRecord {
         state: state.split_whitespace().next()?.to_string(),
         exit,
         signal,
@@ -396,26 +259,8 @@ fn parse_exit_code(value: &str) -> Option<(i32, i32)> {
     Some((exit.parse().ok()?, signal.parse().ok()?))
 }
 
-async fn slurm_record(ctx: &JobContext, id: &str) -> Option<SlurmRecord> {
-    let scontrol = ctx.scheduler_command("scontrol", ["show", "job", "-o", id]);
-    if let Ok(output) = scontrol.output().await
-        && output.code == 0
-        && let Some(record) = parse_scontrol(&output.stdout_text())
-    {
-        return Some(record);
-    }
-    let sacct = ctx.scheduler_command(
-        "sacct",
-        ["-j", id, "-X", "-n", "-P", "-o", "State,ExitCode"],
-    );
-    match sacct.output().await {
-        Ok(output) if output.code == 0 => parse_sacct(&output.stdout_text()),
-        _ => None,
-    }
-}
-
 /// Decides the step's outcome from sbatch's exit code and Slurm's record.
-pub fn judge(id: &str, code: i32, record: &SlurmRecord) -> Result<StepOutcome, JobFailure> {
+pub(crate) fn judge(id: &str, code: i32, record: &JobRecord) -> Result<StepOutcome, JobFailure> {
     let state = record.state.as_str();
     match state {
         "COMPLETED" => Ok(StepOutcome::Exited(code)),
@@ -448,38 +293,6 @@ pub fn judge(id: &str, code: i32, record: &SlurmRecord) -> Result<StepOutcome, J
     }
 }
 
-/// `scancel`, then wait until the job has left the queue (bounded by the kill timeout).
-async fn cancel_and_wait(ctx: &JobContext, id: &str) {
-    let scancel = ctx.scheduler_command("scancel", [id]);
-    ctx.log.info(&format!("$ {}", scancel.display()));
-    match scancel.output().await {
-        Ok(output) if output.code != 0 => ctx.log.warning(&format!(
-            "scancel {id} exited {}: {}",
-            output.code,
-            output.stderr_text().trim()
-        )),
-        Err(error) => ctx.log.warning(&format!("scancel {id} failed: {error}")),
-        Ok(_) => {}
-    }
-    let deadline = tokio::time::Instant::now() + ctx.kill_timeout;
-    loop {
-        let squeue = ctx.scheduler_command("squeue", ["-h", "-j", id, "-o", "%T"]);
-        match squeue.output().await {
-            // Empty: finished but still known; error: already purged. Either way it is gone.
-            Ok(output) if output.code != 0 || output.stdout_text().trim().is_empty() => return,
-            Ok(_) | Err(_) => {}
-        }
-        if tokio::time::Instant::now() >= deadline {
-            ctx.log.warning(&format!(
-                "Slurm job {id} is still in the queue {:?} after scancel",
-                ctx.kill_timeout
-            ));
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,7 +313,7 @@ mod tests {
         let line = "JobId=7 JobName=ci-job-1 UserId=root(0) JobState=CANCELLED Reason=None ExitCode=0:15 RunTime=00:00:02";
         assert_eq!(
             parse_scontrol(line),
-            Some(SlurmRecord {
+            Some(JobRecord {
                 state: "CANCELLED".into(),
                 exit: 0,
                 signal: 15
@@ -508,7 +321,7 @@ mod tests {
         );
         assert_eq!(
             parse_sacct("CANCELLED by 0|0:15\n"),
-            Some(SlurmRecord {
+            Some(JobRecord {
                 state: "CANCELLED".into(),
                 exit: 0,
                 signal: 15
@@ -520,7 +333,7 @@ mod tests {
 
     #[test]
     fn sbatch_zero_for_a_cancelled_job_is_not_success() {
-        let record = SlurmRecord {
+        let record = JobRecord {
             state: "CANCELLED".into(),
             exit: 0,
             signal: 0,
@@ -530,19 +343,19 @@ mod tests {
             failure.message,
             "Slurm job 9 was cancelled outside batchci (state CANCELLED); sbatch --wait said 0"
         );
-        let record = SlurmRecord {
+        let record = JobRecord {
             state: "COMPLETED".into(),
             exit: 0,
             signal: 0,
         };
         assert_eq!(judge("9", 0, &record), Ok(StepOutcome::Exited(0)));
-        let record = SlurmRecord {
+        let record = JobRecord {
             state: "FAILED".into(),
             exit: 3,
             signal: 0,
         };
         assert_eq!(judge("9", 3, &record), Ok(StepOutcome::Exited(3)));
-        let record = SlurmRecord {
+        let record = JobRecord {
             state: "TIMEOUT".into(),
             exit: 0,
             signal: 0,
