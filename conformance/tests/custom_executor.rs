@@ -51,6 +51,7 @@ on_both_clusters!(
     a_killed_host_stage_leaves_no_process_behind,
     custom_failure_exit_codes_are_honoured,
     a_broken_config_is_a_system_failure_naming_file_line_and_key,
+    a_refused_submission_is_a_build_failure_with_sbatchs_words,
 );
 
 /// How long anything in these cases may take (a real Slurm shared with other suites can keep
@@ -128,12 +129,11 @@ fn hostname() -> String {
         .into_owned()
 }
 
-/// What `batchci custom run` prints when it submits: `$ sbatch ...` then the job id line.
+/// What `batchci custom run` prints when it submits: `$ sbatch ...` (the script goes to
+/// sbatch's standard input, never to a file) then the job id line.
 fn submission_lines(report: &JobReport, job: u64) -> (String, String) {
     let tmp = format!("{}.batchci", report.project_dir.display());
-    let command = format!(
-        "$ sbatch --wait --output={tmp}/slurm-{job}.out --job-name=ci-job-{job} {tmp}/build_script.sh"
-    );
+    let command = format!("$ sbatch --wait --output={tmp}/slurm-{job}.out --job-name=ci-job-{job}");
     let section = section(report, "Executing \"step_script\" stage of the job script");
     let id = section
         .get(1)
@@ -267,7 +267,6 @@ fn a_passing_job_sends_only_build_script_through_sbatch(dir: &Path, cluster: &Cl
             "--wait".into(),
             format!("--output={tmp}/slurm-102.out"),
             "--job-name=ci-job-102".into(),
-            format!("{tmp}/build_script.sh"),
         ]]
     );
     let (command, id) = submission_lines(&report, 102);
@@ -402,8 +401,7 @@ fn scheduler_parameters_reach_sbatch_and_an_illegal_one_fails_prepare(
         "no submission for the refused job: {calls:?}"
     );
     assert_eq!(calls[0][3], "--job-name=ci-job-104");
-    assert_eq!(&calls[0][4..10], ["-p", "gitlab-ci", "-t", "10", "-c", "2"]);
-    assert!(calls[0][10].ends_with("/build_script.sh"), "{:?}", calls[0]);
+    assert_eq!(&calls[0][4..], ["-p", "gitlab-ci", "-t", "10", "-c", "2"]);
 
     assert_eq!(site_wide.status, JobStatus::Success, "{}", site_wide.log);
     assert_eq!(calls[1][3], "--job-name=ci-job-111");
@@ -698,4 +696,79 @@ fn a_broken_config_is_a_system_failure_naming_file_line_and_key(dir: &Path, clus
         "the last cleanup said the same, outside the job log"
     );
     assert!(cluster.calls().is_empty(), "{:?}", cluster.calls());
+}
+
+// 9. sbatch refuses what the user asked: BUILD_FAILURE_EXIT_CODE at once, sbatch's own lines.
+fn a_refused_submission_is_a_build_failure_with_sbatchs_words(dir: &Path, cluster: &Cluster) {
+    // A batchci that waited for the output of a job that never existed would outlast the case.
+    let config =
+        jacamar_config(dir, "").replace_in_file("nfs_timeout = \"5s\"", "nfs_timeout = \"1h\"");
+    let job = JobSpec::new(112)
+        .variable("SCHEDULER_PARAMETERS", "-p nonexistent")
+        .script(&["echo never"]);
+
+    let report = driver(dir, &config, cluster).run(job);
+
+    assert_eq!(report.status, JobStatus::Failed, "{}", report.log);
+    assert_eq!(report.failure_reason, Some("script_failure"));
+    assert_eq!(report.exit_code, Some(1));
+    let step = section(&report, "Executing \"step_script\" stage of the job script");
+    assert_eq!(
+        step[step.len() - 3..],
+        [
+            "sbatch: error: invalid partition specified: nonexistent",
+            "sbatch: error: Batch job submission failed: Invalid partition name specified",
+            "ERROR: sbatch refused the job (exit code 1): Batch job submission failed: Invalid partition name specified",
+        ],
+        "{} cluster:\n{}",
+        cluster.kind(),
+        report.log
+    );
+}
+
+/// Simulated cluster only: a controller that cannot be reached is the site's failure.
+#[test]
+fn fake_an_unreachable_controller_is_a_system_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::fake(dir.path());
+    let config = jacamar_config(dir.path(), "").replace_in_file(
+        "\"SLURM_CONF\"]",
+        "\"SLURM_CONF\", \"MOCK_CLUSTER_NO_AUTOSTART\"]",
+    );
+    let nowhere = dir.path().join("no-cluster-here").display().to_string();
+    let job = JobSpec::new(113).script(&["echo never"]);
+
+    let report = driver(dir.path(), &config, &cluster)
+        .runner_env("MOCK_CLUSTER_STATE_DIR", &nowhere)
+        .runner_env("MOCK_CLUSTER_NO_AUTOSTART", "1")
+        .exit_codes(43, 42)
+        .run(job);
+
+    assert_eq!(report.invocation("build_script").exit, Some(42));
+    assert_eq!(report.failure_reason, Some("runner_system_failure"));
+    assert_eq!(
+        report.lines().last().map(String::as_str),
+        Some("ERROR: Job failed (system failure): build_script: exit status 42"),
+        "{}",
+        report.log
+    );
+    let step = section(&report, "Executing \"step_script\" stage of the job script");
+    assert!(
+        step.contains(&"ERROR: sbatch refused the job (exit code 1): Batch job submission failed: Unable to contact slurm controller (connect failure)".to_string()),
+        "{step:#?}"
+    );
+}
+
+/// Rewrites part of a file written by the case.
+trait ReplaceInFile {
+    fn replace_in_file(self, from: &str, to: &str) -> Self;
+}
+
+impl ReplaceInFile for PathBuf {
+    fn replace_in_file(self, from: &str, to: &str) -> PathBuf {
+        let text = std::fs::read_to_string(&self).unwrap();
+        assert!(text.contains(from), "{from:?} not in {}", self.display());
+        std::fs::write(&self, text.replace(from, to)).unwrap();
+        self
+    }
 }

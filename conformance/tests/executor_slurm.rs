@@ -10,33 +10,6 @@ use mock_gitlab::JobStatus;
 use support::cluster::Cluster;
 use support::{Batchci, Site, plain_lines};
 
-/// Runs `$case` against the simulated cluster and, when present, the real Slurm.
-macro_rules! on_both_clusters {
-    ($($case:ident),* $(,)?) => {
-        mod fake {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $case() {
-                    let dir = tempfile::tempdir().unwrap();
-                    let cluster = super::Cluster::fake(dir.path());
-                    super::$case(&cluster).await;
-                }
-            )*
-        }
-        mod real {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $case() {
-                    let dir = tempfile::tempdir().unwrap();
-                    if let Some(cluster) = super::Cluster::real(dir.path()) {
-                        super::$case(&cluster).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
 on_both_clusters!(
     a_passing_job_runs_through_sbatch_and_its_output_is_followed,
     a_failing_job_reports_the_scripts_exit_code_and_runs_after_script,
@@ -46,6 +19,7 @@ on_both_clusters!(
     a_graceful_cancel_runs_scancel_and_after_script,
     the_job_timeout_runs_scancel_and_reports_job_execution_timeout,
     a_killed_executor_cancels_the_orphaned_job_when_restarted,
+    after_a_crash_and_restart_no_file_holds_a_secret,
     the_first_sigterm_lets_the_running_job_finish_and_takes_no_new_one,
     a_second_sigterm_cancels_the_running_job_and_releases_its_allocation,
 );
@@ -103,7 +77,8 @@ async fn a_passing_job_runs_through_sbatch_and_its_output_is_followed(cluster: &
         .find(|l| l.starts_with("$ sbatch "))
         .expect("the sbatch command is logged");
     assert!(submit.starts_with("$ sbatch --wait --output="), "{submit}");
-    assert!(submit.contains(&format!(" --job-name={name} ")), "{submit}");
+    // The script goes to sbatch's standard input: no file of it on the shared file system.
+    assert!(submit.ends_with(&format!(" --job-name={name}")), "{submit}");
     let after: Vec<&str> = lines
         .iter()
         .map(String::as_str)
@@ -125,7 +100,7 @@ async fn a_passing_job_runs_through_sbatch_and_its_output_is_followed(cluster: &
     assert_eq!(calls[0][1], "--wait");
     assert!(calls[0][2].starts_with("--output="));
     assert_eq!(calls[0][3], format!("--job-name={name}"));
-    assert!(calls[0][4].ends_with("step_script"), "{:?}", calls[0]);
+    assert_eq!(calls[0].len(), 4, "{:?}", calls[0]);
 }
 
 async fn a_failing_job_reports_the_scripts_exit_code_and_runs_after_script(cluster: &Cluster) {
@@ -183,7 +158,7 @@ async fn scheduler_parameters_reach_sbatch_in_order(cluster: &Cluster) {
     );
     let calls = sbatch_calls(cluster);
     assert_eq!(calls.len(), 1);
-    assert_eq!(&calls[0][4..10], ["-p", "gitlab-ci", "-t", "10", "-c", "2"]);
+    assert_eq!(&calls[0][4..], ["-p", "gitlab-ci", "-t", "10", "-c", "2"]);
 }
 
 async fn an_illegal_parameter_fails_the_job_before_anything_is_submitted(cluster: &Cluster) {
@@ -316,6 +291,81 @@ async fn a_killed_executor_cancels_the_orphaned_job_when_restarted(cluster: &Clu
     }
 }
 
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.is_symlink() {
+                pending.push(path);
+            } else if std::fs::read(&path).is_ok_and(|bytes| {
+                bytes
+                    .windows(needle.len())
+                    .any(|window| window == needle.as_bytes())
+            }) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+async fn after_a_crash_and_restart_no_file_holds_a_secret(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let secret = "s3cr3t-deploy-key-4711";
+    let pipeline = site.pipeline(
+        "leaky:\n  tags: [slurm]\n  script:\n    - echo \"the key is $DEPLOY_KEY\"\n    - sleep 300\n",
+        &[("DEPLOY_KEY", secret, true)],
+    );
+    let id = pipeline.jobs[0].id;
+    let token = site.gitlab.job_token(id).unwrap();
+    let mut first = start(&site, cluster);
+    site.wait_for_line(id, |line| (line == "the key is [MASKED]").then_some(()))
+        .await;
+    let builds = site.dir.path().join("builds");
+    let state = site.dir.path().join("state");
+    // The premise: the raw output file on the shared file system holds the secret now.
+    assert!(
+        !files_containing(&builds, secret).is_empty(),
+        "the job's raw output is expected to hold the secret while it runs"
+    );
+
+    first.signal(nix::sys::signal::Signal::SIGKILL);
+    assert!(first.wait(Duration::from_secs(10)).is_none());
+    let _second = start(&site, cluster);
+    let (job, trace) = site.finished(id).await;
+
+    assert_eq!(job.status, JobStatus::Failed, "{trace}");
+    assert_eq!(job.failure_reason.as_deref(), Some("runner_system_failure"));
+    // Recovery forgets the record right after GitLab has taken the failure.
+    let records = state.join("submissions");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::fs::read_dir(&records).is_ok_and(|mut entries| entries.next().is_some()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the record of the recovered job is still there"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for needle in [secret, token.as_str()] {
+        assert_eq!(
+            files_containing(&builds, needle),
+            Vec::<std::path::PathBuf>::new()
+        );
+        assert_eq!(
+            files_containing(&state, needle),
+            Vec::<std::path::PathBuf>::new()
+        );
+    }
+    let checkout = std::fs::read_dir(&builds).unwrap().count();
+    assert!(checkout > 0, "the checkout itself stays, without the token");
+}
+
 async fn the_first_sigterm_lets_the_running_job_finish_and_takes_no_new_one(cluster: &Cluster) {
     let site = Site::start(&["slurm"]).await;
     let first = site.pipeline(
@@ -384,18 +434,7 @@ mod injected {
     use super::*;
 
     /// The cluster comes before its directory so that it is stopped before the directory goes.
-    async fn site_and_cluster() -> (Site, Cluster, tempfile::TempDir) {
-        let site = Site::start(&["slurm"]).await;
-        let dir = tempfile::tempdir().unwrap();
-        let cluster = Cluster::fake(dir.path());
-        // The daemon starts with the first command; the injections need it running.
-        let squeue = std::process::Command::new("squeue")
-            .envs(cluster.batchci_env())
-            .output()
-            .unwrap();
-        assert!(squeue.status.success());
-        (site, cluster, dir)
-    }
+    use crate::support::site_and_fake_cluster as site_and_cluster;
 
     #[tokio::test(flavor = "multi_thread")]
     async fn output_that_reaches_the_file_late_still_reaches_the_log() {
@@ -452,7 +491,7 @@ mod injected {
         assert_eq!(
             lines.last().map(String::as_str),
             Some(
-                "ERROR: Job failed: sbatch did not submit the job (exit code 1): sbatch: error: Batch job submission failed: Invalid qos specification"
+                "ERROR: Job failed: sbatch refused the job (exit code 1): Batch job submission failed: Invalid qos specification"
             )
         );
     }

@@ -99,8 +99,9 @@ pub async fn download(ctx: &JobContext) -> Result<(), JobFailure> {
         .map_err(|e| JobFailure::system(format!("unpacking artifacts failed: {e}")))?
         .map_err(|e| {
             JobFailure::system(format!(
-                "unpacking artifacts of {} failed: {e}",
-                dependency.name
+                "unpacking artifacts of {} into {} failed: {e}",
+                dependency.name,
+                ctx.dirs.project_dir.display()
             ))
         })?;
         ctx.log.info("Downloading artifacts from coordinator... ok");
@@ -162,7 +163,10 @@ fn zip_files(root: &Path, files: &[PathBuf]) -> std::io::Result<Vec<u8>> {
             writer
                 .start_file(name, options)
                 .map_err(std::io::Error::other)?;
-            writer.write_all(&std::fs::read(path)?)?;
+            let bytes = std::fs::read(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+            })?;
+            writer.write_all(&bytes)?;
         }
     }
     Ok(writer.finish().map_err(std::io::Error::other)?.into_inner())

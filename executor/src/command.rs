@@ -179,11 +179,27 @@ impl CommandSpec {
         command.spawn().map_err(|e| self.spawn_error(e))
     }
 
+    /// Says which was missing: the program, or the directory it was to run in (the kernel
+    /// reports both as `No such file or directory`).
     fn spawn_error(&self, error: std::io::Error) -> std::io::Error {
-        std::io::Error::new(
-            error.kind(),
-            format!("cannot start {}: {error}", self.program.display()),
-        )
+        let program = self.program.display();
+        let message = if !self.cwd.is_dir() {
+            format!(
+                "cannot start {program} in {}: that directory does not exist",
+                self.cwd.display()
+            )
+        } else if error.kind() == std::io::ErrorKind::NotFound {
+            let path = self
+                .env
+                .iter()
+                .find(|(key, _)| key == "PATH")
+                .map(|(_, value)| value.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("cannot start {program}: not found (PATH={path})")
+        } else {
+            format!("cannot start {program}: {error}")
+        };
+        std::io::Error::new(error.kind(), message)
     }
 }
 
@@ -380,14 +396,27 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_missing_program_names_itself() {
-        let spec = CommandSpec::new("/nonexistent/sbatch", Vec::<String>::new(), "/");
+    async fn a_missing_program_names_itself_and_the_path_searched() {
+        let spec = CommandSpec::new("sbatch", Vec::<String>::new(), "/").env("PATH", "/opt/none");
         let error = spec.output().await.unwrap_err();
-        assert!(
-            error
-                .to_string()
-                .starts_with("cannot start /nonexistent/sbatch: "),
-            "{error}"
+        assert_eq!(
+            error.to_string(),
+            "cannot start sbatch: not found (PATH=/opt/none)"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_working_directory_is_named_not_blamed_on_the_program() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("checkout");
+        let spec = CommandSpec::new("/bin/true", Vec::<String>::new(), &gone);
+        let error = spec.output().await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot start /bin/true in {}: that directory does not exist",
+                gone.display()
+            )
         );
     }
 }

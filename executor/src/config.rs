@@ -145,6 +145,13 @@ pub struct BatchConfig {
     /// Polling interval of the output tailer, used beside inotify.
     #[serde(default = "default_poll_interval", with = "duration")]
     pub poll_interval: Duration,
+    /// How many times a submission the scheduler refused for a passing reason (a busy or
+    /// unresponsive controller) is tried again.
+    #[serde(default = "default_submit_retries")]
+    pub submit_retries: u32,
+    /// The pause before the first such retry; it doubles with every further retry.
+    #[serde(default = "default_submit_retry_delay", with = "duration")]
+    pub submit_retry_delay: Duration,
 }
 
 impl Default for BatchConfig {
@@ -157,6 +164,8 @@ impl Default for BatchConfig {
             command_delay: Duration::ZERO,
             nfs_timeout: default_nfs_timeout(),
             poll_interval: default_poll_interval(),
+            submit_retries: default_submit_retries(),
+            submit_retry_delay: default_submit_retry_delay(),
         }
     }
 }
@@ -406,6 +415,12 @@ fn default_nfs_timeout() -> Duration {
 }
 fn default_poll_interval() -> Duration {
     Duration::from_millis(500)
+}
+fn default_submit_retries() -> u32 {
+    3
+}
+fn default_submit_retry_delay() -> Duration {
+    Duration::from_secs(5)
 }
 fn default_true() -> bool {
     true

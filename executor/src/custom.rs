@@ -389,17 +389,20 @@ pub async fn run(
         if let Err(failure) = backend.prepare(&ctx).await {
             return report(&*log, &failure, codes);
         }
-        // The script must be readable where the scheduler runs it: keep a copy beside the
-        // checkout, which is on the shared file system, unlike gitlab-runner's temp dir.
-        let copy = ctx.dirs.tmp_dir.join(format!("{stage}.sh"));
-        if let Err(error) = std::fs::copy(script, &copy) {
-            return report(
-                &*log,
-                &JobFailure::system(format!("cannot copy {}: {error}", script.display())),
-                codes,
-            );
-        }
-        let result = backend.run_step(&ctx, &copy, &cancel).await;
+        // gitlab-runner's script holds the job's secrets; the backend hands it to the scheduler
+        // itself (on the submit command's standard input), so no copy lands on the shared file
+        // system.
+        let text = match std::fs::read(script) {
+            Ok(text) => text,
+            Err(error) => {
+                return report(
+                    &*log,
+                    &JobFailure::system(format!("cannot read {}: {error}", script.display())),
+                    codes,
+                );
+            }
+        };
+        let result = backend.run_step(&ctx, &text, &cancel).await;
         backend.cleanup(&ctx).await;
         result
     } else {
@@ -428,11 +431,13 @@ pub async fn cleanup(settings: &CustomSettings) -> i32 {
             .into_iter()
             .filter(|s| s.gitlab_job_id == ctx.job.id)
         {
-            eprintln!(
-                "batchci: cancelling {} job {} left by an interrupted stage",
-                leftover.executor, leftover.scheduler_job_id
-            );
-            crate::runner::cancel_leftover(&leftover, Some(&settings.runner)).await;
+            if !leftover.scheduler_job_id.is_empty() {
+                eprintln!(
+                    "batchci: cancelling {} job {} left by an interrupted stage",
+                    leftover.executor, leftover.scheduler_job_id
+                );
+                crate::runner::cancel_leftover(&leftover, Some(&settings.runner)).await;
+            }
             store.remove(&leftover.gitlab_url, leftover.gitlab_job_id);
         }
     }

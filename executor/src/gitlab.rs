@@ -28,14 +28,16 @@ pub enum GitlabError {
         /// What is wrong.
         reason: String,
     },
-    /// No HTTP exchange happened (connection refused, reset, timeout).
-    #[error("cannot reach GitLab at {url}: {source}")]
+    /// No HTTP exchange happened (connection refused, no such host, TLS spoken to plain
+    /// HTTP, reset, timeout).
+    #[error("cannot reach GitLab at {url}: {cause}")]
     Transport {
         /// The endpoint.
         url: String,
-        /// The cause.
-        #[source]
-        source: reqwest::Error,
+        /// The whole chain of causes, down to the operating system's words
+        /// (`Connection refused (os error 111)`): reqwest's own message alone says only
+        /// `error sending request`.
+        cause: String,
     },
     /// GitLab answered with a status the call does not expect.
     #[error("GitLab answered {status} to {what}: {body}")]
@@ -425,9 +427,11 @@ impl GitlabClient {
             .await?;
         let status = response.status();
         let job_status = header(response.headers(), "Job-Status");
-        if matches!(job_status.as_deref(), Some("canceled" | "failed"))
-            || matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND)
-        {
+        // GitLab answers a final `failed` with `Job-Status: failed`: that is our own update
+        // accepted, not GitLab ending the job.
+        let ended_by_gitlab = matches!(job_status.as_deref(), Some("canceled" | "failed"))
+            && job_status.as_deref() != Some(update.state);
+        if ended_by_gitlab || matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND) {
             return Ok(UpdateOutcome::Abort);
         }
         match status {
@@ -555,7 +559,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 fn transport(url: &str, source: reqwest::Error) -> GitlabError {
     GitlabError::Transport {
         url: url.to_string(),
-        source,
+        cause: crate::error_chain(&source),
     }
 }
 

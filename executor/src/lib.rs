@@ -22,3 +22,19 @@ pub mod stages;
 pub mod state;
 pub mod tail;
 pub mod trace;
+
+/// An error and all its causes in one line, `outer: inner: innermost`, leaving out a cause
+/// whose words its parent already says.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let words = cause.to_string();
+        if !text.contains(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -183,6 +183,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             init_logging("warn");
             let kind =
                 batchci::config::ExecutorKind::from_name(&executor).map_err(anyhow::Error::msg)?;
+            // A runner that `run` cannot drive would register, then stay idle for good.
+            batchci::backends::AnyBackend::new(kind).map_err(anyhow::Error::msg)?;
             let name = name.unwrap_or_else(|| {
                 nix::unistd::gethostname()
                     .map(|h| h.to_string_lossy().into_owned())
@@ -243,7 +245,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             print!("{}", batchci::register::describe(&config));
-            Ok(ExitCode::SUCCESS)
+            let problems = batchci::register::problems(&config);
+            for problem in &problems {
+                eprintln!("error: {problem}");
+            }
+            Ok(if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }

@@ -1,9 +1,12 @@
 //! Prometheus metrics of runner mode, served on `listen_address` at `/metrics`.
 
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Counters of one batchci process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     /// Jobs taken from GitLab.
     pub jobs_started: AtomicU64,
@@ -21,21 +24,43 @@ pub struct Metrics {
     pub jobs_canceled: AtomicU64,
     /// Job requests sent to GitLab.
     pub job_requests: AtomicU64,
+    /// Each configured runner, by name: whether it can take jobs.
+    runners: Mutex<BTreeMap<String, bool>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 /// The process's metrics.
-pub static METRICS: Metrics = Metrics {
-    jobs_started: AtomicU64::new(0),
-    jobs_running: AtomicU64::new(0),
-    jobs_succeeded: AtomicU64::new(0),
-    jobs_failed_script: AtomicU64::new(0),
-    jobs_failed_system: AtomicU64::new(0),
-    jobs_timed_out: AtomicU64::new(0),
-    jobs_canceled: AtomicU64::new(0),
-    job_requests: AtomicU64::new(0),
-};
+pub static METRICS: Metrics = Metrics::new();
 
 impl Metrics {
+    /// All counters at zero, no runner known.
+    pub const fn new() -> Metrics {
+        Metrics {
+            jobs_started: AtomicU64::new(0),
+            jobs_running: AtomicU64::new(0),
+            jobs_succeeded: AtomicU64::new(0),
+            jobs_failed_script: AtomicU64::new(0),
+            jobs_failed_system: AtomicU64::new(0),
+            jobs_timed_out: AtomicU64::new(0),
+            jobs_canceled: AtomicU64::new(0),
+            job_requests: AtomicU64::new(0),
+            runners: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Says whether runner `name` can take jobs (`batchci_runner_ready`).
+    pub fn set_runner_ready(&self, name: &str, ready: bool) {
+        self.runners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), ready);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -55,7 +80,9 @@ impl Metrics {
              batchci_jobs_finished_total{{outcome=\"canceled\"}} {}\n\
              # HELP batchci_job_requests_total Job requests sent to GitLab.\n\
              # TYPE batchci_job_requests_total counter\n\
-             batchci_job_requests_total {}\n",
+             batchci_job_requests_total {}\n\
+             # HELP batchci_runner_ready Whether a configured runner can take jobs (0: see the log).\n\
+             # TYPE batchci_runner_ready gauge\n{}",
             get(&self.jobs_started),
             get(&self.jobs_running),
             get(&self.jobs_succeeded),
@@ -64,7 +91,26 @@ impl Metrics {
             get(&self.jobs_timed_out),
             get(&self.jobs_canceled),
             get(&self.job_requests),
+            self.render_runners(),
         )
+    }
+
+    fn render_runners(&self) -> String {
+        let runners = self.runners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        for (name, ready) in runners.iter() {
+            // Prometheus label escaping: backslash, double quote, line feed.
+            let name = name
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n");
+            let _ = writeln!(
+                out,
+                "batchci_runner_ready{{runner=\"{name}\"}} {}",
+                u8::from(*ready)
+            );
+        }
+        out
     }
 }
 

@@ -122,10 +122,23 @@ pub fn describe(config: &Config) -> String {
     out
 }
 
+/// What keeps a runner of `config` from working at all, one line each.
+pub fn problems(config: &Config) -> Vec<String> {
+    config
+        .runners
+        .iter()
+        .filter_map(|runner| {
+            crate::backends::AnyBackend::new(runner.executor)
+                .err()
+                .map(|why| format!("runner {:?}: {why}", runner.name))
+        })
+        .collect()
+}
+
 fn how(runner: &RunnerConfig) -> String {
     match runner.executor {
         ExecutorKind::Shell => "env -i /bin/bash --login on this host".into(),
-        ExecutorKind::Slurm => "sbatch --wait --output=<file> --job-name=ci-job-<id> [parameters] <script>; the output file is followed".into(),
+        ExecutorKind::Slurm => "sbatch --wait --output=<file> --job-name=ci-job-<id> [parameters] < script; the output file is followed".into(),
         ExecutorKind::Pbs => "qsub -Wblock=true [parameters] <script>".into(),
         ExecutorKind::Lsf => "bsub -I [parameters] <script>".into(),
         ExecutorKind::Flux => "flux alloc [parameters] <script>".into(),

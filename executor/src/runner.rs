@@ -56,23 +56,17 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
 
     let global = Arc::new(Semaphore::new(config.concurrent));
     let mut tasks = tokio::task::JoinSet::new();
+    let mut idle = Vec::new();
     for runner in &config.runners {
         let runner = Arc::new(runner.clone());
         let client = GitlabClient::new(&runner.url, runner.executor.name())?;
-        match client.verify(&runner.token).await {
-            Ok(true) => tracing::info!(runner = %runner.name, "runner verified"),
-            Ok(false) => {
-                tracing::error!(runner = %runner.name, "GitLab refuses the runner token; this runner stays idle");
-                continue;
-            }
-            Err(error) => {
-                tracing::warn!(runner = %runner.name, %error, "cannot verify the runner token yet")
-            }
-        }
-        if let Err(error) = AnyBackend::new(runner.executor) {
-            tracing::error!(runner = %runner.name, "{error}; this runner stays idle");
+        if let Err(reason) = can_work(&client, &runner).await {
+            tracing::error!(runner = %runner.name, "{reason}; this runner stays idle");
+            METRICS.set_runner_ready(&runner.name, false);
+            idle.push(format!("runner {:?}: {reason}", runner.name));
             continue;
         }
+        METRICS.set_runner_ready(&runner.name, true);
         let runner_limit = runner.limit;
         let poller = Poller {
             client,
@@ -89,8 +83,28 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
         };
         tasks.spawn(poller.run());
     }
+    if tasks.is_empty() {
+        anyhow::bail!("no runner can take jobs: {}", idle.join("; "));
+    }
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Why `runner` cannot take jobs at all, if it cannot. A GitLab that cannot be reached yet is
+/// no such reason: it may answer later, and the poller keeps asking.
+async fn can_work(client: &GitlabClient, runner: &RunnerConfig) -> Result<(), String> {
+    AnyBackend::new(runner.executor)?;
+    match client.verify(&runner.token).await {
+        Ok(true) => {
+            tracing::info!(runner = %runner.name, "runner verified");
+            Ok(())
+        }
+        Ok(false) => Err(format!("GitLab at {} refuses its token", runner.url)),
+        Err(error) => {
+            tracing::warn!(runner = %runner.name, error = %crate::error_chain(&error), "cannot verify the runner token yet");
+            Ok(())
+        }
+    }
 }
 
 struct Poller {
@@ -121,6 +135,7 @@ impl Poller {
             let (Ok(local), Ok(global)) = permits else {
                 break;
             };
+            METRICS.job_requests.fetch_add(1, Ordering::Relaxed);
             let pause = match self
                 .client
                 .request_job(&self.runner.token, last_update.as_deref())
@@ -406,9 +421,18 @@ pub async fn recover_orphans(config: &Config, state: &StateStore) {
         tracing::warn!(
             job = orphan.gitlab_job_id,
             scheduler_job = %orphan.scheduler_job_id,
-            "cancelling a scheduler job left behind by a batchci that stopped unexpectedly"
+            "cleaning up after a job left behind by a batchci that stopped unexpectedly"
         );
-        cancel_leftover(&orphan, runner).await;
+        if !orphan.scheduler_job_id.is_empty() {
+            cancel_leftover(&orphan, runner).await;
+        }
+        // The dead job's file variables and raw (unmasked) output live there.
+        if let Some(dir) = &orphan.scratch_dir
+            && let Err(error) = std::fs::remove_dir_all(dir)
+            && error.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!(job = orphan.gitlab_job_id, directory = %dir.display(), %error, "cannot remove the scratch directory of a job left behind");
+        }
         report_orphan(&orphan).await;
         state.remove(&orphan.gitlab_url, orphan.gitlab_job_id);
     }
@@ -456,10 +480,17 @@ async fn report_orphan(orphan: &Submission) {
     let Ok(client) = GitlabClient::new(&orphan.gitlab_url, orphan.executor.name()) else {
         return;
     };
+    let what = if orphan.scheduler_job_id.is_empty() {
+        "its files were removed".to_string()
+    } else {
+        format!(
+            "its {} job {} was cancelled",
+            orphan.executor, orphan.scheduler_job_id
+        )
+    };
     let message = crate::trace::format::error(&format!(
         "Job failed (system failure): the batchci process running this job stopped unexpectedly; \
-         its {} job {} was cancelled when batchci restarted",
-        orphan.executor, orphan.scheduler_job_id
+         {what} when batchci restarted"
     ));
     let bytes = format!("\n{message}").into_bytes();
     // GitLab holds an unknown amount of this job's log: a first patch learns its size.

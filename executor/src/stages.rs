@@ -11,6 +11,7 @@
 //! timeout stops everything and skips `after_script`, as gitlab-runner does.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -51,6 +52,8 @@ const STOP_NONE: u8 = 0;
 const STOP_CANCEL: u8 = 1;
 const STOP_TIMEOUT: u8 = 2;
 const STOP_ABORT: u8 = 3;
+/// GitLab ended the job itself (a hard cancel, or the job erased): it is canceled, not failed.
+const STOP_REMOTE_ABORT: u8 = 4;
 
 /// Computes the job's directories under `builds_dir`.
 pub fn job_dirs(builds_dir: &Path, runner_token: &str, concurrent_id: usize, job: &Job) -> JobDirs {
@@ -140,18 +143,19 @@ pub fn job_exports(
 }
 
 /// Writes file variables into the job's scratch directory (mode 0600).
-fn write_file_variables(job: &Job, dirs: &JobDirs) -> std::io::Result<()> {
+fn write_file_variables(job: &Job, dirs: &JobDirs) -> Result<(), JobFailure> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     for variable in job.variables.iter().filter(|v| v.file) {
         let path = dirs.tmp_dir.join(format!("{}.file", variable.key));
-        let mut file = std::fs::OpenOptions::new()
+        std::fs::OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
             .mode(0o600)
-            .open(&path)?;
-        file.write_all(variable.value.as_bytes())?;
+            .open(&path)
+            .and_then(|mut file| file.write_all(variable.value.as_bytes()))
+            .map_err(|e| JobFailure::system(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(())
 }
@@ -162,18 +166,6 @@ fn create_private_dir(path: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(path)
-}
-
-fn write_script(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o700)
-        .open(path)?;
-    file.write_all(text.as_bytes())
 }
 
 fn now() -> i64 {
@@ -251,7 +243,7 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
                             step_cancel.cancel();
                         }
                         Some(RemoteRequest::Abort) => {
-                            stop_reason.store(STOP_ABORT, Ordering::SeqCst);
+                            stop_reason.store(STOP_REMOTE_ABORT, Ordering::SeqCst);
                             step_cancel.cancel();
                             abort.cancel();
                             return;
@@ -302,10 +294,22 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
                 .map(|h| h.to_string_lossy().into_owned())
                 .unwrap_or_else(|_| "unknown".into());
             log.info(&format!("Running on {host}..."));
-            create_private_dir(&ctx.dirs.tmp_dir)
-                .and_then(|()| std::fs::create_dir_all(&ctx.dirs.project_dir))
-                .and_then(|()| write_file_variables(&job, &ctx.dirs))
-                .map_err(|e| JobFailure::system(format!("cannot prepare the job directories: {e}")))
+            // Before anything is written: a batchci that dies from here on leaves a record
+            // from which its next start removes what this job wrote.
+            if let Some(store) = &ctx.state {
+                store
+                    .record(&ctx.record())
+                    .map_err(|e| JobFailure::system(e.to_string()))?;
+            }
+            let named = |path: &Path, what: &str| {
+                let path = path.display().to_string();
+                let what = what.to_string();
+                move |e: std::io::Error| JobFailure::system(format!("cannot {what} {path}: {e}"))
+            };
+            create_private_dir(&ctx.dirs.tmp_dir).map_err(named(&ctx.dirs.tmp_dir, "create"))?;
+            std::fs::create_dir_all(&ctx.dirs.project_dir)
+                .map_err(named(&ctx.dirs.project_dir, "create"))?;
+            write_file_variables(&job, &ctx.dirs)
         })
         .await;
         failure = result.err();
@@ -352,12 +356,12 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
                     &step.script,
                     OnError::Stop,
                 );
-                let path = ctx.dirs.tmp_dir.join(&stage);
-                write_script(&path, &text).map_err(|e| {
-                    JobFailure::system(format!("cannot write {}: {e}", path.display()))
-                })?;
+                // The script holds the job's secrets: it goes to the backend, never to a file
+                // of the shared builds directory.
                 if step.name == "script" {
-                    run.backend.run_step(&ctx, &path, &step_cancel).await
+                    run.backend
+                        .run_step(&ctx, text.as_bytes(), &step_cancel)
+                        .await
                 } else {
                     // Only before_script + script go to the scheduler; other steps (release, ...)
                     // run on the executor's host like after_script.
@@ -476,6 +480,9 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
     .await;
 
     run.backend.cleanup(&ctx).await;
+    if let Some(store) = &ctx.state {
+        store.remove(&ctx.runner.url, ctx.job.id);
+    }
     watcher.abort();
 
     match &failure {
@@ -497,6 +504,11 @@ fn stop_failure(stop_reason: &AtomicU8, job: &Job) -> JobFailure {
                 "execution took longer than {} seconds",
                 job.timeout().as_secs()
             ),
+        },
+        STOP_REMOTE_ABORT => JobFailure {
+            reason: FailureReason::JobCanceled,
+            exit_code: None,
+            message: "GitLab ended the job (canceled or removed); it was stopped".into(),
         },
         STOP_CANCEL => JobFailure {
             reason: FailureReason::JobCanceled,
@@ -546,6 +558,8 @@ async fn get_sources(ctx: &JobContext, abort: &CancellationToken) -> Result<(), 
             "the job has no repository URL or commit to check out",
         ));
     }
+    // The token GitLab puts in the URL stays out of .git/config: git gets it per command.
+    let (repo_url, credentials) = split_credentials(&info.repo_url);
     let fresh = strategy == "clone" || !project.join(".git").exists();
     if fresh {
         let _ = std::fs::remove_dir_all(project);
@@ -553,11 +567,12 @@ async fn get_sources(ctx: &JobContext, abort: &CancellationToken) -> Result<(), 
             .map_err(|e| JobFailure::system(format!("cannot create {}: {e}", project.display())))?;
         ctx.log
             .write(format::notice("Fetching changes...").as_bytes());
-        git(ctx, project, &["init", "--quiet"], abort).await?;
+        git(ctx, project, &["init", "--quiet"], &[], abort).await?;
         git(
             ctx,
             project,
-            &["remote", "add", "origin", &info.repo_url],
+            &["remote", "add", "origin", &repo_url],
+            &[],
             abort,
         )
         .await?;
@@ -569,7 +584,8 @@ async fn get_sources(ctx: &JobContext, abort: &CancellationToken) -> Result<(), 
         git(
             ctx,
             project,
-            &["remote", "set-url", "origin", &info.repo_url],
+            &["remote", "set-url", "origin", &repo_url],
+            &[],
             abort,
         )
         .await?;
@@ -593,22 +609,67 @@ async fn get_sources(ctx: &JobContext, abort: &CancellationToken) -> Result<(), 
     fetch.push("origin".into());
     fetch.extend(refspecs);
     let fetch_args: Vec<&str> = fetch.iter().map(String::as_str).collect();
-    git(ctx, project, &fetch_args, abort).await?;
+    git(ctx, project, &fetch_args, &credentials, abort).await?;
     let short_sha: String = info.sha.chars().take(8).collect();
     ctx.log.write(
         format::notice(&format!("Checking out {short_sha} as {}...", info.git_ref)).as_bytes(),
     );
-    git(ctx, project, &["checkout", "-f", "-q", &info.sha], abort).await?;
+    git(
+        ctx,
+        project,
+        &["checkout", "-f", "-q", &info.sha],
+        &[],
+        abort,
+    )
+    .await?;
     if !fresh {
-        git(ctx, project, &["clean", "-ffdx", "-q"], abort).await?;
+        git(ctx, project, &["clean", "-ffdx", "-q"], &[], abort).await?;
     }
     Ok(())
+}
+
+/// The repository URL without its user and password, and the environment that gives git
+/// those credentials for that server only: an `Authorization` header through git's
+/// `GIT_CONFIG_*` variables, so the token is in neither `.git/config` nor a command line
+/// another user could read.
+fn split_credentials(repo_url: &str) -> (String, Vec<(OsString, OsString)>) {
+    use base64::Engine;
+    let Ok(mut url) = reqwest::Url::parse(repo_url) else {
+        return (repo_url.to_string(), Vec::new());
+    };
+    if url.username().is_empty() && url.password().is_none() {
+        return (repo_url.to_string(), Vec::new());
+    }
+    let decode = |text: &str| {
+        percent_encoding::percent_decode_str(text)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(url.username());
+    let password = decode(url.password().unwrap_or(""));
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let origin = format!("{}/", url.origin().ascii_serialization());
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let env = vec![
+        ("GIT_CONFIG_COUNT".into(), "1".into()),
+        (
+            "GIT_CONFIG_KEY_0".into(),
+            format!("http.{origin}.extraHeader").into(),
+        ),
+        (
+            "GIT_CONFIG_VALUE_0".into(),
+            format!("Authorization: Basic {basic}").into(),
+        ),
+    ];
+    (url.to_string(), env)
 }
 
 async fn git(
     ctx: &JobContext,
     dir: &Path,
     args: &[&str],
+    credentials: &[(OsString, OsString)],
     abort: &CancellationToken,
 ) -> Result<(), JobFailure> {
     let mut full = vec!["-c", "credential.helper=", "-c", "init.defaultBranch=main"];
@@ -619,6 +680,7 @@ async fn git(
         ("GIT_TERMINAL_PROMPT".into(), "0".into()),
         ("HOME".into(), ctx.dirs.tmp_dir.clone().into_os_string()),
     ];
+    spec.env.extend(credentials.iter().cloned());
     let child = spec
         .spawn_merged()
         .map_err(|e| JobFailure::system(e.to_string()))?;
@@ -637,5 +699,41 @@ async fn git(
             Some(code),
         )),
         Err(error) => Err(JobFailure::system(format!("git failed: {error}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_token_leaves_the_remote_url_for_a_header_scoped_to_gitlab() {
+        let (url, env) = split_credentials(
+            "https://gitlab-ci-token:glcbt-s3cr%40t@gitlab.example.com:8443/group/p.git",
+        );
+
+        assert_eq!(url, "https://gitlab.example.com:8443/group/p.git");
+        let value = |key: &str| {
+            env.iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+        };
+        assert_eq!(value("GIT_CONFIG_COUNT").as_deref(), Some("1"));
+        assert_eq!(
+            value("GIT_CONFIG_KEY_0").as_deref(),
+            Some("http.https://gitlab.example.com:8443/.extraHeader")
+        );
+        // base64("gitlab-ci-token:glcbt-s3cr@t")
+        assert_eq!(
+            value("GIT_CONFIG_VALUE_0").as_deref(),
+            Some("Authorization: Basic Z2l0bGFiLWNpLXRva2VuOmdsY2J0LXMzY3JAdA==")
+        );
+    }
+
+    #[test]
+    fn a_url_without_credentials_is_left_alone() {
+        let (url, env) = split_credentials("https://gitlab.example.com/group/p.git");
+        assert_eq!(url, "https://gitlab.example.com/group/p.git");
+        assert!(env.is_empty());
     }
 }

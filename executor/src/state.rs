@@ -1,9 +1,14 @@
-//! The durable record of submitted scheduler jobs.
+//! The durable record of running jobs and their scheduler jobs.
 //!
-//! The moment a scheduler accepts a job, batchci writes down which GitLab job it belongs to,
-//! atomically (temporary file, fsync, rename). If batchci is killed — even with SIGKILL — the
-//! next start finds the record, cancels the scheduler job and fails the GitLab job with a
-//! clear message, so no allocation outlives its executor.
+//! Before a job writes anything to the builds directory, batchci writes down which GitLab job
+//! runs there and where its private scratch directory is; the moment a scheduler accepts the
+//! job, it adds the scheduler's job id. Each write is atomic (temporary file, fsync, rename).
+//! If batchci is killed — even with SIGKILL — the next start finds the record, cancels the
+//! scheduler job, deletes the scratch directory (file variables, the raw output file: whatever
+//! holds the job's secrets) and fails the GitLab job with a clear message, so neither an
+//! allocation nor a secret outlives its executor. The record holds the job token because
+//! failing the job needs it; it is readable by batchci's user alone (0600 in a 0700 directory)
+//! and removed once the job has ended or been recovered.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,8 +30,11 @@ pub struct Submission {
     pub runner_name: String,
     /// The backend.
     pub executor: ExecutorKind,
-    /// The scheduler's job id.
+    /// The scheduler's job id; empty while nothing is submitted.
     pub scheduler_job_id: String,
+    /// The job's private scratch directory, deleted when a crashed job is recovered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_dir: Option<PathBuf>,
     /// The batchci process that submitted it.
     pub pid: u32,
     /// When, as RFC 3339.
@@ -62,10 +70,16 @@ impl StateStore {
         self.dir.join(format!("{host}-{gitlab_job_id}.json"))
     }
 
-    /// Records `submission` durably.
+    /// Records `submission` durably. An error names the file.
     pub fn record(&self, submission: &Submission) -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
         let path = self.path(&submission.gitlab_url, submission.gitlab_job_id);
+        self.write_record(&path, submission).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
+        })
+    }
+
+    fn write_record(&self, path: &Path, submission: &Submission) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
         let temporary = path.with_extension("json.tmp");
         let bytes = serde_json::to_vec_pretty(submission).map_err(std::io::Error::other)?;
         let mut file = std::fs::OpenOptions::new()
@@ -76,7 +90,7 @@ impl StateStore {
             .open(&temporary)?;
         file.write_all(&bytes)?;
         file.sync_all()?;
-        std::fs::rename(&temporary, &path)?;
+        std::fs::rename(&temporary, path)?;
         if let Ok(dir) = std::fs::File::open(&self.dir) {
             let _ = dir.sync_all();
         }
@@ -133,6 +147,7 @@ mod tests {
             runner_name: "r".into(),
             executor: ExecutorKind::Slurm,
             scheduler_job_id: format!("{}", id + 100),
+            scratch_dir: Some(PathBuf::from(format!("/scratch/ci/{id}.tmp"))),
             pid: 1,
             submitted_at: "2026-01-01T00:00:00Z".into(),
         }

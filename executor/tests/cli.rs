@@ -6,6 +6,20 @@ fn batchci() -> Command {
     Command::cargo_bin("batchci").unwrap()
 }
 
+/// `batchci check` of a config file holding `text`; returns the output and the file's path.
+fn check(text: &str) -> (std::process::Output, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, text).unwrap();
+    let output = batchci()
+        .args(["check", "--config"])
+        .arg(&path)
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    (output, dir, path)
+}
+
 #[test]
 fn the_demo_runs_every_sample_job_as_expected() {
     let output = batchci()
@@ -41,19 +55,9 @@ fn the_demo_runs_every_sample_job_as_expected() {
 
 #[test]
 fn check_names_file_line_and_key_of_a_config_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(
-        &path,
+    let (output, _dir, path) = check(
         "concurrent = 1\n\n[[runners]]\nname = \"a\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"slurm\"\n  [runners.batch]\n  alow_illegal_args = true\n",
-    )
-    .unwrap();
-
-    let output = batchci()
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    );
 
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
@@ -67,20 +71,9 @@ fn check_names_file_line_and_key_of_a_config_error() {
 
 #[test]
 fn check_explains_a_valid_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-    std::fs::write(
-        &path,
+    let (output, _dir, _) = check(
         "concurrent = 3\n\n[[runners]]\nname = \"hpc\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"sbatch\"\nlimit = 2\nbuilds_dir = \"/scratch/ci\"\n",
-    )
-    .unwrap();
-
-    let output = batchci()
-        .args(["check", "--config"])
-        .arg(&path)
-        .env("PATH", "/nonexistent")
-        .output()
-        .unwrap();
+    );
 
     assert!(output.status.success());
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -166,5 +159,45 @@ fn a_broken_custom_config_is_a_system_failure() {
             "batchci: {}:2: general.executer: unknown key `executer`; did you mean `executor`?\n",
             path.display()
         )
+    );
+}
+
+#[test]
+fn register_refuses_an_executor_that_run_cannot_drive() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+
+    let output = batchci()
+        .args(["register", "--config"])
+        .arg(&path)
+        .args([
+            "--url",
+            "http://127.0.0.1:9",
+            "--registration-token",
+            "GR1348941x",
+            "--executor",
+            "pbs",
+        ])
+        .output()
+        .unwrap();
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "batchci: the pbs executor is not available in this version (available: shell, slurm)\n"
+    );
+    assert!(!path.exists(), "nothing was written");
+}
+
+#[test]
+fn check_fails_for_a_runner_whose_executor_run_cannot_drive() {
+    let (output, _dir, _) = check(
+        "[[runners]]\nname = \"lsf-a\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"bsub\"\n",
+    );
+
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "error: runner \"lsf-a\": the lsf executor is not available in this version (available: shell, slurm)\n"
     );
 }

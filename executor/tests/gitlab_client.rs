@@ -247,6 +247,13 @@ async fn update_answers_map_to_gitlab_runners_reactions() {
                 cancel_requested: true,
             },
         ),
+        // GitLab echoes the state just set: our `failed` was accepted, nothing was aborted.
+        (
+            ResponseTemplate::new(200).insert_header("Job-Status", "failed"),
+            UpdateOutcome::Accepted {
+                cancel_requested: false,
+            },
+        ),
     ];
     for (response, expected) in cases {
         let server = MockServer::start().await;
@@ -272,16 +279,37 @@ async fn update_answers_map_to_gitlab_runners_reactions() {
 }
 
 #[tokio::test]
-async fn an_unreachable_gitlab_is_a_clear_error() {
-    let client = GitlabClient::new("http://127.0.0.1:9", "shell")
+async fn an_unreachable_gitlab_is_a_clear_error_that_says_why() {
+    let refused = GitlabClient::new("http://127.0.0.1:9", "shell")
         .unwrap()
         .with_retry_base(Duration::from_millis(1));
-    let error = client.verify("t").await.unwrap_err();
+    let no_such_host = GitlabClient::new("http://gitlab.invalid", "shell")
+        .unwrap()
+        .with_retry_base(Duration::from_millis(1));
+    let plain = MockServer::start().await;
+    let tls_to_plain_http = GitlabClient::new(&plain.uri().replace("http:", "https:"), "shell")
+        .unwrap()
+        .with_retry_base(Duration::from_millis(1));
+
+    let refused = refused.verify("t").await.unwrap_err().to_string();
+    let no_such_host = no_such_host.verify("t").await.unwrap_err().to_string();
+    let tls_to_plain_http = tls_to_plain_http.verify("t").await.unwrap_err().to_string();
+
     assert!(
-        error
-            .to_string()
-            .starts_with("cannot reach GitLab at http://127.0.0.1:9/api/v4: "),
-        "{error}"
+        refused.starts_with("cannot reach GitLab at http://127.0.0.1:9/api/v4: "),
+        "{refused}"
+    );
+    assert!(
+        refused.ends_with("Connection refused (os error 111)"),
+        "{refused}"
+    );
+    assert!(
+        no_such_host.contains("dns error"),
+        "the cause is named: {no_such_host}"
+    );
+    assert!(
+        tls_to_plain_http.contains("InvalidContentType"),
+        "the cause is named: {tls_to_plain_http}"
     );
     assert!(GitlabClient::new("gitlab.example.com", "shell").is_err());
 }

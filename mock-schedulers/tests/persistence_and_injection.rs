@@ -129,11 +129,11 @@ fn injected_output_delay_makes_the_file_appear_late() {
 #[test]
 fn injections_in_toml_apply_from_the_start() {
     let c = TestCluster::with_config(&format!(
-        "{FAST_CLUSTER}\n[inject]\nsubmit_errors = 1\nsubmit_error_text = \"Slurm temporarily unable to accept job, sleeping and retrying\"\n"
+        "{FAST_CLUSTER}\n[inject]\nsubmit_errors = 1\nsubmit_error_text = \"Resource temporarily unavailable\"\n"
     ));
     assert_eq!(
         c.run("sbatch", &["--wrap", "true"]).1,
-        "sbatch: error: Batch job submission failed: Slurm temporarily unable to accept job, sleeping and retrying\n"
+        "sbatch: error: Batch job submission failed: Resource temporarily unavailable\n"
     );
     assert_eq!(c.run("sbatch", &["--wrap", "true"]).2, 0);
 }

@@ -72,6 +72,22 @@ impl Cluster {
         }
     }
 
+    /// A simulated cluster under `dir` whose daemon already runs, for cases that inject
+    /// failures before batchci starts (the daemon otherwise starts with the first command).
+    pub fn fake_running(dir: &Path) -> Cluster {
+        let cluster = Cluster::fake(dir);
+        let squeue = Command::new("squeue")
+            .envs(cluster.batchci_env())
+            .output()
+            .expect("the fake squeue runs");
+        assert!(
+            squeue.status.success(),
+            "{}",
+            String::from_utf8_lossy(&squeue.stderr)
+        );
+        cluster
+    }
+
     /// The real Slurm when `BATCHCI_REAL_SLURM=1` and `SLURM_CONF` are set. In CI a missing
     /// real Slurm is a failure, not a skip.
     pub fn real(dir: &Path) -> Option<Cluster> {

@@ -5,6 +5,36 @@
 pub mod cluster;
 pub mod driver;
 
+/// Turns `async fn case(cluster: &Cluster)` functions into two tests each: `fake::case` on the
+/// simulated cluster, and `real::case` on the real Slurm when `ci/test` started one (in CI a
+/// missing real Slurm fails the case instead of skipping it).
+#[macro_export]
+macro_rules! on_both_clusters {
+    ($($case:ident),* $(,)?) => {
+        mod fake {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let cluster = $crate::support::cluster::Cluster::fake(dir.path());
+                    super::$case(&cluster).await;
+                }
+            )*
+        }
+        mod real {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    if let Some(cluster) = $crate::support::cluster::Cluster::real(dir.path()) {
+                        super::$case(&cluster).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -154,6 +184,14 @@ impl Site {
             .await
             .expect("job reaches the status")
     }
+}
+
+/// A site whose runner has the tag `slurm`, and a simulated cluster whose daemon already runs
+/// (for cases that inject failures before batchci starts). The directory holds the cluster.
+pub async fn site_and_fake_cluster() -> (Site, cluster::Cluster, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cluster = cluster::Cluster::fake_running(dir.path());
+    (Site::start(&["slurm"]).await, cluster, dir)
 }
 
 /// A running `batchci run`; stopped (SIGINT, then SIGKILL) when dropped.

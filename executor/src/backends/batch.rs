@@ -18,9 +18,10 @@ use tokio_util::sync::CancellationToken;
 use super::{Backend, JobContext, JobFailure, StepOutcome};
 use crate::args::CommandOptions;
 use crate::command::CapturedOutput;
-use crate::config::ExecutorKind;
-use crate::state::Submission;
 use crate::tail::{Drain, TailOptions, follow};
+
+/// The longest pause between two submission retries, however many there are.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 
 /// How long to wait for the submit command to report the job id after a cancel arrived
 /// mid-submission.
@@ -66,8 +67,9 @@ pub(crate) struct JobRecord {
 pub(crate) struct StepRequest<'a> {
     /// The job.
     pub(crate) ctx: &'a JobContext,
-    /// The step script.
-    pub(crate) script: &'a Path,
+    /// Where the step script is, for a scheduler that cannot read it from its standard input;
+    /// `None`: the submit command reads it there.
+    pub(crate) script: Option<&'a Path>,
     /// The file the scheduler writes the job's output to.
     pub(crate) output: &'a Path,
     /// The user's parameters, checked against the option table.
@@ -76,9 +78,6 @@ pub(crate) struct StepRequest<'a> {
 
 /// One batch scheduler, as the engine drives it.
 pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
-    /// The executor this scheduler serves.
-    fn kind(&self) -> ExecutorKind;
-
     /// The scheduler's name in messages (`Slurm`).
     fn name(&self) -> &'static str;
 
@@ -87,6 +86,11 @@ pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
 
     /// Where the job's output file goes.
     fn output_file(&self, ctx: &JobContext) -> PathBuf;
+
+    /// Whether the submit command reads the script from its standard input. Then the script,
+    /// which holds the job's secrets, is never written to the shared file system: it reaches
+    /// the scheduler's own spool (readable by the job's owner and the admins) and the node.
+    fn script_on_stdin(&self) -> bool;
 
     /// The submit command for one step. It must stay attached until the job has ended
     /// (`sbatch --wait`).
@@ -114,6 +118,23 @@ pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
         submit_code: i32,
         record: &JobRecord,
     ) -> Result<StepOutcome, JobFailure>;
+
+    /// Whose fault a refused submission is, from the submit command's standard error.
+    fn refusal(&self, stderr: &[String]) -> Refusal;
+}
+
+/// Whose fault a refused submission is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// The user's parameters ask for what the cluster cannot give (a partition that does not
+    /// exist, too much memory): a script failure the user can fix.
+    User,
+    /// The scheduler cannot be used from here (no controller, no configuration, refused
+    /// credentials): a system failure for the admin.
+    System,
+    /// The controller is busy or did not answer in time, and the scheduler's own client does
+    /// not try again: batchci does, `submit_retries` times.
+    Transient,
 }
 
 /// A backend that runs the step script as a batch job of `scheduler`.
@@ -130,6 +151,262 @@ impl BatchBackend {
             scheduler,
             user_args: Vec::new(),
             submitted: None,
+        }
+    }
+}
+
+impl BatchBackend {
+    /// Submits the step once and follows it to its end, its cancel, or its refusal.
+    async fn submit_and_follow(
+        &mut self,
+        ctx: &JobContext,
+        script: &[u8],
+        cancel: &CancellationToken,
+    ) -> Result<Attempt, JobFailure> {
+        let scheduler = self.scheduler;
+        let output = scheduler.output_file(ctx);
+        let _ = std::fs::remove_file(&output);
+        let script_file = if scheduler.script_on_stdin() {
+            None
+        } else {
+            Some(write_script_file(ctx, script)?)
+        };
+        let (program, args) = scheduler.submit(&StepRequest {
+            ctx,
+            script: script_file.as_deref(),
+            output: &output,
+            user_args: &self.user_args,
+        });
+        let mut spec = ctx.scheduler_command(program, args);
+        if script_file.is_none() {
+            spec = spec.input(crate::command::Input::Piped);
+        }
+        ctx.log.info(&format!("$ {}", spec.display()));
+        if !ctx.runner.batch.command_delay.is_zero() {
+            tokio::time::sleep(ctx.runner.batch.command_delay).await;
+        }
+        let mut child = spec
+            .spawn_piped()
+            .map_err(|e| JobFailure::system(e.to_string()))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use tokio::io::AsyncWriteExt;
+            // A submit command that exits before reading it all has refused the job; its
+            // words say why.
+            let _ = stdin.write_all(script).await;
+            drop(stdin);
+        }
+
+        let (id_tx, mut id_rx) = tokio::sync::watch::channel(None::<String>);
+        let stderr_lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (read_all_tx, read_all_rx) = tokio::sync::oneshot::channel::<()>();
+        let readers = read_submit_output(
+            ctx,
+            scheduler,
+            child.stdout.take(),
+            child.stderr.take(),
+            id_tx,
+            stderr_lines.clone(),
+            read_all_tx,
+        );
+
+        let (finished_tx, finished_rx) = tokio::sync::oneshot::channel::<Drain>();
+        let waiter = async {
+            let ended = tokio::select! {
+                status = child.wait() => Some(crate::command::exit_code_of(status)),
+                () = cancel.cancelled() => {
+                    let known = id_rx.borrow().clone();
+                    let id = match known {
+                        Some(id) => Some(id),
+                        None => tokio::time::timeout(SUBMIT_REPORT_WAIT, id_rx.wait_for(Option::is_some))
+                            .await
+                            .ok()
+                            .and_then(|r| r.ok().and_then(|v| v.clone())),
+                    };
+                    if let Some(id) = &id {
+                        cancel_and_wait(ctx, scheduler, id).await;
+                    }
+                    let _ = crate::command::terminate_group(&mut child, Duration::from_secs(5)).await;
+                    None
+                }
+            };
+            // The job id is known for sure once the submit command's output has been read to
+            // its end; a command that left it open to a child of its own gets a moment only.
+            let _ = tokio::time::timeout(Duration::from_secs(5), read_all_rx).await;
+            let submitted = id_rx.borrow().is_some();
+            // No job, no output file: a refused submission fails at once.
+            let drain = if ended.is_some() && submitted {
+                Drain::UntilSettled
+            } else {
+                Drain::Now
+            };
+            let _ = finished_tx.send(drain);
+            ended
+        };
+        let tail_options = TailOptions {
+            poll_interval: ctx.runner.batch.poll_interval,
+            nfs_timeout: ctx.runner.batch.nfs_timeout,
+            ..TailOptions::default()
+        };
+        let log = ctx.log.clone();
+        let tail = follow(
+            &output,
+            move |bytes| log.write(bytes),
+            async { finished_rx.await.unwrap_or(Drain::Now) },
+            &tail_options,
+        );
+        let (ended, summary, ()) = tokio::join!(waiter, tail, readers);
+        let id = id_rx.borrow().clone();
+        self.submitted = id.clone();
+        let Some(code) = ended else {
+            return Ok(Attempt::Cancelled);
+        };
+        let Some(id) = id else {
+            let stderr =
+                std::mem::take(&mut *stderr_lines.lock().unwrap_or_else(|e| e.into_inner()));
+            return Ok(Attempt::Refused(Refused {
+                program,
+                code,
+                stderr,
+            }));
+        };
+        if summary.missing {
+            ctx.log.warning(&format!(
+                "the output file {} of {} job {id} never appeared (waited {:?} after the job ended)",
+                output.display(),
+                scheduler.name(),
+                ctx.runner.batch.nfs_timeout
+            ));
+        }
+        Ok(Attempt::Ended {
+            id,
+            code: code.unwrap_or(1),
+        })
+    }
+}
+
+/// Writes the step script for a scheduler that reads it from a file: in the job's private
+/// scratch directory, mode 0700, removed with that directory when the job ends (and by crash
+/// recovery when batchci did not live to).
+fn write_script_file(ctx: &JobContext, script: &[u8]) -> Result<PathBuf, JobFailure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = ctx.dirs.tmp_dir.join("step_script");
+    let _ = std::fs::remove_file(&path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o700)
+        .open(&path)
+        .and_then(|mut file| file.write_all(script))
+        .map_err(|e| JobFailure::system(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// Reads the submit command's output into the log line by line: standard output for the job
+/// id (recorded durably the moment it appears), standard error kept for a refusal's verdict.
+/// Says on `read_all` when both have reached their end.
+fn read_submit_output(
+    ctx: &JobContext,
+    scheduler: &'static dyn Scheduler,
+    stdout: Option<tokio::process::ChildStdout>,
+    stderr: Option<tokio::process::ChildStderr>,
+    id_tx: tokio::sync::watch::Sender<Option<String>>,
+    stderr_lines: Arc<Mutex<Vec<String>>>,
+    read_all: tokio::sync::oneshot::Sender<()>,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let log = ctx.log.clone();
+    let record = ctx.state.clone().map(|store| (store, ctx.record()));
+    let stderr_log = ctx.log.clone();
+    async move {
+        let out = async {
+            let Some(stdout) = stdout else { return };
+            let mut lines = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(id) = scheduler.job_id(&line) {
+                    if let Some((store, mut submission)) = record.clone() {
+                        submission.scheduler_job_id = id.clone();
+                        if let Err(error) = store.record(&submission) {
+                            log.warning(&format!(
+                                "cannot record {} job {id}: {error}",
+                                scheduler.name()
+                            ));
+                        }
+                    }
+                    let _ = id_tx.send(Some(id));
+                }
+                log.info(&line);
+            }
+        };
+        let err = async {
+            let Some(stderr) = stderr else { return };
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                stderr_log.write(format!("{line}\n").as_bytes());
+                stderr_lines
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(line);
+            }
+        };
+        tokio::join!(out, err);
+        let _ = read_all.send(());
+    }
+}
+
+/// How one submission ended.
+enum Attempt {
+    /// The job ran; `code` is the submit command's exit code.
+    Ended { id: String, code: i32 },
+    /// Cancelled (and the scheduler job, if any, gone).
+    Cancelled,
+    /// The scheduler did not accept the job.
+    Refused(Refused),
+}
+
+/// A submission the scheduler did not accept, in its own words.
+struct Refused {
+    program: &'static str,
+    /// The submit command's exit code (`None`: it was killed).
+    code: Option<i32>,
+    /// Its standard error, line by line (already in the job log).
+    stderr: Vec<String>,
+}
+
+impl Refused {
+    /// The line that says why: the last error line, without the `sbatch: error: ` prefix.
+    fn summary(&self) -> String {
+        let prefix = |kind: &str| format!("{}: {kind}: ", self.program);
+        let line = self
+            .stderr
+            .iter()
+            .rev()
+            .find(|l| l.contains("error") || l.contains("fatal"))
+            .or(self.stderr.last())
+            .map(String::as_str)
+            .unwrap_or("");
+        let line = line.trim();
+        line.strip_prefix(&prefix("error"))
+            .or_else(|| line.strip_prefix(&prefix("fatal")))
+            .unwrap_or(line)
+            .to_string()
+    }
+
+    fn failure(&self, kind: Refusal, retries: u32) -> JobFailure {
+        let code = self
+            .code
+            .map_or("no exit code".to_string(), |c| format!("exit code {c}"));
+        let why = match self.summary() {
+            summary if summary.is_empty() => "without saying why".to_string(),
+            summary => summary,
+        };
+        let tries = match retries {
+            0 => String::new(),
+            n => format!(" after {} attempts", n + 1),
+        };
+        let message = format!("{} refused the job{tries} ({code}): {why}", self.program);
+        match kind {
+            Refusal::User if self.code.is_some() => JobFailure::script(message, self.code),
+            _ => JobFailure::system(message),
         }
     }
 }
@@ -166,156 +443,41 @@ impl Backend for BatchBackend {
     async fn run_step(
         &mut self,
         ctx: &JobContext,
-        script: &Path,
+        script: &[u8],
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, JobFailure> {
         let scheduler = self.scheduler;
-        let output = scheduler.output_file(ctx);
-        let _ = std::fs::remove_file(&output);
-        let (program, args) = scheduler.submit(&StepRequest {
-            ctx,
-            script,
-            output: &output,
-            user_args: &self.user_args,
-        });
-        let spec = ctx.scheduler_command(program, args);
-        ctx.log.info(&format!("$ {}", spec.display()));
-        if !ctx.runner.batch.command_delay.is_zero() {
-            tokio::time::sleep(ctx.runner.batch.command_delay).await;
-        }
-        let mut child = spec
-            .spawn_piped()
-            .map_err(|e| JobFailure::system(e.to_string()))?;
-
-        let job_id = Arc::new(Mutex::new(None::<String>));
-        let (id_tx, mut id_rx) = tokio::sync::watch::channel(None::<String>);
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let stderr_text = Arc::new(Mutex::new(String::new()));
-        let readers = {
-            let log = ctx.log.clone();
-            let record = ctx
-                .state
-                .clone()
-                .map(|store| (store, submission_template(ctx, scheduler.kind())));
-            let job_id = job_id.clone();
-            let stderr_log = ctx.log.clone();
-            let stderr_copy = stderr_text.clone();
-            async move {
-                let out = async {
-                    let Some(stdout) = stdout else { return };
-                    let mut lines = BufReader::new(stdout).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        if let Some(id) = scheduler.job_id(&line) {
-                            if let Some((store, mut submission)) = record.clone() {
-                                submission.scheduler_job_id = id.clone();
-                                if let Err(error) = store.record(&submission) {
-                                    log.warning(&format!(
-                                        "cannot record {} job {id}: {error}",
-                                        scheduler.name()
-                                    ));
-                                }
-                            }
-                            *job_id.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.clone());
-                            let _ = id_tx.send(Some(id));
-                        }
-                        log.info(&line);
-                    }
-                };
-                let err = async {
-                    let Some(stderr) = stderr else { return };
-                    let mut lines = BufReader::new(stderr).lines();
-                    while let Ok(Some(line)) = lines.next_line().await {
-                        stderr_copy
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .push_str(&line);
-                        stderr_log.write(format!("{line}\n").as_bytes());
-                    }
-                };
-                tokio::join!(out, err);
-            }
-        };
-
-        let (finished_tx, finished_rx) = tokio::sync::oneshot::channel::<Drain>();
-        let waiter = async {
-            let result = tokio::select! {
-                status = child.wait() => Ok((crate::command::exit_code_of(status), false)),
-                _ = cancel.cancelled() => {
-                    let known = id_rx.borrow().clone();
-                    let id = match known {
-                        Some(id) => Some(id),
-                        None => tokio::time::timeout(SUBMIT_REPORT_WAIT, id_rx.wait_for(Option::is_some))
-                            .await
-                            .ok()
-                            .and_then(|r| r.ok().and_then(|v| v.clone())),
-                    };
-                    if let Some(id) = &id {
-                        cancel_and_wait(ctx, scheduler, id).await;
-                    }
-                    let _ = crate::command::terminate_group(&mut child, Duration::from_secs(5)).await;
-                    Ok::<_, JobFailure>((None, true))
+        let batch = &ctx.runner.batch;
+        let mut delay = batch.submit_retry_delay;
+        let mut retries = 0;
+        loop {
+            let refusal = match self.submit_and_follow(ctx, script, cancel).await? {
+                Attempt::Cancelled => return Ok(StepOutcome::Cancelled),
+                Attempt::Ended { id, code } => return judge(ctx, scheduler, &id, code).await,
+                Attempt::Refused(refusal) => refusal,
+            };
+            let kind = scheduler.refusal(&refusal.stderr);
+            if kind == Refusal::Transient && retries < batch.submit_retries {
+                retries += 1;
+                ctx.log.warning(&format!(
+                    "{} refused the job for a passing reason ({}); retry {retries} of {} in {delay:?}",
+                    refusal.program,
+                    refusal.summary(),
+                    batch.submit_retries,
+                ));
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = cancel.cancelled() => return Ok(StepOutcome::Cancelled),
                 }
-            };
-            let drain = match &result {
-                Ok((_, true)) => Drain::Now,
-                _ => Drain::UntilSettled,
-            };
-            let _ = finished_tx.send(drain);
-            result
-        };
-        let tail_options = TailOptions {
-            poll_interval: ctx.runner.batch.poll_interval,
-            nfs_timeout: ctx.runner.batch.nfs_timeout,
-            ..TailOptions::default()
-        };
-        let log = ctx.log.clone();
-        let tail = follow(
-            &output,
-            move |bytes| log.write(bytes),
-            async { finished_rx.await.unwrap_or(Drain::UntilSettled) },
-            &tail_options,
-        );
-        let (result, summary, ()) = tokio::join!(waiter, tail, readers);
-        let (code, cancelled) = result?;
-        let id = job_id.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.submitted = id.clone();
-        if cancelled {
-            return Ok(StepOutcome::Cancelled);
-        }
-        let Some(id) = id else {
-            let detail = stderr_text
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            return Err(JobFailure::script(
-                format!(
-                    "{program} did not submit the job (exit code {}){}",
-                    code.map_or("unknown".to_string(), |c| c.to_string()),
-                    if detail.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {detail}")
-                    }
-                ),
-                code,
-            ));
-        };
-        if summary.missing {
-            ctx.log.warning(&format!(
-                "the output file {} of {} job {id} never appeared (waited {:?} after the job ended)",
-                output.display(),
-                scheduler.name(),
-                ctx.runner.batch.nfs_timeout
-            ));
-        }
-        let code = code.unwrap_or(1);
-        match job_record(ctx, scheduler, &id).await {
-            Some(record) => scheduler.verdict(&id, code, &record),
-            None => Ok(StepOutcome::Exited(code)),
+                delay = delay.saturating_mul(2).min(MAX_RETRY_DELAY);
+                continue;
+            }
+            return Err(refusal.failure(kind, retries));
         }
     }
 
+    /// The scheduler job has ended or been cancelled by now, and the job's scratch directory
+    /// is gone: the record that names them is no longer needed.
     async fn cleanup(&mut self, ctx: &JobContext) {
         if let Some(store) = &ctx.state {
             store.remove(&ctx.runner.url, ctx.job.id);
@@ -324,16 +486,17 @@ impl Backend for BatchBackend {
     }
 }
 
-fn submission_template(ctx: &JobContext, executor: ExecutorKind) -> Submission {
-    Submission {
-        gitlab_url: ctx.runner.url.clone(),
-        gitlab_job_id: ctx.job.id,
-        job_token: ctx.job.token.clone(),
-        runner_name: ctx.runner.name.clone(),
-        executor,
-        scheduler_job_id: String::new(),
-        pid: std::process::id(),
-        submitted_at: chrono::Utc::now().to_rfc3339(),
+/// The step's outcome: the scheduler's verdict from its record, or the submit command's exit
+/// code when no record can be had.
+async fn judge(
+    ctx: &JobContext,
+    scheduler: &dyn Scheduler,
+    id: &str,
+    code: i32,
+) -> Result<StepOutcome, JobFailure> {
+    match job_record(ctx, scheduler, id).await {
+        Some(record) => scheduler.verdict(id, code, &record),
+        None => Ok(StepOutcome::Exited(code)),
     }
 }
 

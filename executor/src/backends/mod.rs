@@ -11,7 +11,7 @@ pub(crate) mod shell;
 mod slurm;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,6 +171,21 @@ impl JobContext {
         spec
     }
 
+    /// The durable record of this job, before anything is submitted (see [`crate::state`]).
+    pub fn record(&self) -> crate::state::Submission {
+        crate::state::Submission {
+            gitlab_url: self.runner.url.clone(),
+            gitlab_job_id: self.job.id,
+            job_token: self.job.token.clone(),
+            runner_name: self.runner.name.clone(),
+            executor: self.runner.executor,
+            scheduler_job_id: String::new(),
+            scratch_dir: Some(self.dirs.tmp_dir.clone()),
+            pid: std::process::id(),
+            submitted_at: chrono::Utc::now().to_rfc3339(),
+        }
+    }
+
     /// The user's scheduler parameters: the first variable of `arguments_variable` that the job
     /// sets, as `(variable, text)`.
     pub fn user_parameters(&self) -> Option<(String, String)> {
@@ -194,11 +209,13 @@ pub trait Backend {
         ctx: &JobContext,
     ) -> impl std::future::Future<Output = Result<(), JobFailure>> + Send;
 
-    /// Runs the step script at `script`; `cancel` fires on cancel, abort, timeout or shutdown.
+    /// Runs the step script `script` (bash, with the job's variables, secrets among them: a
+    /// backend writes it nowhere it can avoid); `cancel` fires on cancel, abort, timeout or
+    /// shutdown.
     fn run_step(
         &mut self,
         ctx: &JobContext,
-        script: &Path,
+        script: &[u8],
         cancel: &CancellationToken,
     ) -> impl std::future::Future<Output = Result<StepOutcome, JobFailure>> + Send;
 
@@ -222,10 +239,20 @@ impl AnyBackend {
             ExecutorKind::Shell => Ok(AnyBackend::Shell(ShellBackend)),
             ExecutorKind::Slurm => Ok(AnyBackend::Batch(BatchBackend::new(&slurm::Slurm))),
             other => Err(format!(
-                "the {other} executor is not available in this version"
+                "the {other} executor is not available in this version (available: {})",
+                available_executors()
+                    .iter()
+                    .map(|k| k.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )),
         }
     }
+}
+
+/// The executors this version can drive.
+pub fn available_executors() -> Vec<ExecutorKind> {
+    [ExecutorKind::Shell, ExecutorKind::Slurm].to_vec()
 }
 
 impl Backend for AnyBackend {
@@ -239,7 +266,7 @@ impl Backend for AnyBackend {
     async fn run_step(
         &mut self,
         ctx: &JobContext,
-        script: &Path,
+        script: &[u8],
         cancel: &CancellationToken,
     ) -> Result<StepOutcome, JobFailure> {
         match self {
@@ -253,5 +280,57 @@ impl Backend for AnyBackend {
             AnyBackend::Shell(b) => b.cleanup(ctx).await,
             AnyBackend::Batch(b) => b.cleanup(ctx).await,
         }
+    }
+}
+
+/// A job context for the backends' own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::{JobContext, JobDirs, LogSink};
+
+    /// A job log that keeps what was written.
+    #[derive(Default)]
+    pub(crate) struct CollectedLog(Mutex<Vec<u8>>);
+
+    impl CollectedLog {
+        pub(crate) fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl LogSink for CollectedLog {
+        fn write(&self, bytes: &[u8]) {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+        }
+    }
+
+    /// Job 1 of a shell runner, with its directories under `dir` and `kill_timeout`.
+    pub(crate) fn context(dir: &Path, kill_timeout: Duration) -> (JobContext, Arc<CollectedLog>) {
+        let text = "[[runners]]\nname = \"t\"\nurl = \"http://127.0.0.1:9\"\ntoken = \"t\"\nexecutor = \"shell\"\n";
+        let config = crate::config::Config::parse(Path::new("test.toml"), text).unwrap();
+        let log = Arc::new(CollectedLog::default());
+        let dirs = JobDirs {
+            builds_dir: dir.to_path_buf(),
+            project_dir: dir.join("project"),
+            tmp_dir: dir.join("project.tmp"),
+        };
+        std::fs::create_dir_all(&dirs.project_dir).unwrap();
+        std::fs::create_dir_all(&dirs.tmp_dir).unwrap();
+        let ctx = JobContext {
+            job: Arc::new(crate::job::Job::default()),
+            runner: Arc::new(config.runners[0].clone()),
+            log: log.clone(),
+            dirs,
+            exports: Vec::new(),
+            state: None,
+            gitlab: None,
+            run_as: None,
+            kill_timeout,
+        };
+        (ctx, log)
     }
 }

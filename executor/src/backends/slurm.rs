@@ -1,7 +1,7 @@
 //! `slurm`: the step script is a batch job, `sbatch --wait`.
 //!
 //! ```text
-//! sbatch --wait --output=<tmp>/slurm-<job>.out --job-name=ci-job-<job> [user parameters] <script>
+//! sbatch --wait --output=<tmp>/slurm-<job>.out --job-name=ci-job-<job> [user parameters] < script
 //! ```
 //!
 //! The output file is followed live into the job log. The exit status of `sbatch --wait` is the
@@ -11,11 +11,10 @@
 
 use std::path::PathBuf;
 
-use super::batch::{Invocation, JobRecord, Presence, RecordQuery, Scheduler, StepRequest};
+use super::batch::{Invocation, JobRecord, Presence, RecordQuery, Refusal, Scheduler, StepRequest};
 use super::{JobContext, JobFailure, StepOutcome};
 use crate::args::{CommandOptions, OptionSpec, Takes};
 use crate::command::CapturedOutput;
-use crate::config::ExecutorKind;
 
 /// sbatch's options (Slurm 22.05 `sbatch --help`, plus the undocumented ones of
 /// `src/common/slurm_opt.c`), and those batchci sets itself. `--uid`/`--gid` are refused
@@ -135,10 +134,6 @@ pub const SBATCH_OPTIONS: CommandOptions = CommandOptions {
 pub(crate) struct Slurm;
 
 impl Scheduler for Slurm {
-    fn kind(&self) -> ExecutorKind {
-        ExecutorKind::Slurm
-    }
-
     fn name(&self) -> &'static str {
         "Slurm"
     }
@@ -151,6 +146,11 @@ impl Scheduler for Slurm {
         ctx.dirs.tmp_dir.join(format!("slurm-{}.out", ctx.job.id))
     }
 
+    /// sbatch reads the batch script from standard input when no file is named (sbatch.1).
+    fn script_on_stdin(&self) -> bool {
+        true
+    }
+
     fn submit(&self, step: &StepRequest<'_>) -> Invocation {
         let mut args = vec![
             "--wait".to_string(),
@@ -158,7 +158,9 @@ impl Scheduler for Slurm {
             format!("--job-name=ci-job-{}", step.ctx.job.id),
         ];
         args.extend(step.user_args.iter().cloned());
-        args.push(step.script.display().to_string());
+        if let Some(script) = step.script {
+            args.push(script.display().to_string());
+        }
         ("sbatch", args)
     }
 
@@ -211,6 +213,57 @@ impl Scheduler for Slurm {
         record: &JobRecord,
     ) -> Result<StepOutcome, JobFailure> {
         judge(id, submit_code, record)
+    }
+
+    fn refusal(&self, stderr: &[String]) -> Refusal {
+        classify_refusal(stderr)
+    }
+}
+
+/// Words of a controller that is busy or slow to answer, which sbatch does not retry itself
+/// (`src/common/slurm_errno.c` 22.05; sbatch.c retries only EAGAIN, a full job queue and
+/// powering-up nodes, on its own, for up to 2 minutes).
+const TRANSIENT: &[&str] = &[
+    "Socket timed out on send/recv operation",
+    "Unable to contact slurm controller (send failure)",
+    "Unable to contact slurm controller (receive failure)",
+    "Slurm backup controller in standby mode",
+    "Controller is in standby mode",
+];
+
+/// Words of a Slurm that cannot be used from this host: no controller, no configuration,
+/// credentials refused, or a controller that kept refusing while sbatch retried on its own.
+const SYSTEM: &[&str] = &[
+    "Unable to contact slurm controller (connect failure)",
+    "Could not establish a configuration source",
+    "fetch_config",
+    "Protocol authentication error",
+    "Invalid authentication credential",
+    "Failed to open authentication public key",
+    "Failed to connect to authentication agent",
+    "Zero Bytes were transmitted or received",
+    "Invalid user id",
+    "Munge",
+    "Resource temporarily unavailable",
+    "Slurm job queue full",
+    "Job creation temporarily disabled",
+];
+
+/// Whose fault a refused `sbatch` is. Anything not known to be the controller's or the
+/// site's is the user's: what sbatch refuses is mostly what the user asked for
+/// (`Invalid partition name specified`, `Requested node configuration is not available`).
+pub(crate) fn classify_refusal(stderr: &[String]) -> Refusal {
+    let said = |words: &[&str]| {
+        stderr
+            .iter()
+            .any(|line| words.iter().any(|w| line.contains(w)))
+    };
+    if said(SYSTEM) {
+        Refusal::System
+    } else if said(TRANSIENT) {
+        Refusal::Transient
+    } else {
+        Refusal::User
     }
 }
 
@@ -296,6 +349,29 @@ pub(crate) fn judge(id: &str, code: i32, record: &JobRecord) -> Result<StepOutco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn refusals_are_blamed_on_who_can_fix_them() {
+        // Real sbatch 22.05 output, as observed against ci/slurm.
+        let bad_partition = "sbatch: error: invalid partition specified: nonexistent\nsbatch: error: Batch job submission failed: Invalid partition name specified";
+        let too_much_memory = "sbatch: error: Memory specification can not be satisfied\nsbatch: error: Batch job submission failed: Requested node configuration is not available";
+        let no_config = "sbatch: error: resolve_ctls_from_dns_srv: res_nsearch error: Unknown host\nsbatch: error: fetch_config: DNS SRV lookup failed\nsbatch: error: _establish_config_source: failed to fetch config\nsbatch: fatal: Could not establish a configuration source";
+        let no_controller = "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)";
+        let busy =
+            "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation";
+        let kept_refusing = "sbatch: error: Slurm temporarily unable to accept job, sleeping and retrying\nsbatch: error: Batch job submission failed: Resource temporarily unavailable";
+
+        assert_eq!(classify_refusal(&lines(bad_partition)), Refusal::User);
+        assert_eq!(classify_refusal(&lines(too_much_memory)), Refusal::User);
+        assert_eq!(classify_refusal(&lines(no_config)), Refusal::System);
+        assert_eq!(classify_refusal(&lines(no_controller)), Refusal::System);
+        assert_eq!(classify_refusal(&lines(busy)), Refusal::Transient);
+        assert_eq!(classify_refusal(&lines(kept_refusing)), Refusal::System);
+    }
 
     #[test]
     fn the_job_id_is_read_from_sbatchs_line() {

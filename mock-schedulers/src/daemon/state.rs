@@ -280,9 +280,12 @@ impl State {
         };
         if self.inject.submit_errors > 0 {
             self.inject.submit_errors -= 1;
-            let text = self.inject.submit_error_text.clone().unwrap_or_else(|| {
-                "Slurm temporarily unable to accept job, sleeping and retrying".into()
-            });
+            // A busy controller: what sbatch reports without retrying on its own.
+            let text = self
+                .inject
+                .submit_error_text
+                .clone()
+                .unwrap_or_else(|| "Socket timed out on send/recv operation".into());
             let _ = self.journal.inject(&self.inject);
             return Err(err(vec![], &text));
         }
