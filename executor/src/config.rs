@@ -299,19 +299,15 @@ pub enum ExecutorKind {
 }
 
 impl ExecutorKind {
-    /// Every name accepted in `executor = ...`, with what it means. The aliases follow the
-    /// scheduler's submit command, as other HPC executors name them: `qsub` is Cobalt's.
-    pub const NAMES: &'static [(&'static str, ExecutorKind)] = &[
-        ("shell", ExecutorKind::Shell),
-        ("slurm", ExecutorKind::Slurm),
-        ("sbatch", ExecutorKind::Slurm),
-        ("pbs", ExecutorKind::Pbs),
-        ("lsf", ExecutorKind::Lsf),
-        ("bsub", ExecutorKind::Lsf),
-        ("flux", ExecutorKind::Flux),
-        ("cobalt", ExecutorKind::Cobalt),
-        ("qsub", ExecutorKind::Cobalt),
-        ("docker+slurm", ExecutorKind::DockerSlurm),
+    /// Every kind, in the order messages list them.
+    pub const ALL: [ExecutorKind; 7] = [
+        ExecutorKind::Shell,
+        ExecutorKind::Slurm,
+        ExecutorKind::Pbs,
+        ExecutorKind::Lsf,
+        ExecutorKind::Flux,
+        ExecutorKind::Cobalt,
+        ExecutorKind::DockerSlurm,
     ];
 
     /// The canonical name.
@@ -327,23 +323,26 @@ impl ExecutorKind {
         }
     }
 
-    /// Parses a name or alias.
+    /// Parses a name, or an alias a scheduler's backend declares (`sbatch`).
     pub fn from_name(name: &str) -> Result<Self, String> {
-        ExecutorKind::NAMES
+        if let Some(kind) = ExecutorKind::ALL.iter().find(|k| k.name() == name) {
+            return Ok(*kind);
+        }
+        if let Some(kind) = crate::backends::executor_for_alias(name) {
+            return Ok(kind);
+        }
+        let names: Vec<&str> = ExecutorKind::ALL
             .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, kind)| *kind)
-            .ok_or_else(|| {
-                let names: Vec<&str> = ExecutorKind::NAMES.iter().map(|(n, _)| *n).collect();
-                let mut message = format!(
-                    "unknown executor `{name}`, expected one of {}",
-                    names.join(", ")
-                );
-                if let Some(near) = nearest(name, names.iter().copied()) {
-                    message.push_str(&format!("; did you mean `{near}`?"));
-                }
-                message
-            })
+            .flat_map(|k| std::iter::once(k.name()).chain(crate::backends::executor_aliases(*k)))
+            .collect();
+        let mut message = format!(
+            "unknown executor `{name}`, expected one of {}",
+            names.join(", ")
+        );
+        if let Some(near) = nearest(name, names.iter().copied()) {
+            message.push_str(&format!("; did you mean `{near}`?"));
+        }
+        Err(message)
     }
 }
 

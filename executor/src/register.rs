@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 
-use crate::config::{Config, ExecutorKind, RunnerConfig};
+use crate::config::{Config, ExecutorKind};
 
 /// Appends a `[[runners]]` entry to `config` (creating the file, mode 0600, when missing).
 /// The rest of the file, comments included, is left as it is.
@@ -82,7 +82,9 @@ pub fn describe(config: &Config) -> String {
             format!("at most {} job(s)", runner.limit)
         };
         let _ = writeln!(out, "  executor: {} ({limit})", runner.executor);
-        let _ = writeln!(out, "  step script: {}", how(runner));
+        let (how, programs) = crate::backends::describe(runner.executor)
+            .unwrap_or(("NOT AVAILABLE in this version", &[]));
+        let _ = writeln!(out, "  step script: {how}");
         if runner.executor != ExecutorKind::Shell {
             let _ = writeln!(
                 out,
@@ -95,7 +97,7 @@ pub fn describe(config: &Config) -> String {
                 }
             );
             let path = crate::command::search_path(runner.batch.scheduler_bin.as_deref());
-            for program in programs(runner.executor) {
+            for program in programs {
                 match crate::command::resolve(program, &path) {
                     Some(found) => {
                         let _ = writeln!(out, "  {program}: {}", found.display());
@@ -133,30 +135,6 @@ pub fn problems(config: &Config) -> Vec<String> {
                 .map(|why| format!("runner {:?}: {why}", runner.name))
         })
         .collect()
-}
-
-fn how(runner: &RunnerConfig) -> String {
-    match runner.executor {
-        ExecutorKind::Shell => "env -i /bin/bash --login on this host".into(),
-        ExecutorKind::Slurm => "sbatch --wait --output=<file> --job-name=ci-job-<id> [parameters] < script; the output file is followed".into(),
-        ExecutorKind::Pbs => "qsub -Wblock=true [parameters] <script>".into(),
-        ExecutorKind::Lsf => "bsub -I [parameters] <script>".into(),
-        ExecutorKind::Flux => "flux alloc [parameters] <script>".into(),
-        ExecutorKind::Cobalt => "qsub --output/--error [parameters] <script>, then qstat".into(),
-        ExecutorKind::DockerSlurm => "srun placeholder allocation, then docker run limited to its cpuset and memory".into(),
-    }
-}
-
-fn programs(kind: ExecutorKind) -> &'static [&'static str] {
-    match kind {
-        ExecutorKind::Shell => &[],
-        ExecutorKind::Slurm => &["sbatch", "scancel", "squeue", "scontrol"],
-        ExecutorKind::Pbs => &["qsub", "qdel", "qstat"],
-        ExecutorKind::Lsf => &["bsub", "bkill", "bjobs"],
-        ExecutorKind::Flux => &["flux"],
-        ExecutorKind::Cobalt => &["qsub", "qstat", "qdel"],
-        ExecutorKind::DockerSlurm => &["srun", "scancel", "docker"],
-    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::{AnyBackend, FailureReason, JobContext, JobFailure, LogSink};
-use crate::config::{Config, ExecutorKind, RunnerConfig};
+use crate::config::{Config, RunnerConfig};
 use crate::gitlab::{GitlabClient, JobRequest, JobUpdate, PatchOutcome, UpdateOutcome};
 use crate::job::Job;
 use crate::metrics::METRICS;
@@ -447,17 +447,11 @@ fn owner_still_runs(pid: u32) -> bool {
 
 /// Cancels the scheduler job of `orphan` with the scheduler's cancel command.
 pub async fn cancel_leftover(orphan: &Submission, runner: Option<&RunnerConfig>) {
-    let (program, args): (&str, Vec<String>) = match orphan.executor {
-        ExecutorKind::Slurm | ExecutorKind::DockerSlurm => {
-            ("scancel", vec![orphan.scheduler_job_id.clone()])
-        }
-        ExecutorKind::Pbs | ExecutorKind::Cobalt => ("qdel", vec![orphan.scheduler_job_id.clone()]),
-        ExecutorKind::Lsf => ("bkill", vec![orphan.scheduler_job_id.clone()]),
-        ExecutorKind::Flux => (
-            "flux",
-            vec!["cancel".into(), orphan.scheduler_job_id.clone()],
-        ),
-        ExecutorKind::Shell => return,
+    let Some((program, args)) =
+        crate::backends::cancel_command(orphan.executor, &orphan.scheduler_job_id)
+    else {
+        tracing::warn!(job = orphan.gitlab_job_id, executor = %orphan.executor, "this version cannot cancel a scheduler job of this executor");
+        return;
     };
     let mut spec = crate::command::CommandSpec::new(program, args, "/");
     spec.env = match runner {

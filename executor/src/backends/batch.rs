@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Backend, JobContext, JobFailure, StepOutcome};
 use crate::args::CommandOptions;
 use crate::command::CapturedOutput;
+use crate::config::ExecutorKind;
 use crate::tail::{Drain, TailOptions, follow};
 
 /// The longest pause between two submission retries, however many there are.
@@ -78,8 +79,21 @@ pub(crate) struct StepRequest<'a> {
 
 /// One batch scheduler, as the engine drives it.
 pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
+    /// The executor this scheduler serves (`executor = "slurm"`).
+    fn kind(&self) -> ExecutorKind;
+
+    /// Other names `executor = ...` accepts for it, after the scheduler's submit command as
+    /// other HPC executors name them (`sbatch`).
+    fn aliases(&self) -> &'static [&'static str];
+
     /// The scheduler's name in messages (`Slurm`).
     fn name(&self) -> &'static str;
+
+    /// How a step runs, in one line, for `batchci check`.
+    fn how(&self) -> &'static str;
+
+    /// The scheduler commands batchci runs, for `batchci check`.
+    fn programs(&self) -> &'static [&'static str];
 
     /// The submit command's options, with the flags batchci sets itself.
     fn submit_options(&self) -> &'static CommandOptions;

@@ -232,14 +232,23 @@ pub enum AnyBackend {
     Batch(BatchBackend),
 }
 
+/// Every batch scheduler this version drives, each described once in its own file.
+const SCHEDULERS: &[&dyn batch::Scheduler] = &[&slurm::Slurm];
+
+fn scheduler(kind: ExecutorKind) -> Option<&'static dyn batch::Scheduler> {
+    SCHEDULERS.iter().copied().find(|s| s.kind() == kind)
+}
+
 impl AnyBackend {
     /// The backend for `kind`, or why it is not available.
     pub fn new(kind: ExecutorKind) -> Result<AnyBackend, String> {
-        match kind {
-            ExecutorKind::Shell => Ok(AnyBackend::Shell(ShellBackend)),
-            ExecutorKind::Slurm => Ok(AnyBackend::Batch(BatchBackend::new(&slurm::Slurm))),
-            other => Err(format!(
-                "the {other} executor is not available in this version (available: {})",
+        if kind == ExecutorKind::Shell {
+            return Ok(AnyBackend::Shell(ShellBackend));
+        }
+        match scheduler(kind) {
+            Some(scheduler) => Ok(AnyBackend::Batch(BatchBackend::new(scheduler))),
+            None => Err(format!(
+                "the {kind} executor is not available in this version (available: {})",
                 available_executors()
                     .iter()
                     .map(|k| k.name())
@@ -252,7 +261,58 @@ impl AnyBackend {
 
 /// The executors this version can drive.
 pub fn available_executors() -> Vec<ExecutorKind> {
-    [ExecutorKind::Shell, ExecutorKind::Slurm].to_vec()
+    std::iter::once(ExecutorKind::Shell)
+        .chain(SCHEDULERS.iter().map(|s| s.kind()))
+        .collect()
+}
+
+/// Aliases of executors whose backends this version lacks, so that such a configuration is
+/// told "not available in this version" rather than "unknown executor". Each moves to its
+/// scheduler's description when that arrives.
+const PLANNED_ALIASES: &[(&str, ExecutorKind)] =
+    &[("bsub", ExecutorKind::Lsf), ("qsub", ExecutorKind::Cobalt)];
+
+/// The executor an alias names (`sbatch` → `slurm`), for `executor = ...`.
+pub fn executor_for_alias(alias: &str) -> Option<ExecutorKind> {
+    SCHEDULERS
+        .iter()
+        .find(|s| s.aliases().contains(&alias))
+        .map(|s| s.kind())
+        .or_else(|| {
+            PLANNED_ALIASES
+                .iter()
+                .find(|(name, _)| *name == alias)
+                .map(|(_, kind)| *kind)
+        })
+}
+
+/// The aliases of `kind`, for messages that list what `executor = ...` accepts.
+pub fn executor_aliases(kind: ExecutorKind) -> Vec<&'static str> {
+    let declared = scheduler(kind).map_or(&[][..], |s| s.aliases());
+    declared
+        .iter()
+        .copied()
+        .chain(
+            PLANNED_ALIASES
+                .iter()
+                .filter(|(_, planned)| *planned == kind)
+                .map(|(name, _)| *name),
+        )
+        .collect()
+}
+
+/// How `kind` runs a step and which scheduler commands it needs, for `batchci check`;
+/// `None` for an executor this version does not provide.
+pub fn describe(kind: ExecutorKind) -> Option<(&'static str, &'static [&'static str])> {
+    if kind == ExecutorKind::Shell {
+        return Some(("env -i /bin/bash --login on this host", &[]));
+    }
+    scheduler(kind).map(|s| (s.how(), s.programs()))
+}
+
+/// The command that cancels scheduler job `id` of `kind` (crash recovery), if `kind` has one.
+pub fn cancel_command(kind: ExecutorKind, id: &str) -> Option<(&'static str, Vec<String>)> {
+    scheduler(kind).map(|s| s.cancel(id))
 }
 
 impl Backend for AnyBackend {

@@ -15,6 +15,7 @@ use super::batch::{Invocation, JobRecord, Presence, RecordQuery, Refusal, Schedu
 use super::{JobContext, JobFailure, StepOutcome};
 use crate::args::{CommandOptions, OptionSpec, Takes};
 use crate::command::CapturedOutput;
+use crate::config::ExecutorKind;
 
 /// sbatch's options (Slurm 22.05 `sbatch --help`, plus the undocumented ones of
 /// `src/common/slurm_opt.c`), and those batchci sets itself. `--uid`/`--gid` are refused
@@ -134,8 +135,24 @@ pub const SBATCH_OPTIONS: CommandOptions = CommandOptions {
 pub(crate) struct Slurm;
 
 impl Scheduler for Slurm {
+    fn kind(&self) -> ExecutorKind {
+        ExecutorKind::Slurm
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["sbatch"]
+    }
+
     fn name(&self) -> &'static str {
         "Slurm"
+    }
+
+    fn how(&self) -> &'static str {
+        "sbatch --wait --output=<file> --job-name=ci-job-<id> [parameters] < script; the output file is followed"
+    }
+
+    fn programs(&self) -> &'static [&'static str] {
+        &["sbatch", "scancel", "squeue", "scontrol", "sacct"]
     }
 
     fn submit_options(&self) -> &'static CommandOptions {
