@@ -8,6 +8,8 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod flavor;
+pub mod host;
 pub mod hostlist;
 pub mod model;
 pub mod pattern;

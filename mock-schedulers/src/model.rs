@@ -160,6 +160,9 @@ pub struct JobRequest {
     /// The script came from stdin without `-J`: Slurm then sets no SLURM_JOB_NAME.
     #[serde(default)]
     pub name_from_stdin: bool,
+    /// The scheduler whose command submitted the job: its rules apply to the job.
+    #[serde(default)]
+    pub flavor: crate::flavor::Flavor,
 }
 
 /// Cores allocated on one node.

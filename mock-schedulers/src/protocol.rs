@@ -213,16 +213,15 @@ pub enum Response {
         /// Active injections.
         inject: Injections,
     },
-    /// A Slurm error.
+    /// A refusal or failure, in the words of the scheduler of the request (see
+    /// [`crate::flavor::Rules::words`]).
     Error {
-        /// Lines printed before the main error (`<prog>: error: <line>`).
+        /// Lines said before the error (Slurm: `<prog>: error: <line>`).
         detail: Vec<String>,
-        /// slurm_strerror text.
+        /// The error text (Slurm: `slurm_strerror`).
         message: String,
     },
+    /// A status query the controller did not answer in time (the `status-timeout`
+    /// injection); each front end says so in its scheduler's words.
+    StatusTimeout,
 }
-
-/// Error text for an unreachable controller.
-pub const CONNECT_FAILURE: &str = "Unable to contact slurm controller (connect failure)";
-/// Error text of an injected status timeout.
-pub const SOCKET_TIMEOUT: &str = "Socket timed out on send/recv operation";

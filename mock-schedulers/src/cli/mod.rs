@@ -12,10 +12,8 @@ use crate::client::{Conn, Unreachable, state_dir_from_env};
 use crate::model::CallRecord;
 use crate::protocol::Request;
 
-/// Every fake command, by the name it is called as.
-pub const FAKES: &[&str] = &[
-    "sbatch", "squeue", "scancel", "sacct", "scontrol", "srun", "salloc", "sinfo",
-];
+/// Every fake command, by the name it is called as: each front end's.
+pub const FAKES: &[&str] = slurm::COMMANDS;
 
 /// Entry point of the binary; returns the exit code.
 pub fn main() -> i32 {
@@ -36,18 +34,11 @@ pub fn main() -> i32 {
             None => 2,
         };
     }
+    if !FAKES.contains(&prog.as_str()) {
+        return admin::main(argv);
+    }
     let mut call = Call::new(&prog, argv.clone());
-    let code = match prog.as_str() {
-        "sbatch" => slurm::sbatch::main(&mut call),
-        "squeue" => slurm::squeue::main(&mut call),
-        "scancel" => slurm::scancel::main(&mut call),
-        "sacct" => slurm::sacct::main(&mut call),
-        "scontrol" => slurm::scontrol::main(&mut call),
-        "srun" => slurm::srun::main(&mut call, false),
-        "salloc" => slurm::srun::main(&mut call, true),
-        "sinfo" => slurm::sinfo::main(&mut call),
-        _ => return admin::main(argv),
-    };
+    let code = slurm::run(&prog, &mut call).unwrap_or(2);
     call.finish(code);
     code
 }
@@ -75,21 +66,14 @@ pub fn environment() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// The caller's variables a call record keeps: every front end's own, the simulated
+/// cluster's, `USER` and `HOME`.
 fn chosen_env() -> BTreeMap<String, String> {
-    const PREFIXES: &[&str] = &[
-        "SLURM_",
-        "SBATCH_",
-        "SRUN_",
-        "SALLOC_",
-        "SQUEUE_",
-        "SACCT_",
-        "SINFO_",
-        "SCANCEL_",
-        "MOCK_CLUSTER_",
-    ];
+    let prefixes = slurm::ENV_PREFIXES.iter().chain(["MOCK_CLUSTER_"].iter());
+    let prefixes: Vec<&str> = prefixes.copied().collect();
     environment()
         .into_iter()
-        .filter(|(k, _)| PREFIXES.iter().any(|p| k.starts_with(p)) || k == "USER" || k == "HOME")
+        .filter(|(k, _)| prefixes.iter().any(|p| k.starts_with(p)) || k == "USER" || k == "HOME")
         .collect()
 }
 

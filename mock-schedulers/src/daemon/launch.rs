@@ -48,6 +48,9 @@ pub struct LaunchSpec {
     pub status_file: PathBuf,
     /// Node name for messages.
     pub node: String,
+    /// The scheduler whose words the node's messages use.
+    #[serde(default)]
+    pub flavor: crate::flavor::Flavor,
 }
 
 /// Paths of one job's launcher files.
@@ -151,7 +154,7 @@ fn open_output(path: &str, append: bool) -> std::io::Result<File> {
     if !append {
         File::create(path)?;
     }
-    // Always O_APPEND, so the controller's slurmstepd lines and the job's own output never
+    // Always O_APPEND, so the scheduler's own lines (Slurm's slurmstepd) and the job's own output never
     // overwrite each other.
     OpenOptions::new()
         .create(true)
@@ -202,10 +205,7 @@ fn run_job(spec: &LaunchSpec) -> i32 {
     let mut work_dir = spec.work_dir.clone();
     let mut early_lines = Vec::new();
     if !Path::new(&work_dir).is_dir() {
-        early_lines.push(format!(
-            "slurmstepd-{}: error: couldn't chdir to `{}': No such file or directory: going to /tmp instead\n",
-            spec.node, work_dir
-        ));
+        early_lines.push(spec.flavor.rules().chdir_failed(&spec.node, &work_dir));
         work_dir = "/tmp".into();
     }
     let (stdout, stderr): (Stdio, Stdio);
@@ -285,12 +285,12 @@ fn run_job(spec: &LaunchSpec) -> i32 {
         Ok(c) => c,
         Err(e) => {
             if let Ok(mut f) = open_output(&spec.stderr, true) {
-                let _ = writeln!(
-                    f,
-                    "slurmstepd-{}: error: execve(): {}: {e}",
-                    spec.node,
-                    spec.script.display()
+                let line = spec.flavor.rules().exec_failed(
+                    &spec.node,
+                    &spec.script.display().to_string(),
+                    &e.to_string(),
                 );
+                let _ = f.write_all(line.as_bytes());
             }
             return 1 << 8;
         }

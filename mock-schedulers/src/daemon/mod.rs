@@ -14,10 +14,11 @@ use std::time::{Duration, Instant};
 
 use crate::config::Cluster;
 use crate::model::{JobKind, JobState};
-use crate::protocol::{Request, Response, SOCKET_TIMEOUT};
+use crate::protocol::{Request, Response};
 
+pub use crate::flavor::slurm::compress_counts;
 use state::{Effect, State};
-pub use state::{absolute, compress_counts, format_sim_time};
+pub use state::{absolute, format_sim_time};
 
 /// Daemon-wide shared data.
 struct Shared {
@@ -313,10 +314,7 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
             status_command,
         } => {
             if status_command && st.inject.status_timeout {
-                return Response::Error {
-                    detail: vec![],
-                    message: SOCKET_TIMEOUT.into(),
-                };
+                return Response::StatusTimeout;
             }
             Response::Jobs {
                 jobs: st.jobs_for_client(ids.as_deref(), accounting),
@@ -326,10 +324,7 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
         }
         Request::Cluster { status_command } => {
             if status_command && st.inject.status_timeout {
-                return Response::Error {
-                    detail: vec![],
-                    message: SOCKET_TIMEOUT.into(),
-                };
+                return Response::StatusTimeout;
             }
             Response::Cluster {
                 cluster: Box::new(st.cluster.clone()),

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::{Cluster, Injections};
+use crate::flavor::{Refusal, Site};
 use crate::hostlist;
 use crate::model::{CallRecord, Job, JobKind, JobRequest, JobRun, JobState, NodeAlloc};
 use crate::pattern::{self, PatternFields};
@@ -260,24 +261,26 @@ impl State {
     }
 
     /// The next job id, or the submission error once every id is in use.
-    fn take_id(&mut self) -> Result<u32, Response> {
-        let id = u32::try_from(self.next_id).map_err(|_| Response::Error {
-            detail: vec![format!(
-                "job id {} is beyond the highest job id",
-                self.next_id
-            )],
-            message: "Job id space exhausted".into(),
-        })?;
+    fn take_id(&mut self) -> Result<u32, Refusal> {
+        let id =
+            u32::try_from(self.next_id).map_err(|_| Refusal::IdSpaceExhausted(self.next_id))?;
         self.next_id += 1;
         Ok(id)
     }
 
-    /// Validates and queues a job.
-    pub fn submit(&mut self, mut req: JobRequest) -> Result<u32, Response> {
-        let err = |detail: Vec<String>, message: &str| Response::Error {
-            detail,
-            message: message.into(),
-        };
+    /// Validates and queues a job; a refusal comes in the words of the job's scheduler.
+    pub fn submit(&mut self, req: JobRequest) -> Result<u32, Response> {
+        let rules = req.flavor.rules();
+        self.admit(req).map_err(|refusal| {
+            let words = rules.words(&refusal);
+            Response::Error {
+                detail: words.detail,
+                message: words.message,
+            }
+        })
+    }
+
+    fn admit(&mut self, mut req: JobRequest) -> Result<u32, Refusal> {
         if self.inject.submit_errors > 0 {
             self.inject.submit_errors -= 1;
             // A busy controller: what sbatch reports without retrying on its own.
@@ -287,7 +290,7 @@ impl State {
                 .clone()
                 .unwrap_or_else(|| "Socket timed out on send/recv operation".into());
             let _ = self.journal.inject(&self.inject);
-            return Err(err(vec![], &text));
+            return Err(Refusal::Injected(text));
         }
         let partition = match &req.partition {
             Some(p) => {
@@ -295,22 +298,12 @@ impl State {
                 let names: Vec<&str> = p.split(',').collect();
                 match names.iter().find_map(|n| self.cluster.partition(n)) {
                     Some(part) => part.clone(),
-                    None => {
-                        return Err(err(
-                            vec![format!("invalid partition specified: {p}")],
-                            "Invalid partition name specified",
-                        ));
-                    }
+                    None => return Err(Refusal::UnknownPartition(p.clone())),
                 }
             }
             None => match self.cluster.default_partition() {
                 Some(p) => p.clone(),
-                None => {
-                    return Err(err(
-                        vec![],
-                        "No partition specified or system default partition",
-                    ));
-                }
+                None => return Err(Refusal::NoDefaultPartition),
             },
         };
         let qos_name = req
@@ -323,15 +316,15 @@ impl State {
             && req.qos.is_some()
             && !(qos_name == "normal" && self.cluster.qos.is_empty())
         {
-            return Err(err(vec![], "Invalid qos specification"));
+            return Err(Refusal::UnknownQos(qos_name));
         }
         if let Some(nl) = &req.nodelist
             && nl.iter().any(|n| !partition.nodes.contains(n))
         {
             if nl.iter().any(|n| self.cluster.node(n).is_none()) {
-                return Err(err(vec![], "Invalid node name specified"));
+                return Err(Refusal::UnknownNode);
             }
-            return Err(err(vec![], "Requested node configuration is not available"));
+            return Err(Refusal::NodesOutsidePartition);
         }
         if let Some(c) = &req.constraint {
             let ok = partition
@@ -343,7 +336,7 @@ impl State {
                         .all(|f| n.features.iter().any(|nf| nf == f.trim()))
                 });
             if !ok {
-                return Err(err(vec![], "Invalid feature specification"));
+                return Err(Refusal::UnknownFeature);
             }
         }
         let ntasks = req.ntasks.unwrap_or(1).max(1);
@@ -362,33 +355,33 @@ impl State {
             (None, Some(m)) => m.saturating_mul(cpus_per_node.into()),
         };
         if mem_per_node > max_mem {
-            // Slurm keeps a FAILED record of the refused job (and uses up its id).
-            let id = self.take_id()?;
-            let now = self.now();
-            let mut run = JobRun::pending(0);
-            run.state = JobState::Failed;
-            run.reason = "BadConstraints".into();
-            run.end_time = Some(now);
-            let job = Job {
-                id,
-                partition: partition.name.clone(),
-                qos: qos_name,
-                time_limit: req.time_limit.unwrap_or(partition.max_time),
-                cpus,
-                num_nodes,
-                mem_per_node_mb: mem_per_node,
-                submit_time: now,
-                req,
-                run,
-            };
-            if let Err(e) = self.journal.job(&job) {
-                tracing::error!("journal write failed: {e}");
+            let refusal = Refusal::TooMuchMemory;
+            if req.flavor.rules().keeps_refused_job(&refusal) {
+                // The scheduler keeps a FAILED record of the refused job (and uses up its id).
+                let id = self.take_id()?;
+                let now = self.now();
+                let mut run = JobRun::pending(0);
+                run.state = JobState::Failed;
+                run.reason = "BadConstraints".into();
+                run.end_time = Some(now);
+                let job = Job {
+                    id,
+                    partition: partition.name.clone(),
+                    qos: qos_name,
+                    time_limit: req.time_limit.unwrap_or(partition.max_time),
+                    cpus,
+                    num_nodes,
+                    mem_per_node_mb: mem_per_node,
+                    submit_time: now,
+                    req,
+                    run,
+                };
+                if let Err(e) = self.journal.job(&job) {
+                    tracing::error!("journal write failed: {e}");
+                }
+                self.jobs.insert(id, job);
             }
-            self.jobs.insert(id, job);
-            return Err(err(
-                vec!["Memory specification can not be satisfied".into()],
-                "Requested node configuration is not available",
-            ));
+            return Err(refusal);
         }
         if let Some(q) = &qos
             && let Some(max) = q.max_submit_jobs_per_user
@@ -405,10 +398,7 @@ impl State {
                 })
                 .count();
             if n as u32 >= max {
-                return Err(err(
-                    vec![],
-                    "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
-                ));
+                return Err(Refusal::SubmitLimit);
             }
         }
         let time_limit = req.time_limit.unwrap_or(partition.max_time);
@@ -425,7 +415,10 @@ impl State {
         };
         let mut run = JobRun::pending(priority);
         let node_placeholder = "%N";
-        let stdout_pattern = req.stdout.clone().unwrap_or_else(|| "slurm-%j.out".into());
+        let stdout_pattern = req
+            .stdout
+            .clone()
+            .unwrap_or_else(|| req.flavor.rules().default_output().into());
         let fields = PatternFields {
             job_id: id,
             array_job_id: id,
@@ -870,88 +863,14 @@ impl State {
         out
     }
 
-    /// SLURM_* variables of a job's batch step or allocation.
+    /// The variables the job's scheduler sets in its batch step or allocation.
     pub fn job_env(&self, job: &Job) -> BTreeMap<String, String> {
-        let mut env = BTreeMap::new();
-        let first = job.first_node();
-        let nodelist = job.nodelist();
-        let cpus_on_node = job
-            .run
-            .alloc
-            .first()
-            .map_or(job.cpus, |a| a.cores.len() as u32);
-        let per_node: Vec<String> = job
-            .run
-            .alloc
-            .iter()
-            .map(|a| a.cores.len().to_string())
-            .collect();
-        let nnodes = job.run.alloc.len().max(1).to_string();
-        let tasks = job.req.ntasks.unwrap_or(1);
-        let mut set = |k: &str, v: String| {
-            env.insert(k.to_string(), v);
-        };
-        set("SLURM_JOB_ID", job.id.to_string());
-        set("SLURM_JOBID", job.id.to_string());
-        if !job.req.name_from_stdin {
-            set("SLURM_JOB_NAME", job.req.name.clone());
-        }
-        set("SLURM_JOB_USER", job.req.user.clone());
-        set("SLURM_JOB_UID", job.req.uid.to_string());
-        set("SLURM_JOB_GID", job.req.gid.to_string());
-        set("SLURM_SUBMIT_DIR", job.req.submit_dir.clone());
-        set("SLURM_SUBMIT_HOST", job.req.submit_host.clone());
-        set("SLURM_JOB_PARTITION", job.partition.clone());
-        set("SLURM_JOB_NODELIST", nodelist.clone());
-        set("SLURM_NODELIST", nodelist.clone());
-        set("SLURM_JOB_NUM_NODES", nnodes.clone());
-        set("SLURM_NNODES", nnodes);
-        set("SLURM_CPUS_ON_NODE", cpus_on_node.to_string());
-        set("SLURM_JOB_CPUS_PER_NODE", compress_counts(&per_node));
-        set(
-            "SLURM_TASKS_PER_NODE",
-            tasks_per_node(tasks, job.run.alloc.len().max(1) as u32),
-        );
-        set("SLURMD_NODENAME", first.clone());
-        set("SLURM_CLUSTER_NAME", self.cluster.cluster_name.clone());
-        set("SLURM_NODEID", "0".into());
-        set("SLURM_PROCID", "0".into());
-        set("SLURM_LOCALID", "0".into());
-        set("SLURM_GTIDS", "0".into());
-        set("SLURM_PRIO_PROCESS", "0".into());
-        set("SLURM_TOPOLOGY_ADDR", first.clone());
-        set("SLURM_TOPOLOGY_ADDR_PATTERN", "node".into());
-        set("SLURM_NODE_ALIASES", "(null)".into());
-        set("SLURM_JOB_QOS", job.qos.clone());
-        set(
-            "SLURM_JOB_ACCOUNT",
-            job.req
-                .account
-                .clone()
-                .unwrap_or_else(|| job.req.user.clone()),
-        );
-        if let Some(c) = job.req.cpus_per_task {
-            set("SLURM_CPUS_PER_TASK", c.to_string());
-        }
-        if let Some(n) = job.req.ntasks {
-            set("SLURM_NTASKS", n.to_string());
-            set("SLURM_NPROCS", n.to_string());
-        }
-        if let Some(m) = job.req.mem_mb {
-            set(
-                "SLURM_MEM_PER_NODE",
-                if m == 0 { job.mem_per_node_mb } else { m }.to_string(),
-            );
-        }
-        if let Some(m) = job.req.mem_per_cpu_mb {
-            set("SLURM_MEM_PER_CPU", m.to_string());
-        }
-        // Slurm describes its controller here; the daemon has no port, 0 stands in.
-        set(
-            "SLURM_WORKING_CLUSTER",
-            format!("{}:{}:0:9728:109", self.cluster.cluster_name, first),
-        );
-        env
+        job.req.flavor.rules().job_env(
+            job,
+            Site {
+                cluster_name: &self.cluster.cluster_name,
+            },
+        )
     }
 
     fn launch_batch(&mut self, id: u32) -> std::io::Result<()> {
@@ -962,7 +881,7 @@ impl State {
             .ok_or_else(|| std::io::Error::other("no such job"))?;
         let node = job.first_node();
         // Slurm expands %N with the host name of the machine slurmd runs on.
-        let host = crate::cli::slurm::short_hostname();
+        let host = crate::host::short_hostname();
         let fields = PatternFields {
             job_id: id,
             array_job_id: id,
@@ -976,7 +895,7 @@ impl State {
             .req
             .stdout
             .clone()
-            .unwrap_or_else(|| "slurm-%j.out".into());
+            .unwrap_or_else(|| job.req.flavor.rules().default_output().into());
         let stdout = absolute(&job.req.work_dir, &pattern::expand(&out_pattern, &fields));
         let stderr = absolute(
             &job.req.work_dir,
@@ -1023,6 +942,7 @@ impl State {
             pid_file,
             status_file,
             node,
+            flavor: job.req.flavor,
         };
         let child =
             launch::spawn_launcher(&self.exe, &spec, &spec_path, &self.dir.join("daemon.log"))?;
@@ -1064,23 +984,16 @@ impl State {
         job.run.term_sent = Some(now);
         job.run.ending = Some(ending);
         job.run.cancelled_by = by;
-        let node = job.first_node();
         if job.req.kind == JobKind::Batch
-            && let Some(path) = &job.run.stderr_path
-            && matches!(ending, JobState::Cancelled | JobState::Timeout)
-        {
-            let suffix = if ending == JobState::Timeout {
-                " DUE TO TIME LIMIT"
+            && let Some(notice) = job.req.flavor.rules().kill_notice(job, ending, now)
+            && let Some(path) = if notice.to_stderr {
+                &job.run.stderr_path
             } else {
-                ""
-            };
-            let line = format!(
-                "slurmstepd-{node}: error: *** JOB {id} ON {node} CANCELLED AT {}{suffix} ***\n",
-                format_sim_time(now)
-            );
-            if let Ok(mut f) = OpenOptions::new().append(true).open(path) {
-                let _ = f.write_all(line.as_bytes());
+                &job.run.stdout_path
             }
+            && let Ok(mut f) = OpenOptions::new().append(true).open(path)
+        {
+            let _ = f.write_all(notice.line.as_bytes());
         }
         if ending == JobState::NodeFail {
             job.run.kill_sent = true;
@@ -1364,37 +1277,4 @@ pub fn absolute(work_dir: &str, path: &str) -> String {
     } else {
         format!("{}/{}", work_dir.trim_end_matches('/'), path)
     }
-}
-
-/// Slurm's `2(x3),1` compression of per-node counts.
-pub fn compress_counts(counts: &[String]) -> String {
-    let mut out: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < counts.len() {
-        let mut j = i;
-        while j + 1 < counts.len() && counts[j + 1] == counts[i] {
-            j += 1;
-        }
-        let n = j - i + 1;
-        out.push(if n > 1 {
-            format!("{}(x{n})", counts[i])
-        } else {
-            counts[i].clone()
-        });
-        i = j + 1;
-    }
-    if out.is_empty() {
-        "1".into()
-    } else {
-        out.join(",")
-    }
-}
-
-fn tasks_per_node(tasks: u32, nodes: u32) -> String {
-    let base = tasks / nodes;
-    let extra = tasks % nodes;
-    let counts: Vec<String> = (0..nodes)
-        .map(|i| if i < extra { base + 1 } else { base }.max(1).to_string())
-        .collect();
-    compress_counts(&counts)
 }

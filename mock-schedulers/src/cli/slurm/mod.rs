@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use crate::cli::Call;
 use crate::cli::getopt::{self, Opt, Parsed};
 use crate::model::{Job, JobKind, JobRequest};
-use crate::protocol::{CONNECT_FAILURE, Request, Response};
+use crate::protocol::{Request, Response};
 use crate::units::{self, TimeLimit};
 
 /// The caller's user name, uid and gid.
@@ -31,14 +31,38 @@ pub fn identity() -> (String, u32, u32) {
     (name, uid, gid)
 }
 
-/// This machine's short host name.
-pub fn short_hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .map(|h| h.split('.').next().unwrap_or("").to_string())
-        .unwrap_or_else(|| "localhost".into())
+pub use crate::host::short_hostname;
+
+/// The fake Slurm commands, by the name each is called as.
+pub const COMMANDS: &[&str] = &[
+    "sbatch", "squeue", "scancel", "sacct", "scontrol", "srun", "salloc", "sinfo",
+];
+
+/// Prefixes of the variables Slurm's commands read, kept in call records.
+pub const ENV_PREFIXES: &[&str] = &[
+    "SLURM_", "SBATCH_", "SRUN_", "SALLOC_", "SQUEUE_", "SACCT_", "SINFO_", "SCANCEL_",
+];
+
+/// Runs the Slurm command `prog`; `None` when it is not one.
+pub fn run(prog: &str, call: &mut Call) -> Option<i32> {
+    Some(match prog {
+        "sbatch" => sbatch::main(call),
+        "squeue" => squeue::main(call),
+        "scancel" => scancel::main(call),
+        "sacct" => sacct::main(call),
+        "scontrol" => scontrol::main(call),
+        "srun" => srun::main(call, false),
+        "salloc" => srun::main(call, true),
+        "sinfo" => sinfo::main(call),
+        _ => return None,
+    })
 }
+
+/// `slurm_strerror` of an unreachable controller.
+pub const CONNECT_FAILURE: &str = "Unable to contact slurm controller (connect failure)";
+/// `slurm_strerror` of a controller that did not answer in time (the status-timeout
+/// injection).
+pub const SOCKET_TIMEOUT: &str = "Socket timed out on send/recv operation";
 
 /// Parses options; on error prints getopt's message and the hint, and returns the exit code.
 pub fn parse_opts(
@@ -107,6 +131,10 @@ pub fn fetch_jobs(
             now,
             cluster_name,
         }) => Ok((jobs, now, cluster_name)),
+        Ok(Response::StatusTimeout) => {
+            eprintln!("{what} error: {SOCKET_TIMEOUT}");
+            Err(1)
+        }
         Ok(Response::Error { message, .. }) => {
             eprintln!("{what} error: {message}");
             Err(1)
@@ -287,6 +315,7 @@ pub fn build_request(
         gid,
         command,
         name_from_stdin: false,
+        flavor: crate::flavor::Flavor::Slurm,
     }
 }
 

@@ -3,10 +3,11 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use super::CONNECT_FAILURE;
 use crate::cli::Call;
 use crate::cli::getopt::{HasArg::*, Opt, Parsed, opt};
 use crate::model::JobKind;
-use crate::protocol::{CONNECT_FAILURE, Request, Response};
+use crate::protocol::{Request, Response};
 
 use super::{ResourceOpts, apply_resource_opt, build_request, parse_signal_spec};
 

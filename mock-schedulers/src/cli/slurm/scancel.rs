@@ -1,9 +1,10 @@
 //! Fake `scancel`.
 
+use super::CONNECT_FAILURE;
 use crate::cli::Call;
 use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::model::JobState;
-use crate::protocol::{CONNECT_FAILURE, CancelOutcome, CancelRequest, Request, Response};
+use crate::protocol::{CancelOutcome, CancelRequest, Request, Response};
 
 use super::signal_number;
 

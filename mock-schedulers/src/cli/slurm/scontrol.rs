@@ -1,9 +1,10 @@
 //! Fake `scontrol`: `show job|node|partition`, `ping`, `version`.
 
+use super::{CONNECT_FAILURE, SOCKET_TIMEOUT};
 use crate::cli::Call;
 use crate::config::Cluster;
 use crate::model::{Job, JobKind, JobState};
-use crate::protocol::{CONNECT_FAILURE, NodeUsage, Request, Response};
+use crate::protocol::{NodeUsage, Request, Response};
 use crate::units::{self, TimeLimit};
 
 use super::format::{date, elapsed};
@@ -397,6 +398,10 @@ pub fn main(call: &mut Call) -> i32 {
                 status_command: true,
             }) {
                 Ok(Response::Cluster { cluster, usage, .. }) => (*cluster, usage),
+                Ok(Response::StatusTimeout) => {
+                    eprintln!("slurm_load_node error: {SOCKET_TIMEOUT}");
+                    return 1;
+                }
                 Ok(Response::Error { message, .. }) => {
                     eprintln!("slurm_load_node error: {message}");
                     return 1;

@@ -1,9 +1,10 @@
 //! Fake `sinfo`.
 
+use super::{CONNECT_FAILURE, SOCKET_TIMEOUT};
 use crate::cli::Call;
 use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::config::Cluster;
-use crate::protocol::{CONNECT_FAILURE, NodeUsage, Request, Response};
+use crate::protocol::{NodeUsage, Request, Response};
 use crate::units;
 
 use super::format::{parse_format, render};
@@ -69,6 +70,10 @@ pub fn main(call: &mut Call) -> i32 {
         status_command: true,
     }) {
         Ok(Response::Cluster { cluster, usage, .. }) => (*cluster, usage),
+        Ok(Response::StatusTimeout) => {
+            eprintln!("slurm_load_partitions: {SOCKET_TIMEOUT}");
+            return 1;
+        }
         Ok(Response::Error { message, .. }) => {
             eprintln!("slurm_load_partitions: {message}");
             return 1;

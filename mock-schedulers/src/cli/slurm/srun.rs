@@ -8,10 +8,11 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
+use super::CONNECT_FAILURE;
 use crate::cli::Call;
 use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::model::{JobKind, JobState};
-use crate::protocol::{CONNECT_FAILURE, Request, Response};
+use crate::protocol::{Request, Response};
 
 use super::{ResourceOpts, apply_resource_opt, build_request};
 

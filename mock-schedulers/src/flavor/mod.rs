@@ -1,0 +1,110 @@
+//! What differs between the schedulers the simulated cluster imitates, on the daemon's side.
+//!
+//! The daemon's job model is neutral: a queue, allocations, processes, raw wait statuses.
+//! Each job carries the [`Flavor`] of the command that submitted it, and the daemon asks that
+//! flavour's rules, one file per scheduler, for everything a user can see of the scheduler in
+//! the job itself: the words of a refusal, the default output file, the job's environment,
+//! what is written when the job is killed. What a scheduler's commands print lives in its front
+//! end (`cli/<scheduler>/`).
+
+pub mod slurm;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Job, JobState};
+
+/// The scheduler a job was submitted through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    /// Slurm (`sbatch`, `srun`, `salloc`).
+    #[default]
+    Slurm,
+}
+
+/// Why the daemon refuses a submission, before any scheduler's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// An injected failure, with the scheduler error text the admin chose.
+    Injected(String),
+    /// No partition (queue) of that name.
+    UnknownPartition(String),
+    /// None asked for and none is the default.
+    NoDefaultPartition,
+    /// No QOS of that name.
+    UnknownQos(String),
+    /// A node named that does not exist.
+    UnknownNode,
+    /// Nodes that exist but not in the partition.
+    NodesOutsidePartition,
+    /// A feature no node of the partition has.
+    UnknownFeature,
+    /// More memory per node than any node of the partition has.
+    TooMuchMemory,
+    /// The QOS's limit of submitted jobs per user is reached.
+    SubmitLimit,
+    /// The job id space is used up at this id.
+    IdSpaceExhausted(u64),
+}
+
+/// A refusal in a scheduler's words: lines said first, then the error itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Words {
+    /// Lines before the error (`invalid partition specified: x`).
+    pub detail: Vec<String>,
+    /// The error text (Slurm's `slurm_strerror`).
+    pub message: String,
+}
+
+/// Facts of the cluster a job's environment needs.
+#[derive(Debug, Clone, Copy)]
+pub struct Site<'a> {
+    /// The cluster's name.
+    pub cluster_name: &'a str,
+}
+
+/// A line the scheduler writes into a job's output when it kills the job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillNotice {
+    /// Written to the job's standard error file (else its standard output file).
+    pub to_stderr: bool,
+    /// The line, with its newline.
+    pub line: String,
+}
+
+/// One scheduler's rules, as the daemon applies them.
+pub trait Rules: Sync {
+    /// A refusal in this scheduler's words.
+    fn words(&self, refusal: &Refusal) -> Words;
+
+    /// Whether the scheduler keeps a (failed) record of a job it refused, using up its id.
+    fn keeps_refused_job(&self, refusal: &Refusal) -> bool;
+
+    /// The output file pattern of a batch job that names none.
+    fn default_output(&self) -> &'static str;
+
+    /// The variables the scheduler sets in a job (or an allocation).
+    fn job_env(&self, job: &Job, site: Site<'_>) -> BTreeMap<String, String>;
+
+    /// The line the job's node writes to its stderr when the working directory `dir` is
+    /// missing (the job then starts in `/tmp`).
+    fn chdir_failed(&self, node: &str, dir: &str) -> String;
+
+    /// The line the job's node writes to its stderr when the script cannot be started.
+    fn exec_failed(&self, node: &str, script: &str, error: &str) -> String;
+
+    /// What the scheduler writes into the job's output when it ends the job `ending`
+    /// (cancelled, timed out) at the simulated time `at`.
+    fn kill_notice(&self, job: &Job, ending: JobState, at: f64) -> Option<KillNotice>;
+}
+
+impl Flavor {
+    /// This flavour's rules.
+    pub fn rules(self) -> &'static dyn Rules {
+        match self {
+            Flavor::Slurm => &slurm::Slurm,
+        }
+    }
+}
