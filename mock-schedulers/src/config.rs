@@ -67,6 +67,8 @@ struct RawConfig {
     #[serde(default = "default_first_job_id")]
     first_job_id: u32,
     #[serde(default)]
+    flavor: QsubFlavor,
+    #[serde(default)]
     nodes: Vec<RawNode>,
     #[serde(default)]
     partitions: Vec<RawPartition>,
@@ -224,6 +226,28 @@ pub struct Qos {
     pub priority: u32,
 }
 
+/// Whose `qsub`, `qstat` and `qdel` the cluster provides: PBS and Cobalt name their
+/// commands alike, so one cluster imitates one of them (Slurm's commands are always there).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QsubFlavor {
+    /// PBS Professional / OpenPBS.
+    #[default]
+    Pbs,
+    /// Cobalt.
+    Cobalt,
+}
+
+impl QsubFlavor {
+    /// The job flavour of jobs submitted through this `qsub`.
+    pub fn flavor(self) -> crate::flavor::Flavor {
+        match self {
+            QsubFlavor::Pbs => crate::flavor::Flavor::Pbs,
+            QsubFlavor::Cobalt => crate::flavor::Flavor::Cobalt,
+        }
+    }
+}
+
 /// A validated cluster.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cluster {
@@ -240,6 +264,9 @@ pub struct Cluster {
     /// The first job id (`FirstJobId`).
     #[serde(default = "default_first_job_id")]
     pub first_job_id: u32,
+    /// Whose `qsub qstat qdel` the cluster provides (`flavor = "pbs"|"cobalt"`).
+    #[serde(default)]
+    pub flavor: QsubFlavor,
     /// Nodes in declaration order.
     pub nodes: Vec<Node>,
     /// Partitions in declaration order.
@@ -486,6 +513,7 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
         min_job_age: raw.min_job_age,
         submit_host: raw.submit_host,
         first_job_id: raw.first_job_id.max(1),
+        flavor: raw.flavor,
         nodes,
         partitions,
         qos,

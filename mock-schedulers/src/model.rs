@@ -163,6 +163,13 @@ pub struct JobRequest {
     /// The scheduler whose command submitted the job: its rules apply to the job.
     #[serde(default)]
     pub flavor: crate::flavor::Flavor,
+    /// The job writes its output to a spool that the scheduler copies to the output paths
+    /// when the job ends (PBS without `-k d`), instead of writing them directly.
+    #[serde(default)]
+    pub stage_out: bool,
+    /// The scheduler's own log of the job (Cobalt's `.cobaltlog`), an absolute path.
+    #[serde(default)]
+    pub debug_log: Option<String>,
 }
 
 /// Cores allocated on one node.
@@ -241,6 +248,10 @@ pub struct JobRun {
     pub warned: bool,
     /// Command name of the srun step (interactive jobs).
     pub step_name: Option<String>,
+    /// Where staged output goes when the job ends: `(stdout, stderr)` (`stdout_path` and
+    /// `stderr_path` are the spool meanwhile).
+    #[serde(default)]
+    pub staged_to: Option<(String, String)>,
 }
 
 impl JobRun {
@@ -265,6 +276,7 @@ impl JobRun {
             ending: None,
             warned: false,
             step_name: None,
+            staged_to: None,
         }
     }
 }

@@ -59,6 +59,9 @@ enum Command {
         /// Cluster description (TOML); the embedded default cluster when absent
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// Whose qsub, qstat and qdel to provide (default: the cluster file's `flavor`, else pbs)
+        #[arg(long, value_enum)]
+        flavor: Option<FlavorArg>,
         #[command(flatten)]
         dir: DirArg,
     },
@@ -186,6 +189,32 @@ fn store_config(dir: &Path, config: Option<&Path>) -> Result<(), i32> {
     Ok(())
 }
 
+/// `--flavor` of `mock-cluster env`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FlavorArg {
+    /// PBS Professional / OpenPBS
+    Pbs,
+    /// Cobalt
+    Cobalt,
+}
+
+/// Records `--flavor` in the state directory (or forgets an earlier one when absent).
+fn store_flavor(dir: &Path, flavor: Option<FlavorArg>) -> Result<(), i32> {
+    let path = dir.join(super::FLAVOR_FILE);
+    let written = match flavor {
+        Some(FlavorArg::Pbs) => std::fs::write(&path, "pbs\n"),
+        Some(FlavorArg::Cobalt) => std::fs::write(&path, "cobalt\n"),
+        None => match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
+    };
+    written.map_err(|e| {
+        eprintln!("mock-cluster: error: {}: {e}", path.display());
+        1
+    })
+}
+
 fn make_bin(dir: &Path) -> std::io::Result<PathBuf> {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin)?;
@@ -245,9 +274,14 @@ pub fn main(argv: Vec<String>) -> i32 {
 
 fn run(cmd: Command) -> Result<(), i32> {
     match cmd {
-        Command::Env { config, dir } => {
+        Command::Env {
+            config,
+            flavor,
+            dir,
+        } => {
             let dir = absolute(dir.dir());
             store_config(&dir, config.as_deref())?;
+            store_flavor(&dir, flavor)?;
             let bin = make_bin(&dir).map_err(|e| {
                 eprintln!(
                     "mock-cluster: error: cannot create {}/bin: {e}",

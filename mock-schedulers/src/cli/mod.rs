@@ -2,7 +2,9 @@
 //! chosen by the name the binary was called as.
 
 pub mod admin;
+pub mod cobalt;
 pub mod getopt;
+pub mod pbs;
 pub mod slurm;
 
 use std::collections::BTreeMap;
@@ -12,8 +14,32 @@ use crate::client::{Conn, Unreachable, state_dir_from_env};
 use crate::model::CallRecord;
 use crate::protocol::Request;
 
-/// Every fake command, by the name it is called as: each front end's.
-pub const FAKES: &[&str] = slurm::COMMANDS;
+/// Every fake command, by the name it is called as: Slurm's, and the `qsub qstat qdel` of PBS
+/// or Cobalt (which one, the cluster's `flavor` says; see [`qsub_flavor`]).
+pub const FAKES: &[&str] = &[
+    "sbatch", "squeue", "scancel", "sacct", "scontrol", "srun", "salloc", "sinfo", "qsub", "qstat",
+    "qdel",
+];
+
+/// The file in a state directory that records `mock-cluster env --flavor`.
+pub const FLAVOR_FILE: &str = "qsub-flavor";
+
+/// Whose `qsub qstat qdel` the cluster in `dir` provides: `mock-cluster env --flavor`, else
+/// the cluster file's `flavor` key, else PBS.
+pub fn qsub_flavor(dir: &Path) -> crate::config::QsubFlavor {
+    use crate::config::QsubFlavor;
+    match std::fs::read_to_string(dir.join(FLAVOR_FILE))
+        .as_deref()
+        .map(str::trim)
+    {
+        Ok("cobalt") => return QsubFlavor::Cobalt,
+        Ok("pbs") => return QsubFlavor::Pbs,
+        _ => {}
+    }
+    crate::config::Cluster::load(&crate::daemon::stored_config_path(dir))
+        .map(|cluster| cluster.flavor)
+        .unwrap_or_default()
+}
 
 /// Entry point of the binary; returns the exit code.
 pub fn main() -> i32 {
@@ -38,7 +64,12 @@ pub fn main() -> i32 {
         return admin::main(argv);
     }
     let mut call = Call::new(&prog, argv.clone());
-    let code = slurm::run(&prog, &mut call).unwrap_or(2);
+    let code = slurm::run(&prog, &mut call)
+        .or_else(|| match qsub_flavor(&call.dir) {
+            crate::config::QsubFlavor::Pbs => pbs::run(&prog, &mut call),
+            crate::config::QsubFlavor::Cobalt => cobalt::run(&prog, &mut call),
+        })
+        .unwrap_or(2);
     call.finish(code);
     code
 }
@@ -69,7 +100,11 @@ pub fn environment() -> BTreeMap<String, String> {
 /// The caller's variables a call record keeps: every front end's own, the simulated
 /// cluster's, `USER` and `HOME`.
 fn chosen_env() -> BTreeMap<String, String> {
-    let prefixes = slurm::ENV_PREFIXES.iter().chain(["MOCK_CLUSTER_"].iter());
+    let prefixes = slurm::ENV_PREFIXES
+        .iter()
+        .chain(pbs::ENV_PREFIXES)
+        .chain(cobalt::ENV_PREFIXES)
+        .chain(["MOCK_CLUSTER_"].iter());
     let prefixes: Vec<&str> = prefixes.copied().collect();
     environment()
         .into_iter()

@@ -90,6 +90,49 @@ pub fn format_sim_time(t: f64) -> String {
     }
 }
 
+/// Appends a scheduler's own lines to the job's files: its output files as they are now (the
+/// spool while output is staged), or another file of the job.
+fn write_notices(job: &Job, notices: Vec<crate::flavor::Notice>) {
+    use crate::flavor::NoticeFile;
+    for notice in notices {
+        let path = match &notice.file {
+            NoticeFile::Stdout => job.run.stdout_path.clone(),
+            NoticeFile::Stderr => job.run.stderr_path.clone(),
+            NoticeFile::Path(path) => Some(path.clone()),
+        };
+        let Some(path) = path else { continue };
+        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(&path) {
+            let _ = f.write_all(notice.line.as_bytes());
+        }
+    }
+}
+
+/// Copies a job's spooled output to its output paths and removes the spool (output staged at
+/// the end, as PBS does without `-k d`). The job's output paths are the final ones afterwards.
+fn stage_out(job: &mut Job) {
+    let Some((stdout, stderr)) = job.run.staged_to.take() else {
+        return;
+    };
+    let spools = [
+        (job.run.stdout_path.clone(), stdout.clone()),
+        (job.run.stderr_path.clone(), stderr.clone()),
+    ];
+    let mut copied = Vec::new();
+    for (spool, target) in spools {
+        let Some(spool) = spool else { continue };
+        if copied.contains(&spool) {
+            continue;
+        }
+        if let Err(error) = std::fs::copy(&spool, &target) {
+            tracing::warn!(%spool, %target, %error, "cannot stage a job's output back");
+        }
+        let _ = std::fs::remove_file(&spool);
+        copied.push(spool);
+    }
+    job.run.stdout_path = Some(stdout);
+    job.run.stderr_path = Some(stderr);
+}
+
 fn send_signal(pgid: Option<i32>, sig: i32, group: bool) {
     if let Some(p) = pgid
         && p > 1
@@ -924,6 +967,20 @@ impl State {
                     .as_bytes(),
             )?;
         }
+        // Output staged at the end is written to a spool meanwhile; a merged stream stays one
+        // file.
+        let (live_stdout, live_stderr) = if job.req.stage_out {
+            let spool = |suffix: &str| self.dir.join("jobs").join(format!("{id}.{suffix}"));
+            let out = spool("OU").display().to_string();
+            let err = if stderr == stdout {
+                out.clone()
+            } else {
+                spool("ER").display().to_string()
+            };
+            (out, err)
+        } else {
+            (stdout.clone(), stderr.clone())
+        };
         let mut env = job.req.env.clone();
         env.extend(self.job_env(&job));
         env.insert("ENVIRONMENT".into(), "BATCH".into());
@@ -933,8 +990,8 @@ impl State {
             args: job.req.args.clone(),
             env,
             work_dir: job.req.work_dir.clone(),
-            stdout: stdout.clone(),
-            stderr: stderr.clone(),
+            stdout: live_stdout.clone(),
+            stderr: live_stderr.clone(),
             stdin,
             append: job.req.append,
             cpus: self.real_cpus(&job.run.alloc),
@@ -947,8 +1004,11 @@ impl State {
         let child =
             launch::spawn_launcher(&self.exe, &spec, &spec_path, &self.dir.join("daemon.log"))?;
         if let Some(j) = self.jobs.get_mut(&id) {
-            j.run.stdout_path = Some(stdout);
-            j.run.stderr_path = Some(stderr);
+            if j.req.stage_out {
+                j.run.staged_to = Some((stdout, stderr));
+            }
+            j.run.stdout_path = Some(live_stdout);
+            j.run.stderr_path = Some(live_stderr);
             j.run.launcher_pid = Some(child.id() as i32);
         }
         self.effects.push(Effect::WatchLauncher(id, child));
@@ -984,16 +1044,8 @@ impl State {
         job.run.term_sent = Some(now);
         job.run.ending = Some(ending);
         job.run.cancelled_by = by;
-        if job.req.kind == JobKind::Batch
-            && let Some(notice) = job.req.flavor.rules().kill_notice(job, ending, now)
-            && let Some(path) = if notice.to_stderr {
-                &job.run.stderr_path
-            } else {
-                &job.run.stdout_path
-            }
-            && let Ok(mut f) = OpenOptions::new().append(true).open(path)
-        {
-            let _ = f.write_all(notice.line.as_bytes());
+        if job.req.kind == JobKind::Batch {
+            write_notices(job, job.req.flavor.rules().kill_notices(job, ending, now));
         }
         if ending == JobState::NodeFail {
             job.run.kill_sent = true;
@@ -1043,6 +1095,9 @@ impl State {
             JobState::NodeFail => "NodeDown".into(),
             _ => "None".into(),
         };
+        let notices = job.req.flavor.rules().end_notices(job, now);
+        write_notices(job, notices);
+        stage_out(job);
         self.running.remove(&id);
         self.journal_run(id);
     }
@@ -1103,6 +1158,8 @@ impl State {
                     job.run.state = JobState::Cancelled;
                     job.run.end_time = Some(now);
                     job.run.cancelled_by = Some(req.uid);
+                    let notices = job.req.flavor.rules().end_notices(job, now);
+                    write_notices(job, notices);
                     let key = (Reverse(job.run.priority), id);
                     self.pending.remove(&key);
                     self.journal_run(id);

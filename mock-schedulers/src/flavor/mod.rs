@@ -7,6 +7,8 @@
 //! what is written when the job is killed. What a scheduler's commands print lives in its front
 //! end (`cli/<scheduler>/`).
 
+pub mod cobalt;
+pub mod pbs;
 pub mod slurm;
 
 use std::collections::BTreeMap;
@@ -22,6 +24,10 @@ pub enum Flavor {
     /// Slurm (`sbatch`, `srun`, `salloc`).
     #[default]
     Slurm,
+    /// PBS Professional / OpenPBS (`qsub`).
+    Pbs,
+    /// Cobalt (`qsub`).
+    Cobalt,
 }
 
 /// Why the daemon refuses a submission, before any scheduler's words.
@@ -65,11 +71,23 @@ pub struct Site<'a> {
     pub cluster_name: &'a str,
 }
 
-/// A line the scheduler writes into a job's output when it kills the job.
+/// Where a scheduler writes one of its own lines about a job.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KillNotice {
-    /// Written to the job's standard error file (else its standard output file).
-    pub to_stderr: bool,
+pub enum NoticeFile {
+    /// The job's standard output file.
+    Stdout,
+    /// The job's standard error file.
+    Stderr,
+    /// Another file (Cobalt's `.cobaltlog`), as an absolute path.
+    Path(String),
+}
+
+/// A line the scheduler appends to a file of the job (the slurmstepd kill line, PBS's
+/// walltime line, Cobalt's log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// Which file.
+    pub file: NoticeFile,
     /// The line, with its newline.
     pub line: String,
 }
@@ -95,9 +113,15 @@ pub trait Rules: Sync {
     /// The line the job's node writes to its stderr when the script cannot be started.
     fn exec_failed(&self, node: &str, script: &str, error: &str) -> String;
 
-    /// What the scheduler writes into the job's output when it ends the job `ending`
-    /// (cancelled, timed out) at the simulated time `at`.
-    fn kill_notice(&self, job: &Job, ending: JobState, at: f64) -> Option<KillNotice>;
+    /// What the scheduler writes when it starts ending a running job `ending` (cancelled,
+    /// timed out) at the simulated time `at`.
+    fn kill_notices(&self, job: &Job, ending: JobState, at: f64) -> Vec<Notice>;
+
+    /// What the scheduler writes when a job's processes have ended with raw wait `status`
+    /// (its final state already in `job.run.state`), or when a pending job is cancelled.
+    fn end_notices(&self, _job: &Job, _at: f64) -> Vec<Notice> {
+        Vec::new()
+    }
 }
 
 impl Flavor {
@@ -105,6 +129,8 @@ impl Flavor {
     pub fn rules(self) -> &'static dyn Rules {
         match self {
             Flavor::Slurm => &slurm::Slurm,
+            Flavor::Pbs => &pbs::Pbs,
+            Flavor::Cobalt => &cobalt::Cobalt,
         }
     }
 }

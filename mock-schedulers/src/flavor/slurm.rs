@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{KillNotice, Refusal, Rules, Site, Words};
+use super::{Notice, NoticeFile, Refusal, Rules, Site, Words};
 use crate::model::{Job, JobState};
 
 /// Slurm's rules.
@@ -150,21 +150,21 @@ impl Rules for Slurm {
 
     /// `slurmstepd-<node>: error: *** JOB <id> ON <node> CANCELLED AT <time>[ DUE TO TIME
     /// LIMIT] ***` in the job's stderr file (src `slurmd/slurmstepd/req.c`; observed).
-    fn kill_notice(&self, job: &Job, ending: JobState, at: f64) -> Option<KillNotice> {
+    fn kill_notices(&self, job: &Job, ending: JobState, at: f64) -> Vec<Notice> {
         let suffix = match ending {
             JobState::Timeout => " DUE TO TIME LIMIT",
             JobState::Cancelled => "",
-            _ => return None,
+            _ => return Vec::new(),
         };
         let node = job.first_node();
-        Some(KillNotice {
-            to_stderr: true,
+        vec![Notice {
+            file: NoticeFile::Stderr,
             line: format!(
                 "slurmstepd-{node}: error: *** JOB {} ON {node} CANCELLED AT {}{suffix} ***\n",
                 job.id,
                 crate::daemon::format_sim_time(at)
             ),
-        })
+        }]
     }
 }
 

@@ -316,6 +316,8 @@ pub fn build_request(
         command,
         name_from_stdin: false,
         flavor: crate::flavor::Flavor::Slurm,
+        stage_out: false,
+        debug_log: None,
     }
 }
 
