@@ -170,6 +170,10 @@ pub struct JobRequest {
     /// The scheduler's own log of the job (Cobalt's `.cobaltlog`), an absolute path.
     #[serde(default)]
     pub debug_log: Option<String>,
+    /// What the submitting scheduler keeps about the job that the daemon does not interpret
+    /// (Cobalt's process count and qsub command line), for its status command and notices.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
 }
 
 /// Cores allocated on one node.

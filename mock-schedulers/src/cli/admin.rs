@@ -201,6 +201,12 @@ enum FlavorArg {
 /// Records `--flavor` in the state directory (or forgets an earlier one when absent).
 fn store_flavor(dir: &Path, flavor: Option<FlavorArg>) -> Result<(), i32> {
     let path = dir.join(super::FLAVOR_FILE);
+    if flavor.is_some()
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("mock-cluster: error: {}: {e}", dir.display());
+        return Err(1);
+    }
     let written = match flavor {
         Some(FlavorArg::Pbs) => std::fs::write(&path, "pbs\n"),
         Some(FlavorArg::Cobalt) => std::fs::write(&path, "cobalt\n"),

@@ -307,15 +307,18 @@ fn run_job(spec: &LaunchSpec) -> i32 {
     status
 }
 
-/// execve with the environment plus `SLURM_TASK_PID=<own pid>`, which only the child knows.
-/// Everything is allocated before the fork; the child fills in its pid and execs.
+/// execve with the environment plus the flavour's `<VARIABLE>=<own pid>` (Slurm's
+/// `SLURM_TASK_PID`), which only the child knows. Everything is allocated before the fork; the
+/// child fills in its pid and execs.
 struct ExecWithPid {
     path: std::ffi::CString,
     _args: Vec<std::ffi::CString>,
     _env: Vec<std::ffi::CString>,
     argv: Vec<*const libc::c_char>,
     envp: Vec<*const libc::c_char>,
-    pid_slot: *mut u8,
+    /// Where the pid's digits go, after `<VARIABLE>=`; none when the flavour has no such
+    /// variable.
+    pid_slot: Option<*mut u8>,
 }
 
 // SAFETY: the raw pointers point into the CStrings and the pid buffer owned by this value (or
@@ -323,8 +326,6 @@ struct ExecWithPid {
 unsafe impl Send for ExecWithPid {}
 // SAFETY: as above; no shared mutation happens in the parent.
 unsafe impl Sync for ExecWithPid {}
-
-const PID_PREFIX: &[u8] = b"SLURM_TASK_PID=";
 
 impl ExecWithPid {
     fn new(spec: &LaunchSpec) -> Result<ExecWithPid, std::ffi::NulError> {
@@ -335,20 +336,26 @@ impl ExecWithPid {
         for a in &spec.args {
             args.push(CString::new(a.as_bytes())?);
         }
+        let pid_variable = spec.flavor.rules().task_pid_variable();
         let mut env = Vec::new();
         for (k, v) in &spec.env {
-            if k != "SLURM_TASK_PID" {
+            if Some(k.as_str()) != pid_variable {
                 env.push(CString::new(format!("{k}={v}"))?);
             }
         }
-        // Room for the prefix, 20 digits and the NUL; leaked because the child execs from it.
-        let mut slot = PID_PREFIX.to_vec();
-        slot.resize(PID_PREFIX.len() + 21, 0);
-        let pid_slot = Box::leak(slot.into_boxed_slice()).as_mut_ptr();
         let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-        envp.push(pid_slot as *const libc::c_char);
+        let pid_slot = pid_variable.map(|name| {
+            // Room for `NAME=`, 20 digits and the NUL; leaked because the child execs from it.
+            let mut slot = format!("{name}=").into_bytes();
+            let prefix = slot.len();
+            slot.resize(prefix + 21, 0);
+            let slot = Box::leak(slot.into_boxed_slice()).as_mut_ptr();
+            envp.push(slot as *const libc::c_char);
+            // SAFETY: `prefix` is within the buffer just allocated.
+            unsafe { slot.add(prefix) }
+        });
         envp.push(std::ptr::null());
         Ok(ExecWithPid {
             path,
@@ -362,24 +369,25 @@ impl ExecWithPid {
 
     /// Runs in the child: fills in the pid and execs; returns only on failure.
     fn exec(&self) -> std::io::Result<()> {
-        // SAFETY: getpid cannot fail; pid_slot has room for PID_PREFIX plus 21 bytes.
+        // SAFETY: getpid cannot fail; the pid slot has room for 20 digits and the NUL.
         unsafe {
-            let mut pid = libc::getpid() as u64;
-            let mut digits = [0u8; 20];
-            let mut n = 0;
-            loop {
-                digits[n] = b'0' + (pid % 10) as u8;
-                n += 1;
-                pid /= 10;
-                if pid == 0 {
-                    break;
+            if let Some(base) = self.pid_slot {
+                let mut pid = libc::getpid() as u64;
+                let mut digits = [0u8; 20];
+                let mut n = 0;
+                loop {
+                    digits[n] = b'0' + (pid % 10) as u8;
+                    n += 1;
+                    pid /= 10;
+                    if pid == 0 {
+                        break;
+                    }
                 }
+                for i in 0..n {
+                    *base.add(i) = digits[n - 1 - i];
+                }
+                *base.add(n) = 0;
             }
-            let base = self.pid_slot.add(PID_PREFIX.len());
-            for i in 0..n {
-                *base.add(i) = digits[n - 1 - i];
-            }
-            *base.add(n) = 0;
             libc::execve(self.path.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr());
         }
         Err(std::io::Error::last_os_error())

@@ -496,6 +496,10 @@ impl State {
         if let Err(e) = self.journal.job(&job) {
             tracing::error!("journal write failed: {e}");
         }
+        write_notices(
+            &job,
+            job.req.flavor.rules().submit_notices(&job, job.submit_time),
+        );
         self.pending.insert((Reverse(priority), id));
         self.jobs.insert(id, job);
         Ok(id)
@@ -983,7 +987,9 @@ impl State {
         };
         let mut env = job.req.env.clone();
         env.extend(self.job_env(&job));
-        env.insert("ENVIRONMENT".into(), "BATCH".into());
+        for (key, value) in job.req.flavor.rules().batch_env() {
+            env.insert(key.to_string(), value.to_string());
+        }
         let spec = LaunchSpec {
             job_id: id,
             script: script_path,

@@ -106,6 +106,18 @@ pub trait Rules: Sync {
     /// The variables the scheduler sets in a job (or an allocation).
     fn job_env(&self, job: &Job, site: Site<'_>) -> BTreeMap<String, String>;
 
+    /// Variables set in a batch job only, on top of [`Rules::job_env`] (Slurm's
+    /// `ENVIRONMENT=BATCH`).
+    fn batch_env(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+
+    /// The variable that holds the job's own process id, which only the job's process knows
+    /// (Slurm's `SLURM_TASK_PID`).
+    fn task_pid_variable(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The line the job's node writes to its stderr when the working directory `dir` is
     /// missing (the job then starts in `/tmp`).
     fn chdir_failed(&self, node: &str, dir: &str) -> String;
@@ -116,6 +128,12 @@ pub trait Rules: Sync {
     /// What the scheduler writes when it starts ending a running job `ending` (cancelled,
     /// timed out) at the simulated time `at`.
     fn kill_notices(&self, job: &Job, ending: JobState, at: f64) -> Vec<Notice>;
+
+    /// What the scheduler writes when it has accepted a job (Cobalt's qsub starts the job's
+    /// `.cobaltlog`), at the simulated submit time `at`, before the job can start.
+    fn submit_notices(&self, _job: &Job, _at: f64) -> Vec<Notice> {
+        Vec::new()
+    }
 
     /// What the scheduler writes when a job's processes have ended with raw wait `status`
     /// (its final state already in `job.run.state`), or when a pending job is cancelled.

@@ -138,6 +138,14 @@ impl Rules for Slurm {
         env
     }
 
+    fn batch_env(&self) -> &'static [(&'static str, &'static str)] {
+        &[("ENVIRONMENT", "BATCH")]
+    }
+
+    fn task_pid_variable(&self) -> Option<&'static str> {
+        Some("SLURM_TASK_PID")
+    }
+
     fn chdir_failed(&self, node: &str, dir: &str) -> String {
         format!(
             "slurmstepd-{node}: error: couldn't chdir to `{dir}': No such file or directory: going to /tmp instead\n"

@@ -318,6 +318,7 @@ pub fn build_request(
         flavor: crate::flavor::Flavor::Slurm,
         stage_out: false,
         debug_log: None,
+        attributes: BTreeMap::new(),
     }
 }
 
