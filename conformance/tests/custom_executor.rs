@@ -772,3 +772,54 @@ impl ReplaceInFile for PathBuf {
         self
     }
 }
+
+/// PBS and Cobalt behind gitlab-runner: `build_script` goes through their `qsub` (on the
+/// simulated cluster of each), its output reaches the job log, and a failing script's exit
+/// code reaches `BUILD_EXIT_CODE_FILE`; the other stages stay on the host.
+#[test]
+fn pbs_and_cobalt_run_build_script_and_report_its_exit_code() {
+    for (executor, parameters) in [("pbs", "-l walltime=00:10:00"), ("cobalt", "-t 10 -n 1")] {
+        let dir = tempfile::tempdir().unwrap();
+        let cluster = Cluster::fake_flavored(dir.path(), executor);
+        let config = jacamar_config(dir.path(), "").replace_in_file(
+            "executor = \"slurm\"",
+            &format!("executor = \"{executor}\""),
+        );
+        let passing = JobSpec::new(120)
+            .variable("SCHEDULER_PARAMETERS", parameters)
+            .script(&["echo \"hello from $CI_JOB_ID\""]);
+        let failing = JobSpec::new(121)
+            .variable("SCHEDULER_PARAMETERS", parameters)
+            .script(&["exit 6"]);
+
+        let passed = driver(dir.path(), &config, &cluster).run(passing);
+        let failed = driver(dir.path(), &config, &cluster).run(failing);
+
+        assert_eq!(
+            passed.status,
+            JobStatus::Success,
+            "{executor}:\n{}",
+            passed.log
+        );
+        assert!(
+            section(&passed, "Executing \"step_script\" stage of the job script")
+                .contains(&"hello from 120".to_string()),
+            "{executor}:\n{}",
+            passed.log
+        );
+        assert_eq!(
+            cluster.calls_of("qsub").len(),
+            2,
+            "{executor}: one qsub per build_script"
+        );
+        let build = failed.invocation("build_script");
+        assert_eq!(
+            build.build_exit_code_file.as_deref(),
+            Some("6"),
+            "{executor}"
+        );
+        assert_eq!(failed.status, JobStatus::Failed);
+        assert_eq!(failed.exit_code, Some(6), "{executor}:\n{}", failed.log);
+        assert_eq!(failed.failure_reason, Some("script_failure"));
+    }
+}

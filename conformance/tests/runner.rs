@@ -77,7 +77,7 @@ async fn a_runner_that_cannot_work_is_an_error_in_the_log_and_metrics_beside_one
     std::fs::write(
         &config,
         format!(
-            "listen_address = \"127.0.0.1:{port}\"\n{text}\n[[runners]]\nname = \"later\"\nurl = {url:?}\ntoken = {token:?}\nexecutor = \"pbs\"\n",
+            "listen_address = \"127.0.0.1:{port}\"\n{text}\n[[runners]]\nname = \"later\"\nurl = {url:?}\ntoken = {token:?}\nexecutor = \"flux\"\n",
             url = site.gitlab.url(),
             token = site.runner_token,
         ),
@@ -104,7 +104,7 @@ async fn a_runner_that_cannot_work_is_an_error_in_the_log_and_metrics_beside_one
     let log = batchci.log_lines();
     assert!(
         log.iter().any(|l| l.contains("ERROR")
-            && l.contains("the pbs executor is not available in this version (available: shell, slurm); this runner stays idle")),
+            && l.contains("the flux executor is not available in this version (available: shell, slurm, pbs, cobalt); this runner stays idle")),
         "{log:#?}"
     );
 }
@@ -192,7 +192,20 @@ async fn metrics_count_every_job_by_how_it_ended() {
             ("is-killed-in-gitlab".into(), JobStatus::Canceled, None),
         ]
     );
-    let lines = metrics(port).await;
+    // GitLab shows a hard-cancelled job finished at once; batchci counts it when it has
+    // stopped it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let lines = loop {
+        let lines = metrics(port).await;
+        if value(&lines, "batchci_jobs_running") == Some(0) {
+            break lines;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs still running: {lines:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let finished = |outcome: &str| {
         value(
             &lines,

@@ -319,17 +319,26 @@ pub fn search_path(scheduler_bin: Option<&Path>) -> OsString {
 }
 
 /// The environment of scheduler commands: PATH (`scheduler_bin` first), the basics of a login,
-/// and the variables named in `env_vars` taken from batchci's own environment.
-pub fn scheduler_env(
-    scheduler_bin: Option<&Path>,
-    env_vars: &[String],
-) -> Vec<(OsString, OsString)> {
-    let mut env = vec![(OsString::from("PATH"), search_path(scheduler_bin))];
+/// the variables named in `env_vars` taken from batchci's own environment, and the runner's
+/// own `scheduler_environment` pairs.
+pub fn scheduler_env(batch: &crate::config::BatchConfig) -> Vec<(OsString, OsString)> {
+    let mut env = vec![(
+        OsString::from("PATH"),
+        search_path(batch.scheduler_bin.as_deref()),
+    )];
     let basics = ["HOME", "USER", "LOGNAME", "LANG", "TZ"].map(String::from);
-    for key in basics.iter().chain(env_vars) {
+    for key in basics.iter().chain(&batch.env_vars) {
         if let Some(value) = std::env::var_os(key) {
             env.push((key.into(), value));
         }
+    }
+    for (key, value) in batch
+        .scheduler_environment
+        .iter()
+        .filter_map(|pair| pair.split_once('='))
+    {
+        env.retain(|(k, _)| k != key);
+        env.push((key.into(), value.into()));
     }
     env
 }

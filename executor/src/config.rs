@@ -132,6 +132,10 @@ pub struct BatchConfig {
     /// Environment variables of the executor passed on to scheduler commands.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_vars: Vec<String>,
+    /// `NAME=value` pairs set for this runner's scheduler commands only (e.g. the
+    /// `SLURM_CONF` of one of several clusters); they win over `env_vars`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduler_environment: Vec<String>,
     /// Let users set the flags the executor controls (e.g. `--output`).
     #[serde(default)]
     pub allow_illegal_args: bool,
@@ -160,6 +164,7 @@ impl Default for BatchConfig {
             arguments_variable: default_arguments_variable(),
             scheduler_bin: None,
             env_vars: Vec::new(),
+            scheduler_environment: Vec::new(),
             allow_illegal_args: false,
             command_delay: Duration::ZERO,
             nfs_timeout: default_nfs_timeout(),
@@ -504,6 +509,17 @@ impl Config {
                     ));
                 }
             }
+            for (n, entry) in runner.batch.scheduler_environment.iter().enumerate() {
+                let named = entry
+                    .split_once('=')
+                    .is_some_and(|(name, _)| crate::script::is_variable_name(name));
+                if !named {
+                    return Err(fail(
+                        format!("runners[{index}].batch.scheduler_environment[{n}]"),
+                        format!("`{entry}` is not NAME=value"),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -776,6 +792,30 @@ executor = "sbatch"
             parse(&text).unwrap_err(),
             "/etc/batchci/config.toml:11: runners[0].batch.nfs_timout: unknown key `nfs_timout`; did you mean `nfs_timeout`?"
         );
+    }
+
+    #[test]
+    fn scheduler_environment_pairs_are_checked_and_win_over_env_vars() {
+        let bad = format!(
+            "{MINIMAL}\n[runners.batch]\nenv_vars = [\"HOME\"]\nscheduler_environment = [\"SLURM_CONF=/etc/a.conf\", \"no pair\"]\n"
+        );
+        assert_eq!(
+            parse(&bad).unwrap_err(),
+            "/etc/batchci/config.toml:12: runners[0].batch.scheduler_environment[1]: `no pair` is not NAME=value"
+        );
+        let good = format!(
+            "{MINIMAL}\n[runners.batch]\nenv_vars = [\"HOME\"]\nscheduler_environment = [\"HOME=/site\", \"SLURM_CONF=/etc/a.conf\"]\n"
+        );
+        let config = parse(&good).unwrap();
+        let env = crate::command::scheduler_env(&config.runners[0].batch);
+        let value = |key: &str| {
+            env.iter()
+                .filter(|(k, _)| k == key)
+                .map(|(_, v)| v.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(value("HOME"), ["/site"]);
+        assert_eq!(value("SLURM_CONF"), ["/etc/a.conf"]);
     }
 
     #[test]

@@ -84,6 +84,22 @@ slurm-refused:
   script:
     - echo "never submitted"
 
+pbs-build:
+  stage: build
+  tags: [pbs]
+  variables:
+    SCHEDULER_PARAMETERS: "-q gitlab-ci -l walltime=00:10:00"
+  script:
+    - echo "PBS job $PBS_JOBID named $PBS_JOBNAME"
+
+cobalt-build:
+  stage: build
+  tags: [cobalt]
+  variables:
+    SCHEDULER_PARAMETERS: "-t 10 -n 1 -q gitlab-ci"
+  script:
+    - echo "Cobalt job $COBALT_JOBID"
+
 shell-fails:
   stage: test
   tags: [shell]
@@ -134,6 +150,20 @@ const EXPECTED: &[Expected] = &[
         log_contains: &["-o/--output is set by batchci"],
     },
     Expected {
+        name: "pbs-build",
+        executor: "pbs",
+        status: JobStatus::Success,
+        exit_code: Some(0),
+        log_contains: &["PBS job ", " named ci-job-"],
+    },
+    Expected {
+        name: "cobalt-build",
+        executor: "cobalt",
+        status: JobStatus::Success,
+        exit_code: Some(0),
+        log_contains: &["Cobalt job "],
+    },
+    Expected {
         name: "shell-fails",
         executor: "shell",
         status: JobStatus::Failed,
@@ -168,37 +198,68 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     println!("mock GitLab at {}", gitlab.url());
     let project = gitlab.create_project("demo", Some(&repo))?;
 
-    let cluster_dir = root.join("cluster");
-    let env = Command::new(&exe)
-        .arg0("mock-cluster")
-        .args(["env", "--state-dir"])
-        .arg(&cluster_dir)
-        .output()
-        .context("cannot start the simulated cluster")?;
-    if !env.status.success() {
-        bail!(
-            "the simulated cluster did not start: {}",
-            String::from_utf8_lossy(&env.stderr)
-        );
+    // One simulated cluster per scheduler family: PBS and Cobalt both call their commands
+    // qsub, qstat and qdel, and a cluster provides one of them.
+    let mut clusters = Vec::new();
+    for (name, flavor) in [
+        ("slurm", None),
+        ("pbs", Some("pbs")),
+        ("cobalt", Some("cobalt")),
+    ] {
+        let cluster_dir = root.join(format!("cluster-{name}"));
+        let mut command = Command::new(&exe);
+        command
+            .arg0("mock-cluster")
+            .args(["env", "--state-dir"])
+            .arg(&cluster_dir);
+        if let Some(flavor) = flavor {
+            command.args(["--flavor", flavor]);
+        }
+        let env = command
+            .output()
+            .context("cannot start the simulated cluster")?;
+        if !env.status.success() {
+            bail!(
+                "the simulated cluster did not start: {}",
+                String::from_utf8_lossy(&env.stderr)
+            );
+        }
+        clusters.push((name, cluster_dir));
     }
-    println!("simulated Slurm cluster in {}", cluster_dir.display());
+    let cluster_of = |executor: &str| {
+        clusters
+            .iter()
+            .find(|(name, _)| *name == executor)
+            .map(|(_, dir)| dir.clone())
+    };
+    println!(
+        "simulated Slurm, PBS and Cobalt clusters in {}",
+        root.display()
+    );
 
     let mut config_text = format!(
         "concurrent = 4\ncheck_interval = 1\nstate_dir = {:?}\n",
         root.join("state").display().to_string()
     );
-    for executor in ["shell", "slurm"] {
+    for executor in ["shell", "slurm", "pbs", "cobalt"] {
         let credentials = gitlab.register_runner(NewRunner {
             description: format!("demo {executor}"),
             tags: vec![executor.to_string()],
             ..NewRunner::default()
         });
         config_text.push_str(&format!(
-            "\n[[runners]]\nname = \"demo-{executor}\"\nurl = {:?}\ntoken = {:?}\nexecutor = \"{executor}\"\nbuilds_dir = {:?}\n  [runners.batch]\n  env_vars = [\"MOCK_CLUSTER_STATE_DIR\"]\n  poll_interval = \"100ms\"\n  nfs_timeout = \"5s\"\n",
+            "\n[[runners]]\nname = \"demo-{executor}\"\nurl = {:?}\ntoken = {:?}\nexecutor = \"{executor}\"\nbuilds_dir = {:?}\n  [runners.batch]\n  poll_interval = \"100ms\"\n  nfs_timeout = \"5s\"\n",
             gitlab.url(),
             credentials.token,
             root.join("builds").display().to_string(),
         ));
+        if let Some(cluster) = cluster_of(executor) {
+            config_text.push_str(&format!(
+                "  scheduler_bin = {:?}\n  scheduler_environment = [{:?}]\n",
+                cluster.join("bin").display().to_string(),
+                format!("MOCK_CLUSTER_STATE_DIR={}", cluster.display()),
+            ));
+        }
     }
     let config_path = root.join("config.toml");
     std::fs::write(&config_path, config_text)?;
@@ -214,16 +275,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         git_ref: "main".into(),
     })?;
 
-    let path = format!(
-        "{}:{}",
-        cluster_dir.join("bin").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let mut runner = Command::new(&exe)
         .args(["run", "--config"])
         .arg(&config_path)
-        .env("PATH", path)
-        .env("MOCK_CLUSTER_STATE_DIR", &cluster_dir)
         .env("BATCHCI_LOG", "error")
         .stdin(Stdio::null())
         .spawn()
@@ -269,11 +323,13 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     }
 
     stop(&mut runner);
-    let _ = Command::new(&exe)
-        .arg0("mock-cluster")
-        .args(["stop", "--state-dir"])
-        .arg(&cluster_dir)
-        .output();
+    for (_, cluster_dir) in &clusters {
+        let _ = Command::new(&exe)
+            .arg0("mock-cluster")
+            .args(["stop", "--state-dir"])
+            .arg(cluster_dir)
+            .output();
+    }
 
     println!(
         "{:<15} {:<9} {:<10} {:<10} {:<5} result",

@@ -455,11 +455,8 @@ pub async fn cancel_leftover(orphan: &Submission, runner: Option<&RunnerConfig>)
     };
     let mut spec = crate::command::CommandSpec::new(program, args, "/");
     spec.env = match runner {
-        Some(runner) => crate::command::scheduler_env(
-            runner.batch.scheduler_bin.as_deref(),
-            &runner.batch.env_vars,
-        ),
-        None => crate::command::scheduler_env(None, &[]),
+        Some(runner) => crate::command::scheduler_env(&runner.batch),
+        None => crate::command::scheduler_env(&crate::config::BatchConfig::default()),
     };
     match spec.output().await {
         Ok(output) if output.code == 0 => {}

@@ -46,6 +46,8 @@ fn the_demo_runs_every_sample_job_as_expected() {
             "slurm-secret    slurm     success    success    0     ok",
             "slurm-fails     slurm     failed     failed     3     ok",
             "slurm-refused   slurm     failed     failed     0     ok",
+            "pbs-build       pbs       success    success    0     ok",
+            "cobalt-build    cobalt    success    success    0     ok",
             "shell-fails     shell     failed     failed     3     ok",
             "",
             "demo passed: every job ended as expected",
@@ -176,7 +178,7 @@ fn register_refuses_an_executor_that_run_cannot_drive() {
             "--registration-token",
             "GR1348941x",
             "--executor",
-            "pbs",
+            "flux",
         ])
         .output()
         .unwrap();
@@ -184,7 +186,7 @@ fn register_refuses_an_executor_that_run_cannot_drive() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "batchci: the pbs executor is not available in this version (available: shell, slurm)\n"
+        "batchci: the flux executor is not available in this version (available: shell, slurm, pbs, cobalt)\n"
     );
     assert!(!path.exists(), "nothing was written");
 }
@@ -198,6 +200,6 @@ fn check_fails_for_a_runner_whose_executor_run_cannot_drive() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "error: runner \"lsf-a\": the lsf executor is not available in this version (available: shell, slurm)\n"
+        "error: runner \"lsf-a\": the lsf executor is not available in this version (available: shell, slurm, pbs, cobalt)\n"
     );
 }

@@ -51,16 +51,31 @@ max_time = "60"
 impl Cluster {
     /// A simulated cluster under `dir`.
     pub fn fake(dir: &Path) -> Cluster {
+        Cluster::fake_with(dir, FAKE_CLUSTER, None)
+    }
+
+    /// A simulated cluster under `dir` whose `qsub qstat qdel` are `flavor`'s (`pbs` or
+    /// `cobalt`), at 30 simulated seconds per real one, so that walltimes in minutes pass
+    /// in seconds.
+    pub fn fake_flavored(dir: &Path, flavor: &str) -> Cluster {
+        let text = FAKE_CLUSTER.replace("time_scale = 1.0", "time_scale = 30.0");
+        Cluster::fake_with(dir, &text, Some(flavor))
+    }
+
+    fn fake_with(dir: &Path, text: &str, flavor: Option<&str>) -> Cluster {
         let config = dir.join("cluster.toml");
-        std::fs::write(&config, FAKE_CLUSTER).unwrap();
+        std::fs::write(&config, text).unwrap();
         let state_dir = dir.join("cluster");
-        let output = Command::new(workspace_binary("mock-cluster"))
+        let mut command = Command::new(workspace_binary("mock-cluster"));
+        command
             .args(["env", "--config"])
             .arg(&config)
             .arg("--state-dir")
-            .arg(&state_dir)
-            .output()
-            .expect("mock-cluster env runs");
+            .arg(&state_dir);
+        if let Some(flavor) = flavor {
+            command.args(["--flavor", flavor]);
+        }
+        let output = command.output().expect("mock-cluster env runs");
         assert!(
             output.status.success(),
             "{}",
@@ -246,8 +261,10 @@ impl Cluster {
             .collect()
     }
 
-    /// Whether Slurm still has job `id` pending or running.
+    /// Whether the cluster still has job `id` pending or running. On the simulated cluster
+    /// `squeue` sees every flavour's jobs, by the number of their id (`12.sim` is 12).
     pub fn job_active(&self, id: &str) -> bool {
+        let id = id.split('.').next().unwrap_or(id);
         let mut command = Command::new("squeue");
         for (key, value) in self.batchci_env() {
             command.env(key, value);

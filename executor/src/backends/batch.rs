@@ -31,6 +31,10 @@ const SUBMIT_REPORT_WAIT: Duration = Duration::from_secs(10);
 /// How often the queue is asked whether a cancelled job has left.
 const LEAVE_POLL: Duration = Duration::from_millis(250);
 
+/// How often a scheduler whose submit command returns at once is asked whether the job is
+/// still queued, unless `command_delay` says otherwise.
+const STATUS_POLL: Duration = Duration::from_secs(1);
+
 /// A scheduler command: program and arguments.
 pub(crate) type Invocation = (&'static str, Vec<String>);
 
@@ -71,10 +75,44 @@ pub(crate) struct StepRequest<'a> {
     /// Where the step script is, for a scheduler that cannot read it from its standard input;
     /// `None`: the submit command reads it there.
     pub(crate) script: Option<&'a Path>,
-    /// The file the scheduler writes the job's output to.
-    pub(crate) output: &'a Path,
     /// The user's parameters, checked against the option table.
     pub(crate) user_args: &'a [String],
+}
+
+/// How the end of a job is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EndOfJob {
+    /// The submit command stays attached until the job has ended (`sbatch --wait`,
+    /// `qsub -W block=true`); its exit code is the job's.
+    SubmitWaits,
+    /// The submit command returns once the job is queued; the job has ended when a status
+    /// query that succeeds no longer lists it (Cobalt's `qstat`). A status query that fails
+    /// says nothing: it is asked again, with backoff.
+    StatusPoll,
+}
+
+/// Where the scheduler's record of a finished job is read.
+pub(crate) enum RecordSource {
+    /// Status commands, tried in order (Slurm's `scontrol`, then `sacct`).
+    Queries(Vec<RecordQuery>),
+    /// A file the scheduler writes when the job ends (Cobalt's `.cobaltlog`), read until it
+    /// says how the job ended, for at most `nfs_timeout`.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Reads the record; `None` while the file does not say yet.
+        parse: fn(&str) -> Option<JobRecord>,
+    },
+}
+
+/// How the submit command of a job that was accepted ended.
+pub(crate) struct Ended<'a> {
+    /// The scheduler's job id.
+    pub(crate) id: &'a str,
+    /// The submit command's exit code.
+    pub(crate) code: i32,
+    /// Its standard error, line by line (already in the job log).
+    pub(crate) stderr: &'a [String],
 }
 
 /// One batch scheduler, as the engine drives it.
@@ -98,16 +136,24 @@ pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
     /// The submit command's options, with the flags batchci sets itself.
     fn submit_options(&self) -> &'static CommandOptions;
 
-    /// Where the job's output file goes.
-    fn output_file(&self, ctx: &JobContext) -> PathBuf;
+    /// Checks of the user's parameters beyond the option table (a value batchci controls,
+    /// such as PBS's `-W block=`); the message names the problem.
+    fn check_parameters(&self, _words: &[String]) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The files the job's output goes to, followed into the log.
+    fn output_files(&self, ctx: &JobContext) -> Vec<PathBuf>;
+
+    /// How the end of a job is known.
+    fn end_of_job(&self) -> EndOfJob;
 
     /// Whether the submit command reads the script from its standard input. Then the script,
     /// which holds the job's secrets, is never written to the shared file system: it reaches
     /// the scheduler's own spool (readable by the job's owner and the admins) and the node.
     fn script_on_stdin(&self) -> bool;
 
-    /// The submit command for one step. It must stay attached until the job has ended
-    /// (`sbatch --wait`).
+    /// The submit command for one step.
     fn submit(&self, step: &StepRequest<'_>) -> Invocation;
 
     /// The job id, when `line` of the submit command's standard output announces it.
@@ -116,21 +162,22 @@ pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
     /// The command that cancels job `id`.
     fn cancel(&self, id: &str) -> Invocation;
 
-    /// The command asked, after a cancel, whether job `id` is still queued.
+    /// The command asked whether job `id` is still queued: after a cancel, and for
+    /// [`EndOfJob::StatusPoll`] until it has ended.
     fn presence_query(&self, id: &str) -> Invocation;
 
     /// What the answer to [`Scheduler::presence_query`] means.
     fn presence(&self, answer: &CapturedOutput) -> Presence;
 
-    /// The queries of the scheduler's record of a finished job, tried in order.
-    fn record_queries(&self, id: &str) -> Vec<RecordQuery>;
+    /// Where the scheduler's record of finished job `id` is read.
+    fn record_source(&self, ctx: &JobContext, id: &str) -> RecordSource;
 
-    /// The step's outcome from the submit command's exit code and the scheduler's record.
+    /// The step's outcome from how the submit command ended and the scheduler's record
+    /// (`None` when none could be had).
     fn verdict(
         &self,
-        id: &str,
-        submit_code: i32,
-        record: &JobRecord,
+        ended: &Ended<'_>,
+        record: Option<&JobRecord>,
     ) -> Result<StepOutcome, JobFailure>;
 
     /// Whose fault a refused submission is, from the submit command's standard error.
@@ -149,6 +196,24 @@ pub(crate) enum Refusal {
     /// The controller is busy or did not answer in time, and the scheduler's own client does
     /// not try again: batchci does, `submit_retries` times.
     Transient,
+}
+
+/// Whose fault a refusal is, from the scheduler's words: `system` words (the scheduler
+/// cannot be used from here) first, then `transient` ones (a busy controller); anything else
+/// is what the user asked for.
+pub(crate) fn classify_refusal(stderr: &[String], system: &[&str], transient: &[&str]) -> Refusal {
+    let said = |words: &[&str]| {
+        stderr
+            .iter()
+            .any(|line| words.iter().any(|w| line.contains(w)))
+    };
+    if said(system) {
+        Refusal::System
+    } else if said(transient) {
+        Refusal::Transient
+    } else {
+        Refusal::User
+    }
 }
 
 /// A backend that runs the step script as a batch job of `scheduler`.
@@ -178,8 +243,10 @@ impl BatchBackend {
         cancel: &CancellationToken,
     ) -> Result<Attempt, JobFailure> {
         let scheduler = self.scheduler;
-        let output = scheduler.output_file(ctx);
-        let _ = std::fs::remove_file(&output);
+        let outputs = scheduler.output_files(ctx);
+        for output in &outputs {
+            let _ = std::fs::remove_file(output);
+        }
         let script_file = if scheduler.script_on_stdin() {
             None
         } else {
@@ -188,7 +255,6 @@ impl BatchBackend {
         let (program, args) = scheduler.submit(&StepRequest {
             ctx,
             script: script_file.as_deref(),
-            output: &output,
             user_args: &self.user_args,
         });
         let mut spec = ctx.scheduler_command(program, args);
@@ -212,7 +278,7 @@ impl BatchBackend {
 
         let (id_tx, mut id_rx) = tokio::sync::watch::channel(None::<String>);
         let stderr_lines = Arc::new(Mutex::new(Vec::<String>::new()));
-        let (read_all_tx, read_all_rx) = tokio::sync::oneshot::channel::<()>();
+        let (read_all_tx, mut read_all_rx) = tokio::sync::watch::channel(false);
         let readers = read_submit_output(
             ctx,
             scheduler,
@@ -223,10 +289,27 @@ impl BatchBackend {
             read_all_tx,
         );
 
-        let (finished_tx, finished_rx) = tokio::sync::oneshot::channel::<Drain>();
+        let (finished_tx, finished_rx) = tokio::sync::watch::channel(None::<Drain>);
         let waiter = async {
             let ended = tokio::select! {
-                status = child.wait() => Some(crate::command::exit_code_of(status)),
+                code = async {
+                    let code = crate::command::exit_code_of(child.wait().await);
+                    // The job id is known for sure once the submit command's output has been
+                    // read to its end; a command that left it open to a child of its own gets
+                    // a moment only.
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(5),
+                        read_all_rx.wait_for(|done| *done),
+                    )
+                    .await;
+                    let id = id_rx.borrow().clone();
+                    if let (EndOfJob::StatusPoll, Some(0), Some(id)) =
+                        (scheduler.end_of_job(), code, id)
+                    {
+                        wait_until_gone(ctx, scheduler, &id).await;
+                    }
+                    code
+                } => Some(code),
                 () = cancel.cancelled() => {
                     let known = id_rx.borrow().clone();
                     let id = match known {
@@ -243,9 +326,6 @@ impl BatchBackend {
                     None
                 }
             };
-            // The job id is known for sure once the submit command's output has been read to
-            // its end; a command that left it open to a child of its own gets a moment only.
-            let _ = tokio::time::timeout(Duration::from_secs(5), read_all_rx).await;
             let submitted = id_rx.borrow().is_some();
             // No job, no output file: a refused submission fails at once.
             let drain = if ended.is_some() && submitted {
@@ -253,7 +333,7 @@ impl BatchBackend {
             } else {
                 Drain::Now
             };
-            let _ = finished_tx.send(drain);
+            let _ = finished_tx.send(Some(drain));
             ended
         };
         let tail_options = TailOptions {
@@ -261,60 +341,82 @@ impl BatchBackend {
             nfs_timeout: ctx.runner.batch.nfs_timeout,
             ..TailOptions::default()
         };
-        let log = ctx.log.clone();
-        let tail = follow(
-            &output,
-            move |bytes| log.write(bytes),
-            async { finished_rx.await.unwrap_or(Drain::Now) },
-            &tail_options,
-        );
-        let (ended, summary, ()) = tokio::join!(waiter, tail, readers);
+        let tails = outputs.iter().map(|output| {
+            let log = ctx.log.clone();
+            let mut finished = finished_rx.clone();
+            let options = &tail_options;
+            async move {
+                let drain = async move {
+                    match finished.wait_for(Option::is_some).await {
+                        Ok(drain) => drain.unwrap_or(Drain::Now),
+                        Err(_) => Drain::Now,
+                    }
+                };
+                follow(output, move |bytes| log.write(bytes), drain, options).await
+            }
+        });
+        let (ended, summaries, ()) =
+            tokio::join!(waiter, futures::future::join_all(tails), readers);
         let id = id_rx.borrow().clone();
         self.submitted = id.clone();
+        let stderr = std::mem::take(&mut *stderr_lines.lock().unwrap_or_else(|e| e.into_inner()));
         let Some(code) = ended else {
             return Ok(Attempt::Cancelled);
         };
         let Some(id) = id else {
-            let stderr =
-                std::mem::take(&mut *stderr_lines.lock().unwrap_or_else(|e| e.into_inner()));
             return Ok(Attempt::Refused(Refused {
                 program,
                 code,
                 stderr,
             }));
         };
-        if summary.missing {
-            ctx.log.warning(&format!(
-                "the output file {} of {} job {id} never appeared (waited {:?} after the job ended)",
-                output.display(),
-                scheduler.name(),
-                ctx.runner.batch.nfs_timeout
-            ));
+        for (output, summary) in outputs.iter().zip(&summaries) {
+            if summary.missing {
+                ctx.log.warning(&format!(
+                    "the output file {} of {} job {id} never appeared (waited {:?} after the job ended)",
+                    output.display(),
+                    scheduler.name(),
+                    ctx.runner.batch.nfs_timeout
+                ));
+            }
         }
         Ok(Attempt::Ended {
             id,
             code: code.unwrap_or(1),
+            stderr,
         })
     }
 }
 
-/// Writes the step script for a scheduler that reads it from a file: in the job's private
-/// scratch directory, mode 0700, removed with that directory when the job ends (and by crash
-/// recovery when batchci did not live to).
+/// Writes the step script for a scheduler that runs it from a file: in the job's private
+/// scratch directory, mode 0700. It holds the job's secrets, so its first command removes it
+/// (bash goes on reading the open file); a job that never starts leaves it to the end of the
+/// job, or to crash recovery, which both remove the directory.
 fn write_script_file(ctx: &JobContext, script: &[u8]) -> Result<PathBuf, JobFailure> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = ctx.dirs.tmp_dir.join("step_script");
     let _ = std::fs::remove_file(&path);
+    let (shebang, body) = match script.iter().position(|b| *b == b'\n') {
+        Some(end) if script.starts_with(b"#!") => script.split_at(end + 1),
+        _ => (&b""[..], script),
+    };
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o700)
         .open(&path)
-        .and_then(|mut file| file.write_all(script))
+        .and_then(|mut file| {
+            file.write_all(shebang)?;
+            file.write_all(SELF_REMOVAL)?;
+            file.write_all(body)
+        })
         .map_err(|e| JobFailure::system(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
 }
+
+/// The first command of a step script run from a file.
+const SELF_REMOVAL: &[u8] = b"rm -f -- \"$0\"\n";
 
 /// Reads the submit command's output into the log line by line: standard output for the job
 /// id (recorded durably the moment it appears), standard error kept for a refusal's verdict.
@@ -326,7 +428,7 @@ fn read_submit_output(
     stderr: Option<tokio::process::ChildStderr>,
     id_tx: tokio::sync::watch::Sender<Option<String>>,
     stderr_lines: Arc<Mutex<Vec<String>>>,
-    read_all: tokio::sync::oneshot::Sender<()>,
+    read_all: tokio::sync::watch::Sender<bool>,
 ) -> impl std::future::Future<Output = ()> + use<> {
     let log = ctx.log.clone();
     let record = ctx.state.clone().map(|store| (store, ctx.record()));
@@ -363,14 +465,18 @@ fn read_submit_output(
             }
         };
         tokio::join!(out, err);
-        let _ = read_all.send(());
+        let _ = read_all.send(true);
     }
 }
 
 /// How one submission ended.
 enum Attempt {
-    /// The job ran; `code` is the submit command's exit code.
-    Ended { id: String, code: i32 },
+    /// The job ran; `code` is the submit command's exit code, `stderr` what it said.
+    Ended {
+        id: String,
+        code: i32,
+        stderr: Vec<String>,
+    },
     /// Cancelled (and the scheduler job, if any, gone).
     Cancelled,
     /// The scheduler did not accept the job.
@@ -436,6 +542,13 @@ impl Backend for BatchBackend {
                 ctx.runner.batch.allow_illegal_args,
             )
             .map_err(|e| JobFailure::script(e.to_string(), None))?;
+            if !ctx.runner.batch.allow_illegal_args {
+                self.scheduler
+                    .check_parameters(&self.user_args)
+                    .map_err(|problem| {
+                        JobFailure::script(format!("{variable}: {problem}"), None)
+                    })?;
+            }
         }
         let path = ctx
             .command_env()
@@ -467,7 +580,15 @@ impl Backend for BatchBackend {
         loop {
             let refusal = match self.submit_and_follow(ctx, script, cancel).await? {
                 Attempt::Cancelled => return Ok(StepOutcome::Cancelled),
-                Attempt::Ended { id, code } => return judge(ctx, scheduler, &id, code).await,
+                Attempt::Ended { id, code, stderr } => {
+                    let ended = Ended {
+                        id: &id,
+                        code,
+                        stderr: &stderr,
+                    };
+                    let record = job_record(ctx, scheduler, &id).await;
+                    return scheduler.verdict(&ended, record.as_ref());
+                }
                 Attempt::Refused(refusal) => refusal,
             };
             let kind = scheduler.refusal(&refusal.stderr);
@@ -500,32 +621,81 @@ impl Backend for BatchBackend {
     }
 }
 
-/// The step's outcome: the scheduler's verdict from its record, or the submit command's exit
-/// code when no record can be had.
-async fn judge(
-    ctx: &JobContext,
-    scheduler: &dyn Scheduler,
-    id: &str,
-    code: i32,
-) -> Result<StepOutcome, JobFailure> {
-    match job_record(ctx, scheduler, id).await {
-        Some(record) => scheduler.verdict(id, code, &record),
-        None => Ok(StepOutcome::Exited(code)),
+/// The scheduler's record of job `id`, from its queries or the file it writes.
+async fn job_record(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) -> Option<JobRecord> {
+    match scheduler.record_source(ctx, id) {
+        RecordSource::Queries(queries) => {
+            for query in queries {
+                let (program, args) = query.invocation;
+                if let Ok(output) = ctx.scheduler_command(program, args).output().await
+                    && output.code == 0
+                    && let Some(record) = (query.parse)(&output.stdout_text())
+                {
+                    return Some(record);
+                }
+            }
+            None
+        }
+        RecordSource::File { path, parse } => {
+            // Written by the scheduler when the job ends: on NFS it may show up late.
+            let deadline = tokio::time::Instant::now() + ctx.runner.batch.nfs_timeout;
+            loop {
+                if let Ok(text) = std::fs::read_to_string(&path)
+                    && let Some(record) = parse(&text)
+                {
+                    return Some(record);
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return None;
+                }
+                tokio::time::sleep(ctx.runner.batch.poll_interval.max(LEAVE_POLL)).await;
+            }
+        }
     }
 }
 
-/// The scheduler's record of job `id`: the first of its queries that answers.
-async fn job_record(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) -> Option<JobRecord> {
-    for query in scheduler.record_queries(id) {
-        let (program, args) = query.invocation;
-        if let Ok(output) = ctx.scheduler_command(program, args).output().await
-            && output.code == 0
-            && let Some(record) = (query.parse)(&output.stdout_text())
+/// Waits until a status query that succeeds no longer lists job `id`. A query that fails
+/// (a time-out, an error) is no news: it is asked again after a pause that doubles, up to a
+/// minute, and said in the log once.
+async fn wait_until_gone(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) {
+    let interval = if ctx.runner.batch.command_delay.is_zero() {
+        STATUS_POLL
+    } else {
+        ctx.runner.batch.command_delay
+    };
+    let mut pause = interval;
+    let mut said = false;
+    loop {
+        let (program, args) = scheduler.presence_query(id);
+        let spec = ctx.scheduler_command(program, args);
+        match spec
+            .output()
+            .await
+            .map(|answer| (scheduler.presence(&answer), answer))
         {
-            return Some(record);
+            Ok((Presence::Gone, _)) => return,
+            Ok((Presence::Queued, _)) => pause = interval,
+            Ok((Presence::Unknown, answer)) => {
+                if !said {
+                    ctx.log.warning(&format!(
+                        "{} failed ({}); asking again, the job is not taken as ended",
+                        spec.display(),
+                        answer.stderr_text().trim()
+                    ));
+                    said = true;
+                }
+                pause = pause.saturating_mul(2).min(Duration::from_secs(60));
+            }
+            Err(error) => {
+                if !said {
+                    ctx.log.warning(&format!("{error}; asking again"));
+                    said = true;
+                }
+                pause = pause.saturating_mul(2).min(Duration::from_secs(60));
+            }
         }
+        tokio::time::sleep(pause).await;
     }
-    None
 }
 
 /// Cancels job `id`, then waits until it has left the queue (bounded by the kill timeout).

@@ -7,6 +7,8 @@
 //! commands in [`crate::command`].
 
 mod batch;
+mod cobalt;
+mod pbs;
 pub(crate) mod shell;
 mod slurm;
 
@@ -157,7 +159,7 @@ impl JobContext {
     /// a login, and the variables listed in `env_vars` taken from batchci's own environment.
     pub fn command_env(&self) -> Vec<(OsString, OsString)> {
         let batch = &self.runner.batch;
-        crate::command::scheduler_env(batch.scheduler_bin.as_deref(), &batch.env_vars)
+        crate::command::scheduler_env(batch)
     }
 
     /// A scheduler command with [`JobContext::command_env`], run in the project directory.
@@ -233,7 +235,7 @@ pub enum AnyBackend {
 }
 
 /// Every batch scheduler this version drives, each described once in its own file.
-const SCHEDULERS: &[&dyn batch::Scheduler] = &[&slurm::Slurm];
+const SCHEDULERS: &[&dyn batch::Scheduler] = &[&slurm::Slurm, &pbs::Pbs, &cobalt::Cobalt];
 
 fn scheduler(kind: ExecutorKind) -> Option<&'static dyn batch::Scheduler> {
     SCHEDULERS.iter().copied().find(|s| s.kind() == kind)
@@ -269,8 +271,7 @@ pub fn available_executors() -> Vec<ExecutorKind> {
 /// Aliases of executors whose backends this version lacks, so that such a configuration is
 /// told "not available in this version" rather than "unknown executor". Each moves to its
 /// scheduler's description when that arrives.
-const PLANNED_ALIASES: &[(&str, ExecutorKind)] =
-    &[("bsub", ExecutorKind::Lsf), ("qsub", ExecutorKind::Cobalt)];
+const PLANNED_ALIASES: &[(&str, ExecutorKind)] = &[("bsub", ExecutorKind::Lsf)];
 
 /// The executor an alias names (`sbatch` → `slurm`), for `executor = ...`.
 pub fn executor_for_alias(alias: &str) -> Option<ExecutorKind> {

@@ -11,7 +11,10 @@
 
 use std::path::PathBuf;
 
-use super::batch::{Invocation, JobRecord, Presence, RecordQuery, Refusal, Scheduler, StepRequest};
+use super::batch::{
+    EndOfJob, Ended, Invocation, JobRecord, Presence, RecordQuery, RecordSource, Refusal,
+    Scheduler, StepRequest,
+};
 use super::{JobContext, JobFailure, StepOutcome};
 use crate::args::{CommandOptions, OptionSpec, Takes};
 use crate::command::CapturedOutput;
@@ -159,8 +162,12 @@ impl Scheduler for Slurm {
         &SBATCH_OPTIONS
     }
 
-    fn output_file(&self, ctx: &JobContext) -> PathBuf {
-        ctx.dirs.tmp_dir.join(format!("slurm-{}.out", ctx.job.id))
+    fn output_files(&self, ctx: &JobContext) -> Vec<PathBuf> {
+        vec![output_file(ctx)]
+    }
+
+    fn end_of_job(&self) -> EndOfJob {
+        EndOfJob::SubmitWaits
     }
 
     /// sbatch reads the batch script from standard input when no file is named (sbatch.1).
@@ -171,7 +178,7 @@ impl Scheduler for Slurm {
     fn submit(&self, step: &StepRequest<'_>) -> Invocation {
         let mut args = vec![
             "--wait".to_string(),
-            format!("--output={}", step.output.display()),
+            format!("--output={}", output_file(step.ctx).display()),
             format!("--job-name=ci-job-{}", step.ctx.job.id),
         ];
         args.extend(step.user_args.iter().cloned());
@@ -206,9 +213,9 @@ impl Scheduler for Slurm {
     }
 
     /// `scontrol` while the controller still holds the job (MinJobAge), then accounting.
-    fn record_queries(&self, id: &str) -> Vec<RecordQuery> {
+    fn record_source(&self, _ctx: &JobContext, id: &str) -> RecordSource {
         let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-        vec![
+        RecordSource::Queries(vec![
             RecordQuery {
                 invocation: ("scontrol", owned(&["show", "job", "-o", id])),
                 parse: parse_scontrol,
@@ -220,21 +227,30 @@ impl Scheduler for Slurm {
                 ),
                 parse: parse_sacct,
             },
-        ]
+        ])
     }
 
+    /// Without a record (purged and no accounting), `sbatch --wait`'s exit code is all there
+    /// is.
     fn verdict(
         &self,
-        id: &str,
-        submit_code: i32,
-        record: &JobRecord,
+        ended: &Ended<'_>,
+        record: Option<&JobRecord>,
     ) -> Result<StepOutcome, JobFailure> {
-        judge(id, submit_code, record)
+        match record {
+            Some(record) => judge(ended.id, ended.code, record),
+            None => Ok(StepOutcome::Exited(ended.code)),
+        }
     }
 
     fn refusal(&self, stderr: &[String]) -> Refusal {
         classify_refusal(stderr)
     }
+}
+
+/// Where `sbatch --output` sends the job's output: the job's private scratch directory.
+fn output_file(ctx: &JobContext) -> PathBuf {
+    ctx.dirs.tmp_dir.join(format!("slurm-{}.out", ctx.job.id))
 }
 
 /// Words of a controller that is busy or slow to answer, which sbatch does not retry itself
@@ -270,18 +286,7 @@ const SYSTEM: &[&str] = &[
 /// site's is the user's: what sbatch refuses is mostly what the user asked for
 /// (`Invalid partition name specified`, `Requested node configuration is not available`).
 pub(crate) fn classify_refusal(stderr: &[String]) -> Refusal {
-    let said = |words: &[&str]| {
-        stderr
-            .iter()
-            .any(|line| words.iter().any(|w| line.contains(w)))
-    };
-    if said(SYSTEM) {
-        Refusal::System
-    } else if said(TRANSIENT) {
-        Refusal::Transient
-    } else {
-        Refusal::User
-    }
+    super::batch::classify_refusal(stderr, SYSTEM, TRANSIENT)
 }
 
 /// `Submitted batch job 123` (optionally `... on cluster X`) → `123`.

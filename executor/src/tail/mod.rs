@@ -115,14 +115,19 @@ where
     // The job has ended: drain until the file stops growing, bounded by nfs_timeout.
     let deadline = Instant::now() + options.nfs_timeout;
     let mut last_growth = Instant::now();
+    let mut seen = reader.exists();
     let pause = options.poll_interval.min(options.settle).max(MIN_PAUSE);
     loop {
         let read = reader.read_new(&mut sink);
         let now = Instant::now();
-        if read > 0 {
+        // A file that has just appeared counts as grown: created before it is written (and
+        // on NFS shown before its data), it must have its settle time like any growth.
+        let exists = reader.exists();
+        if read > 0 || (exists && !seen) {
             last_growth = now;
         }
-        if reader.exists() && now.duration_since(last_growth) >= options.settle {
+        seen = exists;
+        if exists && now.duration_since(last_growth) >= options.settle {
             return reader.summary(false);
         }
         if now >= deadline {
@@ -436,6 +441,39 @@ mod tests {
             summary.checks,
             started.elapsed()
         );
+    }
+
+    /// The file is created empty and written a moment later, as `write` does (and as an NFS
+    /// client may show it): the empty file is no sign that the output is complete.
+    #[tokio::test(start_paused = true)]
+    async fn a_file_that_appears_empty_after_the_end_gets_its_settle_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("late.out");
+        let options = TailOptions {
+            poll_interval: Duration::from_millis(20),
+            nfs_timeout: Duration::from_secs(5),
+            settle: Duration::from_millis(50),
+        };
+        let (collected, sink) = collector();
+        let hub = without_inotify();
+        let writer = {
+            let path = path.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(310)).await;
+                let file = std::fs::File::create(&path).unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let mut file = file;
+                file.write_all(b"the last line\n").unwrap();
+            }
+        };
+
+        let (summary, ()) = tokio::join!(
+            follow_with(&hub, &path, sink, async { Drain::UntilSettled }, &options),
+            writer
+        );
+
+        assert_eq!(collected.lock().unwrap().as_slice(), b"the last line\n");
+        assert_eq!(summary.bytes, 14);
     }
 
     /// Paused time: the clock moves only when every task waits, so "within one poll interval"
