@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cobalt;
 pub mod getopt;
 pub mod pbs;
+pub mod session;
 pub mod slurm;
 
 use std::collections::BTreeMap;

@@ -3,16 +3,15 @@
 //! process dies (the daemon sees the connection close).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::os::unix::process::ExitStatusExt;
 
 use super::CONNECT_FAILURE;
 use crate::cli::Call;
 use crate::cli::getopt::{HasArg::*, Opt, opt};
+use crate::cli::session::{
+    Denied, Granted, Progress, Ran, Revocation, Session, base_name, run_command, was_revoked,
+};
 use crate::model::{JobKind, JobState};
-use crate::protocol::{Request, Response};
 
 use super::{ResourceOpts, apply_resource_opt, build_request};
 
@@ -81,37 +80,6 @@ Examples:
   salloc -c 2 -t 30 ./run-tests.sh
 ";
 
-static CHILD_PGID: AtomicI32 = AtomicI32::new(0);
-static REVOKED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-extern "C" fn forward_signal(sig: libc::c_int) {
-    let pgid = CHILD_PGID.load(Ordering::SeqCst);
-    if pgid > 1 {
-        // SAFETY: killpg is async-signal-safe.
-        unsafe {
-            if libc::killpg(pgid, sig) != 0 {
-                libc::kill(pgid, sig);
-            }
-        }
-    }
-}
-
-fn install_forwarding() {
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ] {
-        // SAFETY: the handler only reads an atomic and calls killpg.
-        unsafe {
-            libc::signal(sig, forward_signal as *const () as libc::sighandler_t);
-        }
-    }
-}
-
 fn signal_text(sig: i32) -> &'static str {
     match sig {
         1 => "Hangup",
@@ -174,7 +142,8 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
             env.insert("SLURM_STEP_NODELIST".into(), nl.clone());
         }
         let _ = job_id;
-        return run_local(prog, &command, env, Vec::new(), stdin_none, None).0;
+        let ran = run_command(&command, &env, Vec::new(), stdin_none, |_, _| {});
+        return exit_code(prog, &command, &ran, "", None);
     }
 
     let cmdline = command.join(" ");
@@ -186,8 +155,8 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
         format!("{prog} {cmdline}"),
     );
     req.time_limit = r.time;
-    let conn = match call.take_conn() {
-        Ok(c) => c,
+    let mut session = match Session::request(call, req) {
+        Ok(session) => session,
         Err(e) => {
             let line = if salloc {
                 format!("salloc: error: Job submit/allocate failed: {CONNECT_FAILURE}")
@@ -198,80 +167,59 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
             return 1;
         }
     };
-    let (mut writer, mut reader) = conn.split();
-    let send = |w: &mut std::os::unix::net::UnixStream, req: &Request| -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(req).map_err(std::io::Error::other)?;
-        line.push(b'\n');
-        w.write_all(&line)
-    };
-    let recv = |r: &mut std::io::BufReader<std::os::unix::net::UnixStream>| -> Option<Response> {
-        let mut line = String::new();
-        match r.read_line(&mut line) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => serde_json::from_str(&line).ok(),
-        }
-    };
-    if send(&mut writer, &Request::Allocate { req: Box::new(req) }).is_err() {
-        eprintln!("{prog}: error: Unable to allocate resources: {CONNECT_FAILURE}");
-        return 1;
-    }
-    // Until the allocation is granted, Ctrl-C or a kill just ends us; the daemon then drops
-    // the pending job because the connection closes.
     let mut queued = false;
-    let (job, cpus, job_env) = loop {
-        match recv(&mut reader) {
-            Some(Response::Queued { id }) => {
-                call.set_job_id(id);
-                queued = true;
-                if !quiet {
-                    if salloc {
-                        eprintln!("salloc: Pending job allocation {id}");
-                    }
-                    eprintln!("{prog}: job {id} queued and waiting for resources");
-                }
-            }
-            Some(Response::Allocated { job, cpus, env }) => {
-                call.set_job_id(job.id);
-                if !quiet {
-                    if queued {
-                        eprintln!("{prog}: job {} has been allocated resources", job.id);
-                    }
-                    if salloc {
-                        eprintln!("salloc: Granted job allocation {}", job.id);
-                    }
-                }
-                break (job, cpus, env);
-            }
-            Some(Response::Error { detail, message }) => {
-                for d in detail {
-                    eprintln!("{prog}: error: {d}");
-                }
-                if salloc && !r.immediate {
-                    eprintln!("salloc: error: Job submit/allocate failed: {message}");
-                } else {
-                    eprintln!("{prog}: error: Unable to allocate resources: {message}");
-                }
-                return 1;
-            }
-            Some(Response::Finished { job }) => {
-                // Cancelled while pending.
+    let granted = session.wait(call, |progress| match progress {
+        Progress::Queued(id) => {
+            queued = true;
+            if !quiet {
                 if salloc {
-                    eprintln!("salloc: Job allocation {} has been revoked.", job.id);
-                } else {
-                    eprintln!("srun: Job has been cancelled");
-                    eprintln!(
-                        "srun: error: Unable to allocate resources: Job/step already completing or completed"
-                    );
+                    eprintln!("salloc: Pending job allocation {id}");
                 }
-                return 1;
-            }
-            Some(_) => {}
-            None => {
-                eprintln!("{prog}: error: Unable to allocate resources: {CONNECT_FAILURE}");
-                return 1;
+                eprintln!("{prog}: job {id} queued and waiting for resources");
             }
         }
+    });
+    let Granted {
+        job,
+        cpus,
+        env: job_env,
+    } = match granted {
+        Ok(granted) => granted,
+        Err(Denied::Refused { detail, message }) => {
+            for d in detail {
+                eprintln!("{prog}: error: {d}");
+            }
+            if salloc && !r.immediate {
+                eprintln!("salloc: error: Job submit/allocate failed: {message}");
+            } else {
+                eprintln!("{prog}: error: Unable to allocate resources: {message}");
+            }
+            return 1;
+        }
+        Err(Denied::CancelledWhilePending(job)) => {
+            if salloc {
+                eprintln!("salloc: Job allocation {} has been revoked.", job.id);
+            } else {
+                eprintln!("srun: Job has been cancelled");
+                eprintln!(
+                    "srun: error: Unable to allocate resources: Job/step already completing or completed"
+                );
+            }
+            return 1;
+        }
+        Err(Denied::Lost) => {
+            eprintln!("{prog}: error: Unable to allocate resources: {CONNECT_FAILURE}");
+            return 1;
+        }
     };
+    if !quiet {
+        if queued {
+            eprintln!("{prog}: job {} has been allocated resources", job.id);
+        }
+        if salloc {
+            eprintln!("salloc: Granted job allocation {}", job.id);
+        }
+    }
     let id = job.id;
     let node = job.first_node();
     let mut env = user_env;
@@ -295,140 +243,66 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
         env.insert("SLURM_SRUN_COMM_HOST".into(), "127.0.0.1".into());
         env.insert("SLURM_LAUNCH_NODE_IPADDR".into(), "127.0.0.1".into());
     }
-    // Events from the daemon while the command runs.
-    let mut event_writer = writer.try_clone().ok();
-    let events = std::thread::spawn(move || {
-        while let Some(resp) = recv(&mut reader) {
-            match resp {
-                Response::Revoked {
-                    ending,
-                    at,
-                    node,
-                    kill_wait,
-                } => {
-                    REVOKED.store(true, Ordering::SeqCst);
-                    if salloc {
-                        if ending == JobState::Timeout {
-                            eprintln!(
-                                "salloc: Job {id} has exceeded its time limit and its allocation has been revoked."
-                            );
-                        } else {
-                            eprintln!("salloc: Job allocation {id} has been revoked.");
-                        }
-                    } else {
-                        let suffix = if ending == JobState::Timeout {
-                            " DUE TO TIME LIMIT"
-                        } else {
-                            ""
-                        };
-                        eprintln!(
-                            "srun: Job step aborted: Waiting up to {} seconds for job step to finish.",
-                            kill_wait.saturating_add(2)
-                        );
-                        eprintln!(
-                            "slurmstepd-{node}: error: *** STEP {id}.0 ON {node} CANCELLED AT {at}{suffix} ***"
-                        );
-                    }
-                    let pgid = CHILD_PGID.load(Ordering::SeqCst);
-                    if pgid > 1 {
-                        // SAFETY: signalling our own child's process group.
-                        unsafe {
-                            for sig in [libc::SIGCONT, libc::SIGTERM] {
-                                if libc::killpg(pgid, sig) != 0 {
-                                    libc::kill(pgid, sig);
-                                }
-                            }
-                        }
-                    }
-                }
-                Response::Finished { .. } => {}
-                _ => {}
-            }
-        }
-    });
-    let (code, status) = run_local(
-        prog,
+    let ran = session.run(
         &command,
-        env,
+        &env,
         if salloc { Vec::new() } else { cpus },
         stdin_none,
-        event_writer.as_mut().map(|w| (w, id, node.clone())),
+        move |revocation| say_revoked(salloc, revocation),
     );
-    let _ = send(&mut writer, &Request::Release { status });
-    let _ = send(&mut writer, &Request::Record(Box::new(call.record(code))));
-    call.recorded = true;
-    let _ = writer.shutdown(std::net::Shutdown::Write);
-    let _ = events.join();
+    let code = exit_code(prog, &command, &ran, &node, Some(id));
+    session.finish(call, ran.raw_status(), code);
     if salloc && !quiet {
         eprintln!("salloc: Relinquishing job allocation {id}");
     }
     code
 }
 
-fn base_name(cmd: &str) -> String {
-    std::path::Path::new(cmd)
-        .file_name()
-        .map_or(cmd.to_string(), |f| f.to_string_lossy().into_owned())
+/// What srun and salloc say when Slurm takes their allocation back.
+fn say_revoked(salloc: bool, revocation: &Revocation) {
+    let id = revocation.job_id;
+    if salloc {
+        if revocation.ending == JobState::Timeout {
+            eprintln!(
+                "salloc: Job {id} has exceeded its time limit and its allocation has been revoked."
+            );
+        } else {
+            eprintln!("salloc: Job allocation {id} has been revoked.");
+        }
+    } else {
+        let suffix = if revocation.ending == JobState::Timeout {
+            " DUE TO TIME LIMIT"
+        } else {
+            ""
+        };
+        eprintln!(
+            "srun: Job step aborted: Waiting up to {} seconds for job step to finish.",
+            revocation.kill_wait.saturating_add(2)
+        );
+        eprintln!(
+            "slurmstepd-{node}: error: *** STEP {id}.0 ON {node} CANCELLED AT {at}{suffix} ***",
+            node = revocation.node,
+            at = revocation.at
+        );
+    }
 }
 
-/// Runs the command; returns srun's exit code and the raw wait status.
-fn run_local(
-    prog: &str,
-    command: &[String],
-    env: BTreeMap<String, String>,
-    cpus: Vec<usize>,
-    stdin_none: bool,
-    step: Option<(&mut std::os::unix::net::UnixStream, u32, String)>,
-) -> (i32, i32) {
-    let mut cmd = Command::new(&command[0]);
-    cmd.args(&command[1..]).env_clear().envs(&env);
-    // Own process group so signals reach the whole step, except on a terminal, where the step
-    // must stay in the foreground group to read it.
-    // SAFETY: isatty has no preconditions.
-    if unsafe { libc::isatty(0) } == 0 {
-        cmd.process_group(0);
-    }
-    if stdin_none {
-        cmd.stdin(Stdio::null());
-    }
-    // SAFETY: bind_cpus only calls sched_setaffinity.
-    unsafe {
-        cmd.pre_exec(move || crate::daemon::launch::bind_cpus(&cpus));
-    }
+/// srun's (or salloc's) exit code for how the command ran, with what srun says about it.
+fn exit_code(prog: &str, command: &[String], ran: &Ran, node: &str, step: Option<u32>) -> i32 {
     let salloc = prog == "salloc";
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            let node = step.as_ref().map(|s| s.2.clone()).unwrap_or_default();
+    let status = match ran {
+        Ran::Ended(status) => status,
+        Ran::NotStarted(e) => {
             if salloc {
                 eprintln!("salloc: error: {}: {e}", command[0]);
             } else {
                 eprintln!("slurmstepd-{node}: error: execve(): {}: {e}", command[0]);
                 eprintln!("srun: error: {node}: task 0: Exited with exit code 2");
             }
-            return (if salloc { 1 } else { 2 }, 2 << 8);
+            return if salloc { 1 } else { 2 };
         }
     };
-    let pgid = child.id() as i32;
-    CHILD_PGID.store(pgid, Ordering::SeqCst);
-    install_forwarding();
-    let node = step.as_ref().map(|s| s.2.clone()).unwrap_or_default();
-    let step_id = step.as_ref().map(|s| s.1);
-    if let Some((w, _, _)) = step {
-        let mut line = serde_json::to_vec(&Request::StepStarted {
-            pgid,
-            name: base_name(&command[0]),
-        })
-        .unwrap_or_default();
-        line.push(b'\n');
-        let _ = w.write_all(&line);
-    }
-    let status = match child.wait() {
-        Ok(s) => s,
-        Err(_) => return (1, 1 << 8),
-    };
-    let raw = status.into_raw();
-    let code = match (status.code(), status.signal()) {
+    match (status.code(), status.signal()) {
         (Some(c), _) => {
             if c != 0 && !salloc {
                 eprintln!("srun: error: {node}: task 0: Exited with exit code {c}");
@@ -440,8 +314,8 @@ fn run_local(
                 if matches!(sig, 1 | 2 | 3 | 9) { 0 } else { 1 }
             } else {
                 eprintln!("srun: error: {node}: task 0: {}", signal_text(sig));
-                if let Some(id) = step_id
-                    && !REVOKED.load(Ordering::SeqCst)
+                if let Some(id) = step
+                    && !was_revoked()
                 {
                     eprintln!("srun: Force Terminated StepId={id}.0");
                 }
@@ -449,6 +323,5 @@ fn run_local(
             }
         }
         _ => 1,
-    };
-    (code, raw)
+    }
 }
