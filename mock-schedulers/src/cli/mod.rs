@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod cobalt;
+pub mod flux;
 pub mod getopt;
+pub mod lsf;
 pub mod pbs;
 pub mod session;
 pub mod slurm;
@@ -66,6 +68,8 @@ pub fn main() -> i32 {
     }
     let mut call = Call::new(&prog, argv.clone());
     let code = slurm::run(&prog, &mut call)
+        .or_else(|| lsf::run(&prog, &mut call))
+        .or_else(|| flux::run(&prog, &mut call))
         .or_else(|| match qsub_flavor(&call.dir) {
             crate::config::QsubFlavor::Pbs => pbs::run(&prog, &mut call),
             crate::config::QsubFlavor::Cobalt => cobalt::run(&prog, &mut call),
@@ -105,6 +109,8 @@ fn chosen_env() -> BTreeMap<String, String> {
         .iter()
         .chain(pbs::ENV_PREFIXES)
         .chain(cobalt::ENV_PREFIXES)
+        .chain(lsf::ENV_PREFIXES)
+        .chain(flux::ENV_PREFIXES)
         .chain(["MOCK_CLUSTER_"].iter());
     let prefixes: Vec<&str> = prefixes.copied().collect();
     environment()

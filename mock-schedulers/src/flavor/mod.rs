@@ -8,6 +8,8 @@
 //! end (`cli/<scheduler>/`).
 
 pub mod cobalt;
+pub mod flux;
+pub mod lsf;
 pub mod pbs;
 pub mod slurm;
 
@@ -28,6 +30,10 @@ pub enum Flavor {
     Pbs,
     /// Cobalt (`qsub`).
     Cobalt,
+    /// IBM Spectrum LSF (`bsub`).
+    Lsf,
+    /// Flux (`flux alloc|run|submit`).
+    Flux,
 }
 
 /// Why the daemon refuses a submission, before any scheduler's words.
@@ -149,6 +155,8 @@ impl Flavor {
             Flavor::Slurm => &slurm::Slurm,
             Flavor::Pbs => &pbs::Pbs,
             Flavor::Cobalt => &cobalt::Cobalt,
+            Flavor::Lsf => &lsf::Lsf,
+            Flavor::Flux => &flux::Flux,
         }
     }
 }
