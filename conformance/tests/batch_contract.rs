@@ -20,6 +20,8 @@ struct Scheduler {
     submit: &'static str,
     /// The cancel command.
     cancel: &'static str,
+    /// The cancel command's words before the job id (`flux cancel`).
+    cancel_args: &'static [&'static str],
     /// Parameters every job needs (Cobalt's `-t` and `-n`).
     base: &'static str,
     /// Parameters a case applies, which must reach the submit command in this order.
@@ -31,6 +33,7 @@ struct Scheduler {
 }
 
 const SLURM: Scheduler = Scheduler {
+    cancel_args: &[],
     executor: "slurm",
     submit: "sbatch",
     cancel: "scancel",
@@ -44,6 +47,7 @@ const SLURM: Scheduler = Scheduler {
 };
 
 const PBS: Scheduler = Scheduler {
+    cancel_args: &[],
     executor: "pbs",
     submit: "qsub",
     cancel: "qdel",
@@ -58,6 +62,7 @@ const PBS: Scheduler = Scheduler {
 };
 
 const COBALT: Scheduler = Scheduler {
+    cancel_args: &[],
     executor: "cobalt",
     submit: "qsub",
     cancel: "qdel",
@@ -70,7 +75,38 @@ const COBALT: Scheduler = Scheduler {
     },
 };
 
-/// Runs each `$case` for Slurm (simulated and, under `ci/test`, real), PBS and Cobalt.
+const LSF: Scheduler = Scheduler {
+    cancel_args: &[],
+    executor: "lsf",
+    submit: "bsub",
+    cancel: "bkill",
+    base: "",
+    params: "-q gitlab-ci -n 1 -W 10",
+    illegal: ("-oo /etc/motd", "-oo"),
+    job_id: |line| {
+        let rest = line.trim().strip_prefix("Job <")?;
+        let (id, after) = rest.split_once('>')?;
+        after.starts_with(" is submitted").then(|| id.to_string())
+    },
+};
+
+const FLUX: Scheduler = Scheduler {
+    cancel_args: &["cancel"],
+    executor: "flux",
+    submit: "flux",
+    cancel: "flux",
+    base: "",
+    params: "-N 1 -n 1 -t 10m --queue=gitlab-ci",
+    illegal: ("--output=/etc/motd", "--output"),
+    job_id: |line| {
+        line.trim()
+            .strip_prefix("jobid: ")
+            .map(|id| id.trim().to_string())
+    },
+};
+
+/// Runs each `$case` for Slurm (simulated and, under `ci/test`, real), PBS, Cobalt, LSF and
+/// Flux.
 macro_rules! for_every_scheduler {
     ($($case:ident),* $(,)?) => {
         mod slurm_fake {
@@ -114,6 +150,26 @@ macro_rules! for_every_scheduler {
                 }
             )*
         }
+        mod lsf {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let cluster = super::Cluster::fake(dir.path());
+                    super::$case(&super::LSF, &cluster).await;
+                }
+            )*
+        }
+        mod flux {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $case() {
+                    let dir = tempfile::tempdir().unwrap();
+                    let cluster = super::Cluster::fake(dir.path());
+                    super::$case(&super::FLUX, &cluster).await;
+                }
+            )*
+        }
     };
 }
 
@@ -126,6 +182,7 @@ for_every_scheduler!(
     a_graceful_cancel_runs_the_cancel_command_and_after_script,
     the_job_timeout_cancels_the_job_and_reports_job_execution_timeout,
     a_killed_executor_cancels_the_orphaned_job_when_restarted,
+    output_reaches_the_log_while_the_job_still_runs,
 );
 
 fn start(site: &Site, scheduler: &Scheduler, cluster: &Cluster) -> Batchci {
@@ -269,6 +326,43 @@ async fn masked_values_never_reach_the_log(scheduler: &Scheduler, cluster: &Clus
     );
 }
 
+/// A line the script prints is in the GitLab trace while the job is still running: the script
+/// then waits for a file that the test creates only once it has seen the line (followed
+/// output files for Slurm, PBS and Cobalt; the attached submit command's stream for LSF and
+/// Flux).
+async fn output_reaches_the_log_while_the_job_still_runs(scheduler: &Scheduler, cluster: &Cluster) {
+    let gate_dir = tempfile::tempdir().unwrap();
+    let gate = gate_dir.path().join("open");
+    let site = Site::start(&["slurm"]).await;
+    let body = format!(
+        "  script:\n    - echo \"before the gate\"\n    - while [ ! -e {gate} ]; do sleep 0.1; done\n    - echo \"after the gate\"\n",
+        gate = gate.display()
+    );
+    let pipeline = site.pipeline(&job(scheduler, "", &body), &[]);
+    let _batchci = start(&site, scheduler, cluster);
+    let id = pipeline.jobs[0].id;
+
+    site.wait_for_line(id, |line| (line == "before the gate").then_some(()))
+        .await;
+    let while_running = site.gitlab.job(id).unwrap();
+    std::fs::write(&gate, "").unwrap();
+    let (job, trace) = site.finished(id).await;
+
+    assert_eq!(
+        while_running.status,
+        JobStatus::Running,
+        "{}: the line arrived only after the job ended:\n{trace}",
+        scheduler.executor
+    );
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    let lines = plain_lines(&trace);
+    let at = |text: &str| lines.iter().position(|l| l == text);
+    assert!(
+        at("before the gate") < at("after the gate") && at("after the gate").is_some(),
+        "{trace}"
+    );
+}
+
 async fn scheduler_parameters_reach_the_submit_command_in_order(
     scheduler: &Scheduler,
     cluster: &Cluster,
@@ -359,7 +453,7 @@ async fn a_graceful_cancel_runs_the_cancel_command_and_after_script(
     assert!(
         cluster
             .calls_of(scheduler.cancel)
-            .contains(&vec![scheduler.cancel.to_string(), scheduler_id.clone()]),
+            .contains(&cancel_argv(scheduler, &scheduler_id)),
         "{:?}",
         cluster.calls_of(scheduler.cancel)
     );
@@ -392,7 +486,7 @@ async fn the_job_timeout_cancels_the_job_and_reports_job_execution_timeout(
     assert!(
         cluster
             .calls_of(scheduler.cancel)
-            .contains(&vec![scheduler.cancel.to_string(), scheduler_id.clone()]),
+            .contains(&cancel_argv(scheduler, &scheduler_id)),
         "{:?}",
         cluster.calls_of(scheduler.cancel)
     );
@@ -442,6 +536,15 @@ async fn a_killed_executor_cancels_the_orphaned_job_when_restarted(
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The cancel command batchci runs for job `id`.
+fn cancel_argv(scheduler: &Scheduler, id: &str) -> Vec<String> {
+    std::iter::once(scheduler.cancel)
+        .chain(scheduler.cancel_args.iter().copied())
+        .chain(std::iter::once(id))
+        .map(str::to_string)
+        .collect()
 }
 
 fn shell_words(text: &str) -> Vec<String> {
@@ -555,4 +658,94 @@ async fn cobalt_a_walltime_kill_fails_the_job_without_an_exit_code() {
         last.ends_with("was killed at its walltime (maximum execution time exceeded)"),
         "{trace}"
     );
+}
+
+/// A job someone else kills while it is still pending, with the scheduler's own cancel
+/// command: the CI job fails with the scheduler's reason, never as a success or a bare exit
+/// code (LSF: `<<Terminated while pending>>`, exit 126, reference 3.1; Flux: a cancel
+/// exception, exit 1, reference 4.3).
+async fn a_pending_job_killed_from_outside_fails_with_the_schedulers_reason(
+    scheduler: &Scheduler,
+    expected: &str,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::fake(dir.path());
+    // Both nodes taken: the CI job has to wait.
+    let blocker = std::process::Command::new("sbatch")
+        .envs(cluster.batchci_env())
+        .current_dir(dir.path())
+        .args([
+            "--parsable",
+            "-N",
+            "2",
+            "--exclusive",
+            "--wrap",
+            "sleep 300",
+        ])
+        .output()
+        .unwrap();
+    assert!(blocker.status.success(), "{blocker:?}");
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(&job(scheduler, "", "  script:\n    - echo never\n"), &[]);
+    let _batchci = start(&site, scheduler, &cluster);
+    let id = pipeline.jobs[0].id;
+    let scheduler_id = wait_for_job_id(&site, scheduler, id).await;
+
+    let kill = std::process::Command::new(scheduler.cancel)
+        .envs(cluster.batchci_env())
+        .args(scheduler.cancel_args)
+        .arg(&scheduler_id)
+        .output()
+        .unwrap();
+    let (job, trace) = site.finished(id).await;
+    let _ = std::process::Command::new("scancel")
+        .envs(cluster.batchci_env())
+        .arg(String::from_utf8_lossy(&blocker.stdout).trim())
+        .output();
+
+    assert!(kill.status.success(), "{kill:?}");
+    assert_eq!(job.status, JobStatus::Failed, "{trace}");
+    assert_eq!(job.failure_reason.as_deref(), Some("runner_system_failure"));
+    let last = plain_lines(&trace).last().cloned().unwrap_or_default();
+    assert!(last.contains(expected), "{last:?} in\n{trace}");
+    assert!(!plain_lines(&trace).iter().any(|l| l == "never"), "{trace}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lsf_a_pending_job_killed_from_outside_fails_with_lsfs_reason() {
+    a_pending_job_killed_from_outside_fails_with_the_schedulers_reason(
+        &LSF,
+        "was killed while it was pending",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flux_a_pending_job_killed_from_outside_fails_with_fluxs_reason() {
+    a_pending_job_killed_from_outside_fails_with_the_schedulers_reason(&FLUX, "type=cancel").await;
+}
+
+/// A step script killed by a signal inside `flux alloc`: flux alloc exits 128+signal and
+/// says `flux-job: task(s) Terminated` (reference 4.3); the CI job fails with that exit code.
+#[tokio::test(flavor = "multi_thread")]
+async fn flux_a_script_killed_by_a_signal_fails_with_128_plus_the_signal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::fake(dir.path());
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        &job(
+            &FLUX,
+            "",
+            "  script:\n    - echo killing myself\n    - kill -TERM $$\n",
+        ),
+        &[],
+    );
+    let _batchci = start(&site, &FLUX, &cluster);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Failed, "{trace}");
+    assert_eq!(job.failure_reason.as_deref(), Some("script_failure"));
+    let last = plain_lines(&trace).last().cloned().unwrap_or_default();
+    assert_eq!(last, "ERROR: Job failed: exit code 143", "{trace}");
 }

@@ -773,14 +773,22 @@ impl ReplaceInFile for PathBuf {
     }
 }
 
-/// PBS and Cobalt behind gitlab-runner: `build_script` goes through their `qsub` (on the
-/// simulated cluster of each), its output reaches the job log, and a failing script's exit
-/// code reaches `BUILD_EXIT_CODE_FILE`; the other stages stay on the host.
+/// PBS, Cobalt, LSF and Flux behind gitlab-runner: `build_script` goes through their submit
+/// command (on a simulated cluster), its output reaches the job log, and a failing script's
+/// exit code reaches `BUILD_EXIT_CODE_FILE`; the other stages stay on the host.
 #[test]
-fn pbs_and_cobalt_run_build_script_and_report_its_exit_code() {
-    for (executor, parameters) in [("pbs", "-l walltime=00:10:00"), ("cobalt", "-t 10 -n 1")] {
+fn pbs_cobalt_lsf_and_flux_run_build_script_and_report_its_exit_code() {
+    for (executor, submit, parameters) in [
+        ("pbs", "qsub", "-l walltime=00:10:00"),
+        ("cobalt", "qsub", "-t 10 -n 1"),
+        ("lsf", "bsub", "-n 1"),
+        ("flux", "flux", "-n 1"),
+    ] {
         let dir = tempfile::tempdir().unwrap();
-        let cluster = Cluster::fake_flavored(dir.path(), executor);
+        let cluster = match executor {
+            "pbs" | "cobalt" => Cluster::fake_flavored(dir.path(), executor),
+            _ => Cluster::fake(dir.path()),
+        };
         let config = jacamar_config(dir.path(), "").replace_in_file(
             "executor = \"slurm\"",
             &format!("executor = \"{executor}\""),
@@ -807,11 +815,15 @@ fn pbs_and_cobalt_run_build_script_and_report_its_exit_code() {
             "{executor}:\n{}",
             passed.log
         );
-        assert_eq!(
-            cluster.calls_of("qsub").len(),
-            2,
-            "{executor}: one qsub per build_script"
-        );
+        let submissions = cluster
+            .calls_of(submit)
+            .into_iter()
+            .filter(|argv| {
+                argv.iter()
+                    .any(|a| a.contains("ci-job-") || a.contains("cobalt-"))
+            })
+            .count();
+        assert_eq!(submissions, 2, "{executor}: one {submit} per build_script");
         let build = failed.invocation("build_script");
         assert_eq!(
             build.build_exit_code_file.as_deref(),

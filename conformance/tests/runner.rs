@@ -77,7 +77,7 @@ async fn a_runner_that_cannot_work_is_an_error_in_the_log_and_metrics_beside_one
     std::fs::write(
         &config,
         format!(
-            "listen_address = \"127.0.0.1:{port}\"\n{text}\n[[runners]]\nname = \"later\"\nurl = {url:?}\ntoken = {token:?}\nexecutor = \"flux\"\n",
+            "listen_address = \"127.0.0.1:{port}\"\n{text}\n[[runners]]\nname = \"later\"\nurl = {url:?}\ntoken = {token:?}\nexecutor = \"docker+slurm\"\n",
             url = site.gitlab.url(),
             token = site.runner_token,
         ),
@@ -104,7 +104,7 @@ async fn a_runner_that_cannot_work_is_an_error_in_the_log_and_metrics_beside_one
     let log = batchci.log_lines();
     assert!(
         log.iter().any(|l| l.contains("ERROR")
-            && l.contains("the flux executor is not available in this version (available: shell, slurm, pbs, cobalt); this runner stays idle")),
+            && l.contains("the docker+slurm executor is not available in this version (available: shell, slurm, pbs, cobalt, lsf, flux); this runner stays idle")),
         "{log:#?}"
     );
 }

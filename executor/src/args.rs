@@ -68,11 +68,25 @@ impl OptionSpec {
     }
 }
 
+/// How a command reads its options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grammar {
+    /// `getopt_long`: one-letter options that bundle and take attached values (`-vofile`),
+    /// `--long` options with `=` values and unambiguous abbreviations.
+    Getopt,
+    /// Every option is one whole word after a single dash (`-oo file`, `-Is`, `-cwd dir`), its
+    /// value the next word, as LSF's commands read them: no bundling, no `=`, no abbreviations.
+    /// The options' names are their `long` names.
+    WholeWords,
+}
+
 /// The command-line grammar of one scheduler command, and the options the executor sets itself.
 #[derive(Debug, Clone, Copy)]
 pub struct CommandOptions {
     /// The command, e.g. `sbatch`, for messages.
     pub program: &'static str,
+    /// How it reads its options.
+    pub grammar: Grammar,
     /// Every option the command accepts.
     pub options: &'static [OptionSpec],
     /// Options the executor controls, named by their long name (or `-x` for short-only ones).
@@ -195,11 +209,33 @@ pub fn check(
     words: &[String],
     allow_controlled: bool,
 ) -> Result<(), ParameterError> {
+    options_in(command, variable, words, allow_controlled).map(drop)
+}
+
+/// The long names of the options that `words` give, in order, for a backend that completes
+/// what the user left out (Flux needs a size). Words that do not check give none.
+pub fn given_options(command: &CommandOptions, words: &[String]) -> Vec<&'static str> {
+    options_in(command, "", words, true)
+        .map(|specs| specs.iter().map(|spec| spec.long).collect())
+        .unwrap_or_default()
+}
+
+/// Walks `words` with `command`'s grammar: the options given, or why they do not check.
+fn options_in(
+    command: &CommandOptions,
+    variable: &str,
+    words: &[String],
+    allow_controlled: bool,
+) -> Result<Vec<&'static OptionSpec>, ParameterError> {
     let checker = Checker {
         command,
         variable,
         allow_controlled,
     };
+    if command.grammar == Grammar::WholeWords {
+        return checker.whole_words(words);
+    }
+    let mut given = Vec::new();
     let mut index = 0;
     while index < words.len() {
         let word = &words[index];
@@ -214,11 +250,12 @@ pub fn check(
             };
             let spec = checker.long(name, word)?;
             checker.allowed(spec, word, name != spec.long)?;
+            given.push(spec);
             match (spec.takes, value) {
                 (Takes::Nothing, Some(_)) => {
                     return Err(ParameterError::UnexpectedValue {
                         variable: variable.to_string(),
-                        flag: spec.display(),
+                        flag: checker.display(spec),
                         word: word.clone(),
                     });
                 }
@@ -234,6 +271,7 @@ pub fn check(
             for (at, letter) in cluster.char_indices() {
                 let spec = checker.short(letter, word)?;
                 checker.allowed(spec, word, cluster.len() > 1 || spec.long.is_empty())?;
+                given.push(spec);
                 let rest = &cluster[at + letter.len_utf8()..];
                 match spec.takes {
                     Takes::Nothing => continue,
@@ -253,7 +291,7 @@ pub fn check(
             return Err(checker.positional(word));
         }
     }
-    Ok(())
+    Ok(given)
 }
 
 struct Checker<'a> {
@@ -263,6 +301,46 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// An option as the command spells it, for messages.
+    fn display(&self, spec: &OptionSpec) -> String {
+        match self.command.grammar {
+            Grammar::Getopt => spec.display(),
+            Grammar::WholeWords => format!("-{}", spec.long),
+        }
+    }
+
+    /// Checks words against a [`Grammar::WholeWords`] command.
+    fn whole_words(&self, words: &[String]) -> Result<Vec<&'static OptionSpec>, ParameterError> {
+        let mut given = Vec::new();
+        let mut index = 0;
+        while index < words.len() {
+            let word = &words[index];
+            index += 1;
+            let Some(name) = word.strip_prefix('-').filter(|n| !n.is_empty()) else {
+                return Err(self.positional(word));
+            };
+            let spec = self
+                .command
+                .options
+                .iter()
+                .find(|o| o.long == name)
+                .ok_or_else(|| ParameterError::Unknown {
+                    variable: self.variable.to_string(),
+                    program: self.command.program.to_string(),
+                    word: word.to_string(),
+                })?;
+            self.allowed(spec, word, false)?;
+            given.push(spec);
+            if spec.takes == Takes::Value {
+                if index >= words.len() {
+                    return Err(self.missing(spec));
+                }
+                index += 1;
+            }
+        }
+        Ok(given)
+    }
+
     fn long(&self, name: &str, word: &str) -> Result<&'static OptionSpec, ParameterError> {
         let options = self.command.options;
         if let Some(spec) = options
@@ -344,7 +422,7 @@ impl Checker<'_> {
     fn controlled(&self, spec: &OptionSpec, word: &str, unusual: bool) -> ParameterError {
         ParameterError::Controlled {
             variable: self.variable.to_string(),
-            flag: spec.display(),
+            flag: self.display(spec),
             written: Written(unusual.then(|| word.to_string())),
         }
     }
@@ -352,7 +430,7 @@ impl Checker<'_> {
     fn missing(&self, spec: &OptionSpec) -> ParameterError {
         ParameterError::MissingValue {
             variable: self.variable.to_string(),
-            flag: spec.display(),
+            flag: self.display(spec),
         }
     }
 
@@ -380,6 +458,7 @@ mod tests {
     ];
     const COMMAND: CommandOptions = CommandOptions {
         program: "sbatch",
+        grammar: Grammar::Getopt,
         options: OPTIONS,
         controlled: &["output", "wait", "wrap"],
     };
@@ -495,6 +574,7 @@ mod properties {
     ];
     const COMMAND: CommandOptions = CommandOptions {
         program: "sbatch",
+        grammar: Grammar::Getopt,
         options: OPTIONS,
         controlled: &["output", "wait"],
     };

@@ -100,6 +100,22 @@ cobalt-build:
   script:
     - echo "Cobalt job $COBALT_JOBID"
 
+lsf-build:
+  stage: build
+  tags: [lsf]
+  variables:
+    SCHEDULER_PARAMETERS: "-q gitlab-ci -n 1"
+  script:
+    - echo "LSF job $LSB_JOBID in queue $LSB_QUEUE"
+
+flux-build:
+  stage: build
+  tags: [flux]
+  variables:
+    SCHEDULER_PARAMETERS: "-n 1 -t 10m"
+  script:
+    - echo "Flux allocation $FLUX_ENCLOSING_ID"
+
 shell-fails:
   stage: test
   tags: [shell]
@@ -164,6 +180,20 @@ const EXPECTED: &[Expected] = &[
         log_contains: &["Cobalt job "],
     },
     Expected {
+        name: "lsf-build",
+        executor: "lsf",
+        status: JobStatus::Success,
+        exit_code: Some(0),
+        log_contains: &["LSF job ", " in queue gitlab-ci"],
+    },
+    Expected {
+        name: "flux-build",
+        executor: "flux",
+        status: JobStatus::Success,
+        exit_code: Some(0),
+        log_contains: &["Flux allocation "],
+    },
+    Expected {
         name: "shell-fails",
         executor: "shell",
         status: JobStatus::Failed,
@@ -226,10 +256,15 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         }
         clusters.push((name, cluster_dir));
     }
+    // LSF's and Flux's commands are there in every cluster: they use the Slurm one.
     let cluster_of = |executor: &str| {
+        let cluster = match executor {
+            "lsf" | "flux" => "slurm",
+            other => other,
+        };
         clusters
             .iter()
-            .find(|(name, _)| *name == executor)
+            .find(|(name, _)| *name == cluster)
             .map(|(_, dir)| dir.clone())
     };
     println!(
@@ -238,10 +273,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     );
 
     let mut config_text = format!(
-        "concurrent = 4\ncheck_interval = 1\nstate_dir = {:?}\n",
+        "concurrent = 6\ncheck_interval = 1\nstate_dir = {:?}\n",
         root.join("state").display().to_string()
     );
-    for executor in ["shell", "slurm", "pbs", "cobalt"] {
+    for executor in ["shell", "slurm", "pbs", "cobalt", "lsf", "flux"] {
         let credentials = gitlab.register_runner(NewRunner {
             description: format!("demo {executor}"),
             tags: vec![executor.to_string()],

@@ -48,6 +48,8 @@ fn the_demo_runs_every_sample_job_as_expected() {
             "slurm-refused   slurm     failed     failed     0     ok",
             "pbs-build       pbs       success    success    0     ok",
             "cobalt-build    cobalt    success    success    0     ok",
+            "lsf-build       lsf       success    success    0     ok",
+            "flux-build      flux      success    success    0     ok",
             "shell-fails     shell     failed     failed     3     ok",
             "",
             "demo passed: every job ended as expected",
@@ -178,7 +180,7 @@ fn register_refuses_an_executor_that_run_cannot_drive() {
             "--registration-token",
             "GR1348941x",
             "--executor",
-            "flux",
+            "docker+slurm",
         ])
         .output()
         .unwrap();
@@ -186,7 +188,7 @@ fn register_refuses_an_executor_that_run_cannot_drive() {
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "batchci: the flux executor is not available in this version (available: shell, slurm, pbs, cobalt)\n"
+        "batchci: the docker+slurm executor is not available in this version (available: shell, slurm, pbs, cobalt, lsf, flux)\n"
     );
     assert!(!path.exists(), "nothing was written");
 }
@@ -194,12 +196,12 @@ fn register_refuses_an_executor_that_run_cannot_drive() {
 #[test]
 fn check_fails_for_a_runner_whose_executor_run_cannot_drive() {
     let (output, _dir, _) = check(
-        "[[runners]]\nname = \"lsf-a\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"bsub\"\n",
+        "[[runners]]\nname = \"docker-a\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"docker+slurm\"\n",
     );
 
     assert_eq!(output.status.code(), Some(1));
     assert_eq!(
         String::from_utf8_lossy(&output.stderr),
-        "error: runner \"lsf-a\": the lsf executor is not available in this version (available: shell, slurm, pbs, cobalt)\n"
+        "error: runner \"docker-a\": the docker+slurm executor is not available in this version (available: shell, slurm, pbs, cobalt, lsf, flux)\n"
     );
 }

@@ -264,6 +264,19 @@ impl Cluster {
     /// Whether the cluster still has job `id` pending or running. On the simulated cluster
     /// `squeue` sees every flavour's jobs, by the number of their id (`12.sim` is 12).
     pub fn job_active(&self, id: &str) -> bool {
+        if id.starts_with('ƒ') || id.starts_with('f') {
+            // A Flux id: Flux says whether the job is still active.
+            let mut command = Command::new("flux");
+            for (key, value) in self.batchci_env() {
+                command.env(key, value);
+            }
+            let output = command
+                .args(["jobs", "-n", "-o", "{state}", id])
+                .output()
+                .expect("flux jobs runs");
+            let state = String::from_utf8_lossy(&output.stdout).trim().to_string();
+            return output.status.success() && !state.is_empty() && state != "INACTIVE";
+        }
         let id = id.split('.').next().unwrap_or(id);
         let mut command = Command::new("squeue");
         for (key, value) in self.batchci_env() {

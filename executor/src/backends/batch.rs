@@ -89,6 +89,9 @@ pub(crate) enum EndOfJob {
     /// query that succeeds no longer lists it (Cobalt's `qstat`). A status query that fails
     /// says nothing: it is asked again, with backoff.
     StatusPoll,
+    /// The submit command stays attached and its own output is the job's output, streamed
+    /// as it comes (`bsub -I`, `flux alloc`); its exit code is the job's.
+    Interactive,
 }
 
 /// Where the scheduler's record of a finished job is read.
@@ -418,9 +421,11 @@ fn write_script_file(ctx: &JobContext, script: &[u8]) -> Result<PathBuf, JobFail
 /// The first command of a step script run from a file.
 const SELF_REMOVAL: &[u8] = b"rm -f -- \"$0\"\n";
 
-/// Reads the submit command's output into the log line by line: standard output for the job
-/// id (recorded durably the moment it appears), standard error kept for a refusal's verdict.
-/// Says on `read_all` when both have reached their end.
+/// Reads the submit command's output into the log as it comes: each line scanned for the job
+/// id (recorded durably the moment it appears); standard error kept for a refusal's verdict.
+/// An interactive command's output is the job's, written as it is (any bytes); a batch
+/// command's standard output is batchci's to show as its own lines. Says on `read_all` when
+/// both streams have reached their end.
 fn read_submit_output(
     ctx: &JobContext,
     scheduler: &'static dyn Scheduler,
@@ -432,36 +437,65 @@ fn read_submit_output(
 ) -> impl std::future::Future<Output = ()> + use<> {
     let log = ctx.log.clone();
     let record = ctx.state.clone().map(|store| (store, ctx.record()));
+    let interactive = scheduler.end_of_job() == EndOfJob::Interactive;
+    let noticed = move |line: &str| {
+        if id_tx.borrow().is_some() {
+            return;
+        }
+        if let Some(id) = scheduler.job_id(line) {
+            if let Some((store, mut submission)) = record.clone() {
+                submission.scheduler_job_id = id.clone();
+                if let Err(error) = store.record(&submission) {
+                    log.warning(&format!(
+                        "cannot record {} job {id}: {error}",
+                        scheduler.name()
+                    ));
+                }
+            }
+            let _ = id_tx.send(Some(id));
+        }
+    };
+    let stdout_log = ctx.log.clone();
     let stderr_log = ctx.log.clone();
     async move {
         let out = async {
             let Some(stdout) = stdout else { return };
-            let mut lines = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(id) = scheduler.job_id(&line) {
-                    if let Some((store, mut submission)) = record.clone() {
-                        submission.scheduler_job_id = id.clone();
-                        if let Err(error) = store.record(&submission) {
-                            log.warning(&format!(
-                                "cannot record {} job {id}: {error}",
-                                scheduler.name()
-                            ));
-                        }
-                    }
-                    let _ = id_tx.send(Some(id));
+            let mut reader = BufReader::new(stdout);
+            let mut line = Vec::new();
+            while let Ok(n) = reader.read_until(b'\n', &mut line).await {
+                if n == 0 {
+                    break;
                 }
-                log.info(&line);
+                let text = String::from_utf8_lossy(&line);
+                noticed(text.trim_end_matches(['\n', '\r']));
+                if interactive {
+                    stdout_log.write(&line);
+                } else {
+                    stdout_log.info(text.trim_end_matches(['\n', '\r']));
+                }
+                line.clear();
             }
         };
         let err = async {
             let Some(stderr) = stderr else { return };
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                stderr_log.write(format!("{line}\n").as_bytes());
+            let mut reader = BufReader::new(stderr);
+            let mut line = Vec::new();
+            while let Ok(n) = reader.read_until(b'\n', &mut line).await {
+                if n == 0 {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&line);
+                let text = text.trim_end_matches(['\n', '\r']).to_string();
+                noticed(&text);
+                stderr_log.write(&line);
+                if !line.ends_with(b"\n") {
+                    stderr_log.write(b"\n");
+                }
                 stderr_lines
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .push(line);
+                    .push(text);
+                line.clear();
             }
         };
         tokio::join!(out, err);
@@ -556,13 +590,14 @@ impl Backend for BatchBackend {
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v)
             .unwrap_or_default();
-        if crate::command::resolve(options.program, &path).is_none() {
-            return Err(JobFailure::system(format!(
-                "{} is not on PATH ({}); install the {} client or set scheduler_bin under [runners.batch]",
-                options.program,
-                path.to_string_lossy(),
-                self.scheduler.name()
-            )));
+        for program in self.scheduler.programs() {
+            if crate::command::resolve(program, &path).is_none() {
+                return Err(JobFailure::system(format!(
+                    "{program} is not on PATH ({}); install the {} client or set scheduler_bin under [runners.batch]",
+                    path.to_string_lossy(),
+                    self.scheduler.name()
+                )));
+            }
         }
         Ok(())
     }

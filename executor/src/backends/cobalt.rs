@@ -23,7 +23,7 @@ use super::batch::{
     EndOfJob, Ended, Invocation, JobRecord, Presence, RecordSource, Refusal, Scheduler, StepRequest,
 };
 use super::{JobContext, JobFailure, StepOutcome};
-use crate::args::{CommandOptions, OptionSpec, Takes};
+use crate::args::{CommandOptions, Grammar, OptionSpec, Takes};
 use crate::command::CapturedOutput;
 use crate::config::ExecutorKind;
 
@@ -32,6 +32,7 @@ use crate::config::ExecutorKind;
 /// does.
 pub const QSUB_OPTIONS: CommandOptions = CommandOptions {
     program: "qsub",
+    grammar: Grammar::Getopt,
     options: &[
         OptionSpec::both('A', "project", Takes::Value),
         OptionSpec::both('q', "queue", Takes::Value),

@@ -8,6 +8,8 @@
 
 mod batch;
 mod cobalt;
+mod flux;
+mod lsf;
 mod pbs;
 pub(crate) mod shell;
 mod slurm;
@@ -235,7 +237,13 @@ pub enum AnyBackend {
 }
 
 /// Every batch scheduler this version drives, each described once in its own file.
-const SCHEDULERS: &[&dyn batch::Scheduler] = &[&slurm::Slurm, &pbs::Pbs, &cobalt::Cobalt];
+const SCHEDULERS: &[&dyn batch::Scheduler] = &[
+    &slurm::Slurm,
+    &pbs::Pbs,
+    &cobalt::Cobalt,
+    &lsf::Lsf,
+    &flux::Flux,
+];
 
 fn scheduler(kind: ExecutorKind) -> Option<&'static dyn batch::Scheduler> {
     SCHEDULERS.iter().copied().find(|s| s.kind() == kind)
@@ -268,38 +276,17 @@ pub fn available_executors() -> Vec<ExecutorKind> {
         .collect()
 }
 
-/// Aliases of executors whose backends this version lacks, so that such a configuration is
-/// told "not available in this version" rather than "unknown executor". Each moves to its
-/// scheduler's description when that arrives.
-const PLANNED_ALIASES: &[(&str, ExecutorKind)] = &[("bsub", ExecutorKind::Lsf)];
-
 /// The executor an alias names (`sbatch` → `slurm`), for `executor = ...`.
 pub fn executor_for_alias(alias: &str) -> Option<ExecutorKind> {
     SCHEDULERS
         .iter()
         .find(|s| s.aliases().contains(&alias))
         .map(|s| s.kind())
-        .or_else(|| {
-            PLANNED_ALIASES
-                .iter()
-                .find(|(name, _)| *name == alias)
-                .map(|(_, kind)| *kind)
-        })
 }
 
 /// The aliases of `kind`, for messages that list what `executor = ...` accepts.
 pub fn executor_aliases(kind: ExecutorKind) -> Vec<&'static str> {
-    let declared = scheduler(kind).map_or(&[][..], |s| s.aliases());
-    declared
-        .iter()
-        .copied()
-        .chain(
-            PLANNED_ALIASES
-                .iter()
-                .filter(|(_, planned)| *planned == kind)
-                .map(|(name, _)| *name),
-        )
-        .collect()
+    scheduler(kind).map_or(Vec::new(), |s| s.aliases().to_vec())
 }
 
 /// How `kind` runs a step and which scheduler commands it needs, for `batchci check`;

@@ -25,7 +25,7 @@ use super::batch::{
     Scheduler, StepRequest,
 };
 use super::{JobContext, JobFailure, StepOutcome};
-use crate::args::{CommandOptions, OptionSpec, Takes};
+use crate::args::{CommandOptions, Grammar, OptionSpec, Takes};
 use crate::command::CapturedOutput;
 use crate::config::ExecutorKind;
 
@@ -33,6 +33,7 @@ use crate::config::ExecutorKind;
 /// batchci sets itself. `-u` is refused because it would choose whom the job runs as.
 pub const QSUB_OPTIONS: CommandOptions = CommandOptions {
     program: "qsub",
+    grammar: Grammar::Getopt,
     options: &[
         OptionSpec::short('a', Takes::Value),
         OptionSpec::short('A', Takes::Value),

@@ -16,7 +16,7 @@ use super::batch::{
     Scheduler, StepRequest,
 };
 use super::{JobContext, JobFailure, StepOutcome};
-use crate::args::{CommandOptions, OptionSpec, Takes};
+use crate::args::{CommandOptions, Grammar, OptionSpec, Takes};
 use crate::command::CapturedOutput;
 use crate::config::ExecutorKind;
 
@@ -25,6 +25,7 @@ use crate::config::ExecutorKind;
 /// because they would let a job choose whom it runs as when batchci submits as root.
 pub const SBATCH_OPTIONS: CommandOptions = CommandOptions {
     program: "sbatch",
+    grammar: Grammar::Getopt,
     options: &[
         OptionSpec::both('a', "array", Takes::Value),
         OptionSpec::both('A', "account", Takes::Value),

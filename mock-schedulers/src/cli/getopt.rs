@@ -27,8 +27,9 @@ pub const fn opt(long: &'static str, short: Option<char>, arg: HasArg) -> Opt {
     Opt { long, short, arg }
 }
 
-/// Parsed command line: options (by long name) in order, and operands.
-#[derive(Debug, Default, Clone)]
+/// Parsed command line: options (by long name) in order, and operands. Every scheduler's
+/// parser gives one (Slurm's and PBS's getopt, LSF's whole words, Flux's argparse).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Parsed {
     /// `(long name, value)` in command-line order.
     pub opts: Vec<(&'static str, Option<String>)>,
@@ -48,6 +49,20 @@ impl Parsed {
     /// Whether an option was given.
     pub fn has(&self, long: &str) -> bool {
         self.opts.iter().any(|(l, _)| *l == long)
+    }
+
+    /// Every value of an option, in order.
+    pub fn values(&self, long: &str) -> Vec<&str> {
+        self.opts
+            .iter()
+            .filter(|(l, _)| *l == long)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
+    }
+
+    /// How many times an option was given (`-vv`).
+    pub fn count(&self, long: &str) -> usize {
+        self.opts.iter().filter(|(l, _)| *l == long).count()
     }
 }
 

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod cobalt;
 pub mod flux;
 pub mod getopt;
+pub mod jobs;
 pub mod lsf;
 pub mod pbs;
 pub mod session;
@@ -17,11 +18,12 @@ use crate::client::{Conn, Unreachable, state_dir_from_env};
 use crate::model::CallRecord;
 use crate::protocol::Request;
 
-/// Every fake command, by the name it is called as: Slurm's, and the `qsub qstat qdel` of PBS
-/// or Cobalt (which one, the cluster's `flavor` says; see [`qsub_flavor`]).
+/// Every fake command, by the name it is called as: Slurm's, the `qsub qstat qdel` of PBS
+/// or Cobalt (which one, the cluster's `flavor` says; see [`qsub_flavor`]), Flux's `flux`, and
+/// LSF's `bsub bjobs bkill`.
 pub const FAKES: &[&str] = &[
     "sbatch", "squeue", "scancel", "sacct", "scontrol", "srun", "salloc", "sinfo", "qsub", "qstat",
-    "qdel",
+    "qdel", "flux", "bsub", "bjobs", "bkill",
 ];
 
 /// The file in a state directory that records `mock-cluster env --flavor`.

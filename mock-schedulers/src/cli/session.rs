@@ -6,8 +6,8 @@
 //! ended, or when the connection closes because the front end died. While the command runs,
 //! signals sent to the front end go to the command's process group, and an allocation the
 //! scheduler takes back (a cancel, a time limit) is told to the front end, which says so in its
-//! scheduler's words; the command's group then gets SIGCONT and SIGTERM, and SIGKILL from the
-//! daemon after `kill_wait`.
+//! scheduler's words; the command's group then gets SIGCONT and SIGTERM (the scheduler's
+//! [`crate::flavor::Rules::term_signal`]), and SIGKILL from the daemon after `kill_wait`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -134,6 +134,8 @@ pub struct Session {
     reader: Option<BufReader<UnixStream>>,
     watcher: Option<std::thread::JoinHandle<()>>,
     job_id: Option<u32>,
+    /// The scheduler of the request, whose signal ends a revoked allocation's command.
+    flavor: crate::flavor::Flavor,
 }
 
 impl Session {
@@ -146,6 +148,7 @@ impl Session {
             reader: Some(reader),
             watcher: None,
             job_id: None,
+            flavor: req.flavor,
         };
         if session
             .send(&Request::Allocate { req: Box::new(req) })
@@ -200,7 +203,7 @@ impl Session {
 
     /// Runs `command` in the allocation with `env`, bound to `cpus`, until it ends. When the
     /// scheduler takes the allocation back, `on_revoked` says so first; the command's group
-    /// then gets SIGCONT and SIGTERM.
+    /// then gets SIGCONT and SIGTERM (or the scheduler's own signal).
     pub fn run(
         &mut self,
         command: &[String],
@@ -211,7 +214,7 @@ impl Session {
     ) -> Ran {
         let job_id = self.job_id.unwrap_or_default();
         if let Some(reader) = self.reader.take() {
-            self.watcher = Some(watch_revocation(reader, job_id, on_revoked));
+            self.watcher = Some(watch_revocation(reader, job_id, self.flavor, on_revoked));
         }
         run_command(command, env, cpus, stdin_none, |pgid, name| {
             let _ = self.send(&Request::StepStarted { pgid, name });
@@ -247,6 +250,7 @@ fn read(reader: &mut BufReader<UnixStream>) -> Option<Response> {
 fn watch_revocation(
     mut reader: BufReader<UnixStream>,
     job_id: u32,
+    flavor: crate::flavor::Flavor,
     on_revoked: impl Fn(&Revocation) + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
@@ -272,7 +276,7 @@ fn watch_revocation(
             if pgid > 1 {
                 // SAFETY: signalling our own child's process group.
                 unsafe {
-                    for sig in [libc::SIGCONT, libc::SIGTERM] {
+                    for sig in [libc::SIGCONT, flavor.rules().term_signal(ending)] {
                         if libc::killpg(pgid, sig) != 0 {
                             libc::kill(pgid, sig);
                         }

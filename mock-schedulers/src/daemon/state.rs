@@ -474,11 +474,15 @@ impl State {
         if req.kind == JobKind::Batch {
             run.stdout_path = Some(absolute(
                 &req.work_dir,
-                &pattern_preview(&stdout_pattern, &fields),
+                &rules_expand(&req, &stdout_pattern, &fields),
             ));
             run.stderr_path = Some(absolute(
                 &req.work_dir,
-                &pattern_preview(req.stderr.as_deref().unwrap_or(&stdout_pattern), &fields),
+                &rules_expand(
+                    &req,
+                    req.stderr.as_deref().unwrap_or(&stdout_pattern),
+                    &fields,
+                ),
             ));
         }
         let job = Job {
@@ -943,13 +947,20 @@ impl State {
             .stdout
             .clone()
             .unwrap_or_else(|| job.req.flavor.rules().default_output().into());
-        let stdout = absolute(&job.req.work_dir, &pattern::expand(&out_pattern, &fields));
+        let stdout = absolute(
+            &job.req.work_dir,
+            &rules_expand(&job.req, &out_pattern, &fields),
+        );
         let stderr = absolute(
             &job.req.work_dir,
-            &pattern::expand(job.req.stderr.as_deref().unwrap_or(&out_pattern), &fields),
+            &rules_expand(
+                &job.req,
+                job.req.stderr.as_deref().unwrap_or(&out_pattern),
+                &fields,
+            ),
         );
         let stdin = match &job.req.stdin {
-            Some(p) => absolute(&job.req.work_dir, &pattern::expand(p, &fields)),
+            Some(p) => absolute(&job.req.work_dir, &rules_expand(&job.req, p, &fields)),
             None => "/dev/null".into(),
         };
         let (script_path, spec_path, pid_file, status_file) = launch::job_paths(&self.dir, id);
@@ -1061,7 +1072,8 @@ impl State {
             // after kill_wait still comes from here.
         } else {
             send_signal(job.run.pgid, libc::SIGCONT, true);
-            send_signal(job.run.pgid, libc::SIGTERM, true);
+            let term = job.req.flavor.rules().term_signal(ending);
+            send_signal(job.run.pgid, term, true);
         }
         self.journal_run(id);
     }
@@ -1329,8 +1341,9 @@ impl State {
     }
 }
 
-fn pattern_preview(p: &str, f: &PatternFields<'_>) -> String {
-    pattern::expand(p, f)
+/// A file name pattern of the job, expanded by the rules of its scheduler.
+fn rules_expand(req: &JobRequest, p: &str, f: &PatternFields<'_>) -> String {
+    req.flavor.rules().expand_pattern(p, f, req)
 }
 
 /// Resolves a path relative to the job's working directory.

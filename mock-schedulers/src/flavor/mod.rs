@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Job, JobState};
+use crate::model::{Job, JobRequest, JobState};
+use crate::pattern::PatternFields;
 
 /// The scheduler a job was submitted through.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,6 +125,23 @@ pub trait Rules: Sync {
         None
     }
 
+    /// Expands a file name pattern of the job (`-o`, `-e`, `-i`): slurmstepd's `%` codes
+    /// unless the scheduler has its own (Flux's mustache templates).
+    fn expand_pattern(
+        &self,
+        pattern: &str,
+        fields: &PatternFields<'_>,
+        _req: &JobRequest,
+    ) -> String {
+        crate::pattern::expand(pattern, fields)
+    }
+
+    /// The signal (after SIGCONT) that starts the end of a running job that ends as `ending`
+    /// (cancelled, timed out).
+    fn term_signal(&self, _ending: JobState) -> i32 {
+        libc::SIGTERM
+    }
+
     /// The line the job's node writes to its stderr when the working directory `dir` is
     /// missing (the job then starts in `/tmp`).
     fn chdir_failed(&self, node: &str, dir: &str) -> String;
@@ -158,5 +176,24 @@ impl Flavor {
             Flavor::Lsf => &lsf::Lsf,
             Flavor::Flux => &flux::Flux,
         }
+    }
+}
+
+/// A scheduler's own attributes of a job (what the neutral job model has no field for), kept
+/// as JSON under the scheduler's key in the job request's `attributes`.
+pub trait SchedulerAttributes: serde::Serialize + serde::de::DeserializeOwned {
+    /// The key in `attributes`.
+    const KEY: &'static str;
+
+    /// The attributes of a job this scheduler's submit command made (`None` for another
+    /// scheduler's job or a record that does not parse).
+    fn of(job: &crate::model::Job) -> Option<Self> {
+        serde_json::from_str(job.req.attributes.get(Self::KEY)?).ok()
+    }
+
+    /// The request's `attributes` holding these.
+    fn to_attributes(&self) -> std::collections::BTreeMap<String, String> {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        std::collections::BTreeMap::from([(Self::KEY.to_string(), json)])
     }
 }

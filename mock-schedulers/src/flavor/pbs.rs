@@ -5,6 +5,7 @@
 //! travel with the job as [`Attrs`], serialised under [`ATTRIBUTES_KEY`] in the request's
 //! `attributes`, so the neutral job model needs no PBS fields.
 
+use crate::flavor::SchedulerAttributes;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -97,25 +98,8 @@ pub struct Attrs {
     pub server: String,
 }
 
-/// The key of [`Attrs`] in a job request's `attributes`.
-pub const ATTRIBUTES_KEY: &str = "pbs";
-
-impl Attrs {
-    /// The attributes of a job submitted by PBS's qsub (`None` for another scheduler's job or
-    /// a record that does not parse).
-    pub fn of(job: &Job) -> Option<Attrs> {
-        serde_json::from_str(job.req.attributes.get(ATTRIBUTES_KEY)?).ok()
-    }
-
-    /// The request's `attributes` holding these.
-    pub fn to_attributes(&self) -> BTreeMap<String, String> {
-        let mut map = BTreeMap::new();
-        map.insert(
-            ATTRIBUTES_KEY.to_string(),
-            serde_json::to_string(self).unwrap_or_default(),
-        );
-        map
-    }
+impl super::SchedulerAttributes for Attrs {
+    const KEY: &'static str = "pbs";
 }
 
 /// The job id as PBS prints it: `<seq>.<server>`.

@@ -12,7 +12,6 @@ use std::path::Path;
 use super::Call;
 use crate::config::Cluster;
 use crate::model::{Job, JobState};
-use crate::protocol::{Request, Response};
 
 pub use crate::flavor::pbs::{Attrs, errno, exit_status, job_id};
 
@@ -222,16 +221,7 @@ pub fn state_letter(job: &Job) -> char {
     }
 }
 
-/// Why a daemon query failed, for the command to word.
-#[derive(Debug)]
-pub enum QueryError {
-    /// No daemon answered (already reported with the mock-cluster line).
-    Unreachable,
-    /// The injected status timeout.
-    Timeout,
-    /// Anything else, with a description.
-    Other(String),
-}
+pub use crate::cli::jobs::QueryError;
 
 /// `Connection timed out` / `<prog>: cannot connect to server <server> (errno=110)`: what the
 /// PBS commands print when the server does not answer (`src/lib/Libcmds/cnt2server.c` prints
@@ -270,19 +260,7 @@ pub fn query_jobs(
             return Err(QueryError::Unreachable);
         }
     };
-    match conn.call(&Request::Jobs {
-        ids,
-        accounting: false,
-        status_command,
-    }) {
-        Ok(Response::Jobs { jobs, now, .. }) => Ok((jobs, now)),
-        Ok(Response::StatusTimeout) => Err(QueryError::Timeout),
-        Ok(Response::Error { message, .. }) => Err(QueryError::Other(message)),
-        Ok(_) => Err(QueryError::Other(
-            "unexpected answer from the daemon".into(),
-        )),
-        Err(e) => Err(QueryError::Other(e.to_string())),
-    }
+    crate::cli::jobs::query(conn, ids, false, status_command)
 }
 
 /// `user@host`, as PBS names who asked (`Job_Owner`, `msg_manager`).

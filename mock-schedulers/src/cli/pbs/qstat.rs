@@ -5,6 +5,7 @@
 use super::resources;
 use super::{Attrs, QueryError, errno, exit_code, state_letter};
 use crate::cli::Call;
+use crate::flavor::SchedulerAttributes;
 use crate::model::{Job, JobState};
 
 /// qstat's option string (`GETOPT_ARGS` in `src/cmds/qstat.c`).

@@ -1,5 +1,6 @@
 //! Fake PBS `qsub` (reference 2.1; OpenPBS `src/cmds/qsub.c`, `src/cmds/qsub_sup.c`).
 
+use crate::flavor::SchedulerAttributes;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicI32, Ordering};

@@ -6,6 +6,7 @@ use std::io::Read;
 use super::CONNECT_FAILURE;
 use crate::cli::Call;
 use crate::cli::getopt::{HasArg::*, Opt, Parsed, opt};
+use crate::cli::jobs::Waited;
 use crate::model::JobKind;
 use crate::protocol::{Request, Response};
 
@@ -319,26 +320,10 @@ pub fn main(call: &mut Call) -> i32 {
         return wait_exit_code(&job);
     }
     // The daemon went away (e.g. restarted): the job survives it, so poll until it ends.
-    let dir = call.dir.clone();
-    let mut delay = std::time::Duration::from_millis(20);
-    loop {
-        std::thread::sleep(delay);
-        delay = (delay * 2).min(std::time::Duration::from_secs(1));
-        let Ok(mut conn) = crate::client::Conn::connect_or_start(&dir) else {
-            continue;
-        };
-        match conn.call(&Request::Jobs {
-            ids: Some(vec![id]),
-            accounting: true,
-            status_command: false,
-        }) {
-            Ok(Response::Jobs { jobs, .. }) => match jobs.first() {
-                Some(job) if job.run.state.is_finished() => return wait_exit_code(job),
-                Some(_) => {}
-                None => return fail(&format!("Job {id} no longer found and exit code not found")),
-            },
-            _ => continue,
-        }
+    match crate::cli::jobs::wait_until(&call.dir, id, |job| job.run.state.is_finished()) {
+        Waited::Done(job) => wait_exit_code(&job),
+        Waited::Gone => fail(&format!("Job {id} no longer found and exit code not found")),
+        Waited::Unreachable => fail(CONNECT_FAILURE),
     }
 }
 
