@@ -77,9 +77,8 @@ async fn a_runner_that_cannot_work_is_an_error_in_the_log_and_metrics_beside_one
     std::fs::write(
         &config,
         format!(
-            "listen_address = \"127.0.0.1:{port}\"\n{text}\n[[runners]]\nname = \"later\"\nurl = {url:?}\ntoken = {token:?}\nexecutor = \"docker+slurm\"\n",
+            "listen_address = \"127.0.0.1:{port}\"\n{text}\n[[runners]]\nname = \"later\"\nurl = {url:?}\ntoken = \"glrt-not-a-runner-token\"\nexecutor = \"shell\"\n",
             url = site.gitlab.url(),
-            token = site.runner_token,
         ),
     )
     .unwrap();
@@ -104,7 +103,8 @@ async fn a_runner_that_cannot_work_is_an_error_in_the_log_and_metrics_beside_one
     let log = batchci.log_lines();
     assert!(
         log.iter().any(|l| l.contains("ERROR")
-            && l.contains("the docker+slurm executor is not available in this version (available: shell, slurm, pbs, cobalt, lsf, flux); this runner stays idle")),
+            && l.contains("refuses its token")
+            && l.contains("this runner stays idle")),
         "{log:#?}"
     );
 }

@@ -153,6 +153,18 @@ impl CommandSpec {
         Ok(MergedChild { child, output })
     }
 
+    /// Starts the command with stdout and stderr merged, writes `script` to its standard
+    /// input and closes it (a script on stdin is never a file anyone else could read).
+    pub async fn spawn_merged_with_script(&self, script: &[u8]) -> std::io::Result<MergedChild> {
+        use tokio::io::AsyncWriteExt;
+        let mut running = self.clone().input(Input::Piped).spawn_merged()?;
+        if let Some(mut stdin) = running.child.stdin.take() {
+            // A program that exits early closes the pipe; that is its business, not an error.
+            let _ = stdin.write_all(script).await;
+        }
+        Ok(running)
+    }
+
     /// Runs the command to its end, capturing stdout and stderr separately.
     pub async fn output(&self) -> std::io::Result<CapturedOutput> {
         let mut command = self.command();
@@ -176,6 +188,14 @@ impl CommandSpec {
     pub fn spawn_piped(&self) -> std::io::Result<Child> {
         let mut command = self.command();
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.spawn().map_err(|e| self.spawn_error(e))
+    }
+
+    /// Starts the command with the given standard streams (its own `input` is ignored): for
+    /// a process that must outlive batchci, whose streams are files or another's pipe.
+    pub fn spawn_with(&self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> std::io::Result<Child> {
+        let mut command = self.command();
+        command.stdin(stdin).stdout(stdout).stderr(stderr);
         command.spawn().map_err(|e| self.spawn_error(e))
     }
 

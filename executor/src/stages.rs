@@ -160,7 +160,7 @@ fn write_file_variables(job: &Job, dirs: &JobDirs) -> Result<(), JobFailure> {
     Ok(())
 }
 
-fn create_private_dir(path: &Path) -> std::io::Result<()> {
+pub(crate) fn create_private_dir(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -226,14 +226,25 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
     let stop_reason = Arc::new(AtomicU8::new(STOP_NONE));
 
     // Watches GitLab, the timeout and shutdown; stops the step (and everything on abort).
+    // The timeout's clock starts once the backend is prepared (`clock`): waiting for an
+    // allocation does not count against the build's time.
+    let (clock, mut clock_started) = tokio::sync::watch::channel(None::<Duration>);
     let watcher = {
         let step_cancel = step_cancel.clone();
         let abort = abort.clone();
         let stop_reason = stop_reason.clone();
         let shutdown = run.shutdown.clone();
-        let timeout = job.timeout();
         tokio::spawn(async move {
-            let deadline = tokio::time::sleep(timeout);
+            let deadline = async move {
+                let started = clock_started
+                    .wait_for(Option::is_some)
+                    .await
+                    .map(|started| started.unwrap_or_default());
+                let Ok(timeout) = started else {
+                    return std::future::pending::<()>().await;
+                };
+                tokio::time::sleep(timeout).await;
+            };
             tokio::pin!(deadline);
             loop {
                 tokio::select! {
@@ -281,11 +292,16 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
 
     let prepared = section(log, "prepare_executor", executor, sections, async {
         log.info(&format!("Using {executor} executor..."));
-        run.backend.prepare(&ctx).await
+        run.backend.prepare(&ctx, &step_cancel).await
     })
     .await;
-    if let Err(error) = prepared {
-        failure = Some(error);
+    match prepared {
+        Ok(()) => {
+            let _ = clock.send(Some(run.backend.build_timeout(&ctx)));
+        }
+        // Cancelled or stopped while preparing: the reason is the stop, not the wait.
+        Err(_) if step_cancel.is_cancelled() => failure = Some(stop_failure(&stop_reason, &job)),
+        Err(error) => failure = Some(error),
     }
 
     if failure.is_none() {

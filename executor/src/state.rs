@@ -35,6 +35,10 @@ pub struct Submission {
     /// The job's private scratch directory, deleted when a crashed job is recovered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scratch_dir: Option<PathBuf>,
+    /// Commands (argv) that release what the job holds besides its scheduler job, such as
+    /// docker+slurm's containers; run when a crashed job is recovered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub leftovers: Vec<Vec<String>>,
     /// The batchci process that submitted it.
     pub pid: u32,
     /// When, as RFC 3339.
@@ -148,6 +152,7 @@ mod tests {
             executor: ExecutorKind::Slurm,
             scheduler_job_id: format!("{}", id + 100),
             scratch_dir: Some(PathBuf::from(format!("/scratch/ci/{id}.tmp"))),
+            leftovers: Vec::new(),
             pid: 1,
             submitted_at: "2026-01-01T00:00:00Z".into(),
         }

@@ -40,17 +40,18 @@ fn the_demo_runs_every_sample_job_as_expected() {
     assert_eq!(
         summary,
         [
-            "job             executor  expected   got        exit  result",
-            "shell-build     shell     success    success    0     ok",
-            "slurm-build     slurm     success    success    0     ok",
-            "slurm-secret    slurm     success    success    0     ok",
-            "slurm-fails     slurm     failed     failed     3     ok",
-            "slurm-refused   slurm     failed     failed     0     ok",
-            "pbs-build       pbs       success    success    0     ok",
-            "cobalt-build    cobalt    success    success    0     ok",
-            "lsf-build       lsf       success    success    0     ok",
-            "flux-build      flux      success    success    0     ok",
-            "shell-fails     shell     failed     failed     3     ok",
+            "job             executor     expected   got        exit  result",
+            "shell-build     shell        success    success    0     ok",
+            "slurm-build     slurm        success    success    0     ok",
+            "slurm-secret    slurm        success    success    0     ok",
+            "slurm-fails     slurm        failed     failed     3     ok",
+            "slurm-refused   slurm        failed     failed     0     ok",
+            "pbs-build       pbs          success    success    0     ok",
+            "cobalt-build    cobalt       success    success    0     ok",
+            "lsf-build       lsf          success    success    0     ok",
+            "flux-build      flux         success    success    0     ok",
+            "docker-build    docker+slurm success    success    0     ok",
+            "shell-fails     shell        failed     failed     3     ok",
             "",
             "demo passed: every job ended as expected",
         ]
@@ -163,45 +164,5 @@ fn a_broken_custom_config_is_a_system_failure() {
             "batchci: {}:2: general.executer: unknown key `executer`; did you mean `executor`?\n",
             path.display()
         )
-    );
-}
-
-#[test]
-fn register_refuses_an_executor_that_run_cannot_drive() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("config.toml");
-
-    let output = batchci()
-        .args(["register", "--config"])
-        .arg(&path)
-        .args([
-            "--url",
-            "http://127.0.0.1:9",
-            "--registration-token",
-            "GR1348941x",
-            "--executor",
-            "docker+slurm",
-        ])
-        .output()
-        .unwrap();
-
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        "batchci: the docker+slurm executor is not available in this version (available: shell, slurm, pbs, cobalt, lsf, flux)\n"
-    );
-    assert!(!path.exists(), "nothing was written");
-}
-
-#[test]
-fn check_fails_for_a_runner_whose_executor_run_cannot_drive() {
-    let (output, _dir, _) = check(
-        "[[runners]]\nname = \"docker-a\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"docker+slurm\"\n",
-    );
-
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(
-        String::from_utf8_lossy(&output.stderr),
-        "error: runner \"docker-a\": the docker+slurm executor is not available in this version (available: shell, slurm, pbs, cobalt, lsf, flux)\n"
     );
 }

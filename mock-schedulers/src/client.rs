@@ -15,6 +15,8 @@ use crate::protocol::{Request, Response};
 pub const STATE_DIR_ENV: &str = "MOCK_CLUSTER_STATE_DIR";
 /// Set to `1` to stop fakes from starting a daemon.
 pub const NO_AUTOSTART_ENV: &str = "MOCK_CLUSTER_NO_AUTOSTART";
+/// Set in every job's environment: the simulated node the job runs on (its first node).
+pub const NODE_ENV: &str = "MOCK_CLUSTER_NODE";
 
 /// The default state directory, `/tmp/mock-cluster-<uid>`.
 pub fn default_state_dir() -> PathBuf {

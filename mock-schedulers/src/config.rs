@@ -76,7 +76,53 @@ struct RawConfig {
     qos: Vec<RawQos>,
     #[serde(default)]
     inject: Injections,
+    #[serde(default)]
+    docker: RawDocker,
 }
+
+/// The `[docker]` table: the Docker daemons of the nodes (see [`DockerConfig`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDocker {
+    #[serde(default = "default_docker_port")]
+    port: u16,
+    #[serde(default)]
+    tls: bool,
+    #[serde(default = "default_docker_images")]
+    images: Vec<String>,
+    #[serde(default)]
+    nodes: Option<Spanned<String>>,
+}
+
+impl Default for RawDocker {
+    fn default() -> RawDocker {
+        RawDocker {
+            port: default_docker_port(),
+            tls: false,
+            images: default_docker_images(),
+            nodes: None,
+        }
+    }
+}
+
+fn default_docker_port() -> u16 {
+    2376
+}
+
+fn default_docker_images() -> Vec<String> {
+    DEFAULT_DOCKER_IMAGES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The images every simulated Docker daemon has unless `[docker] images` says otherwise.
+pub const DEFAULT_DOCKER_IMAGES: &[&str] = &[
+    "alpine:latest",
+    "busybox:latest",
+    "debian:bookworm",
+    "batchci-busybox:latest",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -179,6 +225,39 @@ pub struct Injections {
     pub output_delay: f64,
 }
 
+/// The Docker daemons of the simulated nodes (the `[docker]` table), used by the fake `docker`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DockerConfig {
+    /// The TCP port the daemons listen on (`tcp://<node>:<port>`).
+    pub port: u16,
+    /// Whether the daemons require TLS client certificates (dockerd `--tlsverify`).
+    pub tls: bool,
+    /// The images the daemons have (`name:tag`; a name without a tag is `name:latest`).
+    pub images: Vec<String>,
+    /// The nodes that run a daemon; `None`: every node.
+    pub nodes: Option<Vec<String>>,
+}
+
+impl Default for DockerConfig {
+    fn default() -> DockerConfig {
+        DockerConfig {
+            port: default_docker_port(),
+            tls: false,
+            images: default_docker_images(),
+            nodes: None,
+        }
+    }
+}
+
+impl DockerConfig {
+    /// Whether `node` runs a Docker daemon.
+    pub fn runs_on(&self, node: &str) -> bool {
+        self.nodes
+            .as_ref()
+            .is_none_or(|nodes| nodes.iter().any(|n| n == node))
+    }
+}
+
 /// One compute node.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Node {
@@ -275,6 +354,9 @@ pub struct Cluster {
     pub qos: BTreeMap<String, Qos>,
     /// Injections active at start.
     pub inject: Injections,
+    /// The nodes' Docker daemons (`[docker]`).
+    #[serde(default)]
+    pub docker: DockerConfig,
 }
 
 impl Cluster {
@@ -506,6 +588,53 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
             "only one partition may be the default".into(),
         ));
     }
+    let docker_nodes = match &raw.docker.nodes {
+        Some(list) => {
+            let members = hostlist::expand(list.get_ref())
+                .map_err(|e| fail(list.span(), "nodes", e.to_string()))?;
+            if let Some(unknown) = members
+                .iter()
+                .find(|m| !nodes.iter().any(|n| &n.name == *m))
+            {
+                return Err(fail(
+                    list.span(),
+                    "nodes",
+                    format!("node `{unknown}` is not declared in [[nodes]]"),
+                ));
+            }
+            Some(members)
+        }
+        None => None,
+    };
+    if raw.docker.port == 0 {
+        return Err(ConfigError {
+            file: file.into(),
+            line: text
+                .find("[docker]")
+                .and_then(|table| text[table..].find("port").map(|p| table + p))
+                .map_or(1, |offset| line_of(text, offset)),
+            key: "port".into(),
+            message: "must be a TCP port, 1 to 65535".into(),
+        });
+    }
+    if let Some((image, e)) = raw.docker.images.iter().find_map(|i| {
+        crate::cli::docker::engine::split_reference(i)
+            .err()
+            .map(|e| (i, e))
+    }) {
+        return Err(ConfigError {
+            file: file.into(),
+            line: text.find(image.as_str()).map_or(1, |o| line_of(text, o)),
+            key: "images".into(),
+            message: format!("`{image}`: {e}"),
+        });
+    }
+    let docker = DockerConfig {
+        port: raw.docker.port,
+        tls: raw.docker.tls,
+        images: raw.docker.images,
+        nodes: docker_nodes,
+    };
     Ok(Cluster {
         cluster_name: raw.cluster_name,
         time_scale: scale,
@@ -518,5 +647,6 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
         partitions,
         qos,
         inject: raw.inject,
+        docker,
     })
 }

@@ -566,7 +566,11 @@ impl Refused {
 }
 
 impl Backend for BatchBackend {
-    async fn prepare(&mut self, ctx: &JobContext) -> Result<(), JobFailure> {
+    async fn prepare(
+        &mut self,
+        ctx: &JobContext,
+        _cancel: &CancellationToken,
+    ) -> Result<(), JobFailure> {
         let options = self.scheduler.submit_options();
         if let Some((variable, text)) = ctx.user_parameters() {
             self.user_args = crate::args::user_parameters(

@@ -1,13 +1,16 @@
 //! The backends: how a job's step script reaches compute.
 //!
 //! One file per scheduler. The batch schedulers are descriptions that the batch engine
-//! ([`BatchBackend`], `batch.rs`) drives; the shell backend implements [`Backend`] itself.
+//! ([`BatchBackend`], `batch.rs`) drives; the shell backend implements [`Backend`] itself, and
+//! so does `docker+slurm` ([`DockerSlurmBackend`], `docker_slurm/`: its Slurm placeholder
+//! allocation, its Docker daemon, and its custom-executor stages).
 //! [`AnyBackend`] picks one from the configuration. What they share lives in the crate root:
 //! parameter checks in [`crate::args`], following output files in [`crate::tail`], running
 //! commands in [`crate::command`].
 
 mod batch;
 mod cobalt;
+mod docker_slurm;
 mod flux;
 mod lsf;
 mod pbs;
@@ -22,6 +25,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use batch::BatchBackend;
+pub use docker_slurm::DockerSlurmBackend;
+pub(crate) use docker_slurm::custom as docker_slurm_custom;
 pub use shell::ShellBackend;
 pub use slurm::SBATCH_OPTIONS;
 
@@ -185,6 +190,7 @@ impl JobContext {
             executor: self.runner.executor,
             scheduler_job_id: String::new(),
             scratch_dir: Some(self.dirs.tmp_dir.clone()),
+            leftovers: Vec::new(),
             pid: std::process::id(),
             submitted_at: chrono::Utc::now().to_rfc3339(),
         }
@@ -207,11 +213,20 @@ impl JobContext {
 
 /// The contract of a backend.
 pub trait Backend {
-    /// Checks the job before anything runs (e.g. user parameters) and acquires resources.
+    /// Checks the job before anything runs (e.g. user parameters) and acquires resources;
+    /// `cancel` fires when the job is cancelled or batchci stops while it waits for them.
     fn prepare(
         &mut self,
         ctx: &JobContext,
+        cancel: &CancellationToken,
     ) -> impl std::future::Future<Output = Result<(), JobFailure>> + Send;
+
+    /// How long the job may run once prepared: GitLab's timeout, unless the backend has
+    /// shortened it (docker+slurm's `truncate_job_timeout`). The clock starts after
+    /// [`Backend::prepare`], so waiting for resources never counts against it.
+    fn build_timeout(&self, ctx: &JobContext) -> Duration {
+        ctx.job.timeout()
+    }
 
     /// Runs the step script `script` (bash, with the job's variables, secrets among them: a
     /// backend writes it nowhere it can avoid); `cancel` fires on cancel, abort, timeout or
@@ -234,6 +249,8 @@ pub enum AnyBackend {
     Shell(ShellBackend),
     /// A batch scheduler through the batch engine (`slurm`).
     Batch(BatchBackend),
+    /// `docker+slurm`: Slurm allocates, Docker runs the build on the allocated node.
+    DockerSlurm(Box<DockerSlurmBackend>),
 }
 
 /// Every batch scheduler this version drives, each described once in its own file.
@@ -255,6 +272,9 @@ impl AnyBackend {
         if kind == ExecutorKind::Shell {
             return Ok(AnyBackend::Shell(ShellBackend));
         }
+        if kind == ExecutorKind::DockerSlurm {
+            return Ok(AnyBackend::DockerSlurm(Box::default()));
+        }
         match scheduler(kind) {
             Some(scheduler) => Ok(AnyBackend::Batch(BatchBackend::new(scheduler))),
             None => Err(format!(
@@ -273,6 +293,7 @@ impl AnyBackend {
 pub fn available_executors() -> Vec<ExecutorKind> {
     std::iter::once(ExecutorKind::Shell)
         .chain(SCHEDULERS.iter().map(|s| s.kind()))
+        .chain(std::iter::once(ExecutorKind::DockerSlurm))
         .collect()
 }
 
@@ -295,19 +316,54 @@ pub fn describe(kind: ExecutorKind) -> Option<(&'static str, &'static [&'static 
     if kind == ExecutorKind::Shell {
         return Some(("env -i /bin/bash --login on this host", &[]));
     }
+    if kind == ExecutorKind::DockerSlurm {
+        return Some((docker_slurm::HOW, docker_slurm::PROGRAMS));
+    }
     scheduler(kind).map(|s| (s.how(), s.programs()))
+}
+
+/// Whether `runner` may ask GitLab for another job now (docker+slurm's `max_pending_builds`).
+pub async fn can_take_job(runner: &RunnerConfig) -> bool {
+    match runner.executor {
+        ExecutorKind::DockerSlurm => docker_slurm::can_take_job(runner).await,
+        _ => true,
+    }
+}
+
+/// Notes that GitLab handed job `job_id` to `runner`, before its task starts, so that
+/// [`can_take_job`] counts it at once.
+pub fn job_taken(runner: &RunnerConfig, job_id: u64) {
+    if runner.executor == ExecutorKind::DockerSlurm {
+        docker_slurm::claim(runner, job_id);
+    }
 }
 
 /// The command that cancels scheduler job `id` of `kind` (crash recovery), if `kind` has one.
 pub fn cancel_command(kind: ExecutorKind, id: &str) -> Option<(&'static str, Vec<String>)> {
+    if kind == ExecutorKind::DockerSlurm {
+        return Some(("scancel", vec![id.to_string()]));
+    }
     scheduler(kind).map(|s| s.cancel(id))
 }
 
 impl Backend for AnyBackend {
-    async fn prepare(&mut self, ctx: &JobContext) -> Result<(), JobFailure> {
+    async fn prepare(
+        &mut self,
+        ctx: &JobContext,
+        cancel: &CancellationToken,
+    ) -> Result<(), JobFailure> {
         match self {
-            AnyBackend::Shell(b) => b.prepare(ctx).await,
-            AnyBackend::Batch(b) => b.prepare(ctx).await,
+            AnyBackend::Shell(b) => b.prepare(ctx, cancel).await,
+            AnyBackend::Batch(b) => b.prepare(ctx, cancel).await,
+            AnyBackend::DockerSlurm(b) => b.prepare(ctx, cancel).await,
+        }
+    }
+
+    fn build_timeout(&self, ctx: &JobContext) -> Duration {
+        match self {
+            AnyBackend::Shell(b) => b.build_timeout(ctx),
+            AnyBackend::Batch(b) => b.build_timeout(ctx),
+            AnyBackend::DockerSlurm(b) => b.build_timeout(ctx),
         }
     }
 
@@ -320,6 +376,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Shell(b) => b.run_step(ctx, script, cancel).await,
             AnyBackend::Batch(b) => b.run_step(ctx, script, cancel).await,
+            AnyBackend::DockerSlurm(b) => b.run_step(ctx, script, cancel).await,
         }
     }
 
@@ -327,6 +384,7 @@ impl Backend for AnyBackend {
         match self {
             AnyBackend::Shell(b) => b.cleanup(ctx).await,
             AnyBackend::Batch(b) => b.cleanup(ctx).await,
+            AnyBackend::DockerSlurm(b) => b.cleanup(ctx).await,
         }
     }
 }

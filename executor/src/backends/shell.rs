@@ -5,7 +5,6 @@
 //! script itself, nothing of batchci's own environment (tokens, configuration) reaches it. This
 //! is the same shell batchci uses for the stages that always run on the host (`after_script`).
 
-use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
 use super::{Backend, JobContext, JobFailure, StepOutcome};
@@ -16,7 +15,11 @@ use crate::command::{CommandSpec, Input};
 pub struct ShellBackend;
 
 impl Backend for ShellBackend {
-    async fn prepare(&mut self, _ctx: &JobContext) -> Result<(), JobFailure> {
+    async fn prepare(
+        &mut self,
+        _ctx: &JobContext,
+        _cancel: &CancellationToken,
+    ) -> Result<(), JobFailure> {
         Ok(())
     }
 
@@ -47,14 +50,10 @@ pub async fn run_login_shell(
             spec = spec.env(key, value);
         }
     }
-    let mut running = spec
-        .spawn_merged()
+    let running = spec
+        .spawn_merged_with_script(script)
+        .await
         .map_err(|e| JobFailure::system(e.to_string()))?;
-    if let Some(mut stdin) = running.child.stdin.take() {
-        // A script that exits early closes the pipe; that is its business, not an error.
-        let _ = stdin.write_all(script).await;
-        drop(stdin);
-    }
     let log = ctx.log.clone();
     let group = running
         .child

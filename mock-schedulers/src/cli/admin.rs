@@ -357,6 +357,8 @@ fn run(cmd: Command) -> Result<(), i32> {
         Command::Stop { dir, cancel_jobs } => {
             let dir = absolute(dir.dir());
             if cancel_jobs {
+                // The simulated Docker daemons' containers end with the cluster's jobs.
+                super::docker::kill_all(&dir);
                 for state in [JobState::Pending, JobState::Running] {
                     let req = CancelRequest {
                         state: Some(state),

@@ -3,8 +3,10 @@
 
 pub mod admin;
 pub mod cobalt;
+pub mod docker;
 pub mod flux;
 pub mod getopt;
+pub mod hostname;
 pub mod jobs;
 pub mod lsf;
 pub mod pbs;
@@ -19,11 +21,12 @@ use crate::model::CallRecord;
 use crate::protocol::Request;
 
 /// Every fake command, by the name it is called as: Slurm's, the `qsub qstat qdel` of PBS
-/// or Cobalt (which one, the cluster's `flavor` says; see [`qsub_flavor`]), Flux's `flux`, and
-/// LSF's `bsub bjobs bkill`.
+/// or Cobalt (which one, the cluster's `flavor` says; see [`qsub_flavor`]), Flux's `flux`,
+/// LSF's `bsub bjobs bkill`, the Docker client `docker` (see [`docker`]) and `hostname`
+/// (the node of a job; see [`hostname`]).
 pub const FAKES: &[&str] = &[
     "sbatch", "squeue", "scancel", "sacct", "scontrol", "srun", "salloc", "sinfo", "qsub", "qstat",
-    "qdel", "flux", "bsub", "bjobs", "bkill",
+    "qdel", "flux", "bsub", "bjobs", "bkill", "docker", "hostname",
 ];
 
 /// The file in a state directory that records `mock-cluster env --flavor`.
@@ -65,6 +68,9 @@ pub fn main() -> i32 {
             None => 2,
         };
     }
+    if argv.get(1).map(String::as_str) == Some("__container") {
+        return docker::shim::main(&argv[2..]);
+    }
     if !FAKES.contains(&prog.as_str()) {
         return admin::main(argv);
     }
@@ -72,6 +78,8 @@ pub fn main() -> i32 {
     let code = slurm::run(&prog, &mut call)
         .or_else(|| lsf::run(&prog, &mut call))
         .or_else(|| flux::run(&prog, &mut call))
+        .or_else(|| docker::run(&prog, &mut call))
+        .or_else(|| hostname::run(&prog, &mut call))
         .or_else(|| match qsub_flavor(&call.dir) {
             crate::config::QsubFlavor::Pbs => pbs::run(&prog, &mut call),
             crate::config::QsubFlavor::Cobalt => cobalt::run(&prog, &mut call),
@@ -113,6 +121,7 @@ fn chosen_env() -> BTreeMap<String, String> {
         .chain(cobalt::ENV_PREFIXES)
         .chain(lsf::ENV_PREFIXES)
         .chain(flux::ENV_PREFIXES)
+        .chain(docker::ENV_PREFIXES)
         .chain(["MOCK_CLUSTER_"].iter());
     let prefixes: Vec<&str> = prefixes.copied().collect();
     environment()
@@ -161,6 +170,12 @@ impl Call {
                 error: std::io::Error::other("no connection"),
             }),
         }
+    }
+
+    /// Closes the connection; the call is recorded at its end over a new one (for calls that
+    /// last long without the daemon, such as an attached `docker run`).
+    pub fn release_conn(&mut self) {
+        self.conn = None;
     }
 
     /// Takes the connection out (for long-lived use).

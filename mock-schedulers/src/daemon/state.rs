@@ -6,6 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::client::NODE_ENV;
 use crate::config::{Cluster, Injections};
 use crate::flavor::{Refusal, Site};
 use crate::hostlist;
@@ -914,14 +915,23 @@ impl State {
         out
     }
 
-    /// The variables the job's scheduler sets in its batch step or allocation.
+    /// The variables the job's scheduler sets in its batch step or allocation, and the
+    /// simulated cluster's own: `MOCK_CLUSTER_NODE`, the node the job runs on (its first
+    /// node), which the fake `hostname` prints. Every job process gets them: batch jobs
+    /// through the launcher, allocations (`srun`, `salloc`, `bsub -I`, `flux alloc|run`)
+    /// through the front end that runs the command.
     pub fn job_env(&self, job: &Job) -> BTreeMap<String, String> {
-        job.req.flavor.rules().job_env(
+        let mut env = job.req.flavor.rules().job_env(
             job,
             Site {
                 cluster_name: &self.cluster.cluster_name,
             },
-        )
+        );
+        let node = job.first_node();
+        if !node.is_empty() {
+            env.insert(NODE_ENV.to_string(), node);
+        }
+        env
     }
 
     fn launch_batch(&mut self, id: u32) -> std::io::Result<()> {
