@@ -790,7 +790,8 @@ fn the_custom_executor_allocates_in_prepare_runs_in_the_container_and_releases_i
     assert_eq!(live_placeholders(&cluster), Vec::<String>::new());
 }
 
-/// gitlab-runner's SIGTERM while `prepare` waits for Slurm: the placeholder is cancelled.
+/// gitlab-runner's SIGTERM while `prepare` waits for Slurm: `prepare` itself cancels the
+/// placeholder (looked at before `cleanup` runs, which would release it too).
 #[test]
 fn a_sigterm_while_prepare_waits_releases_the_allocation() {
     let dir = tempfile::tempdir().unwrap();
@@ -798,6 +799,7 @@ fn a_sigterm_while_prepare_waits_releases_the_allocation() {
     let blocker = block_the_partition(&cluster, dir.path());
     let config = custom_config(dir.path(), &cluster);
     let running = custom_driver(dir.path(), &config, &cluster)
+        .hold_before_cleanup()
         .start(JobSpec::new(141).script(&["echo never"]));
     running.wait_for_log(
         "waiting for a Slurm allocation: job ",
@@ -805,8 +807,10 @@ fn a_sigterm_while_prepare_waits_releases_the_allocation() {
     );
 
     running.cancel();
-    let report = running.finish();
+    running.wait_until_cleanup_is_next(std::time::Duration::from_secs(60));
     let placeholders = live_placeholders(&cluster);
+    running.release_cleanup();
+    let report = running.finish();
     let _ = Command::new("scancel")
         .envs(cluster.batchci_env())
         .arg(&blocker)
@@ -947,4 +951,100 @@ async fn real_slurm_an_expected_start_past_the_allocation_timeout_fails_early() 
         "",
         "the placeholder is still queued"
     );
+}
+
+/// A placeholder Slurm will never start as asked (65 minutes in a 60-minute partition) fails
+/// the job at the first look at its pending reason, not at the allocation timeout or never.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_placeholder_slurm_will_never_start_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::fake(dir.path());
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(&job("    - echo never\n"), &[]);
+    let _batchci = start(&site, &cluster, "  overhead_time = 5\n", "");
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(
+        job.failure_reason.as_deref(),
+        Some("runner_system_failure"),
+        "{trace}"
+    );
+    let last = plain_lines(&trace).last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with(
+            "ERROR: Job failed (system failure): Slurm will not start the placeholder job "
+        ) && last.contains(" (PartitionTimeLimit): it asks for --time=65 "),
+        "{last}"
+    );
+    assert_eq!(live_placeholders(&cluster), Vec::<String>::new());
+}
+
+/// Slurm ends the placeholder while the build runs (an admin's scancel): the build is stopped
+/// at once and the job fails saying why; no container stays on CPUs Slurm gave away.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_placeholder_ended_by_slurm_stops_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::fake(dir.path());
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(&job("    - echo started\n    - sleep 300\n"), &[]);
+    let _batchci = start(&site, &cluster, "", "");
+    let id = pipeline.jobs[0].id;
+    site.wait_for_line(id, |l| (l == "started").then_some(()))
+        .await;
+    let trace = String::from_utf8_lossy(&site.gitlab.trace(id).unwrap()).into_owned();
+    let (slurm_job, _, node) = allocation_of(&trace);
+
+    let scancel = Command::new("scancel")
+        .envs(cluster.batchci_env())
+        .arg(&slurm_job)
+        .output()
+        .unwrap();
+    let (job, trace) = site.finished(id).await;
+
+    assert!(scancel.status.success(), "{scancel:?}");
+    assert_eq!(
+        job.failure_reason.as_deref(),
+        Some("runner_system_failure"),
+        "{trace}"
+    );
+    let last = plain_lines(&trace).last().cloned().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!(
+            "ERROR: Job failed (system failure): Slurm job {slurm_job} ended during the build (srun exit code "
+        )),
+        "{last}"
+    );
+    assert_eq!(containers_of(&cluster, &node, id), "");
+}
+
+/// `after_script` is user code too: it runs in a container on the allocation, never on the
+/// executor's host.
+#[tokio::test(flavor = "multi_thread")]
+async fn after_script_runs_in_a_container_on_the_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::fake(dir.path());
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        &job("    - echo build\n  after_script:\n    - echo \"after on $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)\"\n"),
+        &[],
+    );
+    let _batchci = start(&site, &cluster, "", "");
+    let id = pipeline.jobs[0].id;
+
+    let (job, trace) = site.finished(id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    let (_, cpuset, node) = allocation_of(&trace);
+    assert!(
+        plain_lines(&trace).contains(&format!("after on {cpuset}")),
+        "{trace}"
+    );
+    let runs: Vec<Vec<String>> = cluster
+        .calls_of("docker")
+        .into_iter()
+        .filter(|argv| argv.iter().any(|a| a == "run"))
+        .collect();
+    assert_eq!(runs.len(), 2, "script and after_script: {runs:?}");
+    assert_eq!(containers_of(&cluster, &node, id), "");
 }

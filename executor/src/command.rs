@@ -159,8 +159,13 @@ impl CommandSpec {
         use tokio::io::AsyncWriteExt;
         let mut running = self.clone().input(Input::Piped).spawn_merged()?;
         if let Some(mut stdin) = running.child.stdin.take() {
-            // A program that exits early closes the pipe; that is its business, not an error.
-            let _ = stdin.write_all(script).await;
+            // Written beside the reading of the output: a long script whose first commands
+            // print more than a pipe holds would otherwise wait on its own reader. A program
+            // that exits early closes the pipe; that is its business, not an error.
+            let script = script.to_vec();
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&script).await;
+            });
         }
         Ok(running)
     }

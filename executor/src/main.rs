@@ -290,14 +290,17 @@ async fn custom(stage: CustomStage) -> ExitCode {
 
 /// A token that SIGTERM or SIGINT cancels: gitlab-runner ends a stage with SIGTERM.
 fn cancel_on_signal() -> tokio_util::sync::CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_signal = cancel.clone();
+    // Installed before this returns: a SIGTERM from now on is a cancel, never a sudden death
+    // between starting a scheduler job and recording it.
+    let handlers = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    );
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
+        if let (Ok(mut term), Ok(mut int)) = handlers {
             // A stream that ends is not a signal: select! then waits on the other.
             tokio::select! {
                 Some(()) = term.recv() => on_signal.cancel(),

@@ -151,7 +151,7 @@ impl Poller {
             {
                 Ok(JobRequest::Job(job, _raw)) => {
                     refusals = 0;
-                    crate::backends::job_taken(&self.runner, job.id);
+                    let claim = crate::backends::job_taken(&self.runner, job.id);
                     let slot = self.take_slot();
                     let context = JobTask {
                         client: self.client.clone(),
@@ -162,6 +162,7 @@ impl Poller {
                     };
                     let slots = self.slots.clone();
                     jobs.spawn(async move {
+                        let _claim = claim;
                         context.process(*job).await;
                         slots
                             .lock()

@@ -295,12 +295,16 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
         run.backend.prepare(&ctx, &step_cancel).await
     })
     .await;
+    // GitLab's timeout, unless the backend shortened it; it runs from here.
+    let build_timeout = run.backend.build_timeout(&ctx);
     match prepared {
         Ok(()) => {
-            let _ = clock.send(Some(run.backend.build_timeout(&ctx)));
+            let _ = clock.send(Some(build_timeout));
         }
         // Cancelled or stopped while preparing: the reason is the stop, not the wait.
-        Err(_) if step_cancel.is_cancelled() => failure = Some(stop_failure(&stop_reason, &job)),
+        Err(_) if step_cancel.is_cancelled() => {
+            failure = Some(stop_failure(&stop_reason, build_timeout))
+        }
         Err(error) => failure = Some(error),
     }
 
@@ -312,7 +316,10 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
             log.info(&format!("Running on {host}..."));
             // Before anything is written: a batchci that dies from here on leaves a record
             // from which its next start removes what this job wrote.
-            if let Some(store) = &ctx.state {
+            // A backend that allocated in `prepare` has recorded its job already.
+            if let Some(store) = &ctx.state
+                && !store.has(&ctx.runner.url, ctx.job.id)
+            {
                 store
                     .record(&ctx.record())
                     .map_err(|e| JobFailure::system(e.to_string()))?;
@@ -374,7 +381,7 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
                 );
                 // The script holds the job's secrets: it goes to the backend, never to a file
                 // of the shared builds directory.
-                if step.name == "script" {
+                if step.name == "script" || run.backend.runs_all_user_stages() {
                     run.backend
                         .run_step(&ctx, text.as_bytes(), &step_cancel)
                         .await
@@ -391,7 +398,9 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
                 Ok(StepOutcome::Exited(code)) => {
                     failure = Some(JobFailure::script(format!("exit code {code}"), Some(code)));
                 }
-                Ok(StepOutcome::Cancelled) => failure = Some(stop_failure(&stop_reason, &job)),
+                Ok(StepOutcome::Cancelled) => {
+                    failure = Some(stop_failure(&stop_reason, build_timeout))
+                }
                 Err(error) => failure = Some(error),
             }
             if failure.is_some() {
@@ -400,7 +409,7 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
         }
     }
     if failure.is_none() && step_cancel.is_cancelled() {
-        failure = Some(stop_failure(&stop_reason, &job));
+        failure = Some(stop_failure(&stop_reason, build_timeout));
     }
 
     let stopped = stop_reason.load(Ordering::SeqCst);
@@ -439,9 +448,14 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
                     after_cancel.cancel();
                 })
             };
-            match crate::backends::shell::run_login_shell(&ctx, text.as_bytes(), &after_cancel)
-                .await
-            {
+            let ran = if run.backend.runs_all_user_stages() {
+                run.backend
+                    .run_step(&ctx, text.as_bytes(), &after_cancel)
+                    .await
+            } else {
+                crate::backends::shell::run_login_shell(&ctx, text.as_bytes(), &after_cancel).await
+            };
+            match ran {
                 Ok(StepOutcome::Exited(0)) => {}
                 Ok(StepOutcome::Exited(code)) => {
                     log.warning(&format!("after_script failed: exit code {code}"))
@@ -511,14 +525,14 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
     JobResult { failure }
 }
 
-fn stop_failure(stop_reason: &AtomicU8, job: &Job) -> JobFailure {
+fn stop_failure(stop_reason: &AtomicU8, build_timeout: Duration) -> JobFailure {
     match stop_reason.load(Ordering::SeqCst) {
         STOP_TIMEOUT => JobFailure {
             reason: FailureReason::JobExecutionTimeout,
             exit_code: None,
             message: format!(
                 "execution took longer than {} seconds",
-                job.timeout().as_secs()
+                build_timeout.as_secs()
             ),
         },
         STOP_REMOTE_ABORT => JobFailure {

@@ -74,7 +74,13 @@ impl StateStore {
         self.dir.join(format!("{host}-{gitlab_job_id}.json"))
     }
 
-    /// Records `submission` durably. An error names the file.
+    /// Whether a record of the job exists.
+    pub fn has(&self, gitlab_url: &str, gitlab_job_id: u64) -> bool {
+        self.path(gitlab_url, gitlab_job_id).exists()
+    }
+
+    /// Records `submission` durably (replacing an earlier record of the job). An error names
+    /// the file.
     pub fn record(&self, submission: &Submission) -> std::io::Result<()> {
         let path = self.path(&submission.gitlab_url, submission.gitlab_job_id);
         self.write_record(&path, submission).map_err(|e| {

@@ -148,11 +148,16 @@ impl Site {
 
     /// Waits until job `id` has finished and returns it with its trace as text.
     pub async fn finished(&self, id: u64) -> (JobView, String) {
-        let job = self
-            .gitlab
-            .wait_for_job(id, Duration::from_secs(120))
-            .await
-            .expect("job finishes");
+        let job = match self.gitlab.wait_for_job(id, Duration::from_secs(120)).await {
+            Ok(job) => job,
+            Err(error) => {
+                let trace = self.gitlab.trace(id).unwrap_or_default();
+                panic!(
+                    "job {id} did not finish ({error:?}); its trace so far:\n{}",
+                    String::from_utf8_lossy(&trace)
+                )
+            }
+        };
         let trace = String::from_utf8_lossy(&self.gitlab.trace(id).unwrap()).into_owned();
         (job, trace)
     }

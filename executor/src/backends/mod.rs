@@ -25,8 +25,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 pub use batch::BatchBackend;
-pub use docker_slurm::DockerSlurmBackend;
 pub(crate) use docker_slurm::custom as docker_slurm_custom;
+pub use docker_slurm::{Claim, DockerSlurmBackend};
 pub use shell::ShellBackend;
 pub use slurm::SBATCH_OPTIONS;
 
@@ -228,6 +228,12 @@ pub trait Backend {
         ctx.job.timeout()
     }
 
+    /// Whether every stage with user code (custom steps, `after_script`) runs where the build
+    /// runs, not on the executor's host: a container's user code must never reach the host.
+    fn runs_all_user_stages(&self) -> bool {
+        false
+    }
+
     /// Runs the step script `script` (bash, with the job's variables, secrets among them: a
     /// backend writes it nowhere it can avoid); `cancel` fires on cancel, abort, timeout or
     /// shutdown.
@@ -331,11 +337,10 @@ pub async fn can_take_job(runner: &RunnerConfig) -> bool {
 }
 
 /// Notes that GitLab handed job `job_id` to `runner`, before its task starts, so that
-/// [`can_take_job`] counts it at once.
-pub fn job_taken(runner: &RunnerConfig, job_id: u64) {
-    if runner.executor == ExecutorKind::DockerSlurm {
-        docker_slurm::claim(runner, job_id);
-    }
+/// [`can_take_job`] counts it at once; the note goes with the returned guard, which the job's
+/// task holds to its end.
+pub fn job_taken(runner: &RunnerConfig, job_id: u64) -> Option<docker_slurm::Claim> {
+    (runner.executor == ExecutorKind::DockerSlurm).then(|| docker_slurm::claim(runner, job_id))
 }
 
 /// The command that cancels scheduler job `id` of `kind` (crash recovery), if `kind` has one.
@@ -357,6 +362,10 @@ impl Backend for AnyBackend {
             AnyBackend::Batch(b) => b.prepare(ctx, cancel).await,
             AnyBackend::DockerSlurm(b) => b.prepare(ctx, cancel).await,
         }
+    }
+
+    fn runs_all_user_stages(&self) -> bool {
+        matches!(self, AnyBackend::DockerSlurm(_))
     }
 
     fn build_timeout(&self, ctx: &JobContext) -> Duration {

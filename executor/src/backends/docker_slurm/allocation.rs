@@ -313,6 +313,13 @@ impl Placeholder {
             tokio::select! {
                 line = self.next_line() => match line {
                     Some(line) => match first.take() {
+                        // A wrong first line is said at once, not after a second that may
+                        // never come (the script then waits on its input).
+                        None if !line.starts_with("gitlab-runner: hostname: ") => {
+                            return Err(JobFailure::system(format!(
+                                "the allocation script printed {line:?} where `gitlab-runner: hostname: <value>` was expected"
+                            )));
+                        }
                         None => first = Some(line),
                         Some(first) => {
                             let handle = parse_handle(&first, &line).map_err(JobFailure::system)?;
@@ -341,6 +348,12 @@ impl Placeholder {
                                 "waiting for a Slurm allocation: job {} {} ({}), {waited}",
                                 status.id, status.state.to_lowercase(), status.reason
                             ));
+                            if NEVER_STARTS.contains(&status.reason.as_str()) {
+                                return Err(JobFailure::system(format!(
+                                    "Slurm will not start the placeholder job {} ({}): it asks for --time={} and the runner's [runners.slurm] settings; fix them or the partition's limits",
+                                    status.id, status.reason, request.time_minutes.max(1)
+                                )));
+                            }
                         }
                         None => ctx.log.info(&format!("waiting for a Slurm allocation, {waited}")),
                     }
@@ -372,6 +385,11 @@ impl Placeholder {
                 }
             }
         }
+    }
+
+    /// Waits until srun ends (the placeholder job is over); its exit code.
+    pub(crate) async fn ended(&mut self) -> Option<i32> {
+        crate::command::exit_code_of(self.child.wait().await)
     }
 
     /// Ends the placeholder job: closes its standard input, waits for srun, stops it if it
@@ -428,13 +446,16 @@ pub(crate) async fn release_detached(
     srun_pid: u32,
     run_as: Option<RunAs>,
 ) {
-    stop_group(holder_pid);
+    // The pids come from a file: signal only processes that are what it says they are.
+    if runs(holder_pid, "sleep") {
+        stop_group(holder_pid);
+    }
     let grace = ctx.kill_timeout.max(Duration::from_secs(1));
     let deadline = Instant::now() + grace;
-    while alive(srun_pid) && Instant::now() < deadline {
+    while runs(srun_pid, "srun") && Instant::now() < deadline {
         tokio::time::sleep(FILE_POLL).await;
     }
-    if alive(srun_pid) {
+    if runs(srun_pid, "srun") {
         stop_group(srun_pid);
     }
     cancel_leftover(ctx, name, run_as).await;
@@ -452,8 +473,13 @@ fn stop_group(pid: u32) {
     }
 }
 
-fn alive(pid: u32) -> bool {
-    pid > 0 && crate::state::process_alive(pid)
+/// Whether process `pid` runs `program` (its argv[0] ends with it).
+fn runs(pid: u32, program: &str) -> bool {
+    pid > 0
+        && std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
+            let argv0 = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            String::from_utf8_lossy(argv0).rsplit('/').next() == Some(program)
+        })
 }
 
 /// Cancels the Slurm job named `name` if Slurm still has it running or pending.
@@ -526,6 +552,22 @@ impl JobStatus {
         })
     }
 }
+
+/// Pending reasons of a job Slurm will never start as it is (slurm.h `job_state_reason`):
+/// waiting would only run into the allocation timeout, or forever.
+const NEVER_STARTS: &[&str] = &[
+    "PartitionTimeLimit",
+    "PartitionNodeLimit",
+    "PartitionConfig",
+    "QOSMaxWallDurationPerJobLimit",
+    "AssocMaxWallDurationPerJobLimit",
+    "QOSMaxCpuPerJobLimit",
+    "AssocMaxCpuPerJobLimit",
+    "QOSMaxMemoryPerJob",
+    "BadConstraints",
+    "InvalidAccount",
+    "InvalidQOS",
+];
 
 fn is_ended(state: &str) -> bool {
     !matches!(

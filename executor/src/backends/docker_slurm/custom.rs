@@ -122,6 +122,11 @@ pub(crate) async fn run(
         cpuset: saved.cpuset.clone(),
     };
     backend.attach(ctx, handle, &saved.job_id, true).await?;
+    // The container's name is saved before it exists: a stage killed outright still leaves
+    // it to `cleanup`, and the next stage takes the next name.
+    saved.containers = backend.containers.clone();
+    saved.containers.push(backend.next_container(ctx));
+    save(ctx, &saved)?;
     let outcome = backend.run_step(ctx, script, cancel).await;
     saved.containers = backend.containers;
     save(ctx, &saved)?;

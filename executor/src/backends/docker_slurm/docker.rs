@@ -169,8 +169,10 @@ impl Daemon {
         if container.docker.privileged {
             args.push("--privileged".to_string());
         }
-        let builds = container.builds_dir.display().to_string();
-        args.push(format!("--volume={builds}:{builds}"));
+        for dir in container.shared_dirs() {
+            let dir = dir.display().to_string();
+            args.push(format!("--volume={dir}:{dir}"));
+        }
         for volume in &container.docker.volumes {
             args.push(format!("--volume={volume}"));
         }
@@ -196,8 +198,19 @@ pub(crate) struct Container<'a> {
     pub(crate) memory: Option<String>,
     pub(crate) kernel_memory: Option<String>,
     pub(crate) docker: &'a DockerConfig,
-    pub(crate) builds_dir: &'a Path,
+    /// The project directory: the container's working directory.
     pub(crate) workdir: &'a Path,
+}
+
+impl Container<'_> {
+    /// What of the shared file system the container sees, each at its own path: the job's
+    /// checkout and its `.tmp` sibling (file variables), never the rest of the builds
+    /// directory (other jobs' files) nor batchci's own scratch files.
+    fn shared_dirs(&self) -> [PathBuf; 2] {
+        let mut tmp = self.workdir.as_os_str().to_os_string();
+        tmp.push(".tmp");
+        [self.workdir.to_path_buf(), PathBuf::from(tmp)]
+    }
 }
 
 /// Slurm's memory (`4G`, `4000` = MB, `512M`, `1T`) in Docker's units (`4096m`): Slurm counts

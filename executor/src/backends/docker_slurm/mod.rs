@@ -10,8 +10,9 @@
 //! `prepare` starts the placeholder job and waits until its script reports the node and the
 //! CPUs Slurm gave it ([`allocation`]); the wait does not count against the build's timeout.
 //! The build's script then runs in a container on that node's Docker daemon ([`docker`]),
-//! limited to those CPUs and that memory, with the builds directory mounted at the same path
-//! (it must be on a file system the nodes share, as for every batch executor). `cleanup`
+//! limited to those CPUs and that memory, with the job's project directory (and its `.tmp`
+//! sibling) mounted at the same path (it must be on a file system the nodes share, as for
+//! every batch executor). `cleanup`
 //! removes the containers and ends the placeholder job, whatever happened before.
 
 mod allocation;
@@ -34,6 +35,11 @@ pub(crate) const HOW: &str = "srun holds the allocation (placeholder job); docke
 /// The programs it needs.
 pub(crate) const PROGRAMS: &[&str] = &["srun", "squeue", "scancel", "docker"];
 
+/// Default minutes added to the build timeout for the placeholder's Slurm time limit. None:
+/// a job with GitLab's default hour must fit a partition whose limit is an hour; should Slurm
+/// end the placeholder before the build, the build is stopped and says so.
+const DEFAULT_OVERHEAD_MINUTES: u64 = 0;
+
 /// Default seconds between progress lines while the allocation is pending.
 const DEFAULT_PROGRESS_SECONDS: u64 = 30;
 
@@ -53,9 +59,21 @@ fn placeholder_name(runner: &RunnerConfig, job_id: u64) -> String {
     format!("{}{job_id}", name_prefix(runner))
 }
 
-/// Counts CI job `job_id`, just handed to `runner`, as waiting for its allocation.
-pub(crate) fn claim(runner: &RunnerConfig, job_id: u64) {
-    allocating().insert(placeholder_name(runner, job_id));
+/// CI job `job_id`, just handed to `runner`, counted as waiting for its allocation until its
+/// placeholder runs or this guard goes (the job task ends, whichever way).
+#[derive(Debug)]
+pub struct Claim(String);
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        allocating().remove(&self.0);
+    }
+}
+
+pub(crate) fn claim(runner: &RunnerConfig, job_id: u64) -> Claim {
+    let name = placeholder_name(runner, job_id);
+    allocating().insert(name.clone());
+    Claim(name)
 }
 
 /// The job's placeholder runs, failed, or was never started.
@@ -86,6 +104,27 @@ fn run_as(runner: &RunnerConfig) -> Result<Option<RunAs>, JobFailure> {
         Some(user) => RunAs::lookup(user, runner.slurm.group.as_deref())
             .map(Some)
             .map_err(|e| JobFailure::system(format!("[runners.slurm] user: {e}"))),
+    }
+}
+
+/// The placeholder job of CI job `job_id` of `runner`, for a build of `timeout`.
+fn request(runner: &RunnerConfig, job_id: u64, timeout: Duration) -> Request {
+    let overhead = runner
+        .slurm
+        .overhead_time
+        .unwrap_or(DEFAULT_OVERHEAD_MINUTES);
+    Request {
+        name: placeholder_name(runner, job_id),
+        time_minutes: timeout.as_secs().div_ceil(60) + overhead,
+        timeout: runner.slurm.allocation_timeout.map(Duration::from_secs),
+        progress_interval: Duration::from_secs(
+            runner
+                .slurm
+                .allocation_progress_interval
+                .unwrap_or(DEFAULT_PROGRESS_SECONDS)
+                .max(1),
+        ),
+        abort_on_expected_timeout: runner.slurm.abort_on_expected_allocation_timeout,
     }
 }
 
@@ -150,6 +189,12 @@ impl DockerSlurmBackend {
                     None,
                 )
             })?;
+        if self.image.starts_with('-') || self.image.contains(char::is_whitespace) {
+            return Err(JobFailure::script(
+                format!("{:?} is not an image name", self.image),
+                None,
+            ));
+        }
         if !ctx.job.services.is_empty() {
             let names: Vec<&str> = ctx.job.services.iter().map(|s| s.name.as_str()).collect();
             ctx.log.warning(&format!(
@@ -157,19 +202,7 @@ impl DockerSlurmBackend {
                 names.join(", ")
             ));
         }
-        Ok(Request {
-            name: placeholder_name(runner, ctx.job.id),
-            time_minutes: timeout.as_secs().div_ceil(60) + runner.slurm.overhead_time.unwrap_or(0),
-            timeout: runner.slurm.allocation_timeout.map(Duration::from_secs),
-            progress_interval: Duration::from_secs(
-                runner
-                    .slurm
-                    .allocation_progress_interval
-                    .unwrap_or(DEFAULT_PROGRESS_SECONDS)
-                    .max(1),
-            ),
-            abort_on_expected_timeout: runner.slurm.abort_on_expected_allocation_timeout,
-        })
+        Ok(request(runner, ctx.job.id, timeout))
     }
 
     /// Takes the allocation `handle` of Slurm job `job_id`: the node's daemon must answer.
@@ -181,7 +214,7 @@ impl DockerSlurmBackend {
         quiet: bool,
     ) -> Result<(), JobFailure> {
         let daemon = Daemon::of(&ctx.runner.docker, &handle.hostname)?;
-        self.record(ctx, job_id, &daemon);
+        self.record(ctx, job_id, Some(&daemon));
         if !quiet {
             daemon.check(ctx).await?;
             ctx.log.info(&format!(
@@ -202,6 +235,7 @@ impl Backend for DockerSlurmBackend {
         cancel: &CancellationToken,
     ) -> Result<(), JobFailure> {
         let request = self.plan(ctx)?;
+        self.record(ctx, "", None);
         let placeholder = self.placeholder.insert(Placeholder::start(
             ctx,
             srun_args(&ctx.runner.slurm, &request),
@@ -221,6 +255,10 @@ impl Backend for DockerSlurmBackend {
         self.timeout.unwrap_or_else(|| ctx.job.timeout())
     }
 
+    fn runs_all_user_stages(&self) -> bool {
+        true
+    }
+
     async fn run_step(
         &mut self,
         ctx: &JobContext,
@@ -231,19 +269,14 @@ impl Backend for DockerSlurmBackend {
             return Err(JobFailure::system("the build has no allocation"));
         };
         let (memory, kernel_memory) = memory_limits(&ctx.runner.slurm)?;
-        let name = format!(
-            "{}{}-{}",
-            name_prefix(&ctx.runner),
-            ctx.job.id,
-            self.containers.len() + 1
-        );
+        let name = self.next_container(ctx);
         self.containers.push(name.clone());
         let job_id = self
             .placeholder
             .as_ref()
             .and_then(|p| p.job_id.clone())
             .unwrap_or_default();
-        self.record(ctx, &job_id, &daemon);
+        self.record(ctx, &job_id, Some(&daemon));
         let args = daemon.run_args(&Container {
             name: &name,
             job_id: ctx.job.id,
@@ -252,7 +285,6 @@ impl Backend for DockerSlurmBackend {
             memory: memory.clone(),
             kernel_memory,
             docker: &ctx.runner.docker,
-            builds_dir: &ctx.dirs.builds_dir,
             workdir: &ctx.dirs.project_dir,
         });
         let running = daemon
@@ -270,19 +302,38 @@ impl Backend for DockerSlurmBackend {
             let excess = kept.len().saturating_sub(4096);
             kept.drain(..excess);
         }));
+        let grace = ctx.kill_timeout.max(Duration::from_secs(1));
+        // The allocation must outlast the build: Slurm may end the placeholder (its time
+        // limit, preemption, an admin's scancel) and give its CPUs to another job.
+        let placeholder_ended = async {
+            match self.placeholder.as_mut() {
+                Some(placeholder) => placeholder.ended().await,
+                None => std::future::pending().await,
+            }
+        };
         let code = tokio::select! {
             result = &mut stream => result.map_err(|e| JobFailure::system(format!("docker failed: {e}")))?,
             () = cancel.cancelled() => {
                 daemon.remove(ctx, &name).await;
-                let grace = ctx.kill_timeout.max(Duration::from_secs(1));
                 let _ = tokio::time::timeout(grace, &mut stream).await;
                 return Ok(StepOutcome::Cancelled);
+            }
+            code = placeholder_ended => {
+                daemon.remove(ctx, &name).await;
+                let _ = tokio::time::timeout(grace, &mut stream).await;
+                return Err(JobFailure::system(format!(
+                    "Slurm job {job_id} ended during the build (srun exit code {}); the build was stopped",
+                    code.map_or("unknown".to_string(), |c| c.to_string())
+                )));
             }
         };
         let said =
             String::from_utf8_lossy(&tail.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
         match code {
-            125 => Err(docker_refusal(&said, &self.image, &daemon.host)),
+            // 125 is Docker's own failure only when Docker said so; a script may exit 125 too.
+            125 if said.contains("docker: ") || said.contains("Unable to find image") => {
+                Err(docker_refusal(&said, &self.image, &daemon.host))
+            }
             // The kernel kills the largest process of the container; the exit code is what the
             // script makes of that, so Docker's record says whether it was the memory limit.
             code if code != 0 && daemon.oom_killed(ctx, &name).await => Err(JobFailure::script(
@@ -313,21 +364,42 @@ impl Backend for DockerSlurmBackend {
 }
 
 impl DockerSlurmBackend {
-    /// Records the Slurm job and the containers to remove should batchci die before cleanup.
-    fn record(&self, ctx: &JobContext, job_id: &str, daemon: &Daemon) {
+    /// The name of the job's next container (`batchci-<token>-job-<id>-<n>`).
+    fn next_container(&self, ctx: &JobContext) -> String {
+        format!(
+            "{}-{}",
+            placeholder_name(&ctx.runner, ctx.job.id),
+            self.containers.len() + 1
+        )
+    }
+
+    /// Records the Slurm job and the containers to remove should batchci die before cleanup:
+    /// before srun starts (the job then has only its name), again once it runs, and before
+    /// each container. Runner mode only: under the custom executor every stage is a process
+    /// of its own, and the job's `docker-slurm.json` is what `cleanup` releases from.
+    fn record(&self, ctx: &JobContext, job_id: &str, daemon: Option<&Daemon>) {
         let Some(store) = &ctx.state else { return };
+        if ctx.gitlab.is_none() {
+            return;
+        }
         let mut submission = ctx.record();
         submission.scheduler_job_id = job_id.to_string();
-        submission.leftovers = self
-            .containers
-            .iter()
-            .map(|name| {
-                let spec = daemon.command(ctx, ["rm", "--force", name.as_str()]);
-                std::iter::once(spec.program.display().to_string())
-                    .chain(spec.args.iter().map(|a| a.to_string_lossy().into_owned()))
-                    .collect()
-            })
-            .collect();
+        let argv = |spec: crate::command::CommandSpec| -> Vec<String> {
+            std::iter::once(spec.program.display().to_string())
+                .chain(spec.args.iter().map(|a| a.to_string_lossy().into_owned()))
+                .collect()
+        };
+        if let Some(daemon) = daemon {
+            for name in &self.containers {
+                submission
+                    .leftovers
+                    .push(argv(daemon.command(ctx, ["rm", "--force", name.as_str()])));
+            }
+        }
+        let name = placeholder_name(&ctx.runner, ctx.job.id);
+        submission
+            .leftovers
+            .push(vec!["scancel".into(), format!("--name={name}")]);
         if let Err(error) = store.record(&submission) {
             ctx.log
                 .warning(&format!("cannot record Slurm job {job_id}: {error}"));
@@ -406,12 +478,20 @@ pub(crate) async fn can_take_job(runner: &RunnerConfig) -> bool {
             pending < limit
         }
         Ok(out) => {
-            tracing::warn!(runner = %runner.name, code = out.code, stderr = %out.stderr_text().trim(), "squeue failed; max_pending_builds not checked");
-            true
+            tracing::warn!(runner = %runner.name, code = out.code, stderr = %out.stderr_text().trim(), "squeue failed; counting only this process's pending allocations");
+            allocating()
+                .iter()
+                .filter(|n| n.starts_with(&prefix))
+                .count()
+                < limit
         }
         Err(error) => {
-            tracing::warn!(runner = %runner.name, %error, "squeue failed; max_pending_builds not checked");
-            true
+            tracing::warn!(runner = %runner.name, %error, "squeue failed; counting only this process's pending allocations");
+            allocating()
+                .iter()
+                .filter(|n| n.starts_with(&prefix))
+                .count()
+                < limit
         }
     }
 }
@@ -464,19 +544,13 @@ mod tests {
             panic!("two runners")
         };
         let two_hours = Duration::from_secs(7200);
-        let request = |runner: &RunnerConfig, timeout: Duration| Request {
-            name: "batchci-x-job-1".into(),
-            time_minutes: timeout.as_secs().div_ceil(60) + runner.slurm.overhead_time.unwrap_or(0),
-            timeout: runner.slurm.allocation_timeout.map(Duration::from_secs),
-            progress_interval: Duration::from_secs(30),
-            abort_on_expected_timeout: runner.slurm.abort_on_expected_allocation_timeout,
-        };
+        let request = |runner: &RunnerConfig, timeout: Duration| request(runner, 1, timeout);
         let timeout = build_timeout(big, two_hours).unwrap();
         assert_eq!(timeout, Duration::from_secs(65 * 60));
         assert_eq!(
             srun_args(&big.slurm, &request(big, timeout)),
             [
-                "--job-name=batchci-x-job-1",
+                "--job-name=batchci--job-1",
                 "--ntasks=1",
                 "--time=70",
                 "--partition=gitlab-ci",
