@@ -1048,3 +1048,155 @@ async fn after_script_runs_in_a_container_on_the_allocation() {
     assert_eq!(runs.len(), 2, "script and after_script: {runs:?}");
     assert_eq!(containers_of(&cluster, &node, id), "");
 }
+
+/// Real Slurm and Docker: a job's service (busybox httpd) runs on the job's network and the
+/// build reaches it by its alias; afterwards no container and no network is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn real_a_service_is_reached_by_its_alias_on_the_jobs_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(cluster) = Cluster::real(dir.path()) else {
+        return;
+    };
+    let Some((host, pki)) = real_docker() else {
+        return;
+    };
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "build:\n  tags: [slurm]\n  services:\n    - name: batchci-busybox:latest\n      alias: web\n      command: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/etc\"]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - http://web:8080/passwd && break; sleep 0.2; done | head -1\n",
+        &[],
+    );
+    let extra = format!(
+        "{}\n  [runners.slurm]\n  partition = \"gitlab-ci\"\n  cpus = 1\n  memory = \"64M\"\n  [runners.docker]\n  image = \"batchci-busybox:latest\"\n  host = {host:?}\n  tls_verify = true\n  tls_cert_path = {pki:?}\n",
+        cluster.batch_table("")
+    );
+    let config = site.write_config("docker+slurm", &extra);
+    let env = cluster.batchci_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let _batchci = Batchci::run(&config, &env);
+    let id = pipeline.jobs[0].id;
+
+    let (job, trace) = site.finished(id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    assert!(
+        plain_lines(&trace).contains(&"root:x:0:0:root:/root:/bin/sh".to_string()),
+        "{trace}"
+    );
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker")
+            .args(["-H", &host, "--tlsverify"])
+            .arg(format!("--tlscacert={pki}/ca.pem"))
+            .arg(format!("--tlscert={pki}/cert.pem"))
+            .arg(format!("--tlskey={pki}/key.pem"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let label = format!("label=com.batchci.job={id}");
+    assert_eq!(docker(&["ps", "--all", "--quiet", "--filter", &label]), "");
+    let network = format!(
+        "batchci-{}-job-{id}",
+        &site.runner_token.trim_start_matches("glrt-")[..8]
+    );
+    assert_eq!(
+        docker(&[
+            "network",
+            "ls",
+            "--quiet",
+            "--filter",
+            &format!("name={network}")
+        ]),
+        "",
+        "the job's network is left"
+    );
+}
+
+/// A job's service starts on the job's own network under its alias, within the allocation's
+/// CPUs and memory; the build joins that network; service and network go with the job.
+#[tokio::test(flavor = "multi_thread")]
+async fn services_start_on_the_jobs_network_within_the_allocation() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::fake(dir.path());
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(
+        "build:\n  tags: [slurm]\n  services:\n    - name: busybox\n      alias: cache\n      command: [\"sleep\", \"300\"]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - echo built\n",
+        &[],
+    );
+    let _batchci = start(&site, &cluster, "", "");
+    let id = pipeline.jobs[0].id;
+
+    let (job, trace) = site.finished(id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    let (_, cpuset, node) = allocation_of(&trace);
+    let network = format!(
+        "batchci-{}-job-{id}",
+        &site.runner_token.trim_start_matches("glrt-")[..8]
+    );
+    let docker = cluster.calls_of("docker");
+    let has =
+        |argv: &Vec<String>, words: &[&str]| words.iter().all(|w| argv.iter().any(|a| a == w));
+    assert!(
+        docker
+            .iter()
+            .any(|argv| has(argv, &["network", "create", &network])),
+        "{docker:?}"
+    );
+    let service = docker
+        .iter()
+        .find(|argv| has(argv, &["run", "--detach"]))
+        .unwrap_or_else(|| panic!("no service started: {docker:?}"));
+    for word in [
+        format!("--network={network}"),
+        "--network-alias=cache".into(),
+        "--network-alias=busybox".into(),
+        format!("--cpuset-cpus={cpuset}"),
+        "--memory=512m".into(),
+    ] {
+        assert!(service.contains(&word), "{word} in {service:?}");
+    }
+    let build = docker
+        .iter()
+        .find(|argv| has(argv, &["run", "--interactive"]))
+        .unwrap();
+    assert!(build.contains(&format!("--network={network}")), "{build:?}");
+    assert!(
+        docker
+            .iter()
+            .any(|argv| has(argv, &["network", "rm", &network])),
+        "{docker:?}"
+    );
+    assert_eq!(containers_of(&cluster, &node, id), "");
+    assert!(
+        plain_lines(&trace).contains(&"Starting service busybox as cache, busybox".to_string()),
+        "{trace}"
+    );
+}
+
+/// `[runners.slurm] user` names an account this host does not have: the job fails before any
+/// Slurm command runs, saying which key and why.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_run_as_user_fails_before_slurm_is_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::fake(dir.path());
+    let site = Site::start(&["slurm"]).await;
+    let pipeline = site.pipeline(&job("    - echo never\n"), &[]);
+    let _batchci = start(&site, &cluster, "  user = \"no-such-ci-user\"\n", "");
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(
+        job.failure_reason.as_deref(),
+        Some("runner_system_failure"),
+        "{trace}"
+    );
+    assert_eq!(
+        plain_lines(&trace).last().map(String::as_str),
+        Some(
+            "ERROR: Job failed (system failure): [runners.slurm] user: user `no-such-ci-user` does not exist"
+        )
+    );
+    assert_eq!(cluster.calls_of("srun"), Vec::<Vec<String>>::new());
+}

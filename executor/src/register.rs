@@ -85,7 +85,16 @@ pub fn describe(config: &Config) -> String {
         let (how, programs) = crate::backends::describe(runner.executor)
             .unwrap_or(("NOT AVAILABLE in this version", &[]));
         let _ = writeln!(out, "  step script: {how}");
-        if runner.executor != ExecutorKind::Shell {
+        if runner.executor == ExecutorKind::DockerSlurm {
+            let slurm = &runner.slurm;
+            let _ = writeln!(
+                out,
+                "  allocation: partition {}, {} CPU(s), memory {}; user parameters are not used",
+                slurm.partition.as_deref().unwrap_or("(default)"),
+                slurm.cpus.unwrap_or(1),
+                slurm.memory.as_deref().unwrap_or("(partition default)")
+            );
+        } else if runner.executor != ExecutorKind::Shell {
             let _ = writeln!(
                 out,
                 "  user parameters: from {}{}",
@@ -96,6 +105,8 @@ pub fn describe(config: &Config) -> String {
                     "; flags batchci controls are refused"
                 }
             );
+        }
+        if runner.executor != ExecutorKind::Shell {
             let path = crate::command::search_path(runner.batch.scheduler_bin.as_deref());
             for program in programs {
                 match crate::command::resolve(program, &path) {

@@ -166,3 +166,18 @@ fn a_broken_custom_config_is_a_system_failure() {
         )
     );
 }
+
+#[test]
+fn check_describes_the_allocation_of_a_docker_slurm_runner() {
+    let (output, _dir, _) = check(
+        "[[runners]]\nname = \"2c-4g\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"docker+slurm\"\n  [runners.slurm]\n  partition = \"gitlab-ci\"\n  cpus = 2\n  memory = \"4G\"\n",
+    );
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(
+            "  step script: srun holds the allocation (placeholder job); docker run on the allocated node, limited to its CPUs and memory\n  allocation: partition gitlab-ci, 2 CPU(s), memory 4G; user parameters are not used\n"
+        ),
+        "{stdout}"
+    );
+}

@@ -940,3 +940,292 @@ fn clients_at_the_same_time_reserve_a_name_once() {
     let (out, _, _) = on_node01(&c, &["ps", "-a", "--format", "{{.Names}}"]);
     assert_eq!(out, "shared\n");
 }
+
+#[test]
+fn networks_are_created_listed_inspected_and_removed_per_daemon() {
+    let c = cluster();
+    // cmd/network_create; cli network/create.go prints the id.
+    let (id, err, code) = on_node01(
+        &c,
+        &[
+            "network",
+            "create",
+            "--driver",
+            "bridge",
+            "--label",
+            "com.batchci.job=42",
+            "ci-42",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = id.trim().to_string();
+    assert!(
+        id.len() == 64 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    // libnetwork error.go NetworkNameError (the client sends CheckDuplicate).
+    let (out, err, code) = on_node01(&c, &["network", "create", "ci-42"]);
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        (
+            "",
+            "Error response from daemon: network with name ci-42 already exists\n",
+            1
+        )
+    );
+    // moby daemon/network.go PredefinedNetworkError (with its trailing space).
+    let (_, err, code) = on_node01(&c, &["network", "create", "host"]);
+    assert_eq!(
+        (err.as_str(), code),
+        (
+            "Error response from daemon: operation is not permitted on predefined host network \n",
+            1
+        )
+    );
+    // cli network/list.go: sorted by name, the predefined networks too;
+    // formatter.go's default table.
+    let (out, _, code) = on_node01(&c, &["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!((out.as_str(), code), ("bridge\nci-42\nhost\nnone\n", 0));
+    let (out, _, _) = on_node01(&c, &["network", "ls"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "NETWORK ID     NAME      DRIVER    SCOPE");
+    assert_eq!(
+        lines[2],
+        format!("{}   ci-42     bridge    local", &id[..12])
+    );
+    assert!(lines[4].ends_with("none      null      local"), "{out}");
+    // moby daemon/network/filter.go: name and label filters; -q prints short ids.
+    let (out, _, _) = on_node01(
+        &c,
+        &[
+            "network",
+            "ls",
+            "-q",
+            "--filter",
+            "label=com.batchci.job=42",
+        ],
+    );
+    assert_eq!(out, format!("{}\n", &id[..12]));
+    let (out, _, _) = on_node01(
+        &c,
+        &[
+            "network",
+            "ls",
+            "--filter",
+            "name=ci-",
+            "--format",
+            "{{.Name}}",
+        ],
+    );
+    assert_eq!(out, "ci-42\n");
+    let (_, err, code) = on_node01(&c, &["network", "ls", "--filter", "colour=red"]);
+    assert_eq!(
+        (err.as_str(), code),
+        ("Error response from daemon: Invalid filter 'colour'\n", 1)
+    );
+    // Networks are the daemon's: node02 has none of node01's.
+    let (out, _, _) = docker(
+        &c,
+        &[
+            "-H",
+            "tcp://node02:2376",
+            "network",
+            "ls",
+            "--format",
+            "{{.Name}}",
+        ],
+    );
+    assert_eq!(out, "bridge\nhost\nnone\n");
+    // cmd/network_inspect: a JSON list of NetworkResource.
+    let (out, _, code) = on_node01(&c, &["network", "inspect", "ci-42"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json[0]["Name"], "ci-42");
+    assert_eq!(json[0]["Id"], id.as_str());
+    assert_eq!(json[0]["Driver"], "bridge");
+    assert_eq!(json[0]["Scope"], "local");
+    assert_eq!(json[0]["Labels"]["com.batchci.job"], "42");
+    assert_eq!(json[0]["Containers"], serde_json::json!({}));
+    let (out, _, _) = on_node01(
+        &c,
+        &[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Name}} {{.Driver}}",
+            &id[..12],
+        ],
+    );
+    assert_eq!(out, "ci-42 bridge\n");
+    // moby client errors.go wrapResponseError: `No such network`.
+    let (_, err, code) = on_node01(&c, &["network", "inspect", "nope"]);
+    assert_eq!((err.as_str(), code), ("Error: No such network: nope\n", 1));
+    // cli network/remove.go: each name printed, each error on stderr, exit 1 at the end;
+    // moby daemon/network.go deleteNetwork refuses a predefined network.
+    let (out, err, code) = on_node01(&c, &["network", "rm", "nope", "bridge", "ci-42"]);
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        (
+            "ci-42\n",
+            "Error: No such network: nope\nError response from daemon: bridge is a pre-defined network and cannot be removed\n",
+            1
+        )
+    );
+    let (out, _, _) = on_node01(&c, &["network", "ls", "--format", "{{.Name}}"]);
+    assert_eq!(out, "bridge\nhost\nnone\n");
+    // The name can be reused once it is gone.
+    let (_, _, code) = on_node01(&c, &["network", "create", "ci-42"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_service_on_a_network_keeps_it_until_removed_and_shows_its_aliases() {
+    let c = cluster();
+    let (net, _, code) = on_node01(&c, &["network", "create", "ci-7"]);
+    assert_eq!(code, 0);
+    let net = net.trim().to_string();
+    // cmd/run `-d --network --network-alias`: the id, and the service runs on.
+    let (id, err, code) = on_node01(
+        &c,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "db",
+            "--network",
+            "ci-7",
+            "--network-alias",
+            "database",
+            "--network-alias",
+            "pg",
+            "alpine",
+            "sh",
+            "-c",
+            "exec sleep 60",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = id.trim().to_string();
+    assert_eq!(id.len(), 64);
+    // `-d` returns once the container runs.
+    assert_eq!(inspect(&c, "db", "{{.State.Status}}"), "running");
+    // moby daemon/container_operations.go updateNetworkConfig: on a user-defined network
+    // the daemon adds the short id to the aliases at start.
+    assert_eq!(
+        inspect(
+            &c,
+            "db",
+            "{{.HostConfig.NetworkMode}} {{json (index .NetworkSettings.Networks \"ci-7\").Aliases}}"
+        ),
+        format!("ci-7 [\"database\",\"pg\",\"{}\"]", &id[..12])
+    );
+    let (out, _, _) = on_node01(&c, &["inspect", "db"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        json[0]["NetworkSettings"]["Networks"]["ci-7"]["NetworkID"],
+        net.as_str()
+    );
+    // The network lists its running container.
+    let (out, _, _) = on_node01(&c, &["network", "inspect", "ci-7"]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json[0]["Containers"][id.as_str()]["Name"], "db");
+    // libnetwork network.go delete: ActiveEndpointsError, wrapped by moby
+    // daemon/network.go deleteNetwork (`error while removing network`).
+    let (out, err, code) = on_node01(&c, &["network", "rm", "ci-7"]);
+    assert_eq!(
+        (out, err, code),
+        (
+            String::new(),
+            format!(
+                "Error response from daemon: error while removing network: network ci-7 id {net} has active endpoints\n"
+            ),
+            1
+        )
+    );
+    assert_eq!(inspect(&c, "db", "{{.State.Running}}"), "true");
+    // cmd/rm -f kills it; then the network has no endpoint left.
+    let (out, _, code) = on_node01(&c, &["rm", "-f", "db"]);
+    assert_eq!((out.as_str(), code), ("db\n", 0));
+    let (out, err, code) = on_node01(&c, &["network", "rm", "ci-7"]);
+    assert_eq!((out.as_str(), err.as_str(), code), ("ci-7\n", "", 0));
+}
+
+#[test]
+fn a_network_that_is_not_there_fails_the_start_not_the_create() {
+    let c = cluster();
+    // moby daemon/container_operations.go findAndAttachNetwork: the network is looked up
+    // when the container starts (libnetwork ErrNoSuchNetwork); cli run.go reports a start
+    // error without `See 'docker run --help'.`, runStartContainerErr: 125.
+    let (out, err, code) = on_node01(
+        &c,
+        &[
+            "run",
+            "--name",
+            "lost",
+            "--network",
+            "nowhere",
+            "alpine",
+            "true",
+        ],
+    );
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        (
+            "",
+            "docker: Error response from daemon: network nowhere not found.\n",
+            125
+        )
+    );
+    // moby daemon/start.go: the error stays, exit code 128, the container stays created.
+    assert_eq!(
+        inspect(
+            &c,
+            "lost",
+            "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}"
+        ),
+        "created 128 network nowhere not found"
+    );
+    // `create` takes the name; `start` fails (cli start.go: `failed to start containers`).
+    let (_, _, code) = on_node01(
+        &c,
+        &[
+            "create", "--name", "later", "--net", "nowhere", "alpine", "true",
+        ],
+    );
+    assert_eq!(code, 0);
+    let (_, err, code) = on_node01(&c, &["start", "later"]);
+    assert_eq!(
+        (err.as_str(), code),
+        (
+            "Error response from daemon: network nowhere not found\nError: failed to start containers: later\n",
+            1
+        )
+    );
+    // Once the network exists, the container starts on it.
+    let (_, _, code) = on_node01(&c, &["network", "create", "nowhere"]);
+    assert_eq!(code, 0);
+    let (out, _, code) = on_node01(&c, &["start", "-a", "later"]);
+    assert_eq!((out.as_str(), code), ("", 0));
+    // runconfig/errors.go ErrUnsupportedNetworkAndAlias, checked by
+    // validateNetworkingConfig at start.
+    let (_, err, code) = on_node01(
+        &c,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "bridge",
+            "--network-alias",
+            "x",
+            "alpine",
+            "true",
+        ],
+    );
+    assert_eq!(
+        (err.as_str(), code),
+        (
+            "docker: Error response from daemon: network-scoped alias is supported only for containers in user defined networks.\n",
+            125
+        )
+    );
+}

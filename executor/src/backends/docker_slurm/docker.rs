@@ -126,10 +126,23 @@ impl Daemon {
 
     /// Removes a container, running or not; a container that is not there is no error.
     pub(crate) async fn remove(&self, ctx: &JobContext, name: &str) {
-        let spec = self.command(ctx, ["rm", "--force", name]);
+        self.remove_quietly(ctx, &["rm", "--force", name], "No such container")
+            .await;
+    }
+
+    /// Removes the job's network; one that is not there is no error.
+    pub(crate) async fn remove_network(&self, ctx: &JobContext, name: &str) {
+        self.remove_quietly(ctx, &["network", "rm", name], "No such network")
+            .await;
+    }
+
+    /// Runs a removal; its failure is a warning in the job log, unless docker says the thing
+    /// is gone already (`gone`).
+    async fn remove_quietly(&self, ctx: &JobContext, args: &[&str], gone: &str) {
+        let spec = self.command(ctx, args.iter().copied());
         match spec.output().await {
             Ok(out) if out.code == 0 => {}
-            Ok(out) if out.stderr_text().contains("No such container") => {}
+            Ok(out) if out.stderr_text().contains(gone) => {}
             Ok(out) => ctx.log.warning(&format!(
                 "{} failed (exit code {}): {}",
                 spec.display(),
@@ -176,6 +189,9 @@ impl Daemon {
         for volume in &container.docker.volumes {
             args.push(format!("--volume={volume}"));
         }
+        if let Some(network) = container.network {
+            args.push(format!("--network={network}"));
+        }
         args.push(format!("--workdir={}", container.workdir.display()));
         args.extend([
             container.image.to_string(),
@@ -185,6 +201,66 @@ impl Daemon {
         ]);
         args
     }
+}
+
+/// The `docker run --detach` argv (after the global options) of a service container: on the
+/// job's network under its aliases, limited like the build when `limits` (cpuset, memory).
+pub(crate) fn service_args(
+    service: &crate::job::Image,
+    name: &str,
+    job_id: u64,
+    network: &str,
+    limits: Option<(&str, Option<&str>)>,
+) -> Vec<String> {
+    let mut args = vec![
+        "run".to_string(),
+        "--detach".to_string(),
+        format!("--name={name}"),
+        format!("--label=com.batchci.job={job_id}"),
+        format!("--network={network}"),
+    ];
+    for alias in service_aliases(service) {
+        args.push(format!("--network-alias={alias}"));
+    }
+    if let Some((cpuset, memory)) = limits {
+        args.push(format!("--cpuset-cpus={cpuset}"));
+        if let Some(memory) = memory {
+            args.push(format!("--memory={memory}"));
+            args.push(format!("--memory-swap={memory}"));
+        }
+    }
+    let mut command: Vec<String> = Vec::new();
+    if let Some((entrypoint, rest)) = service.entrypoint.split_first() {
+        args.push(format!("--entrypoint={entrypoint}"));
+        command.extend(rest.iter().cloned());
+    }
+    command.extend(service.command.iter().cloned());
+    args.push(service.name.clone());
+    args.extend(command);
+    args
+}
+
+/// The names a service answers to, as gitlab-runner's docker executor gives them: its
+/// `alias`es, then the image name without tag or digest with `/` as `-` and as `__`
+/// (`tutum/wordpress:4` → `tutum-wordpress`, `tutum__wordpress`).
+pub(crate) fn service_aliases(service: &crate::job::Image) -> Vec<String> {
+    let mut aliases: Vec<String> = service
+        .alias
+        .split([',', ' '])
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    let image = service.name.split('@').next().unwrap_or_default();
+    let image = match image.rsplit_once(':') {
+        Some((repository, tag)) if !tag.contains('/') => repository,
+        _ => image,
+    };
+    for derived in [image.replace('/', "-"), image.replace('/', "__")] {
+        if !derived.is_empty() && !aliases.contains(&derived) {
+            aliases.push(derived);
+        }
+    }
+    aliases
 }
 
 /// What one stage's container is.
@@ -200,6 +276,8 @@ pub(crate) struct Container<'a> {
     pub(crate) docker: &'a DockerConfig,
     /// The project directory: the container's working directory.
     pub(crate) workdir: &'a Path,
+    /// The job's network, when it has services.
+    pub(crate) network: Option<&'a str>,
 }
 
 impl Container<'_> {
@@ -264,6 +342,55 @@ mod tests {
         assert_eq!(docker_memory("1T").as_deref(), Some("1048576m"));
         assert_eq!(docker_memory("lots"), None);
         assert_eq!(docker_memory("4GB"), None);
+    }
+
+    #[test]
+    fn services_answer_to_their_aliases_and_image_names() {
+        let service = |name: &str, alias: &str| crate::job::Image {
+            name: name.into(),
+            alias: alias.into(),
+            ..crate::job::Image::default()
+        };
+        assert_eq!(service_aliases(&service("postgres:14", "")), ["postgres"]);
+        assert_eq!(
+            service_aliases(&service("tutum/wordpress:4", "db,wp")),
+            ["db", "wp", "tutum-wordpress", "tutum__wordpress"]
+        );
+        assert_eq!(
+            service_aliases(&service("registry:5000/team/redis", "")),
+            ["registry:5000-team-redis", "registry:5000__team__redis"]
+        );
+        let args = service_args(
+            &crate::job::Image {
+                name: "redis:7".into(),
+                entrypoint: vec!["redis-server".into(), "--save".into()],
+                command: vec!["--port".into(), "6380".into()],
+                ..crate::job::Image::default()
+            },
+            "svc-1",
+            9,
+            "net",
+            Some(("2-3", Some("512m"))),
+        );
+        assert_eq!(
+            args,
+            [
+                "run",
+                "--detach",
+                "--name=svc-1",
+                "--label=com.batchci.job=9",
+                "--network=net",
+                "--network-alias=redis",
+                "--cpuset-cpus=2-3",
+                "--memory=512m",
+                "--memory-swap=512m",
+                "--entrypoint=redis-server",
+                "redis:7",
+                "--save",
+                "--port",
+                "6380"
+            ]
+        );
     }
 
     #[test]

@@ -91,6 +91,9 @@ pub struct DockerSlurmBackend {
     timeout: Option<Duration>,
     run_as: Option<RunAs>,
     containers: Vec<String>,
+    /// The job's network, once its services run.
+    network: Option<String>,
+    services_started: bool,
 }
 
 /// The placeholder jobs' name prefix of a runner: `batchci-<token>-job-`.
@@ -195,13 +198,6 @@ impl DockerSlurmBackend {
                 None,
             ));
         }
-        if !ctx.job.services.is_empty() {
-            let names: Vec<&str> = ctx.job.services.iter().map(|s| s.name.as_str()).collect();
-            ctx.log.warning(&format!(
-                "docker+slurm starts no service containers in this version; not started: {}",
-                names.join(", ")
-            ));
-        }
         Ok(request(runner, ctx.job.id, timeout))
     }
 
@@ -269,6 +265,10 @@ impl Backend for DockerSlurmBackend {
             return Err(JobFailure::system("the build has no allocation"));
         };
         let (memory, kernel_memory) = memory_limits(&ctx.runner.slurm)?;
+        if !self.services_started {
+            self.services_started = true;
+            self.start_services(ctx, &daemon, &handle).await?;
+        }
         let name = self.next_container(ctx);
         self.containers.push(name.clone());
         let job_id = self
@@ -286,6 +286,7 @@ impl Backend for DockerSlurmBackend {
             kernel_memory,
             docker: &ctx.runner.docker,
             workdir: &ctx.dirs.project_dir,
+            network: self.network.as_deref(),
         });
         let running = daemon
             .command(ctx, args)
@@ -353,6 +354,9 @@ impl Backend for DockerSlurmBackend {
             for name in &self.containers {
                 daemon.remove(ctx, name).await;
             }
+            if let Some(network) = &self.network {
+                daemon.remove_network(ctx, network).await;
+            }
         }
         if let Some(placeholder) = self.placeholder.take() {
             placeholder.release(ctx, self.run_as).await;
@@ -364,6 +368,81 @@ impl Backend for DockerSlurmBackend {
 }
 
 impl DockerSlurmBackend {
+    /// Starts the job's services (`services:`) on a network of the job's own, each under its
+    /// aliases and, with `resource_limits_for_services`, within the allocation's CPUs and
+    /// memory. Their containers are the job's, removed with it.
+    async fn start_services(
+        &mut self,
+        ctx: &JobContext,
+        daemon: &Daemon,
+        handle: &Handle,
+    ) -> Result<(), JobFailure> {
+        if ctx.job.services.is_empty() {
+            return Ok(());
+        }
+        let network = placeholder_name(&ctx.runner, ctx.job.id);
+        let create = daemon.command(ctx, ["network", "create", network.as_str()]);
+        let created = create
+            .output()
+            .await
+            .map_err(|e| JobFailure::system(e.to_string()))?;
+        if created.code != 0 {
+            return Err(JobFailure::system(format!(
+                "{} failed (exit code {}): {}",
+                create.display(),
+                created.code,
+                created.stderr_text().trim()
+            )));
+        }
+        self.network = Some(network.clone());
+        let job_id = self
+            .placeholder
+            .as_ref()
+            .and_then(|p| p.job_id.clone())
+            .unwrap_or_default();
+        let (memory, _) = memory_limits(&ctx.runner.slurm)?;
+        for (index, service) in ctx.job.services.iter().enumerate() {
+            let name = format!(
+                "{}-svc-{}",
+                placeholder_name(&ctx.runner, ctx.job.id),
+                index + 1
+            );
+            self.containers.push(name.clone());
+            self.record(ctx, &job_id, Some(daemon));
+            let limits = ctx
+                .runner
+                .docker
+                .resource_limits_for_services
+                .then_some((handle.cpuset.as_str(), memory.as_deref()));
+            let spec = daemon.command(
+                ctx,
+                docker::service_args(service, &name, ctx.job.id, &network, limits),
+            );
+            ctx.log.info(&format!(
+                "Starting service {} as {}",
+                service.name,
+                docker::service_aliases(service).join(", ")
+            ));
+            let started = spec
+                .output()
+                .await
+                .map_err(|e| JobFailure::system(e.to_string()))?;
+            if started.code != 0 {
+                let said = started.stderr_text();
+                let said = said.trim();
+                return Err(if started.code == 125 {
+                    docker_refusal(said, &service.name, &daemon.host)
+                } else {
+                    JobFailure::system(format!(
+                        "service {} did not start (docker exit code {}): {said}",
+                        service.name, started.code
+                    ))
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The name of the job's next container (`batchci-<token>-job-<id>-<n>`).
     fn next_container(&self, ctx: &JobContext) -> String {
         format!(
@@ -394,6 +473,11 @@ impl DockerSlurmBackend {
                 submission
                     .leftovers
                     .push(argv(daemon.command(ctx, ["rm", "--force", name.as_str()])));
+            }
+            if let Some(network) = &self.network {
+                submission.leftovers.push(argv(
+                    daemon.command(ctx, ["network", "rm", network.as_str()]),
+                ));
             }
         }
         let name = placeholder_name(&ctx.runner, ctx.job.id);

@@ -15,7 +15,7 @@ fn env_check(v: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn label_check(v: &str) -> Result<(), String> {
+pub(super) fn label_check(v: &str) -> Result<(), String> {
     let key = v.split('=').next().unwrap_or("").trim_start();
     if key.is_empty() {
         return Err(format!("invalid label '{v}': empty name"));
@@ -161,7 +161,8 @@ Options (those with an effect in mock-cluster; every docker 20.10 option is acce
       --pull string             Pull image before running (\"always\"|\"missing\"|\"never\") (default \"missing\")
       --sig-proxy               Proxy received signals to the process (default true)
       --privileged              Give extended privileges to this container (recorded)
-      --network string          Connect a container to a network (recorded)
+      --network string          Connect a container to a network (checked when it starts; recorded)
+      --network-alias list      Add network-scoped alias for the container (recorded)
       --init                    Run an init inside the container (recorded)
 
 Examples:
@@ -388,11 +389,13 @@ fn spec_of(p: &Parsed, detach: bool) -> Result<(Spec, String), String> {
     host.auto_remove = p.bool("rm", false);
     host.privileged = p.bool("privileged", false);
     host.init = p.bool("init", false);
-    host.network_mode = p
-        .value("network")
-        .or(p.value("net"))
-        .unwrap_or("default")
-        .to_string();
+    let network = p.value("network").or(p.value("net"));
+    host.network_mode = network.unwrap_or("default").to_string();
+    // cli `opts.go` `parseNetworkOpts`: the aliases go with the first `--network`; without
+    // one they are dropped.
+    if network.is_some() {
+        spec.aliases = p.values("network-alias");
+    }
     host.cpuset_cpus = p.value("cpuset-cpus").unwrap_or("").to_string();
     host.nano_cpus = p
         .value("cpus")

@@ -250,6 +250,8 @@ pub struct Spec {
     pub stdin_once: bool,
     /// Host configuration (CPUs not yet parsed).
     pub host: HostConfig,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
 }
 
 /// Why a container was not created.
@@ -443,6 +445,7 @@ impl Daemon {
             attach: spec.attach,
             stdin_once: spec.stdin_once,
             host,
+            aliases: spec.aliases.clone(),
             state: State::default(),
         };
         self.store
@@ -470,6 +473,9 @@ impl Daemon {
                 Some(_) => Ok(Some(self.follow(rec, true, true))),
                 None => Ok(None),
             };
+        }
+        if let Err(e) = super::network::check_start(&self.store, rec) {
+            return Err(self.start_refused(rec, e.msg, 128));
         }
         if !rec.working_dir.is_empty()
             && let Err(e) = std::fs::create_dir_all(&rec.working_dir)
@@ -557,7 +563,12 @@ impl Daemon {
     }
 
     fn start_failed(&self, rec: &Record, msg: &str, code: i32) -> ApiErr {
-        let error = oci_error(msg);
+        self.start_refused(rec, oci_error(msg), code)
+    }
+
+    /// A start that failed: the error and exit code stay (moby `daemon/start.go`: 128 when
+    /// nothing set one), the container stays created; `--rm` removes it.
+    fn start_refused(&self, rec: &Record, error: String, code: i32) -> ApiErr {
         // daemon/start.go: the exit code and the error stay, the container stays created.
         self.store.update(&rec.id, |r| {
             r.state.exit_code = code;

@@ -774,7 +774,7 @@ pub fn container_json(rec: &Record, daemon: &Daemon) -> J {
                 ("SandboxID", J::s("")),
                 ("Ports", J::Map(BTreeMap::new())),
                 ("IPAddress", J::s("")),
-                ("Networks", J::Map(BTreeMap::new())),
+                ("Networks", super::network::container_networks(daemon, rec)),
             ]),
         ),
     ])

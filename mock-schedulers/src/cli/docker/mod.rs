@@ -18,6 +18,7 @@
 pub mod engine;
 pub mod flags;
 pub mod json;
+pub mod network;
 pub mod shim;
 pub mod store;
 pub mod template;
@@ -86,6 +87,7 @@ Options:
 Management Commands:
   container   Manage containers
   image       Manage images
+  network     Manage networks
   system      Manage Docker
 
 Commands:
@@ -562,13 +564,14 @@ type Handler = fn(&mut Cli<'_>, &Sub, Parsed) -> i32;
 
 fn dispatch(cli: &mut Cli<'_>, sub: &str, rest: &[String]) -> i32 {
     let (name, rest) = match sub {
-        "container" | "image" | "system" => match rest.first() {
+        "container" | "image" | "network" | "system" => match rest.first() {
             Some(word) if !word.starts_with('-') => (format!("{sub} {word}"), &rest[1..]),
             _ => {
                 let text = match sub {
                     "container" => {
                         "\nUsage:  docker container COMMAND\n\nManage containers\n\nCommands:\n  create      Create a new container\n  inspect     Display detailed information on one or more containers\n  kill        Kill one or more running containers\n  logs        Fetch the logs of a container\n  ls          List containers\n  rm          Remove one or more containers\n  run         Run a command in a new container\n  start       Start one or more stopped containers\n  stop        Stop one or more running containers\n  wait        Block until one or more containers stop, then print their exit codes\n\nRun 'docker container COMMAND --help' for more information on a command.\n"
                     }
+                    "network" => network::USAGE,
                     "image" => {
                         "\nUsage:  docker image COMMAND\n\nManage images\n\nCommands:\n  inspect     Display detailed information on one or more images\n  ls          List images\n  pull        Pull an image or a repository from a registry\n\nRun 'docker image COMMAND --help' for more information on a command.\n"
                     }
@@ -604,6 +607,19 @@ fn dispatch(cli: &mut Cli<'_>, sub: &str, rest: &[String]) -> i32 {
         "pull" | "image pull" => (system::pull_sub(&name), system::pull),
         "version" => (system::version_sub(), system::version),
         "info" | "system info" => (system::info_sub(&name), system::info),
+        n if n.starts_with("network ") && network::sub(&n[8..]).is_some() => {
+            let word = &n[8..];
+            let handler: Handler = match word {
+                "create" => network::create,
+                "rm" | "remove" => network::rm,
+                "ls" | "list" => network::ls,
+                _ => network::inspect,
+            };
+            (
+                network::sub(word).unwrap_or_else(|| unreachable!()),
+                handler,
+            )
+        }
         _ => {
             let word = name.rsplit(' ').next().unwrap_or(&name);
             if KNOWN_ELSEWHERE.contains(&word) {
@@ -639,10 +655,10 @@ fn dispatch(cli: &mut Cli<'_>, sub: &str, rest: &[String]) -> i32 {
 /// Docker commands the simulation does not have.
 const KNOWN_ELSEWHERE: &[&str] = &[
     "attach", "build", "builder", "commit", "config", "context", "cp", "diff", "events", "exec",
-    "export", "history", "import", "load", "login", "logout", "network", "node", "pause", "plugin",
-    "port", "prune", "push", "rename", "restart", "rmi", "save", "search", "secret", "service",
-    "stack", "stats", "swarm", "tag", "top", "trust", "unpause", "update", "volume", "buildx",
-    "compose", "df", "events",
+    "export", "history", "import", "load", "login", "logout", "node", "pause", "plugin", "port",
+    "prune", "push", "rename", "restart", "rmi", "save", "search", "secret", "service", "stack",
+    "stats", "swarm", "tag", "top", "trust", "unpause", "update", "volume", "buildx", "compose",
+    "df", "events",
 ];
 
 /// Kills every running container of a cluster (`mock-cluster stop --cancel-jobs`).

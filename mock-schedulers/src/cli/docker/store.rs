@@ -103,6 +103,9 @@ pub struct Record {
     pub stdin_once: bool,
     /// `HostConfig`.
     pub host: HostConfig,
+    /// `--network-alias` (`NetworkSettings.Networks.<network>.Aliases`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
     /// `State`.
     pub state: State,
 }
