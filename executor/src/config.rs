@@ -439,6 +439,17 @@ fn default_true() -> bool {
 }
 
 impl Config {
+    /// The pause between job requests when GitLab has none: `check_interval`, or 3 s when it
+    /// is 0, as gitlab-runner reads 0 (the docker+slurm sample sets 0; taken literally it would
+    /// ask GitLab for jobs in a tight loop).
+    pub fn job_poll_interval(&self) -> Duration {
+        if self.check_interval.is_zero() {
+            default_check_interval()
+        } else {
+            self.check_interval
+        }
+    }
+
     /// Reads and checks `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -776,6 +787,9 @@ executor = "sbatch"
         let config = parse(MINIMAL).unwrap();
         assert_eq!(config.concurrent, 4);
         assert_eq!(config.check_interval, Duration::from_secs(3));
+        let zero = parse("check_interval = 0\n").unwrap();
+        assert_eq!(zero.check_interval, Duration::ZERO);
+        assert_eq!(zero.job_poll_interval(), Duration::from_secs(3));
         let runner = &config.runners[0];
         assert_eq!(runner.executor, ExecutorKind::Slurm);
         assert_eq!(runner.output_limit, 4096);

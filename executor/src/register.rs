@@ -64,10 +64,15 @@ pub fn describe(config: &Config) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "configuration ok: {} runner(s), at most {} job(s) at once, polling every {:?}",
+        "configuration ok: {} runner(s), at most {} job(s) at once, polling every {:?}{}",
         config.runners.len(),
         config.concurrent,
-        config.check_interval
+        config.job_poll_interval(),
+        if config.check_interval.is_zero() {
+            " (check_interval = 0 means the default, as in gitlab-runner)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         out,

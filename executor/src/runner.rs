@@ -76,7 +76,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
                 0 => Semaphore::MAX_PERMITS,
                 limit => limit,
             })),
-            check_interval: config.check_interval,
+            check_interval: config.job_poll_interval(),
             state: state.clone(),
             shutdown: shutdown.clone(),
             slots: Arc::new(Mutex::new(BTreeSet::new())),
