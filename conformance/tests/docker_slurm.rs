@@ -95,16 +95,7 @@ async fn a_build_runs_in_a_container_on_the_allocated_node_within_its_cpus() {
 
     assert_eq!(job.status, JobStatus::Success, "{trace}");
     let lines = plain_lines(&trace);
-    let (slurm_job, cpuset, node) = lines
-        .iter()
-        .find_map(|l| {
-            let rest = l.strip_prefix("Slurm job ")?;
-            let (slurm_job, rest) = rest.split_once(" holds CPUs ")?;
-            let (cpuset, rest) = rest.split_once(" on ")?;
-            let (node, _) = rest.split_once(';')?;
-            Some((slurm_job.to_string(), cpuset.to_string(), node.to_string()))
-        })
-        .unwrap_or_else(|| panic!("no allocation line in\n{trace}"));
+    let (slurm_job, cpuset, node) = allocation_of(&trace);
     assert!(node.starts_with("node0"), "{node}");
     assert!(!slurm_job.is_empty(), "{trace}");
     assert!(
@@ -115,10 +106,7 @@ async fn a_build_runs_in_a_container_on_the_allocated_node_within_its_cpus() {
     let srun = cluster.calls_of("srun");
     assert_eq!(srun.len(), 1, "{srun:?}");
     for word in [
-        format!(
-            "--job-name=batchci-{}-job-{id}",
-            &site.runner_token.trim_start_matches("glrt-")[..8]
-        ),
+        format!("--job-name={}", placeholder_of(&site, id)),
         "--partition=gitlab-ci".into(),
         "--cpus-per-task=1".into(),
         "--mem=512M".into(),
@@ -398,27 +386,106 @@ async fn at_max_pending_builds_no_further_job_is_requested() {
     assert_eq!(cluster.calls_of("srun").len(), 2);
 }
 
-/// The Docker engine `ci/docker` started: its TLS address and the client certificates'
-/// directory. In CI a missing engine is a failure, not a skip.
-fn real_docker() -> Option<(String, String)> {
-    let wanted = std::env::var("BATCHCI_REAL_DOCKER").is_ok_and(|v| v == "1");
-    let host = std::env::var("BATCHCI_DOCKER_TLS_HOST").ok();
-    let pki = std::env::var("BATCHCI_DOCKER_PKI").ok();
-    match (wanted, host, pki) {
-        (true, Some(host), Some(pki)) => Some((host, pki)),
-        (true, _, _) => panic!(
-            "BATCHCI_REAL_DOCKER=1 but BATCHCI_DOCKER_TLS_HOST or BATCHCI_DOCKER_PKI is unset: eval \"$(ci/docker env)\""
-        ),
-        (false, _, _) if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("CI=true but no real Docker: run the suite through ci/test, which starts one")
-        }
-        (false, _, _) => {
-            eprintln!(
-                "NOTE: real Docker not available (BATCHCI_REAL_DOCKER unset): the real docker+slurm case did NOT run"
-            );
-            None
+/// The Docker engine `ci/docker` started, reached over TLS with client certificates.
+struct RealDocker {
+    host: String,
+    pki: String,
+}
+
+impl RealDocker {
+    /// The engine, when `ci/test` started one. In CI a missing engine is a failure, not a skip.
+    fn get() -> Option<RealDocker> {
+        let wanted = std::env::var("BATCHCI_REAL_DOCKER").is_ok_and(|v| v == "1");
+        let host = std::env::var("BATCHCI_DOCKER_TLS_HOST").ok();
+        let pki = std::env::var("BATCHCI_DOCKER_PKI").ok();
+        match (wanted, host, pki) {
+            (true, Some(host), Some(pki)) => Some(RealDocker { host, pki }),
+            (true, _, _) => panic!(
+                "BATCHCI_REAL_DOCKER=1 but BATCHCI_DOCKER_TLS_HOST or BATCHCI_DOCKER_PKI is unset: eval \"$(ci/docker env)\""
+            ),
+            (false, _, _) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+                panic!(
+                    "CI=true but no real Docker: run the suite through ci/test, which starts one"
+                )
+            }
+            (false, _, _) => {
+                eprintln!(
+                    "NOTE: real Docker not available (BATCHCI_REAL_DOCKER unset): the real docker+slurm case did NOT run"
+                );
+                None
+            }
         }
     }
+
+    /// `[runners.docker]` for this engine and the busybox image `ci/docker` imported.
+    fn table(&self) -> String {
+        format!(
+            "  [runners.docker]\n  image = \"batchci-busybox:latest\"\n  host = {:?}\n  tls_verify = true\n  tls_cert_path = {:?}\n",
+            self.host, self.pki
+        )
+    }
+
+    /// The output of `docker args` against this engine; the call must succeed.
+    fn cli(&self, args: &[&str]) -> String {
+        let pki = &self.pki;
+        let out = Command::new("docker")
+            .args(["-H", &self.host, "--tlsverify"])
+            .arg(format!("--tlscacert={pki}/ca.pem"))
+            .arg(format!("--tlscert={pki}/cert.pem"))
+            .arg(format!("--tlskey={pki}/key.pem"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The containers of CI job `id` the engine still has.
+    fn containers_of(&self, id: u64) -> String {
+        self.cli(&[
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("label=com.batchci.job={id}"),
+        ])
+    }
+}
+
+/// The placeholder job (and network) name of CI job `id` of the site's runner.
+fn placeholder_of(site: &Site, id: u64) -> String {
+    format!(
+        "batchci-{}-job-{id}",
+        &site.runner_token.trim_start_matches("glrt-")[..8]
+    )
+}
+
+/// What Slurm still runs or queues under the placeholder name `name` (`%i %T` rows).
+fn queued_as(cluster: &Cluster, name: &str) -> String {
+    let out = Command::new("squeue")
+        .envs(cluster.batchci_env())
+        .args([
+            "--noheader",
+            "--states=PENDING,RUNNING",
+            &format!("--name={name}"),
+            "--format=%i %T",
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Starts batchci with one docker+slurm runner on the real `cluster`, `slurm` in its
+/// `[runners.slurm]` and `docker` as its `[runners.docker]`.
+fn start_real(site: &Site, cluster: &Cluster, slurm: &str, docker: &str) -> Batchci {
+    let extra = format!(
+        "{}\n  [runners.slurm]\n  partition = \"gitlab-ci\"\n  cpus = 1\n  memory = \"64M\"\n  allocation_progress_interval = 1\n{slurm}{docker}",
+        cluster.batch_table("")
+    );
+    let config = site.write_config("docker+slurm", &extra);
+    let env = cluster.batchci_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Batchci::run(&config, &env)
 }
 
 /// Real Slurm 22.05 allocates one CPU and 64 MB; a real dockerd, reached over TLS with
@@ -430,7 +497,7 @@ async fn real_slurm_and_docker_run_the_build_in_the_allocated_cpuset_and_memory(
     let Some(cluster) = Cluster::real(dir.path()) else {
         return;
     };
-    let Some((host, pki)) = real_docker() else {
+    let Some(docker) = RealDocker::get() else {
         return;
     };
     let site = Site::start(&["slurm"]).await;
@@ -438,71 +505,22 @@ async fn real_slurm_and_docker_run_the_build_in_the_allocated_cpuset_and_memory(
         &job("    - echo \"cpus $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)\"\n    - echo \"memory $(cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes)\"\n"),
         &[],
     );
-    let extra = format!(
-        "{}\n  [runners.slurm]\n  partition = \"gitlab-ci\"\n  cpus = 1\n  memory = \"64M\"\n  allocation_progress_interval = 1\n  [runners.docker]\n  image = \"batchci-busybox:latest\"\n  host = {host:?}\n  tls_verify = true\n  tls_cert_path = {pki:?}\n",
-        cluster.batch_table("")
-    );
-    let config = site.write_config("docker+slurm", &extra);
-    let env = cluster.batchci_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let _batchci = Batchci::run(&config, &env);
+    let _batchci = start_real(&site, &cluster, "", &docker.table());
     let id = pipeline.jobs[0].id;
 
     let (job, trace) = site.finished(id).await;
 
     assert_eq!(job.status, JobStatus::Success, "{trace}");
     let lines = plain_lines(&trace);
-    let cpuset = lines
-        .iter()
-        .find_map(|l| {
-            l.strip_prefix("Slurm job ")?
-                .split_once(" holds CPUs ")?
-                .1
-                .split_once(" on ")
-                .map(|(c, _)| c.to_string())
-        })
-        .unwrap_or_else(|| panic!("no allocation line in\n{trace}"));
+    let (_, cpuset, _) = allocation_of(&trace);
     assert!(lines.contains(&format!("cpus {cpuset}")), "{trace}");
     assert!(lines.contains(&"memory 67108864".to_string()), "{trace}");
-    let name = format!(
-        "batchci-{}-job-{id}",
-        &site.runner_token.trim_start_matches("glrt-")[..8]
-    );
-    let squeue = Command::new("squeue")
-        .envs(cluster.batchci_env())
-        .args([
-            "--noheader",
-            "--states=PENDING,RUNNING",
-            &format!("--name={name}"),
-            "--format=%i %T",
-        ])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&squeue.stdout),
+        queued_as(&cluster, &placeholder_of(&site, id)),
         "",
         "the placeholder job is still there"
     );
-    let containers = Command::new("docker")
-        .args(["-H", &host, "--tlsverify"])
-        .arg(format!("--tlscacert={pki}/ca.pem"))
-        .arg(format!("--tlscert={pki}/cert.pem"))
-        .arg(format!("--tlskey={pki}/key.pem"))
-        .args([
-            "ps",
-            "--all",
-            "--quiet",
-            "--filter",
-            &format!("label=com.batchci.job={id}"),
-        ])
-        .output()
-        .unwrap();
-    assert!(containers.status.success(), "{containers:?}");
-    assert_eq!(
-        String::from_utf8_lossy(&containers.stdout),
-        "",
-        "a container is left"
-    );
+    assert_eq!(docker.containers_of(id), "", "a container is left");
 }
 
 /// The custom executor with real Slurm and Docker: `prepare` allocates, the build's stages
@@ -513,17 +531,18 @@ fn real_custom_executor_allocates_in_prepare_runs_in_the_container_and_releases_
     let Some(cluster) = Cluster::real(dir.path()) else {
         return;
     };
-    let Some((host, pki)) = real_docker() else {
+    let Some(docker) = RealDocker::get() else {
         return;
     };
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
         format!(
-            "state_dir = {state:?}\n\n[[runners]]\nname = \"custom\"\nurl = \"https://gitlab.example.com\"\ntoken = \"glrt-t3stT0k3n\"\nexecutor = \"docker+slurm\"\nbuilds_dir = {builds:?}\n{batch}\n  [runners.slurm]\n  partition = \"gitlab-ci\"\n  cpus = 1\n  memory = \"64M\"\n  [runners.docker]\n  image = \"batchci-busybox:latest\"\n  host = {host:?}\n  tls_verify = true\n  tls_cert_path = {pki:?}\n",
+            "state_dir = {state:?}\n\n[[runners]]\nname = \"custom\"\nurl = \"https://gitlab.example.com\"\ntoken = \"glrt-t3stT0k3n\"\nexecutor = \"docker+slurm\"\nbuilds_dir = {builds:?}\n{batch}\n  [runners.slurm]\n  partition = \"gitlab-ci\"\n  cpus = 1\n  memory = \"64M\"\n{docker}",
             state = dir.path().join("state").display().to_string(),
             builds = dir.path().join("builds").display().to_string(),
             batch = cluster.batch_table(""),
+            docker = docker.table(),
         ),
     )
     .unwrap();
@@ -543,56 +562,19 @@ fn real_custom_executor_allocates_in_prepare_runs_in_the_container_and_releases_
 
     assert_eq!(report.status, DriverStatus::Success, "{}", report.log);
     let lines = report.lines();
-    let cpuset = lines
-        .iter()
-        .find_map(|l| {
-            l.strip_prefix("Slurm job ")?
-                .split_once(" holds CPUs ")?
-                .1
-                .split_once(" on ")
-                .map(|(c, _)| c.to_string())
-        })
-        .unwrap_or_else(|| panic!("no allocation line in\n{}", report.log));
+    let (_, cpuset, _) = allocation_of(&report.log);
     assert!(lines.contains(&format!("cpus {cpuset}")), "{}", report.log);
     assert!(
         lines.contains(&"after: success".to_string()),
         "{}",
         report.log
     );
-    let squeue = Command::new("squeue")
-        .envs(cluster.batchci_env())
-        .args([
-            "--noheader",
-            "--states=PENDING,RUNNING",
-            "--name=batchci-t3stT0k3-job-130",
-            "--format=%i %T",
-        ])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&squeue.stdout),
+        queued_as(&cluster, "batchci-t3stT0k3-job-130"),
         "",
         "the placeholder job is still there"
     );
-    let containers = Command::new("docker")
-        .args(["-H", &host, "--tlsverify"])
-        .arg(format!("--tlscacert={pki}/ca.pem"))
-        .arg(format!("--tlscert={pki}/cert.pem"))
-        .arg(format!("--tlskey={pki}/key.pem"))
-        .args([
-            "ps",
-            "--all",
-            "--quiet",
-            "--filter",
-            "label=com.batchci.job=130",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&containers.stdout),
-        "",
-        "a container is left"
-    );
+    assert_eq!(docker.containers_of(130), "", "a container is left");
 }
 
 /// The node and CPUs of a build, from its `Slurm job N holds CPUs C on H; ...` line.
@@ -910,14 +892,13 @@ async fn real_slurm_an_expected_start_past_the_allocation_timeout_fails_early() 
     let blocker = String::from_utf8_lossy(&blocker.stdout).trim().to_string();
     let site = Site::start(&["slurm"]).await;
     let pipeline = site.pipeline(&job("    - echo never\n"), &[]);
-    let extra = format!(
-        "{}\n  [runners.slurm]\n  partition = \"gitlab-ci\"\n  cpus = 1\n  memory = \"64M\"\n  allocation_progress_interval = 1\n  allocation_timeout = 600\n  abort_on_expected_allocation_timeout = true\n  [runners.docker]\n  image = \"batchci-busybox:latest\"\n  docker_program = \"/bin/true\"\n",
-        cluster.batch_table("")
+    // Docker is never reached: the job fails while it waits for Slurm.
+    let _batchci = start_real(
+        &site,
+        &cluster,
+        "  allocation_timeout = 600\n  abort_on_expected_allocation_timeout = true\n",
+        "  [runners.docker]\n  image = \"batchci-busybox:latest\"\n  docker_program = \"/bin/true\"\n",
     );
-    let config = site.write_config("docker+slurm", &extra);
-    let env = cluster.batchci_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let _batchci = Batchci::run(&config, &env);
 
     let (job, trace) = site.finished(pipeline.jobs[0].id).await;
     let _ = Command::new("scancel")
@@ -936,18 +917,8 @@ async fn real_slurm_an_expected_start_past_the_allocation_timeout_fails_early() 
             && last.ends_with(", after the allocation timeout of 10m0s"),
         "{last}"
     );
-    let name = format!(
-        "--name=batchci-{}-job-{}",
-        &site.runner_token.trim_start_matches("glrt-")[..8],
-        pipeline.jobs[0].id
-    );
-    let squeue = Command::new("squeue")
-        .envs(cluster.batchci_env())
-        .args(["--noheader", "--states=PENDING,RUNNING", &name])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&squeue.stdout),
+        queued_as(&cluster, &placeholder_of(&site, pipeline.jobs[0].id)),
         "",
         "the placeholder is still queued"
     );
@@ -1057,7 +1028,7 @@ async fn real_a_service_is_reached_by_its_alias_on_the_jobs_network() {
     let Some(cluster) = Cluster::real(dir.path()) else {
         return;
     };
-    let Some((host, pki)) = real_docker() else {
+    let Some(docker) = RealDocker::get() else {
         return;
     };
     let site = Site::start(&["slurm"]).await;
@@ -1065,14 +1036,7 @@ async fn real_a_service_is_reached_by_its_alias_on_the_jobs_network() {
         "build:\n  tags: [slurm]\n  services:\n    - name: batchci-busybox:latest\n      alias: web\n      command: [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/etc\"]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - for i in 1 2 3 4 5 6 7 8 9 10; do wget -q -O - http://web:8080/passwd && break; sleep 0.2; done | head -1\n",
         &[],
     );
-    let extra = format!(
-        "{}\n  [runners.slurm]\n  partition = \"gitlab-ci\"\n  cpus = 1\n  memory = \"64M\"\n  [runners.docker]\n  image = \"batchci-busybox:latest\"\n  host = {host:?}\n  tls_verify = true\n  tls_cert_path = {pki:?}\n",
-        cluster.batch_table("")
-    );
-    let config = site.write_config("docker+slurm", &extra);
-    let env = cluster.batchci_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let _batchci = Batchci::run(&config, &env);
+    let _batchci = start_real(&site, &cluster, "", &docker.table());
     let id = pipeline.jobs[0].id;
 
     let (job, trace) = site.finished(id).await;
@@ -1082,26 +1046,10 @@ async fn real_a_service_is_reached_by_its_alias_on_the_jobs_network() {
         plain_lines(&trace).contains(&"root:x:0:0:root:/root:/bin/sh".to_string()),
         "{trace}"
     );
-    let docker = |args: &[&str]| {
-        let out = Command::new("docker")
-            .args(["-H", &host, "--tlsverify"])
-            .arg(format!("--tlscacert={pki}/ca.pem"))
-            .arg(format!("--tlscert={pki}/cert.pem"))
-            .arg(format!("--tlskey={pki}/key.pem"))
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let label = format!("label=com.batchci.job={id}");
-    assert_eq!(docker(&["ps", "--all", "--quiet", "--filter", &label]), "");
-    let network = format!(
-        "batchci-{}-job-{id}",
-        &site.runner_token.trim_start_matches("glrt-")[..8]
-    );
+    assert_eq!(docker.containers_of(id), "");
+    let network = placeholder_of(&site, id);
     assert_eq!(
-        docker(&[
+        docker.cli(&[
             "network",
             "ls",
             "--quiet",
@@ -1131,10 +1079,7 @@ async fn services_start_on_the_jobs_network_within_the_allocation() {
 
     assert_eq!(job.status, JobStatus::Success, "{trace}");
     let (_, cpuset, node) = allocation_of(&trace);
-    let network = format!(
-        "batchci-{}-job-{id}",
-        &site.runner_token.trim_start_matches("glrt-")[..8]
-    );
+    let network = placeholder_of(&site, id);
     let docker = cluster.calls_of("docker");
     let has =
         |argv: &Vec<String>, words: &[&str]| words.iter().all(|w| argv.iter().any(|a| a == w));
