@@ -33,6 +33,13 @@ struct Options {
     /// Jobs per backend and scenario.
     #[arg(long, default_value_t = 5)]
     runs: usize,
+    /// How long the `end` jobs' scripts run, in seconds: one scenario each (`sbatch --wait`
+    /// looks at a job after 2, 10, 42, 74... s, so how late it hears depends on this).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    script_seconds: Vec<f64>,
+    /// Leave out the `cancel` scenario.
+    #[arg(long)]
+    no_cancel: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -57,8 +64,8 @@ fn epoch_seconds(rfc3339: &str) -> Option<f64> {
     Some(time.timestamp_micros() as f64 / 1e6)
 }
 
-/// Samples of one backend: `(end latencies, cancel latencies)` in seconds.
-async fn measure(options: &Options, backend: &str) -> Result<(Vec<f64>, Vec<f64>), String> {
+/// Samples of one backend, by scenario (`end-1s`, ..., `cancel`), in seconds.
+async fn measure(options: &Options, backend: &str) -> Result<Vec<(String, Vec<f64>)>, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let gitlab = Gitlab::start(&[if backend == "shell" { "shell" } else { "slurm" }]).await?;
     let executor = if backend == "shell" { "shell" } else { "slurm" };
@@ -100,33 +107,42 @@ async fn measure(options: &Options, backend: &str) -> Result<(Vec<f64>, Vec<f64>
     };
     let patience = Duration::from_secs(300);
 
-    let mut ends = Vec::new();
-    for _ in 0..options.runs {
-        let id = run(job_yaml(
-            backend,
-            &["sleep 1", "echo \"script-end $(date +%s.%N)\""],
-        ))?;
-        let job = gitlab
-            .server
-            .wait_for_job(id, patience)
-            .await
-            .map_err(|e| e.to_string())?;
-        if job.status != JobStatus::Success {
-            return Err(format!("{backend}: the end job ended {:?}", job.status));
+    let mut scenarios = Vec::new();
+    for seconds in &options.script_seconds {
+        let mut ends = Vec::new();
+        for _ in 0..options.runs {
+            let sleep = format!("sleep {seconds}");
+            let id = run(job_yaml(
+                backend,
+                &[&sleep, "echo \"script-end $(date +%s.%N)\""],
+            ))?;
+            let job = gitlab
+                .server
+                .wait_for_job(id, patience)
+                .await
+                .map_err(|e| e.to_string())?;
+            if job.status != JobStatus::Success {
+                return Err(format!("{backend}: the end job ended {:?}", job.status));
+            }
+            let trace =
+                String::from_utf8_lossy(&gitlab.server.trace(id).map_err(|e| e.to_string())?)
+                    .into_owned();
+            let script_end = trace
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("script-end "))
+                .and_then(|t| t.trim().parse::<f64>().ok())
+                .ok_or(format!("{backend}: no script-end line in the log"))?;
+            let finished = job
+                .finished_at
+                .as_deref()
+                .and_then(epoch_seconds)
+                .ok_or(format!("{backend}: no finished_at"))?;
+            ends.push(finished - script_end);
         }
-        let trace = String::from_utf8_lossy(&gitlab.server.trace(id).map_err(|e| e.to_string())?)
-            .into_owned();
-        let script_end = trace
-            .lines()
-            .find_map(|l| l.trim().strip_prefix("script-end "))
-            .and_then(|t| t.trim().parse::<f64>().ok())
-            .ok_or(format!("{backend}: no script-end line in the log"))?;
-        let finished = job
-            .finished_at
-            .as_deref()
-            .and_then(epoch_seconds)
-            .ok_or(format!("{backend}: no finished_at"))?;
-        ends.push(finished - script_end);
+        scenarios.push((format!("end-{seconds}s"), ends));
+    }
+    if options.no_cancel {
+        return Ok(scenarios);
     }
 
     let mut cancels = Vec::new();
@@ -166,25 +182,26 @@ async fn measure(options: &Options, backend: &str) -> Result<(Vec<f64>, Vec<f64>
             .ok_or(format!("{backend}: no finished_at"))?;
         cancels.push(finished - cancelled_at);
     }
-    Ok((ends, cancels))
+    scenarios.push(("cancel".to_string(), cancels));
+    Ok(scenarios)
 }
 
 #[tokio::main]
 async fn main() {
     let options = Options::parse();
     println!(
-        "{:<12} {:<8} {:>5} {:>9} {:>9}",
+        "{:<12} {:<10} {:>5} {:>9} {:>9}",
         "backend", "scenario", "runs", "p50_s", "max_s"
     );
     let mut results = Vec::new();
     let mut failed = false;
     for backend in &options.backends {
         match measure(&options, backend).await {
-            Ok((ends, cancels)) => {
-                for (scenario, samples) in [("end", &ends), ("cancel", &cancels)] {
+            Ok(scenarios) => {
+                for (scenario, samples) in &scenarios {
                     let (p50, max) = median_and_max(samples);
                     println!(
-                        "{backend:<12} {scenario:<8} {:>5} {p50:>9.2} {max:>9.2}",
+                        "{backend:<12} {scenario:<10} {:>5} {p50:>9.2} {max:>9.2}",
                         samples.len()
                     );
                     results.push(json!({

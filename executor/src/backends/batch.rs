@@ -28,6 +28,10 @@ const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
 /// mid-submission.
 const SUBMIT_REPORT_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a submit command that waits for a job already known to have ended gets to exit
+/// on SIGTERM before SIGKILL.
+const SUBMIT_STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// How often the queue is asked whether a cancelled job has left.
 const LEAVE_POLL: Duration = Duration::from_millis(250);
 
@@ -151,6 +155,22 @@ pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
     /// How the end of a job is known.
     fn end_of_job(&self) -> EndOfJob;
 
+    /// Whether the end of a job is learned late, by polling: `sbatch --wait` looks at the job
+    /// only after 2, 8, then 32 s, and Cobalt's `qstat` is asked every second. Then the job's
+    /// script writes its exit status to a file as it exits, and the engine asks the scheduler
+    /// for the job's record the moment that file appears.
+    fn polls_for_end(&self) -> bool {
+        false
+    }
+
+    /// For a submit command that waits ([`EndOfJob::SubmitWaits`]) by polling: the exit code
+    /// it will report for a job the scheduler recorded as `record`, or `None` while the record
+    /// does not show a finished job. A step whose job is confirmed finished this way ends
+    /// without waiting for the submit command's next look.
+    fn waited_code(&self, _record: &JobRecord) -> Option<i32> {
+        None
+    }
+
     /// Whether the submit command reads the script from its standard input. Then the script,
     /// which holds the job's secrets, is never written to the shared file system: it reaches
     /// the scheduler's own spool (readable by the job's owner and the admins) and the node.
@@ -250,10 +270,26 @@ impl BatchBackend {
         for output in &outputs {
             let _ = std::fs::remove_file(output);
         }
+        // The script's own word that it has ended, for a scheduler that learns it late; a
+        // script that is not a shell's cannot be given the trap that writes it.
+        let marker = (scheduler.polls_for_end() && is_shell_script(script))
+            .then(|| ctx.dirs.tmp_dir.join(EXIT_MARKER));
+        let prologue = match &marker {
+            Some(marker) => {
+                let _ = std::fs::remove_file(marker);
+                exit_trap(marker)
+            }
+            None => Vec::new(),
+        };
         let script_file = if scheduler.script_on_stdin() {
             None
         } else {
-            Some(write_script_file(ctx, script)?)
+            Some(write_script_file(ctx, script, &prologue)?)
+        };
+        let script = if script_file.is_none() {
+            with_prologue(script, &prologue)
+        } else {
+            Vec::new()
         };
         let (program, args) = scheduler.submit(&StepRequest {
             ctx,
@@ -275,7 +311,7 @@ impl BatchBackend {
             use tokio::io::AsyncWriteExt;
             // A submit command that exits before reading it all has refused the job; its
             // words say why.
-            let _ = stdin.write_all(script).await;
+            let _ = stdin.write_all(&script).await;
             drop(stdin);
         }
 
@@ -293,8 +329,31 @@ impl BatchBackend {
         );
 
         let (finished_tx, finished_rx) = tokio::sync::watch::channel(None::<Drain>);
+        let poll_interval = ctx.runner.batch.poll_interval;
+        let mut confirmed = None;
+        let early_end = {
+            let mut id_rx = id_rx.clone();
+            let marker = marker.clone();
+            async move {
+                let Some(marker) = marker.filter(|_| scheduler.end_of_job() == EndOfJob::SubmitWaits) else {
+                    return std::future::pending().await;
+                };
+                let Ok(id) = id_rx.wait_for(Option::is_some).await.map(|id| id.clone().unwrap_or_default()) else {
+                    return std::future::pending().await;
+                };
+                let status = crate::tail::written_line(&marker, poll_interval).await;
+                tracing::debug!(id, status, "the job's script has ended; asking the scheduler");
+                confirm_end(ctx, scheduler, &id).await
+            }
+        };
         let waiter = async {
             let ended = tokio::select! {
+                (code, record) = early_end => {
+                    // The submit command has nothing left to say: it would only look again.
+                    let _ = crate::command::terminate_group(&mut child, SUBMIT_STOP_GRACE).await;
+                    confirmed = Some(record);
+                    Some(Some(code))
+                },
                 code = async {
                     let code = crate::command::exit_code_of(child.wait().await);
                     // The job id is known for sure once the submit command's output has been
@@ -309,7 +368,7 @@ impl BatchBackend {
                     if let (EndOfJob::StatusPoll, Some(0), Some(id)) =
                         (scheduler.end_of_job(), code, id)
                     {
-                        wait_until_gone(ctx, scheduler, &id).await;
+                        wait_until_gone(ctx, scheduler, &id, marker.as_deref()).await;
                     }
                     code
                 } => Some(code),
@@ -387,6 +446,7 @@ impl BatchBackend {
             id,
             code: code.unwrap_or(1),
             stderr,
+            record: confirmed,
         })
     }
 }
@@ -395,31 +455,72 @@ impl BatchBackend {
 /// scratch directory, mode 0700. It holds the job's secrets, so its first command removes it
 /// (bash goes on reading the open file); a job that never starts leaves it to the end of the
 /// job, or to crash recovery, which both remove the directory.
-fn write_script_file(ctx: &JobContext, script: &[u8]) -> Result<PathBuf, JobFailure> {
+fn write_script_file(
+    ctx: &JobContext,
+    script: &[u8],
+    prologue: &[u8],
+) -> Result<PathBuf, JobFailure> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = ctx.dirs.tmp_dir.join("step_script");
     let _ = std::fs::remove_file(&path);
-    let (shebang, body) = match script.iter().position(|b| *b == b'\n') {
-        Some(end) if script.starts_with(b"#!") => script.split_at(end + 1),
-        _ => (&b""[..], script),
-    };
+    let prologue = [SELF_REMOVAL, prologue].concat();
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o700)
         .open(&path)
-        .and_then(|mut file| {
-            file.write_all(shebang)?;
-            file.write_all(SELF_REMOVAL)?;
-            file.write_all(body)
-        })
+        .and_then(|mut file| file.write_all(&with_prologue(script, &prologue)))
         .map_err(|e| JobFailure::system(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
 }
 
 /// The first command of a step script run from a file.
 const SELF_REMOVAL: &[u8] = b"rm -f -- \"$0\"\n";
+
+/// The file in the job's scratch directory where a step's script writes its exit status as it
+/// exits.
+const EXIT_MARKER: &str = "step_exit";
+
+/// `script` with `prologue` as its first commands, after its `#!` line.
+fn with_prologue(script: &[u8], prologue: &[u8]) -> Vec<u8> {
+    let (shebang, body) = match script.iter().position(|b| *b == b'\n') {
+        Some(end) if script.starts_with(b"#!") => script.split_at(end + 1),
+        _ => (&b""[..], script),
+    };
+    [shebang, prologue, body].concat()
+}
+
+/// Whether `script` runs in a POSIX shell (no `#!` line, or one naming sh, bash, dash, ksh or
+/// zsh, directly or through `env`): only a shell takes the exit trap.
+fn is_shell_script(script: &[u8]) -> bool {
+    let Some(line) = script.strip_prefix(b"#!") else {
+        return true;
+    };
+    let line = line.split(|b| *b == b'\n').next().unwrap_or_default();
+    let line = String::from_utf8_lossy(line);
+    let mut words = line.split_whitespace();
+    let mut program = words.next().unwrap_or_default();
+    if program.rsplit('/').next() == Some("env") {
+        program = words.find(|w| !w.starts_with('-')).unwrap_or_default();
+    }
+    matches!(
+        program.rsplit('/').next(),
+        Some("sh" | "bash" | "dash" | "ksh" | "zsh")
+    )
+}
+
+/// The command that makes a shell script write its exit status to `marker` as it exits,
+/// whatever way it exits. A trap on EXIT leaves the script's exit status as it was; `>|`
+/// writes even under a user's `set -o noclobber`. A script that sets its own EXIT trap
+/// replaces this one: its end is then learned from the scheduler alone, as without it.
+fn exit_trap(marker: &Path) -> Vec<u8> {
+    let write = format!(
+        "printf '%s\\n' \"$?\" >| {}",
+        shell_words::quote(&marker.to_string_lossy())
+    );
+    format!("trap {} EXIT\n", shell_words::quote(&write)).into_bytes()
+}
 
 /// Reads the submit command's output into the log as it comes: each line scanned for the job
 /// id (recorded durably the moment it appears); standard error kept for a refusal's verdict.
@@ -510,6 +611,8 @@ enum Attempt {
         id: String,
         code: i32,
         stderr: Vec<String>,
+        /// The scheduler's record, when it confirmed the end before the submit command did.
+        record: Option<JobRecord>,
     },
     /// Cancelled (and the scheduler job, if any, gone).
     Cancelled,
@@ -619,13 +722,21 @@ impl Backend for BatchBackend {
         loop {
             let refusal = match self.submit_and_follow(ctx, script, cancel).await? {
                 Attempt::Cancelled => return Ok(StepOutcome::Cancelled),
-                Attempt::Ended { id, code, stderr } => {
+                Attempt::Ended {
+                    id,
+                    code,
+                    stderr,
+                    record,
+                } => {
                     let ended = Ended {
                         id: &id,
                         code,
                         stderr: &stderr,
                     };
-                    let record = job_record(ctx, scheduler, &id).await;
+                    let record = match record {
+                        Some(record) => Some(record),
+                        None => job_record(ctx, scheduler, &id).await,
+                    };
                     return scheduler.verdict(&ended, record.as_ref());
                 }
                 Attempt::Refused(refusal) => refusal,
@@ -693,15 +804,71 @@ async fn job_record(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) -> Op
     }
 }
 
+/// After job `id`'s script said that it has ended: asks the scheduler's record until it shows
+/// the job finished, and returns the exit code the submit command will report with that
+/// record. The scheduler may take a moment to move the job out of its running states, so the
+/// pauses start short and grow to a second; a scheduler that never confirms leaves the end to
+/// the submit command, which this races against.
+async fn confirm_end(
+    ctx: &JobContext,
+    scheduler: &dyn Scheduler,
+    id: &str,
+) -> (i32, JobRecord) {
+    let mut pause = FIRST_CONFIRM_PAUSE;
+    loop {
+        if let RecordSource::Queries(queries) = scheduler.record_source(ctx, id) {
+            for query in queries {
+                let (program, args) = query.invocation;
+                if let Ok(output) = ctx.scheduler_command(program, args).output().await
+                    && output.code == 0
+                    && let Some(record) = (query.parse)(&output.stdout_text())
+                {
+                    if let Some(code) = scheduler.waited_code(&record) {
+                        return (code, record);
+                    }
+                    // The first query that answers is the one that knows best.
+                    break;
+                }
+            }
+        } else {
+            return std::future::pending().await;
+        }
+        tokio::time::sleep(pause).await;
+        pause = pause.saturating_mul(2).min(STATUS_POLL);
+    }
+}
+
+/// The first pause between two looks at a job whose script has ended: the controller moves a
+/// job out of its running states a few milliseconds after the script exits.
+const FIRST_CONFIRM_PAUSE: Duration = Duration::from_millis(20);
+
 /// Waits until a status query that succeeds no longer lists job `id`. A query that fails
 /// (a time-out, an error) is no news: it is asked again after a pause that doubles, up to a
-/// minute, and said in the log once.
-async fn wait_until_gone(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) {
+/// minute, and said in the log once. When the job's script writes `marker` as it exits, the
+/// next query goes at once, and the ones after it come quickly.
+async fn wait_until_gone(
+    ctx: &JobContext,
+    scheduler: &dyn Scheduler,
+    id: &str,
+    marker: Option<&Path>,
+) {
+    use futures::FutureExt;
     let interval = if ctx.runner.batch.command_delay.is_zero() {
         STATUS_POLL
     } else {
         ctx.runner.batch.command_delay
     };
+    let script_ended = async {
+        match marker {
+            Some(marker) => {
+                crate::tail::written_line(marker, ctx.runner.batch.poll_interval).await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+    .fuse();
+    tokio::pin!(script_ended);
+    let mut ended = false;
     let mut pause = interval;
     let mut said = false;
     loop {
@@ -713,6 +880,9 @@ async fn wait_until_gone(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) 
             .map(|answer| (scheduler.presence(&answer), answer))
         {
             Ok((Presence::Gone, _)) => return,
+            Ok((Presence::Queued, _)) if ended => {
+                pause = pause.saturating_mul(2).min(interval);
+            }
             Ok((Presence::Queued, _)) => pause = interval,
             Ok((Presence::Unknown, answer)) => {
                 if !said {
@@ -733,7 +903,13 @@ async fn wait_until_gone(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) 
                 pause = pause.saturating_mul(2).min(Duration::from_secs(60));
             }
         }
-        tokio::time::sleep(pause).await;
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = &mut script_ended, if !ended => {
+                ended = true;
+                pause = FIRST_CONFIRM_PAUSE;
+            }
+        }
     }
 }
 
@@ -768,5 +944,77 @@ async fn cancel_and_wait(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) 
             return;
         }
         tokio::time::sleep(LEAVE_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_prologue_goes_after_the_shebang_line_or_first_without_one() {
+        assert_eq!(
+            with_prologue(b"#!/bin/bash\necho hi\n", b"trap x EXIT\n"),
+            b"#!/bin/bash\ntrap x EXIT\necho hi\n"
+        );
+        assert_eq!(
+            with_prologue(b"echo hi\n", b"trap x EXIT\n"),
+            b"trap x EXIT\necho hi\n"
+        );
+    }
+
+    #[test]
+    fn only_shell_scripts_take_the_exit_trap() {
+        for shell in [
+            &b"#!/bin/bash\n"[..],
+            b"#!/bin/sh -e\n",
+            b"#!/usr/bin/env bash\n",
+            b"#!/usr/bin/env -S zsh -f\n",
+            b"echo no shebang\n",
+        ] {
+            assert!(is_shell_script(shell), "{}", String::from_utf8_lossy(shell));
+        }
+        for other in [&b"#!/usr/bin/python3\n"[..], b"#!/usr/bin/env perl\n"] {
+            assert!(!is_shell_script(other), "{}", String::from_utf8_lossy(other));
+        }
+    }
+
+    /// The trap writes the script's own exit status, and leaves that status as it was; a path
+    /// with spaces and quotes survives the quoting. A script ended by a signal still writes
+    /// the file (with the status of its last command: the scheduler's record, not this file,
+    /// says how the job ended).
+    #[test]
+    fn the_exit_trap_records_the_status_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("it's a dir").join("step_exit");
+        std::fs::create_dir(marker.parent().unwrap()).unwrap();
+        for (body, status, written) in [
+            ("true\n", 0, "0\n"),
+            ("exit 7\n", 7, "7\n"),
+            ("set -o errexit\nfalse\necho never\n", 1, "1\n"),
+            ("set -o noclobber\necho x > /dev/null\n", 0, "0\n"),
+            ("kill -TERM $$\n", 143, "0\n"),
+        ] {
+            let _ = std::fs::remove_file(&marker);
+            let script = with_prologue(
+                format!("#!/bin/bash\n{body}").as_bytes(),
+                &exit_trap(&marker),
+            );
+            let output = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(String::from_utf8(script).unwrap())
+                .output()
+                .unwrap();
+            assert_eq!(
+                output.status.code().unwrap_or(128 + 15),
+                status,
+                "{body:?}"
+            );
+            assert_eq!(
+                std::fs::read_to_string(&marker).unwrap(),
+                written,
+                "{body:?}"
+            );
+        }
     }
 }

@@ -121,6 +121,11 @@ impl Scheduler for Cobalt {
         EndOfJob::StatusPoll
     }
 
+    /// qsub returns at once and `qstat` is asked every second until the job has left.
+    fn polls_for_end(&self) -> bool {
+        true
+    }
+
     /// Cobalt's qsub runs an executable file (reference 5.1).
     fn script_on_stdin(&self) -> bool {
         false

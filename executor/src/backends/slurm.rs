@@ -171,6 +171,21 @@ impl Scheduler for Slurm {
         EndOfJob::SubmitWaits
     }
 
+    /// `sbatch --wait` sleeps 2 s, then 8 s, then 32 s between its looks at the job (sbatch.c
+    /// `_job_wait()`, capped by MinJobAge/2): a job that ran 45 s is reported up to ~30 s late.
+    fn polls_for_end(&self) -> bool {
+        true
+    }
+
+    /// What `sbatch --wait` returns for a finished job: its exit code, 1 when a signal ended
+    /// it (`WIFEXITED ? WEXITSTATUS : 1`, sbatch.c `_job_wait()`). A job is finished once its
+    /// state is no longer pending, running, suspended or completing.
+    fn waited_code(&self, record: &JobRecord) -> Option<i32> {
+        FINISHED_STATES
+            .contains(&record.state.as_str())
+            .then_some(if record.signal != 0 { 1 } else { record.exit })
+    }
+
     /// sbatch reads the batch script from standard input when no file is named (sbatch.1).
     fn script_on_stdin(&self) -> bool {
         true
@@ -248,6 +263,20 @@ impl Scheduler for Slurm {
         classify_refusal(stderr)
     }
 }
+
+/// The states of a job that has ended (`squeue --help`, job state codes; base states past
+/// SUSPENDED in `slurm.h`). `COMPLETING` is not one: its final state is not known yet.
+const FINISHED_STATES: &[&str] = &[
+    "COMPLETED",
+    "FAILED",
+    "CANCELLED",
+    "TIMEOUT",
+    "OUT_OF_MEMORY",
+    "NODE_FAIL",
+    "BOOT_FAIL",
+    "PREEMPTED",
+    "DEADLINE",
+];
 
 /// Where `sbatch --output` sends the job's output: the job's private scratch directory.
 fn output_file(ctx: &JobContext) -> PathBuf {

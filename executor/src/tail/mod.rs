@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+mod mark;
 mod watch;
+
+pub(crate) use mark::written_line;
 
 use watch::WatchHub;
 
