@@ -914,6 +914,52 @@ fn sbatch_wait_passes_exit_status_through() {
     );
 }
 
+/// When `sbatch --wait` returns: real sbatch is not told of the job's end, it looks at the job
+/// after sleeping 2 s, then 8 s, then 32 s at a time (Slurm 22.05 `src/sbatch/sbatch.c`
+/// `_job_wait()`: the sleep grows fourfold while below `MinJobAge / 2` and
+/// `MAX_WAIT_SLEEP_TIME` 32; `MinJobAge=300` here), so it returns 2, 10, 42, ... s after the
+/// submission. A job that ends at once is seen at 2 s; `sleep 3` is still running at 2 s and
+/// seen at 10 s. Both sides measure the wall time of the command.
+#[test]
+fn sbatch_wait_returns_at_its_polling_times() {
+    differential(
+        "sbatch_wait_polling_times",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            // The jobs run one after the other: the background time-limit case may hold the
+            // node's other CPU, and a job that pends would be seen later.
+            for (script, from, to) in [("true", 2.0, 4.0), ("sleep 3", 10.0, 12.0)] {
+                let argv = [
+                    "sbatch",
+                    "--wait",
+                    "-c",
+                    "1",
+                    "--mem",
+                    "100",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    script,
+                ];
+                let started = std::time::Instant::now();
+                s.run(&format!("sbatch --wait `{script}`"), &argv)?;
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!(
+                    "{}: `sbatch --wait --wrap '{script}'` returned after {secs:.2} s",
+                    s.env.kind()
+                );
+                let when = if (from..to).contains(&secs) {
+                    format!("within [{from} s, {to} s) of the submission")
+                } else {
+                    format!("after {secs:.2} s, outside [{from} s, {to} s)")
+                };
+                s.note(&format!("`{script}` returned"), when);
+            }
+            Ok(())
+        },
+    );
+}
+
 #[test]
 fn srun_passes_exit_status_through() {
     differential("srun_exit_status", FakeCluster::mirroring_ci_slurm(), |s| {

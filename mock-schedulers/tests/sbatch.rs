@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Instant;
+
 use common::{TestCluster, wait_file_contains};
 
 #[test]
@@ -53,6 +55,26 @@ fn wait_passes_exit_codes_through_like_slurm() {
         "{out}"
     );
     assert!(out.contains("ExitCode=0:15"), "{out}");
+}
+
+#[test]
+fn wait_returns_when_slurms_polling_would_see_the_end() {
+    // Real sbatch --wait looks at its job 2, 10, 42, ... s after submitting it (22.05
+    // src/sbatch/sbatch.c _job_wait(), MinJobAge=300); ten simulated seconds per real one make
+    // those 0.2, 1.0 and 4.2 real seconds. `sleep 0.3` (3 simulated seconds) is seen at 10.
+    let c = TestCluster::with_config(
+        &common::FAST_CLUSTER.replace("time_scale = 60.0", "time_scale = 10.0"),
+    );
+    for (script, from, to) in [("true", 0.2, 1.0), ("sleep 0.3", 1.0, 4.2)] {
+        let started = Instant::now();
+        let (out, _, code) = c.run("sbatch", &["--wait", "--wrap", script]);
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!((out.starts_with("Submitted batch job "), code), (true, 0));
+        assert!(
+            (from..to).contains(&secs),
+            "`{script}` returned after {secs:.2} s, not in [{from}, {to})"
+        );
+    }
 }
 
 #[test]

@@ -317,13 +317,71 @@ pub fn main(call: &mut Call) -> i32 {
     let _ = std::io::stdout().flush();
     let Ok(conn) = call.conn() else { return 1 };
     if let Ok(Response::Finished { job }) = conn.recv() {
+        call.release_conn();
+        sleep_until_wait_check(&call.dir, &job);
         return wait_exit_code(&job);
     }
     // The daemon went away (e.g. restarted): the job survives it, so poll until it ends.
     match crate::cli::jobs::wait_until(&call.dir, id, |job| job.run.state.is_finished()) {
-        Waited::Done(job) => wait_exit_code(&job),
+        Waited::Done(job) => {
+            sleep_until_wait_check(&call.dir, &job);
+            wait_exit_code(&job)
+        }
         Waited::Gone => fail(&format!("Job {id} no longer found and exit code not found")),
         Waited::Unreachable => fail(CONNECT_FAILURE),
+    }
+}
+
+/// The longest sleep between two looks of `sbatch --wait` (`MAX_WAIT_SLEEP_TIME`, 22.05
+/// `src/sbatch/sbatch.c`).
+const MAX_WAIT_SLEEP_TIME: u64 = 32;
+
+/// The seconds after submission at which real `sbatch --wait` looks at its job, for the
+/// controller's `MinJobAge`: Slurm 22.05 `src/sbatch/sbatch.c` `_job_wait()` sleeps 2 s, then
+/// multiplies the sleep by 4 after each sleep while it is below both `min_job_age / 2` (integer
+/// division) and `MAX_WAIT_SLEEP_TIME`, and loads the job after every sleep. With the default
+/// `MinJobAge=300`: 2, 10, 42, 74, 106, ... (sleeps 2, 8, 32, 32, ...).
+fn wait_check_offsets(min_job_age: u64) -> impl Iterator<Item = u64> {
+    let mut sleep_time = 2;
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        at += sleep_time;
+        if sleep_time < min_job_age / 2 && sleep_time < MAX_WAIT_SLEEP_TIME {
+            sleep_time *= 4;
+        }
+        Some(at)
+    })
+}
+
+/// The first look of real `sbatch --wait` that finds a job ended `ended_after` seconds after
+/// its submission, in seconds after the submission. The gap between two looks grows only while
+/// it is below `min_job_age / 2`, so the look comes before the controller purges the job (with
+/// `MinJobAge=300` at most 32 s after its end). Real Slurm misses a job that ends just after a
+/// look when the gap exceeds `MinJobAge` (1, 6, 7 and 18 to 31 s; and it purges only every
+/// minute or so), and then prints `Job N no longer found`; the simulated cluster still reports
+/// the job's exit code.
+fn wait_return_offset(min_job_age: u64, ended_after: f64) -> u64 {
+    let ended_after = if ended_after.is_finite() {
+        ended_after.max(0.0)
+    } else {
+        0.0
+    };
+    wait_check_offsets(min_job_age)
+        .find(|&at| at as f64 >= ended_after)
+        .unwrap_or(0)
+}
+
+/// After the job has ended, waits (in real time) until the look of real `sbatch --wait` that
+/// would find it ended: at `submit_time + wait_return_offset(...)` in simulated time.
+fn sleep_until_wait_check(dir: &std::path::Path, job: &crate::model::Job) {
+    let cluster = crate::config::Cluster::load(&crate::daemon::stored_config_path(dir))
+        .unwrap_or_else(|_| crate::config::Cluster::embedded_default());
+    let end = job.run.end_time.unwrap_or(job.submit_time);
+    let ended_after = end - job.submit_time;
+    let check = job.submit_time + wait_return_offset(cluster.min_job_age, ended_after) as f64;
+    let real = (check - end) / cluster.time_scale;
+    if real.is_finite() && real > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(real.min(1.0e6)));
     }
 }
 
@@ -334,5 +392,60 @@ fn wait_exit_code(job: &crate::model::Job) -> i32 {
         (status >> 8) & 0xff
     } else {
         1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn first(min_job_age: u64, n: usize) -> Vec<u64> {
+        wait_check_offsets(min_job_age).take(n).collect()
+    }
+
+    /// Slurm 22.05 `src/sbatch/sbatch.c` `_job_wait()`: `sleep_time = 2`, and after each
+    /// `sleep(sleep_time)` `if ((sleep_time < (slurm_conf.min_job_age / 2)) && (sleep_time <
+    /// MAX_WAIT_SLEEP_TIME)) sleep_time *= 4;` with `MAX_WAIT_SLEEP_TIME` 32.
+    #[test]
+    fn checks_follow_slurms_job_wait() {
+        // MinJobAge=300 (the default, and ci/slurm's): sleeps 2, 8, 32, 32, ...
+        assert_eq!(first(300, 6), [2, 10, 42, 74, 106, 138]);
+        // 2 < 10/2 grows to 8; 8 < 5 does not: sleeps 2, 8, 8, ...
+        assert_eq!(first(10, 5), [2, 10, 18, 26, 34]);
+        // 8 < 17/2 (8, integer division) does not hold: the sleep stays 8.
+        assert_eq!(first(17, 4), [2, 10, 18, 26]);
+        // 8 < 18/2 holds: 32, the cap.
+        assert_eq!(first(18, 4), [2, 10, 42, 74]);
+        // 2 < 5/2 (2) does not hold: always 2; MinJobAge=0 (never purge) the same.
+        assert_eq!(first(5, 4), [2, 4, 6, 8]);
+        assert_eq!(first(0, 4), [2, 4, 6, 8]);
+        // 2 < 6/2 holds, 8 < 3 does not.
+        assert_eq!(first(6, 4), [2, 10, 18, 26]);
+    }
+
+    #[test]
+    fn the_first_check_after_the_end_returns() {
+        // What the differential case `sbatch_wait_returns_at_its_polling_times` observes on the
+        // real Slurm: `true` is seen at 2 s, `sleep 3` at 10 s.
+        assert_eq!(wait_return_offset(300, 0.02), 2);
+        assert_eq!(wait_return_offset(300, 3.1), 10);
+        // A job that ends exactly at a check is seen finished by it.
+        assert_eq!(wait_return_offset(300, 10.0), 10);
+        assert_eq!(wait_return_offset(300, 10.5), 42);
+        // Real Slurm's one-minute time limit seen at 106 s (docs/slurm-observed.md, 18).
+        assert_eq!(wait_return_offset(300, 86.0), 106);
+        assert_eq!(wait_return_offset(300, f64::NAN), 2);
+        assert_eq!(wait_return_offset(300, -1.0), 2);
+    }
+
+    #[test]
+    fn with_the_default_min_job_age_the_job_is_seen_before_it_is_purged() {
+        // A job ending anywhere in its first hour is looked at less than MinJobAge after its end.
+        for tenths in 0..36_000 {
+            let ended_after = f64::from(tenths) / 10.0;
+            let seen = wait_return_offset(300, ended_after) as f64;
+            assert!(seen - ended_after < 300.0, "{ended_after}");
+            assert!(seen - ended_after <= 32.0, "{ended_after}");
+        }
     }
 }
