@@ -229,7 +229,8 @@ async fn a_second_sigterm_cancels_the_running_job_and_releases_its_allocation(cl
     );
 }
 
-/// Failures only the simulated cluster can produce on demand.
+/// Failures only the simulated cluster can produce on demand, and what only it records (the
+/// exit code of every scheduler command).
 mod injected {
     use super::*;
 
@@ -258,6 +259,67 @@ mod injected {
             .take(4)
             .collect();
         assert_eq!(output, ["$ echo first", "first", "$ echo last", "last"]);
+    }
+
+    /// `sbatch --wait` looks at its job 2 s, then 10 s after submitting it: a job whose script
+    /// ends at ~3 s would be heard of at 10 s. The script's exit trap tells batchci at once;
+    /// `scontrol` confirms, and the exit code is the one Slurm recorded.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_end_is_heard_from_the_script_not_from_sbatchs_next_look() {
+        let (site, cluster, _dir) = site_and_cluster().await;
+        let pipeline = site.pipeline(
+            "quick:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - sleep 3\n    - echo done\n    - exit 3\n",
+            &[],
+        );
+        let _batchci = start(&site, &cluster);
+
+        let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+        assert_eq!(job.status, JobStatus::Failed, "{trace}");
+        assert_eq!(job.exit_code, Some(3));
+        assert!(plain_lines(&trace).iter().any(|l| l == "done"), "{trace}");
+        let slurm_id = plain_lines(&trace)
+            .iter()
+            .find_map(|l| submitted_id_in(l))
+            .expect("a Slurm job id in the log");
+        // batchci stopped the waiting sbatch (SIGTERM: 128 + 15) once Slurm confirmed the end.
+        let sbatch: Vec<i64> = cluster
+            .fake_calls_with_codes("sbatch")
+            .into_iter()
+            .map(|(_, code)| code)
+            .collect();
+        assert_eq!(sbatch, [143]);
+        let scontrol = cluster.fake_calls_with_codes("scontrol");
+        assert!(
+            scontrol.iter().any(
+                |(argv, code)| argv == &["show", "job", "-o", slurm_id.as_str()] && *code == 0
+            ),
+            "{scontrol:?}"
+        );
+    }
+
+    /// A script that sets its own EXIT trap replaces batchci's: its end is then heard from
+    /// `sbatch --wait` alone, as before, and nothing else changes.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_script_with_its_own_exit_trap_ends_when_sbatch_returns() {
+        let (site, cluster, _dir) = site_and_cluster().await;
+        let pipeline = site.pipeline(
+            "trapped:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - trap 'echo bye' EXIT\n    - echo working\n",
+            &[],
+        );
+        let _batchci = start(&site, &cluster);
+
+        let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+        assert_eq!(job.status, JobStatus::Success, "{trace}");
+        let lines = plain_lines(&trace);
+        assert!(lines.iter().any(|l| l == "bye"), "{trace}");
+        let sbatch: Vec<i64> = cluster
+            .fake_calls_with_codes("sbatch")
+            .into_iter()
+            .map(|(_, code)| code)
+            .collect();
+        assert_eq!(sbatch, [0]);
     }
 
     #[tokio::test(flavor = "multi_thread")]

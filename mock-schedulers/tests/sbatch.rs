@@ -78,6 +78,49 @@ fn wait_returns_when_slurms_polling_would_see_the_end() {
 }
 
 #[test]
+fn a_waiting_sbatch_killed_with_sigterm_dies_of_it_and_is_still_recorded() {
+    // Real sbatch installs no signal handler while it waits (22.05 src/sbatch/sbatch.c
+    // _job_wait() only sleeps and polls): SIGTERM kills it, and the job goes on running.
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let c = TestCluster::fast();
+    let mut waiter = c.spawn("sbatch", &["--wait", "--parsable", "--wrap", "sleep 300"]);
+    let mut line = String::new();
+    std::io::BufReader::new(waiter.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let id = line.trim().to_string();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(waiter.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = waiter.wait().unwrap();
+    assert_eq!((status.code(), status.signal()), (None, Some(15)));
+    let (state, _, _) = c.run("squeue", &["-h", "-j", &id, "-o", "%T"]);
+    assert!(
+        matches!(state.as_str(), "PENDING\n" | "RUNNING\n"),
+        "{state}"
+    );
+    let out = c.admin(&["calls", "--json"]);
+    let calls: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let sbatch = calls
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|call| call["program"] == "sbatch")
+        .cloned();
+    assert_eq!(
+        sbatch.map(|call| (call["exit_code"].clone(), call["job_id"].clone())),
+        Some((
+            serde_json::json!(143),
+            serde_json::json!(id.parse::<u64>().unwrap())
+        ))
+    );
+    c.run("scancel", &[&id]);
+}
+
+#[test]
 fn unknown_options_and_bad_values_give_slurms_messages() {
     let c = TestCluster::fast();
     assert_eq!(

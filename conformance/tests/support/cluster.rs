@@ -234,6 +234,39 @@ impl Cluster {
         }
     }
 
+    /// The calls of `program` on the simulated cluster, as (argv without the program, exit
+    /// code), in order. A call killed by a signal has 128 + the signal.
+    pub fn fake_calls_with_codes(&self, program: &str) -> Vec<(Vec<String>, i64)> {
+        let Cluster::Fake { state_dir, .. } = self else {
+            panic!("exit codes of calls are recorded by the simulated cluster only");
+        };
+        let output = Command::new(workspace_binary("mock-cluster"))
+            .args(["calls", "--json", "--state-dir"])
+            .arg(state_dir)
+            .output()
+            .expect("mock-cluster calls runs");
+        let calls: serde_json::Value =
+            serde_json::from_slice(&output.stdout).unwrap_or(serde_json::json!([]));
+        calls
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|call| call["program"] == program)
+            .map(|call| {
+                let argv = call["argv"]
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .skip(1)
+                    .map(|a| a.as_str().unwrap_or_default().to_string())
+                    .collect();
+                (argv, call["exit_code"].as_i64().unwrap_or(-1))
+            })
+            .collect()
+    }
+
     /// Runs `mock-cluster inject ARGS` (simulated cluster only).
     pub fn inject(&self, args: &[&str]) {
         let Cluster::Fake { state_dir, .. } = self else {

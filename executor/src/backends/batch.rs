@@ -335,14 +335,24 @@ impl BatchBackend {
             let mut id_rx = id_rx.clone();
             let marker = marker.clone();
             async move {
-                let Some(marker) = marker.filter(|_| scheduler.end_of_job() == EndOfJob::SubmitWaits) else {
+                let Some(marker) =
+                    marker.filter(|_| scheduler.end_of_job() == EndOfJob::SubmitWaits)
+                else {
                     return std::future::pending().await;
                 };
-                let Ok(id) = id_rx.wait_for(Option::is_some).await.map(|id| id.clone().unwrap_or_default()) else {
+                let Ok(id) = id_rx
+                    .wait_for(Option::is_some)
+                    .await
+                    .map(|id| id.clone().unwrap_or_default())
+                else {
                     return std::future::pending().await;
                 };
                 let status = crate::tail::written_line(&marker, poll_interval).await;
-                tracing::debug!(id, status, "the job's script has ended; asking the scheduler");
+                tracing::debug!(
+                    id,
+                    status,
+                    "the job's script has ended; asking the scheduler"
+                );
                 confirm_end(ctx, scheduler, &id).await
             }
         };
@@ -809,29 +819,16 @@ async fn job_record(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) -> Op
 /// record. The scheduler may take a moment to move the job out of its running states, so the
 /// pauses start short and grow to a second; a scheduler that never confirms leaves the end to
 /// the submit command, which this races against.
-async fn confirm_end(
-    ctx: &JobContext,
-    scheduler: &dyn Scheduler,
-    id: &str,
-) -> (i32, JobRecord) {
+async fn confirm_end(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) -> (i32, JobRecord) {
+    if !matches!(scheduler.record_source(ctx, id), RecordSource::Queries(_)) {
+        return std::future::pending().await;
+    }
     let mut pause = FIRST_CONFIRM_PAUSE;
     loop {
-        if let RecordSource::Queries(queries) = scheduler.record_source(ctx, id) {
-            for query in queries {
-                let (program, args) = query.invocation;
-                if let Ok(output) = ctx.scheduler_command(program, args).output().await
-                    && output.code == 0
-                    && let Some(record) = (query.parse)(&output.stdout_text())
-                {
-                    if let Some(code) = scheduler.waited_code(&record) {
-                        return (code, record);
-                    }
-                    // The first query that answers is the one that knows best.
-                    break;
-                }
-            }
-        } else {
-            return std::future::pending().await;
+        if let Some(record) = job_record(ctx, scheduler, id).await
+            && let Some(code) = scheduler.waited_code(&record)
+        {
+            return (code, record);
         }
         tokio::time::sleep(pause).await;
         pause = pause.saturating_mul(2).min(STATUS_POLL);
@@ -975,7 +972,11 @@ mod tests {
             assert!(is_shell_script(shell), "{}", String::from_utf8_lossy(shell));
         }
         for other in [&b"#!/usr/bin/python3\n"[..], b"#!/usr/bin/env perl\n"] {
-            assert!(!is_shell_script(other), "{}", String::from_utf8_lossy(other));
+            assert!(
+                !is_shell_script(other),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
         }
     }
 
@@ -1005,11 +1006,7 @@ mod tests {
                 .arg(String::from_utf8(script).unwrap())
                 .output()
                 .unwrap();
-            assert_eq!(
-                output.status.code().unwrap_or(128 + 15),
-                status,
-                "{body:?}"
-            );
+            assert_eq!(output.status.code().unwrap_or(128 + 15), status, "{body:?}");
             assert_eq!(
                 std::fs::read_to_string(&marker).unwrap(),
                 written,

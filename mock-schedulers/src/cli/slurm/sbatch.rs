@@ -305,6 +305,10 @@ pub fn main(call: &mut Call) -> i32 {
         Ok(_) | Err(_) => return fail(&format!("Batch job submission failed: {CONNECT_FAILURE}")),
     };
     call.set_job_id(id);
+    if wait {
+        // Before the id is out: whoever saw it may kill the waiter at once.
+        catch_kills();
+    }
     if cli.has("parsable") {
         println!("{id}");
     } else if !cli.has("quiet") {
@@ -315,16 +319,36 @@ pub fn main(call: &mut Call) -> i32 {
     }
     use std::io::Write;
     let _ = std::io::stdout().flush();
-    let Ok(conn) = call.conn() else { return 1 };
-    if let Ok(Response::Finished { job }) = conn.recv() {
-        call.release_conn();
-        sleep_until_wait_check(&call.dir, &job);
+    let Ok(conn) = call.take_conn() else { return 1 };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut conn = conn;
+        let _ = tx.send(conn.recv());
+    });
+    let finished = loop {
+        match rx.recv_timeout(KILL_CHECK) {
+            Ok(Ok(Response::Finished { job })) => break Some(job),
+            Ok(_) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if killed().is_some() {
+                    die_of_kill(call);
+                }
+            }
+        }
+    };
+    if let Some(job) = finished {
+        if sleep_until_wait_check(&call.dir, &job).is_some() {
+            die_of_kill(call);
+        }
         return wait_exit_code(&job);
     }
     // The daemon went away (e.g. restarted): the job survives it, so poll until it ends.
     match crate::cli::jobs::wait_until(&call.dir, id, |job| job.run.state.is_finished()) {
+        _ if killed().is_some() => die_of_kill(call),
         Waited::Done(job) => {
-            sleep_until_wait_check(&call.dir, &job);
+            if sleep_until_wait_check(&call.dir, &job).is_some() {
+                die_of_kill(call);
+            }
             wait_exit_code(&job)
         }
         Waited::Gone => fail(&format!("Job {id} no longer found and exit code not found")),
@@ -373,15 +397,72 @@ fn wait_return_offset(min_job_age: u64, ended_after: f64) -> u64 {
 
 /// After the job has ended, waits (in real time) until the look of real `sbatch --wait` that
 /// would find it ended: at `submit_time + wait_return_offset(...)` in simulated time.
-fn sleep_until_wait_check(dir: &std::path::Path, job: &crate::model::Job) {
+///
+/// Returns the exit code of a kill that came meanwhile, if one did.
+fn sleep_until_wait_check(dir: &std::path::Path, job: &crate::model::Job) -> Option<i32> {
     let cluster = crate::config::Cluster::load(&crate::daemon::stored_config_path(dir))
         .unwrap_or_else(|_| crate::config::Cluster::embedded_default());
     let end = job.run.end_time.unwrap_or(job.submit_time);
     let ended_after = end - job.submit_time;
     let check = job.submit_time + wait_return_offset(cluster.min_job_age, ended_after) as f64;
     let real = (check - end) / cluster.time_scale;
-    if real.is_finite() && real > 0.0 {
-        std::thread::sleep(std::time::Duration::from_secs_f64(real.min(1.0e6)));
+    if !(real.is_finite() && real > 0.0) {
+        return killed();
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs_f64(real.min(1.0e6));
+    loop {
+        if let Some(code) = killed() {
+            return Some(code);
+        }
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::sleep(left.min(KILL_CHECK));
+    }
+}
+
+/// The signal that killed a waiting `sbatch`, 0 while none did. Real sbatch installs no
+/// handler for SIGHUP, SIGINT or SIGTERM while it waits (`_job_wait()` only sleeps and polls),
+/// so they kill it and its parent sees 128 + the signal. The fake catches them only so that
+/// the call is still recorded, with that code, before it goes.
+static KILLED_BY: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// How often a waiting fake `sbatch` looks whether it was killed.
+const KILL_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
+extern "C" fn note_kill(sig: libc::c_int) {
+    KILLED_BY.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn catch_kills() {
+    for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores into an atomic.
+        unsafe {
+            libc::signal(sig, note_kill as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+/// Records the call with the code a shell reports for the kill (128 + the signal), then dies
+/// of the signal as real sbatch does.
+fn die_of_kill(call: &mut crate::cli::Call) -> ! {
+    let sig = KILLED_BY.load(std::sync::atomic::Ordering::SeqCst);
+    call.finish(128 + sig);
+    call.recorded = true;
+    // SAFETY: restoring the default action and raising the signal that came.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
+    }
+    std::process::exit(128 + sig)
+}
+
+/// The exit code of a kill that came, as a shell reports it (128 + the signal).
+fn killed() -> Option<i32> {
+    match KILLED_BY.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        sig => Some(128 + sig),
     }
 }
 
