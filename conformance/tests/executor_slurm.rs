@@ -15,6 +15,7 @@ on_both_clusters!(
     after_a_crash_and_restart_no_file_holds_a_secret,
     the_first_sigterm_lets_the_running_job_finish_and_takes_no_new_one,
     a_second_sigterm_cancels_the_running_job_and_releases_its_allocation,
+    batched_waiting_ends_every_job_with_its_own_exit_code,
 );
 
 fn start(site: &Site, cluster: &Cluster) -> Batchci {
@@ -92,6 +93,96 @@ async fn a_passing_job_runs_through_sbatch_and_its_output_is_followed(cluster: &
 }
 
 /// Every file under `dir` whose bytes contain `needle`.
+/// With `wait = "batched"` sbatch only submits, and the runner's jobs are waited for in status
+/// rounds: one `squeue -j <id>,<id>,...` every `status_interval` for all of them. A job whose
+/// script says it has ended is asked about alone at once; one whose script replaced that word
+/// (its own EXIT trap) is seen to end by a round. Each ends with the exit code Slurm recorded.
+async fn batched_waiting_ends_every_job_with_its_own_exit_code(cluster: &Cluster) {
+    let site = Site::start(&["slurm"]).await;
+    let job = |name: &str, lines: &[&str]| {
+        let lines: String = lines.iter().map(|l| format!("    - {l}\n")).collect();
+        format!(
+            "{name}:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n  script:\n{lines}"
+        )
+    };
+    let yaml = [
+        job("quick", &["echo quick"]),
+        job("fails", &["sleep 1", "exit 4"]),
+        job("trapped", &["\"trap 'echo trapped-exit' EXIT\"", "sleep 1"]),
+    ]
+    .concat();
+    let pipeline = site.pipeline(&yaml, &[]);
+    let config = site.write_config(
+        "slurm",
+        &cluster.batch_table("  wait = \"batched\"\n  status_interval = \"1s\"\n"),
+    );
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("concurrent = 2", "concurrent = 3")).unwrap();
+    let env: Vec<(String, String)> = cluster.batchci_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let _batchci = Batchci::run(&config, &env);
+
+    let mut slurm_ids = Vec::new();
+    let mut outcomes = Vec::new();
+    for created in &pipeline.jobs {
+        let (job, trace) = site.finished(created.id).await;
+        let lines = plain_lines(&trace);
+        slurm_ids.push(
+            lines
+                .iter()
+                .find_map(|l| submitted_id_in(l))
+                .expect("a Slurm job id in the log"),
+        );
+        outcomes.push((
+            job.name.clone(),
+            job.status,
+            job.exit_code,
+            lines.iter().any(|l| l == "trapped-exit"),
+        ));
+    }
+
+    assert_eq!(
+        outcomes,
+        [
+            ("quick".to_string(), JobStatus::Success, Some(0), false),
+            ("fails".to_string(), JobStatus::Failed, Some(4), false),
+            ("trapped".to_string(), JobStatus::Success, Some(0), true),
+        ],
+        "{} cluster",
+        cluster.kind()
+    );
+    let sbatch = sbatch_calls(cluster);
+    assert_eq!(sbatch.len(), 3, "{sbatch:?}");
+    assert!(
+        sbatch
+            .iter()
+            .all(|argv| !argv.contains(&"--wait".to_string())),
+        "{sbatch:?}"
+    );
+    // The trapped job could only be seen to end by a round: its id is in one.
+    let rounds: Vec<Vec<String>> = cluster
+        .calls_of("squeue")
+        .into_iter()
+        .filter(|argv| argv.ends_with(&["-o".to_string(), "%i %T".to_string()]))
+        .collect();
+    let listed = |argv: &Vec<String>| -> Vec<String> {
+        let at = argv.iter().position(|a| a == "-j").expect("-j");
+        argv[at + 1].split(',').map(str::to_string).collect()
+    };
+    assert!(
+        rounds
+            .iter()
+            .any(|argv| listed(argv).contains(&slurm_ids[2])),
+        "{rounds:?}"
+    );
+    assert!(
+        rounds
+            .iter()
+            .all(|argv| listed(argv).iter().all(|id| slurm_ids.contains(id))),
+        "{rounds:?}"
+    );
+}
+
 fn files_containing(dir: &std::path::Path, needle: &str) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
     let mut pending = vec![dir.to_path_buf()];
@@ -295,6 +386,47 @@ mod injected {
                 |(argv, code)| argv == &["show", "job", "-o", slurm_id.as_str()] && *code == 0
             ),
             "{scontrol:?}"
+        );
+    }
+
+    /// In batched waiting a job cancelled from outside while it is still pending leaves the
+    /// queue with exit code 0 in Slurm's record: the round sees it go, and its CANCELLED state
+    /// makes it a failure, never a success.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn batched_waiting_never_takes_a_job_cancelled_while_pending_for_a_success() {
+        let (site, cluster, _dir) = site_and_cluster().await;
+        let pipeline = site.pipeline(
+            "later:\n  tags: [slurm]\n  variables:\n    GIT_STRATEGY: none\n    SCHEDULER_PARAMETERS: \"--begin=now+3600\"\n  script:\n    - echo never\n",
+            &[],
+        );
+        let config = site.write_config(
+            "slurm",
+            &cluster.batch_table("  wait = \"batched\"\n  status_interval = \"1s\"\n"),
+        );
+        let env: Vec<(String, String)> = cluster.batchci_env();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let _batchci = Batchci::run(&config, &env);
+        let id = pipeline.jobs[0].id;
+        let slurm_id = wait_for_submission(&site, id).await;
+
+        let scancel = std::process::Command::new("scancel")
+            .envs(env.iter().copied())
+            .arg(&slurm_id)
+            .status()
+            .unwrap();
+        assert!(scancel.success());
+        let (job, trace) = site.finished(id).await;
+
+        assert_eq!(job.status, JobStatus::Failed, "{trace}");
+        assert_eq!(job.failure_reason.as_deref(), Some("runner_system_failure"));
+        assert_eq!(
+            plain_lines(&trace).last().map(String::as_str),
+            Some(
+                format!(
+                    "ERROR: Job failed (system failure): Slurm job {slurm_id} was cancelled outside batchci (state CANCELLED)"
+                )
+                .as_str()
+            )
         );
     }
 

@@ -156,6 +156,26 @@ pub struct BatchConfig {
     /// The pause before the first such retry; it doubles with every further retry.
     #[serde(default = "default_submit_retry_delay", with = "duration")]
     pub submit_retry_delay: Duration,
+    /// How batchci waits for its jobs: `submit` keeps the scheduler's own waiting submit
+    /// command attached (`sbatch --wait`), one process per job; `batched` submits without
+    /// waiting and asks the scheduler about all of the process's jobs in one status query
+    /// every `status_interval`.
+    #[serde(default)]
+    pub wait: BatchWait,
+    /// With `wait = "batched"`: how often the one status query of all jobs is made.
+    #[serde(default = "default_status_interval", with = "duration")]
+    pub status_interval: Duration,
+}
+
+/// How batchci waits for its batch jobs (`[runners.batch] wait`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchWait {
+    /// The submit command waits for the job (`sbatch --wait`, `qsub -W block=true`).
+    #[default]
+    Submit,
+    /// The submit command returns at once; one status query per interval covers every job.
+    Batched,
 }
 
 impl Default for BatchConfig {
@@ -171,6 +191,8 @@ impl Default for BatchConfig {
             poll_interval: default_poll_interval(),
             submit_retries: default_submit_retries(),
             submit_retry_delay: default_submit_retry_delay(),
+            wait: BatchWait::default(),
+            status_interval: default_status_interval(),
         }
     }
 }
@@ -425,6 +447,9 @@ fn default_arguments_variable() -> Vec<String> {
 fn default_nfs_timeout() -> Duration {
     Duration::from_secs(30)
 }
+fn default_status_interval() -> Duration {
+    Duration::from_secs(10)
+}
 fn default_poll_interval() -> Duration {
     Duration::from_millis(500)
 }
@@ -501,6 +526,18 @@ impl Config {
             }
             if runner.output_limit == 0 {
                 return Err(fail(key("output_limit"), "must be at least 1 (KiB)".into()));
+            }
+            if runner.batch.wait == BatchWait::Batched && runner.executor != ExecutorKind::Slurm {
+                return Err(fail(
+                    key("batch.wait"),
+                    "`batched` waits for Slurm jobs only (executor = \"slurm\"); the other schedulers' submit commands are told of the end at once, or stream it".into(),
+                ));
+            }
+            if runner.batch.status_interval.is_zero() {
+                return Err(fail(
+                    key("batch.status_interval"),
+                    "must be longer than 0s".into(),
+                ));
             }
             if let Some(shell) = runner.shell.as_ref().filter(|s| *s != "bash") {
                 return Err(fail(
@@ -813,6 +850,32 @@ executor = "sbatch"
         assert_eq!(
             parse(&text).unwrap_err(),
             "/etc/batchci/config.toml:11: runners[0].batch.nfs_timout: unknown key `nfs_timout`; did you mean `nfs_timeout`?"
+        );
+    }
+
+    #[test]
+    fn batched_waiting_is_for_slurm_runners_only() {
+        let pbs = format!("{MINIMAL}\n[runners.batch]\nwait = \"batched\"\n")
+            .replace("executor = \"sbatch\"", "executor = \"pbs\"");
+        assert_eq!(
+            parse(&pbs).unwrap_err(),
+            "/etc/batchci/config.toml:11: runners[0].batch.wait: `batched` waits for Slurm jobs only (executor = \"slurm\"); the other schedulers' submit commands are told of the end at once, or stream it"
+        );
+        let wrong = format!("{MINIMAL}\n[runners.batch]\nwait = \"sometimes\"\n");
+        assert!(
+            parse(&wrong).unwrap_err().starts_with(
+                "/etc/batchci/config.toml:11: runners[0].batch.wait: unknown variant `sometimes`"
+            ),
+            "{}",
+            parse(&wrong).unwrap_err()
+        );
+        let slurm =
+            format!("{MINIMAL}\n[runners.batch]\nwait = \"batched\"\nstatus_interval = \"5s\"\n");
+        let config = parse(&slurm).unwrap();
+        assert_eq!(config.runners[0].batch.wait, BatchWait::Batched);
+        assert_eq!(
+            config.runners[0].batch.status_interval,
+            std::time::Duration::from_secs(5)
         );
     }
 

@@ -37,6 +37,13 @@ struct Options {
     /// The runners' `poll_interval`.
     #[arg(long, default_value = "500ms")]
     poll_interval: String,
+    /// How batchci waits for the jobs: `submit` (one `sbatch --wait` each) or `batched` (one
+    /// `squeue` per status interval for all), or both, one run each.
+    #[arg(long, value_delimiter = ',', default_value = "submit")]
+    wait: Vec<String>,
+    /// With `--wait batched`: the status interval.
+    #[arg(long, default_value = "10s")]
+    status_interval: String,
     #[command(flatten)]
     common: Common,
 }
@@ -60,7 +67,13 @@ fn pipeline_yaml(jobs: usize, seconds: u64) -> String {
 }
 
 struct Measurement {
+    wait: String,
     jobs: usize,
+    /// The most child processes batchci had at once (waiting submit commands, queries).
+    children: usize,
+    /// Status queries (`squeue`, `scontrol`, `sacct`) the cluster was asked, per job and
+    /// minute of the run.
+    queries_per_job_minute: f64,
     succeeded: usize,
     cpu_seconds: f64,
     inotify_instances: usize,
@@ -68,7 +81,49 @@ struct Measurement {
     wall_seconds: f64,
 }
 
-async fn measure(options: &Options, jobs: usize) -> Result<Measurement, String> {
+/// How many processes have `pid` as their parent.
+fn children(pid: u32) -> usize {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok())
+                == Some(pid)
+        })
+        .count()
+}
+
+/// How many status queries the simulated cluster in `state_dir` was asked.
+fn status_queries(mock_cluster: &std::path::Path, state_dir: &std::path::Path) -> usize {
+    let Ok(output) = std::process::Command::new(mock_cluster)
+        .args(["calls", "--json", "--state-dir"])
+        .arg(state_dir)
+        .output()
+    else {
+        return 0;
+    };
+    let calls: serde_json::Value =
+        serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    calls.as_array().map_or(0, |calls| {
+        calls
+            .iter()
+            .filter(|c| matches!(c["program"].as_str(), Some("squeue" | "scontrol" | "sacct")))
+            .count()
+    })
+}
+
+async fn measure(options: &Options, wait: &str, jobs: usize) -> Result<Measurement, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cluster = Cluster::simulated(
         &options.common.mock_cluster(),
@@ -80,7 +135,10 @@ async fn measure(options: &Options, jobs: usize) -> Result<Measurement, String> 
         dir.path(),
         "slurm",
         jobs,
-        &format!("  poll_interval = {:?}\n", options.poll_interval),
+        &format!(
+            "  poll_interval = {:?}\n  wait = {wait:?}\n  status_interval = {:?}\n",
+            options.poll_interval, options.status_interval
+        ),
     )?;
     let state_dir = cluster.state_dir.display().to_string();
     let batchci = Batchci::run(
@@ -105,11 +163,13 @@ async fn measure(options: &Options, jobs: usize) -> Result<Measurement, String> 
         .map_err(|e| e.to_string())?;
     let mut most_instances = 0;
     let mut most_threads = 0;
+    let mut most_children = 0;
     let limit = Duration::from_secs(options.job_seconds * 4 + 300);
     let mut succeeded = 0;
     loop {
         most_instances = most_instances.max(inotify_instances(pid));
         most_threads = most_threads.max(threads(pid));
+        most_children = most_children.max(children(pid));
         let view = gitlab
             .server
             .pipeline(pipeline.id)
@@ -132,9 +192,13 @@ async fn measure(options: &Options, jobs: usize) -> Result<Measurement, String> 
     let wall_seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid).unwrap_or(f64::NAN);
     drop(batchci);
+    let queries = status_queries(&options.common.mock_cluster(), &cluster.state_dir);
     drop(cluster);
     Ok(Measurement {
+        wait: wait.to_string(),
         jobs,
+        children: most_children,
+        queries_per_job_minute: queries as f64 / jobs as f64 / (wall_seconds / 60.0),
         succeeded,
         cpu_seconds: cpu,
         inotify_instances: most_instances,
@@ -147,55 +211,75 @@ async fn measure(options: &Options, jobs: usize) -> Result<Measurement, String> 
 async fn main() {
     let options = Options::parse();
     println!(
-        "{:>6} {:>9} {:>11} {:>12} {:>8} {:>8} {:>9}",
-        "jobs", "succeeded", "cpu_s", "cpu_ms/job", "inotify", "threads", "wall_s"
+        "{:>8} {:>6} {:>9} {:>9} {:>11} {:>8} {:>8} {:>9} {:>12} {:>9}",
+        "wait",
+        "jobs",
+        "succeeded",
+        "cpu_s",
+        "cpu_ms/job",
+        "inotify",
+        "threads",
+        "children",
+        "queries/j/m",
+        "wall_s"
     );
     let mut results = Vec::new();
     let mut failed = false;
-    for &jobs in &options.jobs {
-        match measure(&options, jobs).await {
-            Ok(m) => {
-                let per_job = m.cpu_seconds * 1000.0 / m.jobs as f64;
-                println!(
-                    "{:>6} {:>9} {:>11.2} {:>12.1} {:>8} {:>8} {:>9.1}",
-                    m.jobs,
-                    m.succeeded,
-                    m.cpu_seconds,
-                    per_job,
-                    m.inotify_instances,
-                    m.threads,
-                    m.wall_seconds
-                );
-                failed |= m.succeeded != m.jobs;
-                results.push(json!({
-                    "jobs": m.jobs,
-                    "succeeded": m.succeeded,
-                    "job_seconds": options.job_seconds,
-                    "poll_interval": options.poll_interval,
-                    "cpu_seconds": m.cpu_seconds,
-                    "cpu_ms_per_job": per_job,
-                    "inotify_instances": m.inotify_instances,
-                    "threads": m.threads,
-                    "wall_seconds": m.wall_seconds,
-                }));
-            }
-            Err(error) => {
-                eprintln!("{jobs} jobs: {error}");
-                failed = true;
+    for wait in &options.wait {
+        for &jobs in &options.jobs {
+            match measure(&options, wait, jobs).await {
+                Ok(m) => {
+                    let per_job = m.cpu_seconds * 1000.0 / m.jobs as f64;
+                    println!(
+                        "{:>8} {:>6} {:>9} {:>9.2} {:>11.1} {:>8} {:>8} {:>9} {:>12.2} {:>9.1}",
+                        m.wait,
+                        m.jobs,
+                        m.succeeded,
+                        m.cpu_seconds,
+                        per_job,
+                        m.inotify_instances,
+                        m.threads,
+                        m.children,
+                        m.queries_per_job_minute,
+                        m.wall_seconds
+                    );
+                    failed |= m.succeeded != m.jobs;
+                    results.push(json!({
+                        "wait": m.wait,
+                        "jobs": m.jobs,
+                        "succeeded": m.succeeded,
+                        "job_seconds": options.job_seconds,
+                        "poll_interval": options.poll_interval,
+                        "cpu_seconds": m.cpu_seconds,
+                        "cpu_ms_per_job": per_job,
+                        "inotify_instances": m.inotify_instances,
+                        "threads": m.threads,
+                        "children": m.children,
+                        "status_queries_per_job_minute": m.queries_per_job_minute,
+                        "wall_seconds": m.wall_seconds,
+                    }));
+                }
+                Err(error) => {
+                    eprintln!("{wait} {jobs} jobs: {error}");
+                    failed = true;
+                }
             }
         }
     }
-    let per_job: Vec<f64> = results
-        .iter()
-        .filter_map(|r| r["cpu_ms_per_job"].as_f64())
-        .collect();
-    if let (Some(low), Some(high)) = (
-        per_job.iter().copied().reduce(f64::min),
-        per_job.iter().copied().reduce(f64::max),
-    ) {
-        let ratio = high / low;
-        let verdict = if ratio <= 2.0 { "flat" } else { "NOT flat" };
-        println!("cpu per job, largest / smallest: {ratio:.2} ({verdict}; target ≤ 2)");
+    for wait in &options.wait {
+        let per_job: Vec<f64> = results
+            .iter()
+            .filter(|r| r["wait"].as_str() == Some(wait))
+            .filter_map(|r| r["cpu_ms_per_job"].as_f64())
+            .collect();
+        if let (Some(low), Some(high)) = (
+            per_job.iter().copied().reduce(f64::min),
+            per_job.iter().copied().reduce(f64::max),
+        ) {
+            let ratio = high / low;
+            let verdict = if ratio <= 2.0 { "flat" } else { "NOT flat" };
+            println!("{wait}: cpu per job, largest / smallest: {ratio:.2} ({verdict}; target ≤ 2)");
+        }
     }
     if let Err(error) = options.common.write_json(&json!(results)) {
         eprintln!("{error}");

@@ -81,6 +81,9 @@ pub(crate) struct StepRequest<'a> {
     pub(crate) script: Option<&'a Path>,
     /// The user's parameters, checked against the option table.
     pub(crate) user_args: &'a [String],
+    /// Whether the submit command waits for the job's end ([`EndOfJob::SubmitWaits`]); false
+    /// with `wait = "batched"`, where it only submits.
+    pub(crate) wait: bool,
 }
 
 /// How the end of a job is known.
@@ -192,6 +195,18 @@ pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
     /// What the answer to [`Scheduler::presence_query`] means.
     fn presence(&self, answer: &CapturedOutput) -> Presence;
 
+    /// One status query about all of `ids`, for `wait = "batched"`; `None` where the
+    /// scheduler has none, and its jobs are waited for by its submit command.
+    fn batched_presence_query(&self, _ids: &[String]) -> Option<Invocation> {
+        None
+    }
+
+    /// What the answer to [`Scheduler::batched_presence_query`] says of each of `ids`, in
+    /// their order.
+    fn batched_presence(&self, ids: &[String], _answer: &CapturedOutput) -> Vec<Presence> {
+        vec![Presence::Unknown; ids.len()]
+    }
+
     /// Where the scheduler's record of finished job `id` is read.
     fn record_source(&self, ctx: &JobContext, id: &str) -> RecordSource;
 
@@ -291,10 +306,17 @@ impl BatchBackend {
         } else {
             Vec::new()
         };
+        let batched = batched(ctx, scheduler);
+        let end_of_job = if batched {
+            EndOfJob::StatusPoll
+        } else {
+            scheduler.end_of_job()
+        };
         let (program, args) = scheduler.submit(&StepRequest {
             ctx,
             script: script_file.as_deref(),
             user_args: &self.user_args,
+            wait: !batched,
         });
         let mut spec = ctx.scheduler_command(program, args);
         if script_file.is_none() {
@@ -330,7 +352,8 @@ impl BatchBackend {
 
         let (finished_tx, finished_rx) = tokio::sync::watch::channel(None::<Drain>);
         let poll_interval = ctx.runner.batch.poll_interval;
-        let mut confirmed = None;
+        // The scheduler's record, when the end was confirmed by asking for it.
+        let confirmed = Mutex::new(None::<JobRecord>);
         let early_end = {
             let mut id_rx = id_rx.clone();
             let marker = marker.clone();
@@ -361,7 +384,7 @@ impl BatchBackend {
                 (code, record) = early_end => {
                     // The submit command has nothing left to say: it would only look again.
                     let _ = crate::command::terminate_group(&mut child, SUBMIT_STOP_GRACE).await;
-                    confirmed = Some(record);
+                    *confirmed.lock().unwrap_or_else(|e| e.into_inner()) = Some(record);
                     Some(Some(code))
                 },
                 code = async {
@@ -375,10 +398,15 @@ impl BatchBackend {
                     )
                     .await;
                     let id = id_rx.borrow().clone();
-                    if let (EndOfJob::StatusPoll, Some(0), Some(id)) =
-                        (scheduler.end_of_job(), code, id)
-                    {
-                        wait_until_gone(ctx, scheduler, &id, marker.as_deref()).await;
+                    match (end_of_job, code, id) {
+                        (EndOfJob::StatusPoll, Some(0), Some(id)) if batched => {
+                            let record = wait_in_rounds(ctx, scheduler, &id, marker.as_deref()).await;
+                            *confirmed.lock().unwrap_or_else(|e| e.into_inner()) = record;
+                        }
+                        (EndOfJob::StatusPoll, Some(0), Some(id)) => {
+                            wait_until_gone(ctx, scheduler, &id, marker.as_deref()).await;
+                        }
+                        _ => {}
                     }
                     code
                 } => Some(code),
@@ -456,7 +484,7 @@ impl BatchBackend {
             id,
             code: code.unwrap_or(1),
             stderr,
-            record: confirmed,
+            record: confirmed.into_inner().unwrap_or_else(|e| e.into_inner()),
         })
     }
 }
@@ -738,14 +766,33 @@ impl Backend for BatchBackend {
                     stderr,
                     record,
                 } => {
+                    let record = match record {
+                        Some(record) => Some(record),
+                        None => job_record(ctx, scheduler, &id).await,
+                    };
+                    let code = if batched(ctx, scheduler) {
+                        // The submit command only submitted: the record alone says how the
+                        // job ended.
+                        match record.as_ref().and_then(|r| scheduler.waited_code(r)) {
+                            Some(code) => code,
+                            None => {
+                                return Err(JobFailure::system(format!(
+                                    "{} job {id} has left the queue, but its record says no end ({})",
+                                    scheduler.name(),
+                                    record.map_or("no record".to_string(), |r| format!(
+                                        "state {}",
+                                        r.state
+                                    ))
+                                )));
+                            }
+                        }
+                    } else {
+                        code
+                    };
                     let ended = Ended {
                         id: &id,
                         code,
                         stderr: &stderr,
-                    };
-                    let record = match record {
-                        Some(record) => Some(record),
-                        None => job_record(ctx, scheduler, &id).await,
                     };
                     return scheduler.verdict(&ended, record.as_ref());
                 }
@@ -778,6 +825,56 @@ impl Backend for BatchBackend {
             store.remove(&ctx.runner.url, ctx.job.id);
         }
         self.submitted = None;
+    }
+}
+
+/// Whether this runner waits for `scheduler`'s jobs in status rounds: `wait = "batched"` and
+/// a scheduler whose submit command would otherwise wait, with a query for many jobs.
+fn batched(ctx: &JobContext, scheduler: &dyn Scheduler) -> bool {
+    ctx.runner.batch.wait == crate::config::BatchWait::Batched
+        && scheduler.end_of_job() == EndOfJob::SubmitWaits
+        && scheduler.batched_presence_query(&[]).is_some()
+}
+
+/// Waits in the runner's status rounds until job `id` has left the queue. When the job's
+/// script writes `marker` as it exits, the job's record is asked for at once instead (and
+/// returned), racing the rounds.
+async fn wait_in_rounds(
+    ctx: &JobContext,
+    scheduler: &dyn Scheduler,
+    id: &str,
+    marker: Option<&Path>,
+) -> Option<JobRecord> {
+    use futures::FutureExt;
+    let interval = ctx.runner.batch.status_interval.max(LEAVE_POLL);
+    let rounds = super::status_rounds::StatusRounds::of(ctx, scheduler);
+    let mut registration = rounds.register(id);
+    let confirmed = async {
+        match marker {
+            Some(marker) => {
+                crate::tail::written_line(marker, ctx.runner.batch.poll_interval).await;
+                confirm_end(ctx, scheduler, id).await.1
+            }
+            None => std::future::pending().await,
+        }
+    }
+    .fuse();
+    tokio::pin!(confirmed);
+    loop {
+        if *registration.gone.borrow() {
+            return None;
+        }
+        tokio::select! {
+            changed = registration.gone.changed() => {
+                if changed.is_err() {
+                    return None;
+                }
+            }
+            record = &mut confirmed => return Some(record),
+            () = tokio::time::sleep(rounds.until_next_round(interval)) => {
+                rounds.lead(ctx, scheduler, interval).await;
+            }
+        }
     }
 }
 
@@ -823,21 +920,24 @@ async fn confirm_end(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) -> (
     if !matches!(scheduler.record_source(ctx, id), RecordSource::Queries(_)) {
         return std::future::pending().await;
     }
+    // The script writes the file before it exits: asked at once, the scheduler would still
+    // say it runs.
     let mut pause = FIRST_CONFIRM_PAUSE;
     loop {
+        tokio::time::sleep(pause).await;
+        pause = pause.saturating_mul(2).min(STATUS_POLL);
         if let Some(record) = job_record(ctx, scheduler, id).await
             && let Some(code) = scheduler.waited_code(&record)
         {
             return (code, record);
         }
-        tokio::time::sleep(pause).await;
-        pause = pause.saturating_mul(2).min(STATUS_POLL);
     }
 }
 
-/// The first pause between two looks at a job whose script has ended: the controller moves a
-/// job out of its running states a few milliseconds after the script exits.
-const FIRST_CONFIRM_PAUSE: Duration = Duration::from_millis(20);
+/// The pause before the first look at a job whose script has ended, and between the first two:
+/// the controller moves a job out of its running states some milliseconds after the script
+/// exits.
+const FIRST_CONFIRM_PAUSE: Duration = Duration::from_millis(50);
 
 /// Waits until a status query that succeeds no longer lists job `id`. A query that fails
 /// (a time-out, an error) is no news: it is asked again after a pause that doubles, up to a

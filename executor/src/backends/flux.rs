@@ -222,6 +222,7 @@ mod tests {
             ctx: &ctx,
             script: Some(&script),
             user_args: &user_args,
+            wait: true,
         });
         args.iter()
             .map(|a| a.replace(&script.display().to_string(), "SCRIPT"))

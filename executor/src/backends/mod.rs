@@ -16,6 +16,7 @@ mod lsf;
 mod pbs;
 pub(crate) mod shell;
 mod slurm;
+mod status_rounds;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
