@@ -643,7 +643,6 @@ fn observe(env: SlurmEnv, case: Case) -> (Observation, Option<String>) {
     (side.obs, error)
 }
 
-/// Runs `case` on the real Slurm and on a fresh simulated cluster, and compares.
 /// Lines of `program`'s standard error that real Slurm prints or not depending on timing or on
 /// what else the shared real cluster is doing, not on the command: left out on both sides.
 fn not_comparable(program: &str, line: &str, queueing_on_purpose: bool) -> bool {
@@ -673,6 +672,7 @@ fn not_comparable(program: &str, line: &str, queueing_on_purpose: bool) -> bool 
     }
 }
 
+/// Runs `case` on the real Slurm and on a fresh simulated cluster, and compares.
 fn differential_result(name: &str, fake: FakeCluster, case: Case) -> Result<(), String> {
     let real_env = match SlurmEnv::real_from_env() {
         Ok(Some(env)) => env,
@@ -929,6 +929,12 @@ fn sbatch_wait_returns_at_its_polling_times() {
             // The jobs run one after the other: the background time-limit case may hold the
             // node's other CPU, and a job that pends would be seen later.
             for (script, from, to) in [("true", 2.0, 4.0), ("sleep 3", 10.0, 12.0)] {
+                // The job before may still hold its CPU while it completes (`sbatch --wait`
+                // returns once the job's state is final, before its epilog is done); a job
+                // submitted then pends until the controller's next scheduling pass.
+                if s.is_real() {
+                    s.wait_for_quiet_node();
+                }
                 let argv = [
                     "sbatch",
                     "--wait",
