@@ -44,6 +44,11 @@ struct Options {
     /// With `--wait batched`: the status interval.
     #[arg(long, default_value = "10s")]
     status_interval: String,
+    /// `simulated`, or `real`: the Slurm that `SLURM_CONF` names (`ci/slurm up`), where the
+    /// controller's RPCs are counted with `sdiag` before and after each run (nothing else
+    /// should use that Slurm meanwhile). Real Slurm runs as many jobs at once as it has CPUs.
+    #[arg(long, default_value = "simulated")]
+    cluster: String,
     #[command(flatten)]
     common: Common,
 }
@@ -72,8 +77,10 @@ struct Measurement {
     /// The most child processes batchci had at once (waiting submit commands, queries).
     children: usize,
     /// Status queries (`squeue`, `scontrol`, `sacct`) the cluster was asked, per job and
-    /// minute of the run.
+    /// minute of the run (simulated cluster).
     queries_per_job_minute: f64,
+    /// The controller's RPCs during the run, by message type, busiest first (real Slurm).
+    rpcs: Vec<(String, u64)>,
     succeeded: usize,
     cpu_seconds: f64,
     inotify_instances: usize,
@@ -123,13 +130,49 @@ fn status_queries(mock_cluster: &std::path::Path, state_dir: &std::path::Path) -
     })
 }
 
+/// The controller's RPC counts by message type, from `sdiag`.
+fn sdiag_counts() -> Result<std::collections::BTreeMap<String, u64>, String> {
+    let output = std::process::Command::new("sdiag")
+        .output()
+        .map_err(|e| format!("sdiag: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "sdiag: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    Ok(text
+        .lines()
+        .skip_while(|l| !l.starts_with("Remote Procedure Call statistics by message type"))
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty() && !l.starts_with("Remote Procedure Call"))
+        .filter_map(|l| {
+            let name = l.split_whitespace().next()?.to_string();
+            let count = l
+                .split("count:")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name, count))
+        })
+        .collect())
+}
+
 async fn measure(options: &Options, wait: &str, jobs: usize) -> Result<Measurement, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let cluster = Cluster::simulated(
-        &options.common.mock_cluster(),
-        dir.path(),
-        &cluster_config(jobs),
-    )?;
+    let real = options.cluster == "real";
+    let cluster = if real {
+        None
+    } else {
+        Some(Cluster::simulated(
+            &options.common.mock_cluster(),
+            dir.path(),
+            &cluster_config(jobs),
+        )?)
+    };
     let gitlab = Gitlab::start(&["slurm"]).await?;
     let config = gitlab.write_config(
         dir.path(),
@@ -140,15 +183,28 @@ async fn measure(options: &Options, wait: &str, jobs: usize) -> Result<Measureme
             options.poll_interval, options.status_interval
         ),
     )?;
-    let state_dir = cluster.state_dir.display().to_string();
-    let batchci = Batchci::run(
-        &options.common.batchci(),
-        &config,
-        &[
-            ("PATH", &cluster.path()),
-            ("MOCK_CLUSTER_STATE_DIR", &state_dir),
-        ],
-    )?;
+    let mut env: Vec<(String, String)> = Vec::new();
+    match &cluster {
+        Some(cluster) => {
+            env.push(("PATH".into(), cluster.path()));
+            env.push((
+                "MOCK_CLUSTER_STATE_DIR".into(),
+                cluster.state_dir.display().to_string(),
+            ));
+        }
+        None => env.push((
+            "SLURM_CONF".into(),
+            std::env::var("SLURM_CONF")
+                .map_err(|_| "--cluster real needs SLURM_CONF (eval \"$(ci/slurm env)\")")?,
+        )),
+    }
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let rpcs_before = if real {
+        sdiag_counts()?
+    } else {
+        Default::default()
+    };
+    let batchci = Batchci::run(&options.common.batchci(), &config, &env_refs)?;
     let pid = batchci.pid();
 
     let started = Instant::now();
@@ -192,13 +248,30 @@ async fn measure(options: &Options, wait: &str, jobs: usize) -> Result<Measureme
     let wall_seconds = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid).unwrap_or(f64::NAN);
     drop(batchci);
-    let queries = status_queries(&options.common.mock_cluster(), &cluster.state_dir);
+    let queries = cluster.as_ref().map_or(0, |cluster| {
+        status_queries(&options.common.mock_cluster(), &cluster.state_dir)
+    });
     drop(cluster);
+    let mut rpcs: Vec<(String, u64)> = if real {
+        let after = sdiag_counts()?;
+        after
+            .into_iter()
+            .map(|(name, count)| {
+                let before = rpcs_before.get(&name).copied().unwrap_or(0);
+                (name, count.saturating_sub(before))
+            })
+            .filter(|(_, count)| *count > 0)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    rpcs.sort_by(|a, b| b.1.cmp(&a.1));
     Ok(Measurement {
         wait: wait.to_string(),
         jobs,
         children: most_children,
         queries_per_job_minute: queries as f64 / jobs as f64 / (wall_seconds / 60.0),
+        rpcs,
         succeeded,
         cpu_seconds: cpu,
         inotify_instances: most_instances,
@@ -244,7 +317,22 @@ async fn main() {
                         m.wall_seconds
                     );
                     failed |= m.succeeded != m.jobs;
+                    if !m.rpcs.is_empty() {
+                        let total: u64 = m.rpcs.iter().map(|(_, n)| n).sum();
+                        let top: Vec<String> = m
+                            .rpcs
+                            .iter()
+                            .map(|(name, n)| format!("{name} {n}"))
+                            .collect();
+                        println!(
+                            "         controller RPCs: {total} in all, {:.1} per job: {}",
+                            total as f64 / m.jobs as f64,
+                            top.join(", ")
+                        );
+                    }
                     results.push(json!({
+                        "cluster": options.cluster,
+                        "controller_rpcs": m.rpcs.iter().map(|(name, n)| json!({"type": name, "count": n})).collect::<Vec<_>>(),
                         "wait": m.wait,
                         "jobs": m.jobs,
                         "succeeded": m.succeeded,
