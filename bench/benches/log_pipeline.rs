@@ -109,6 +109,7 @@ fn tailing(c: &mut Criterion) {
                 poll_interval: Duration::from_millis(50),
                 nfs_timeout: Duration::from_secs(5),
                 settle: Duration::from_millis(1),
+                ..TailOptions::default()
             };
             let mut seen = 0usize;
             runtime.block_on(follow(

@@ -151,9 +151,22 @@ impl Gitlab {
         concurrent: usize,
         batch: &str,
     ) -> Result<PathBuf, String> {
+        self.write_config_with(dir, executor, concurrent, "", batch)
+    }
+
+    /// As [`Gitlab::write_config`], with `runner` lines (e.g. `output_limit = 300000`) added to
+    /// the `[[runners]]` table.
+    pub fn write_config_with(
+        &self,
+        dir: &Path,
+        executor: &str,
+        concurrent: usize,
+        runner: &str,
+        batch: &str,
+    ) -> Result<PathBuf, String> {
         let path = dir.join("config.toml");
         let text = format!(
-            "concurrent = {concurrent}\ncheck_interval = 1\nstate_dir = {state:?}\n\n[[runners]]\nname = \"bench\"\nurl = {url:?}\ntoken = {token:?}\nexecutor = {executor:?}\nbuilds_dir = {builds:?}\n  [runners.batch]\n  env_vars = [\"MOCK_CLUSTER_STATE_DIR\", \"SLURM_CONF\"]\n{batch}",
+            "concurrent = {concurrent}\ncheck_interval = 1\nstate_dir = {state:?}\n\n[[runners]]\nname = \"bench\"\nurl = {url:?}\ntoken = {token:?}\nexecutor = {executor:?}\nbuilds_dir = {builds:?}\n{runner}  [runners.batch]\n  env_vars = [\"MOCK_CLUSTER_STATE_DIR\", \"SLURM_CONF\"]\n{batch}",
             state = dir.join("state").display().to_string(),
             url = self.server.url(),
             token = self.runner_token,

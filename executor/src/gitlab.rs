@@ -357,8 +357,21 @@ impl GitlabClient {
         offset: usize,
         bytes: &[u8],
     ) -> Result<PatchOutcome, GitlabError> {
-        let end = offset + bytes.len().saturating_sub(1);
-        let body = bytes.to_vec();
+        let body = bytes::Bytes::copy_from_slice(bytes);
+        self.patch_trace_bytes(job_id, job_token, offset, body)
+            .await
+    }
+
+    /// [`GitlabClient::patch_trace`] of a buffer that the request (and its retries) share
+    /// without copying it.
+    pub async fn patch_trace_bytes(
+        &self,
+        job_id: u64,
+        job_token: &str,
+        offset: usize,
+        body: bytes::Bytes,
+    ) -> Result<PatchOutcome, GitlabError> {
+        let end = offset + body.len().saturating_sub(1);
         let response = self
             .send("PATCH jobs/:id/trace", || {
                 self.http

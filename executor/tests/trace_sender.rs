@@ -1,10 +1,11 @@
 //! The trace sender against a scripted GitLab: resuming after 416, repeating the final update
-//! on 202 and 412, and stopping on cancel.
+//! on 202 and 412, stopping on cancel, and when it patches while the job runs.
 
 use std::time::Duration;
 
 use batchci::gitlab::{GitlabClient, JobUpdate};
-use batchci::trace::{FinalOutcome, JobLog, Masker, RemoteRequest, TraceSender};
+use batchci::trace::{FinalOutcome, JobLog, MAX_PATCH_BYTES, Masker, RemoteRequest, TraceSender};
+use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -206,4 +207,145 @@ async fn canceling_and_canceled_are_reported_as_requests() {
         .await;
     let mut aborted = sender(&hard, log_with("x", "zz-secret"));
     assert_eq!(aborted.flush().await, Some(RemoteRequest::Abort));
+}
+
+/// A sender patching in the background with an update interval of an hour: whatever reaches
+/// GitLab during a test came without waiting for the interval.
+fn running_hourly(
+    server: &MockServer,
+    log: std::sync::Arc<JobLog>,
+) -> (CancellationToken, tokio::task::JoinHandle<TraceSender>) {
+    let mut sender = sender(server, log).with_interval(Duration::from_secs(3600));
+    let done = CancellationToken::new();
+    let stop = done.clone();
+    let task = tokio::spawn(async move {
+        let (requests, _) = tokio::sync::mpsc::unbounded_channel();
+        sender.run(stop, requests).await;
+        sender
+    });
+    (done, task)
+}
+
+/// Waits until GitLab has received `bytes` bytes of trace in all; returns the patches.
+async fn until_received(server: &MockServer, bytes: usize) -> Vec<(String, String)> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let patches = patch_bodies(server).await;
+        if patches.iter().map(|(_, body)| body.len()).sum::<usize>() >= bytes {
+            return patches;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "GitLab has {} patches, not {bytes} bytes",
+            patches.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The bug this guards against: a job writing hundreds of MiB had its log sent only every
+/// update interval, and at its end, so GitLab got it seconds after it was written.
+#[tokio::test]
+async fn a_burst_of_output_is_patched_at_once_in_full_chunks_then_its_rest() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&server)
+        .await;
+    let log = JobLog::new(
+        Masker::for_job(["unused-secret"], Vec::<String>::new()),
+        1 << 30,
+    );
+    let (done, task) = running_hourly(&server, log.clone());
+    let burst = MAX_PATCH_BYTES * 5 / 2;
+    let line = "0123456789abcdef".repeat(4) + "\n";
+    let mut written = 0;
+    while written < burst {
+        log.write(line.as_bytes());
+        written += line.len();
+    }
+
+    let patches = until_received(&server, written).await;
+
+    let ranges: Vec<&str> = patches.iter().map(|(range, _)| range.as_str()).collect();
+    let chunk = MAX_PATCH_BYTES;
+    assert_eq!(
+        ranges,
+        [
+            format!("0-{}", chunk - 1),
+            format!("{chunk}-{}", 2 * chunk - 1),
+            format!("{}-{}", 2 * chunk, written - 1),
+        ]
+    );
+    let sent: String = patches.into_iter().map(|(_, body)| body).collect();
+    assert_eq!(sent, line.repeat(written / line.len()));
+
+    // The burst is over (once the last answer is in: the sender sends what it finds then) and
+    // a line now waits for the interval again.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    log.write(b"one more line\n");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(patch_bodies(&server).await.len(), 3);
+    done.cancel();
+    let mut sender = task.await.unwrap();
+    assert_eq!(sender.flush().await, None);
+    assert_eq!(patch_bodies(&server).await.len(), 4);
+    assert_eq!(sender.sent(), written + 14);
+}
+
+/// Output that never fills a chunk costs no more requests than gitlab-runner's: one per
+/// update interval.
+#[tokio::test]
+async fn output_smaller_than_a_chunk_waits_for_the_interval() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(202))
+        .mount(&server)
+        .await;
+    let log = JobLog::new(
+        Masker::for_job(["unused-secret"], Vec::<String>::new()),
+        1 << 30,
+    );
+    let (done, task) = running_hourly(&server, log.clone());
+
+    for n in 0..100 {
+        log.write(format!("line {n}\n").as_bytes());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    assert!(patch_bodies(&server).await.is_empty());
+    done.cancel();
+    let mut sender = task.await.unwrap();
+    assert_eq!(sender.flush().await, None);
+    assert_eq!(patch_bodies(&server).await.len(), 1);
+}
+
+/// A GitLab that keeps failing is asked once (with the client's retries) per full chunk that
+/// waits, then only at the next interval: never in a loop.
+#[tokio::test]
+async fn a_failing_gitlab_is_not_asked_again_before_the_interval() {
+    let server = MockServer::start().await;
+    Mock::given(method("PATCH"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let log = JobLog::new(
+        Masker::for_job(["unused-secret"], Vec::<String>::new()),
+        1 << 30,
+    );
+    let (done, task) = running_hourly(&server, log.clone());
+    log.write(&vec![b'x'; 3 * MAX_PATCH_BYTES]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    log.write(&vec![b'y'; MAX_PATCH_BYTES]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let attempts = patch_bodies(&server).await.len();
+    done.cancel();
+    let sender = task.await.unwrap();
+    assert_eq!(sender.sent(), 0);
+    assert!(
+        (1..=5).contains(&attempts),
+        "{attempts} attempts to patch in a second"
+    );
 }

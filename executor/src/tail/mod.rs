@@ -43,6 +43,9 @@ pub struct TailOptions {
     pub nfs_timeout: Duration,
     /// After the job ended: how long the size must stay unchanged to count as complete.
     pub settle: Duration,
+    /// Whether the process's shared inotify watcher wakes the follower (the default). Without
+    /// it the file is only polled, as where inotify is unavailable.
+    pub inotify: bool,
 }
 
 impl Default for TailOptions {
@@ -51,6 +54,7 @@ impl Default for TailOptions {
             poll_interval: Duration::from_millis(500),
             nfs_timeout: Duration::from_secs(30),
             settle: Duration::from_millis(200),
+            inotify: true,
         }
     }
 }
@@ -79,7 +83,12 @@ pub async fn follow<F>(
 where
     F: std::future::Future<Output = Drain>,
 {
-    follow_with(&WatchHub::global(), path, sink, finished, options).await
+    let hub = if options.inotify {
+        WatchHub::global()
+    } else {
+        WatchHub::polling()
+    };
+    follow_with(&hub, path, sink, finished, options).await
 }
 
 async fn follow_with<F>(
@@ -100,7 +109,11 @@ where
     tokio::pin!(finished);
 
     let drain = loop {
-        reader.read_new(&mut sink);
+        if reader.read_new(&mut sink).more {
+            // A fast writer: let the other tasks (the trace sender) run before reading on.
+            tokio::task::yield_now().await;
+            continue;
+        }
         tokio::select! {
             drain = &mut finished => break drain,
             () = subscription.changed() => {}
@@ -111,7 +124,9 @@ where
         }
     };
     if drain == Drain::Now {
-        reader.read_new(&mut sink);
+        while reader.read_new(&mut sink).more {
+            tokio::task::yield_now().await;
+        }
         return reader.summary(false);
     }
 
@@ -126,8 +141,13 @@ where
         // A file that has just appeared counts as grown: created before it is written (and
         // on NFS shown before its data), it must have its settle time like any growth.
         let exists = reader.exists();
-        if read > 0 || (exists && !seen) {
+        if read.bytes > 0 || (exists && !seen) {
             last_growth = now;
+        }
+        if read.more && now < deadline {
+            seen = exists;
+            tokio::task::yield_now().await;
+            continue;
         }
         seen = exists;
         if exists && now.duration_since(last_growth) >= options.settle {
@@ -149,12 +169,31 @@ where
 /// The shortest pause between two looks at a file, whatever the configuration says.
 const MIN_PAUSE: Duration = Duration::from_millis(10);
 
+/// A follower's read buffer: this size while reads are small...
+const READ_BUFFER: usize = 64 * 1024;
+/// ... growing, while reads fill it, up to this size (fewer, larger writes into the log).
+const MAX_READ_BUFFER: usize = 256 * 1024;
+/// The large buffer is given back after this long without a read that filled it.
+const SHRINK_AFTER: Duration = Duration::from_secs(2);
+/// Most bytes read in one look before the follower lets other tasks run.
+const READ_BUDGET: u64 = 8 * 1024 * 1024;
+
+/// What one look at the file found.
+struct Look {
+    /// Bytes read.
+    bytes: u64,
+    /// The look stopped at [`READ_BUDGET`], not at the end of the file.
+    more: bool,
+}
+
 /// Reads a file from where it left off, reopening it if it appears late or is replaced.
 struct FileReader {
     path: PathBuf,
     file: Option<std::fs::File>,
     offset: u64,
     buffer: Vec<u8>,
+    /// When a read last filled the buffer.
+    filled_at: std::time::Instant,
     bytes: u64,
     checks: u64,
 }
@@ -165,7 +204,8 @@ impl FileReader {
             path,
             file: None,
             offset: 0,
-            buffer: vec![0; 64 * 1024],
+            buffer: vec![0; READ_BUFFER],
+            filled_at: std::time::Instant::now(),
             bytes: 0,
             checks: 0,
         }
@@ -184,16 +224,20 @@ impl FileReader {
         self.file.is_some() || self.path.exists()
     }
 
-    fn read_new(&mut self, sink: &mut impl FnMut(&[u8])) -> u64 {
+    fn read_new(&mut self, sink: &mut impl FnMut(&[u8])) -> Look {
+        const NOTHING: Look = Look {
+            bytes: 0,
+            more: false,
+        };
         self.checks += 1;
         if self.file.is_none() {
             match std::fs::File::open(&self.path) {
                 Ok(file) => self.file = Some(file),
-                Err(_) => return 0,
+                Err(_) => return NOTHING,
             }
         }
         let Some(file) = self.file.as_mut() else {
-            return 0;
+            return NOTHING;
         };
         // A file truncated under us (rewritten by a requeued job) is read again from its start.
         if let Ok(metadata) = file.metadata()
@@ -203,10 +247,15 @@ impl FileReader {
             self.offset = 0;
         }
         if file.seek(SeekFrom::Start(self.offset)).is_err() {
-            return 0;
+            return NOTHING;
         }
         let mut total = 0u64;
+        let mut more = false;
         loop {
+            if total >= READ_BUDGET {
+                more = true;
+                break;
+            }
             match file.read(&mut self.buffer) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -214,6 +263,12 @@ impl FileReader {
                     total += n as u64;
                     self.offset += n as u64;
                     self.bytes += n as u64;
+                    if n == self.buffer.len() {
+                        self.filled_at = std::time::Instant::now();
+                        if n < MAX_READ_BUFFER {
+                            self.buffer = vec![0; (2 * n).min(MAX_READ_BUFFER)];
+                        }
+                    }
                 }
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(error) => {
@@ -222,7 +277,12 @@ impl FileReader {
                 }
             }
         }
-        total
+        if total == 0 && self.buffer.len() > READ_BUFFER && self.filled_at.elapsed() >= SHRINK_AFTER
+        {
+            // The burst is over: give the large buffer back.
+            self.buffer = vec![0; READ_BUFFER];
+        }
+        Look { bytes: total, more }
     }
 }
 
@@ -248,6 +308,7 @@ mod tests {
             poll_interval: Duration::from_millis(20),
             nfs_timeout: Duration::from_secs(5),
             settle: Duration::from_millis(50),
+            ..TailOptions::default()
         }
     }
 
@@ -327,6 +388,52 @@ mod tests {
         assert_eq!(summary.bytes, expected.len() as u64);
         assert!(!summary.missing);
         assert!(!summary.still_growing);
+    }
+
+    /// More than one look's budget, written before the follower starts: all of it, in order,
+    /// however many looks it takes.
+    #[tokio::test]
+    async fn a_file_larger_than_one_looks_budget_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.out");
+        let text: Vec<u8> = (0..READ_BUDGET as usize * 5 / 2)
+            .map(|n| {
+                if n % 97 == 96 {
+                    b'\n'
+                } else {
+                    b'a' + (n % 26) as u8
+                }
+            })
+            .collect();
+        std::fs::write(&path, &text).unwrap();
+        let (collected, sink) = collector();
+
+        let summary = follow(&path, sink, async { Drain::UntilSettled }, &fast()).await;
+
+        assert_eq!(summary.bytes, text.len() as u64);
+        assert!(
+            *collected.lock().unwrap() == text,
+            "the file arrived changed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_follower_told_not_to_use_inotify_polls_without_a_watcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("polled.out");
+        std::fs::write(&path, b"polled\n").unwrap();
+        let options = TailOptions {
+            inotify: false,
+            ..fast()
+        };
+        let (collected, sink) = collector();
+
+        let summary = follow(&path, sink, async { Drain::UntilSettled }, &options).await;
+
+        assert_eq!(collected.lock().unwrap().as_slice(), b"polled\n");
+        assert_eq!(summary.bytes, 7);
+        assert_eq!(WatchHub::polling().watchers_created(), 0);
+        assert_eq!(WatchHub::polling().watched_directories(), 0);
     }
 
     #[tokio::test]
@@ -424,6 +531,7 @@ mod tests {
             poll_interval: Duration::from_millis(25),
             nfs_timeout: Duration::from_millis(500),
             settle: Duration::from_millis(25),
+            ..TailOptions::default()
         };
         let started = std::time::Instant::now();
 
@@ -456,6 +564,7 @@ mod tests {
             poll_interval: Duration::from_millis(20),
             nfs_timeout: Duration::from_secs(5),
             settle: Duration::from_millis(50),
+            ..TailOptions::default()
         };
         let (collected, sink) = collector();
         let hub = without_inotify();

@@ -35,6 +35,9 @@ pub(crate) enum Source {
     /// None: every follower polls. Stands in for a machine whose instances are used up.
     #[cfg(test)]
     Unavailable,
+    /// None, by choice ([`super::TailOptions::inotify`] off): every follower polls, and no
+    /// warning says why.
+    Off,
 }
 
 /// The process's one watcher and the followers it serves.
@@ -65,6 +68,14 @@ impl WatchHub {
         static GLOBAL: OnceLock<Arc<WatchHub>> = OnceLock::new();
         GLOBAL
             .get_or_init(|| Arc::new(WatchHub::new(Source::Inotify)))
+            .clone()
+    }
+
+    /// The hub of followers that were asked not to use inotify: it never watches anything.
+    pub(crate) fn polling() -> Arc<WatchHub> {
+        static POLLING: OnceLock<Arc<WatchHub>> = OnceLock::new();
+        POLLING
+            .get_or_init(|| Arc::new(WatchHub::new(Source::Off)))
             .clone()
     }
 
@@ -149,9 +160,10 @@ impl WatchHub {
         watching: &mut Watching,
         poll_interval: Duration,
     ) -> Option<notify::RecommendedWatcher> {
-        if watching
-            .failed_at
-            .is_some_and(|at| at.elapsed() < RETRY_CREATE_AFTER)
+        if self.source == Source::Off
+            || watching
+                .failed_at
+                .is_some_and(|at| at.elapsed() < RETRY_CREATE_AFTER)
         {
             return None;
         }
@@ -161,6 +173,7 @@ impl WatchHub {
             Source::Unavailable => Err(notify::Error::generic(
                 "inotify is switched off in this test",
             )),
+            Source::Off => return None,
         };
         match result {
             Ok(watcher) => {

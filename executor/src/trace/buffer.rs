@@ -4,6 +4,11 @@
 //! UTF-8 (invalid sequences become U+FFFD, as gitlab-runner does), then held against the
 //! configured output limit. The final `PUT /jobs/:id` reports the CRC-32 and size of exactly
 //! these bytes, and the trace sender patches them to GitLab from any offset GitLab asks for.
+//!
+//! The bytes are kept in blocks of [`MAX_PATCH_BYTES`]: a full block never moves again and a
+//! patch of it shares it instead of copying it, and the log grows without reallocating.
+
+use bytes::Bytes;
 
 use super::mask::Masker;
 
@@ -17,9 +22,15 @@ pub const MAX_PATCH_BYTES: usize = 1024 * 1024;
 #[derive(Debug)]
 pub struct TraceBuffer {
     masker: Masker,
+    accepted: Accepted,
+}
+
+/// What the masker released, repaired, limited and summed.
+#[derive(Debug)]
+struct Accepted {
     /// The tail of a UTF-8 sequence cut by a read boundary.
     utf8_carry: Vec<u8>,
-    data: Vec<u8>,
+    data: Blocks,
     limit: usize,
     truncated: bool,
     crc: crc32fast::Hasher,
@@ -30,83 +41,127 @@ impl TraceBuffer {
     pub fn new(masker: Masker, limit: usize) -> Self {
         TraceBuffer {
             masker,
-            utf8_carry: Vec::new(),
-            data: Vec::new(),
-            limit,
-            truncated: false,
-            crc: crc32fast::Hasher::new(),
+            accepted: Accepted {
+                utf8_carry: Vec::new(),
+                data: Blocks::default(),
+                limit,
+                truncated: false,
+                crc: crc32fast::Hasher::new(),
+            },
         }
     }
 
     /// Adds output. Bytes that may begin a secret or a UTF-8 character stay held back until
     /// the next write or [`TraceBuffer::finish`].
     pub fn write(&mut self, bytes: &[u8]) {
-        let mut masked = Vec::with_capacity(bytes.len());
-        self.masker.push(bytes, &mut masked);
-        self.accept_masked(&masked, false);
+        if self.accepted.truncated {
+            return;
+        }
+        // What the masker releases goes straight into the log, not through a copy.
+        let accepted = &mut self.accepted;
+        self.masker
+            .push_with(bytes, &mut |piece| accepted.accept(piece, false));
     }
 
     /// Releases everything held back. Call once when the job's output has ended.
     pub fn finish(&mut self) {
-        let mut masked = Vec::new();
-        self.masker.finish(&mut masked);
-        self.accept_masked(&masked, true);
+        let accepted = &mut self.accepted;
+        self.masker
+            .finish_with(&mut |piece| accepted.accept(piece, false));
+        accepted.accept(b"", true);
     }
 
     /// Whether the output limit cut the log.
     pub fn is_truncated(&self) -> bool {
-        self.truncated
+        self.accepted.truncated
     }
 
     /// Number of bytes in the log.
     pub fn len(&self) -> usize {
-        self.data.len()
+        self.accepted.data.len
     }
 
     /// Whether nothing has been accepted yet.
     pub fn is_empty(&self) -> bool {
-        self.data.is_empty()
+        self.accepted.data.len == 0
     }
 
-    /// The whole log as accepted so far.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.data
+    /// A copy of the whole log as accepted so far.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let data = &self.accepted.data;
+        let mut out = Vec::with_capacity(data.len);
+        for block in &data.full {
+            out.extend_from_slice(block);
+        }
+        out.extend_from_slice(&data.current);
+        out
     }
 
     /// The next patch to send when GitLab holds `offset` bytes: at most [`MAX_PATCH_BYTES`],
-    /// empty when everything was sent (and also when `offset` is beyond the log).
-    pub fn patch_from(&self, offset: usize) -> &[u8] {
-        let start = offset.min(self.data.len());
-        let end = start.saturating_add(MAX_PATCH_BYTES).min(self.data.len());
-        &self.data[start..end]
+    /// and never past the end of the block `offset` is in, so that patches after the first
+    /// are whole blocks, shared, not copied. Empty when everything was sent (and also when
+    /// `offset` is beyond the log).
+    pub fn patch_from(&self, offset: usize) -> Bytes {
+        let data = &self.accepted.data;
+        let start = offset.min(data.len);
+        let index = start / MAX_PATCH_BYTES;
+        let within = start % MAX_PATCH_BYTES;
+        match data.full.get(index) {
+            Some(block) => block.slice(within..),
+            None => Bytes::copy_from_slice(&data.current[within..]),
+        }
     }
 
     /// `crc32:xxxxxxxx` over the accepted bytes, as GitLab checks it.
     pub fn checksum(&self) -> String {
-        format!("crc32:{:08x}", self.crc.clone().finalize())
+        format!("crc32:{:08x}", self.accepted.crc.clone().finalize())
+    }
+}
+
+impl Accepted {
+    /// Takes one piece of masked output; `at_end`, an incomplete character left at the end
+    /// becomes U+FFFD instead of waiting for its next bytes.
+    fn accept(&mut self, mut piece: &[u8], at_end: bool) {
+        if self.truncated {
+            return;
+        }
+        // A character cut by the last piece is completed with the few bytes it needs, so
+        // the rest of this piece is repaired in place, not copied behind the carry.
+        while !self.utf8_carry.is_empty() && !piece.is_empty() {
+            let take = piece.len().min(4 - self.utf8_carry.len());
+            let mut head = std::mem::take(&mut self.utf8_carry);
+            head.extend_from_slice(&piece[..take]);
+            piece = &piece[take..];
+            self.repair(&head, false);
+        }
+        if self.utf8_carry.is_empty() {
+            self.repair(piece, at_end);
+        } else if at_end {
+            let carry = std::mem::take(&mut self.utf8_carry);
+            self.repair(&carry, true);
+        }
     }
 
-    fn accept_masked(&mut self, masked: &[u8], at_end: bool) {
-        let mut input = std::mem::take(&mut self.utf8_carry);
-        input.extend_from_slice(masked);
-        let mut rest = input.as_slice();
-        let mut repaired = Vec::with_capacity(rest.len());
+    /// Appends `input` with invalid UTF-8 replaced, piece by piece; an incomplete character
+    /// at its end is carried to the next piece (or replaced `at_end`).
+    fn repair(&mut self, input: &[u8], at_end: bool) {
+        let mut rest = input;
         loop {
             match std::str::from_utf8(rest) {
                 Ok(valid) => {
-                    repaired.extend_from_slice(valid.as_bytes());
+                    self.append_limited(valid.as_bytes());
                     break;
                 }
                 Err(error) => {
                     let (valid, after) = rest.split_at(error.valid_up_to());
-                    repaired.extend_from_slice(valid);
+                    self.append_limited(valid);
                     match error.error_len() {
                         Some(bad) => {
-                            repaired.extend_from_slice("\u{FFFD}".as_bytes());
+                            self.append_limited("\u{FFFD}".as_bytes());
                             rest = &after[bad..];
                         }
                         None if at_end => {
-                            repaired.extend_from_slice("\u{FFFD}".as_bytes());
+                            self.append_limited("\u{FFFD}".as_bytes());
                             break;
                         }
                         None => {
@@ -117,14 +172,13 @@ impl TraceBuffer {
                 }
             }
         }
-        self.append_limited(&repaired);
     }
 
     fn append_limited(&mut self, bytes: &[u8]) {
         if self.truncated || bytes.is_empty() {
             return;
         }
-        let room = self.limit.saturating_sub(self.data.len());
+        let room = self.limit.saturating_sub(self.data.len);
         if bytes.len() <= room {
             self.append(bytes);
             return;
@@ -145,7 +199,43 @@ impl TraceBuffer {
 
     fn append(&mut self, bytes: &[u8]) {
         self.crc.update(bytes);
-        self.data.extend_from_slice(bytes);
+        self.data.extend(bytes);
+    }
+}
+
+/// The log's bytes: full blocks of [`MAX_PATCH_BYTES`], then the block being filled.
+#[derive(Debug, Default)]
+struct Blocks {
+    full: Vec<Bytes>,
+    current: Vec<u8>,
+    len: usize,
+}
+
+impl Blocks {
+    fn extend(&mut self, mut bytes: &[u8]) {
+        self.len += bytes.len();
+        while !bytes.is_empty() {
+            let room = MAX_PATCH_BYTES - self.current.len();
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            if self.current.capacity() - self.current.len() < now.len() {
+                // A log past its first block gets whole blocks at once; a small log grows
+                // by doubling, never past one block, and stays small.
+                let wanted = if self.full.is_empty() {
+                    (self.current.len() + now.len())
+                        .next_power_of_two()
+                        .clamp(4096, MAX_PATCH_BYTES)
+                } else {
+                    MAX_PATCH_BYTES
+                };
+                self.current.reserve_exact(wanted - self.current.len());
+            }
+            self.current.extend_from_slice(now);
+            if self.current.len() == MAX_PATCH_BYTES {
+                self.full
+                    .push(Bytes::from(std::mem::take(&mut self.current)));
+            }
+            bytes = later;
+        }
     }
 }
 
@@ -162,7 +252,7 @@ mod tests {
         let mut buffer = TraceBuffer::new(plain(), DEFAULT_OUTPUT_LIMIT);
         buffer.write(b"hello\n");
         buffer.finish();
-        assert_eq!(buffer.as_bytes(), b"hello\n");
+        assert_eq!(buffer.to_vec(), b"hello\n");
         assert_eq!(buffer.checksum(), "crc32:363a3020");
     }
 
@@ -171,10 +261,10 @@ mod tests {
         let mut buffer = TraceBuffer::new(plain(), DEFAULT_OUTPUT_LIMIT);
         let text = "grüße".as_bytes();
         buffer.write(&text[..3]);
-        assert_eq!(buffer.as_bytes(), b"gr");
+        assert_eq!(buffer.to_vec(), b"gr");
         buffer.write(&text[3..]);
         buffer.finish();
-        assert_eq!(buffer.as_bytes(), text);
+        assert_eq!(buffer.to_vec(), text);
     }
 
     #[test]
@@ -182,7 +272,7 @@ mod tests {
         let mut buffer = TraceBuffer::new(plain(), DEFAULT_OUTPUT_LIMIT);
         buffer.write(b"a\xffb\xe2\x82");
         buffer.finish();
-        assert_eq!(buffer.as_bytes(), "a\u{FFFD}b\u{FFFD}".as_bytes());
+        assert_eq!(buffer.to_vec(), "a\u{FFFD}b\u{FFFD}".as_bytes());
     }
 
     #[test]
@@ -193,7 +283,7 @@ mod tests {
         buffer.finish();
         assert!(buffer.is_truncated());
         assert_eq!(
-            String::from_utf8_lossy(buffer.as_bytes()),
+            String::from_utf8_lossy(&buffer.to_vec()),
             "abc\n\x1b[33;1mJob's log exceeded limit of 4 bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n"
         );
     }
@@ -206,6 +296,56 @@ mod tests {
         assert_eq!(buffer.patch_from(MAX_PATCH_BYTES).len(), 10);
         assert!(buffer.patch_from(MAX_PATCH_BYTES + 10).is_empty());
         assert!(buffer.patch_from(usize::MAX).is_empty());
+    }
+
+    /// Blocks are filled across writes of any size; a patch ends where its block does, so
+    /// that after a small first patch the next ones are whole blocks; GitLab may ask for any
+    /// offset, and every byte is there once, in order.
+    #[test]
+    fn a_log_of_many_blocks_reassembles_from_any_offset() {
+        let input: Vec<u8> = (0..5 * MAX_PATCH_BYTES / 2)
+            .map(|n| b'a' + (n % 23) as u8)
+            .collect();
+        let mut buffer = TraceBuffer::new(plain(), usize::MAX);
+        for piece in input.chunks(100_003) {
+            buffer.write(piece);
+        }
+        buffer.finish();
+
+        assert_eq!(buffer.len(), input.len());
+        assert_eq!(buffer.to_vec(), input);
+        assert_eq!(
+            buffer.checksum(),
+            format!("crc32:{:08x}", crc32fast::hash(&input))
+        );
+        for start in [
+            0,
+            10,
+            MAX_PATCH_BYTES - 1,
+            MAX_PATCH_BYTES,
+            2 * MAX_PATCH_BYTES + 7,
+        ] {
+            let mut received = Vec::new();
+            let mut sizes = Vec::new();
+            loop {
+                let patch = buffer.patch_from(start + received.len());
+                if patch.is_empty() {
+                    break;
+                }
+                sizes.push(patch.len());
+                received.extend_from_slice(&patch);
+            }
+            assert_eq!(received, input[start..], "from {start}");
+            let first_block_end = (start / MAX_PATCH_BYTES + 1) * MAX_PATCH_BYTES;
+            assert_eq!(sizes[0], first_block_end.min(input.len()) - start);
+            assert!(
+                sizes[1..]
+                    .iter()
+                    .rev()
+                    .skip(1)
+                    .all(|s| *s == MAX_PATCH_BYTES)
+            );
+        }
     }
 }
 
@@ -250,11 +390,37 @@ mod properties {
                 if patch.is_empty() {
                     break;
                 }
-                received.extend_from_slice(patch);
+                received.extend_from_slice(&patch);
             }
             let expected = text.replace(&secret, "[MASKED]");
             prop_assert_eq!(String::from_utf8(received).unwrap(), expected);
-            prop_assert_eq!(buffer.checksum(), format!("crc32:{:08x}", crc32fast::hash(buffer.as_bytes())));
+            prop_assert_eq!(buffer.checksum(), format!("crc32:{:08x}", crc32fast::hash(&buffer.to_vec())));
+        }
+
+        /// Invalid and cut UTF-8 is repaired the same wherever reads and masks cut it: as
+        /// `from_utf8_lossy` repairs the whole output at once.
+        #[test]
+        fn utf8_repair_does_not_depend_on_the_cuts(
+            input in proptest::collection::vec(
+                prop_oneof![any::<u8>(), Just(0xe2u8), Just(0x82u8), Just(0xacu8), Just(0xf0u8), Just(0x9fu8), Just(b's')],
+                0..300,
+            ),
+            cuts in proptest::collection::vec(0usize..1000, 0..30),
+        ) {
+            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+            cuts.sort_unstable();
+            // A pattern whose first byte is everywhere, so that masking cuts the output too.
+            let mut buffer = TraceBuffer::new(Masker::new(["s\u{20ac}x"], Vec::<String>::new()), usize::MAX);
+            let mut start = 0;
+            for cut in cuts {
+                buffer.write(&input[start..cut]);
+                start = cut;
+            }
+            buffer.write(&input[start..]);
+            buffer.finish();
+
+            let expected = String::from_utf8_lossy(&input).replace("s\u{20ac}x", "[MASKED]");
+            prop_assert_eq!(String::from_utf8(buffer.to_vec()).unwrap(), expected);
         }
     }
 }

@@ -1,6 +1,9 @@
 //! The shared, live job log every stage writes into.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::Notify;
 
 use super::buffer::TraceBuffer;
 use super::format;
@@ -10,6 +13,11 @@ use super::mask::Masker;
 #[derive(Debug)]
 pub struct JobLog {
     buffer: Mutex<TraceBuffer>,
+    /// The log's length, readable without the lock.
+    len: AtomicUsize,
+    /// The length at which [`JobLog::reached`] resolves; `usize::MAX` when nobody waits.
+    wake_at: AtomicUsize,
+    reached: Notify,
 }
 
 impl JobLog {
@@ -17,6 +25,9 @@ impl JobLog {
     pub fn new(masker: Masker, limit: usize) -> Arc<JobLog> {
         Arc::new(JobLog {
             buffer: Mutex::new(TraceBuffer::new(masker, limit)),
+            len: AtomicUsize::new(0),
+            wake_at: AtomicUsize::new(usize::MAX),
+            reached: Notify::new(),
         })
     }
 
@@ -27,7 +38,36 @@ impl JobLog {
 
     /// Appends output.
     pub fn write(&self, bytes: &[u8]) {
-        self.lock().write(bytes);
+        let len = {
+            let mut buffer = self.lock();
+            buffer.write(bytes);
+            // Stored under the lock, so the length never goes back.
+            self.len.store(buffer.len(), Ordering::Release);
+            buffer.len()
+        };
+        self.grew_to(len);
+    }
+
+    /// Wakes [`JobLog::reached`] if the log, now `len` bytes, has reached its length.
+    fn grew_to(&self, len: usize) {
+        if len >= self.wake_at.load(Ordering::Acquire)
+            && self.wake_at.swap(usize::MAX, Ordering::AcqRel) <= len
+        {
+            self.reached.notify_one();
+        }
+    }
+
+    /// Arms [`JobLog::reached`] for when the log holds `len` bytes (replacing an earlier
+    /// length); it fires at once if it already does.
+    pub fn wake_at(&self, len: usize) {
+        self.wake_at.store(len, Ordering::Release);
+        self.grew_to(self.len.load(Ordering::Acquire));
+    }
+
+    /// Resolves once the log has reached the length given to [`JobLog::wake_at`] (or, rarely,
+    /// for an earlier one: check the length again).
+    pub async fn reached(&self) {
+        self.reached.notified().await
     }
 
     /// Appends a plain runner message line.
@@ -52,12 +92,18 @@ impl JobLog {
 
     /// Releases bytes held back for masking; call when all output has been written.
     pub fn finish(&self) {
-        self.lock().finish();
+        let len = {
+            let mut buffer = self.lock();
+            buffer.finish();
+            self.len.store(buffer.len(), Ordering::Release);
+            buffer.len()
+        };
+        self.grew_to(len);
     }
 
     /// Bytes accepted so far.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.len.load(Ordering::Acquire)
     }
 
     /// Whether nothing was accepted yet.
@@ -65,9 +111,10 @@ impl JobLog {
         self.len() == 0
     }
 
-    /// The next patch after `offset` (at most 1 MiB).
-    pub fn patch_from(&self, offset: usize) -> Vec<u8> {
-        self.lock().patch_from(offset).to_vec()
+    /// The next patch after `offset` (at most 1 MiB, to the end of its block): a full block
+    /// is shared, the block being filled is copied.
+    pub fn patch_from(&self, offset: usize) -> bytes::Bytes {
+        self.lock().patch_from(offset)
     }
 
     /// Checksum and size of the accepted bytes.
@@ -78,6 +125,6 @@ impl JobLog {
 
     /// A copy of the whole log.
     pub fn contents(&self) -> Vec<u8> {
-        self.lock().as_bytes().to_vec()
+        self.lock().to_vec()
     }
 }

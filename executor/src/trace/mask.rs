@@ -19,6 +19,11 @@ pub const DEFAULT_TOKEN_PREFIXES: &[&str] = &["glpat-"];
 
 /// Incremental masker: feed it pieces with [`Masker::push`], end with [`Masker::finish`].
 ///
+/// A multi-pattern searcher (Aho-Corasick with a SIMD prefilter) finds where the next whole
+/// value or prefix starts, so the bytes before it are released in one piece however many of
+/// them could begin a pattern; only the last bytes of the input, which could be the start of
+/// a pattern cut by the read boundary, are looked at one by one.
+///
 /// ```
 /// use batchci::trace::Masker;
 /// let mut masker = Masker::new(["hunter2"], Vec::<String>::new());
@@ -34,12 +39,59 @@ pub struct Masker {
     /// For each first byte, the indices of values starting with it, longest first.
     values_by_first_byte: Vec<Vec<usize>>,
     prefixes: Vec<Vec<u8>>,
-    /// Whether a byte can begin a value or a prefix; every other byte is released at once.
+    /// Whether a byte can begin a value or a prefix.
     can_start: [bool; 256],
+    /// Finds the leftmost whole value or prefix; `None` without patterns, or if it could not
+    /// be built (then every byte that can begin a pattern is looked at).
+    searcher: Option<Searcher>,
+    /// The longest value or prefix: only that many last bytes of the input can be a pattern's
+    /// beginning that needs more input.
+    longest: usize,
     /// Bytes received but not yet released: they may be the start of a pattern.
     pending: Vec<u8>,
     /// Inside a token after a masked prefix: token characters are swallowed.
     in_token: bool,
+}
+
+/// Finds where the leftmost whole pattern starts.
+#[derive(Debug, Clone)]
+enum Searcher {
+    /// SIMD (Teddy) over the patterns' first bytes: up to a few dozen patterns.
+    Packed(aho_corasick::packed::Searcher),
+    /// The automaton, for more patterns or a machine without the SIMD it needs.
+    Automaton(aho_corasick::AhoCorasick),
+}
+
+impl Searcher {
+    fn new(patterns: &[&[u8]]) -> Option<Searcher> {
+        if patterns.is_empty() {
+            return None;
+        }
+        // Chosen here, not by the automaton's heuristics: those prefer a scan for the
+        // patterns' first bytes, and a secret's first byte is often a common letter.
+        let packed = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
+            .builder()
+            .extend(patterns)
+            .build();
+        if let Some(packed) = packed {
+            return Some(Searcher::Packed(packed));
+        }
+        aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(patterns)
+            .inspect_err(|error| tracing::warn!(%error, "masking falls back to its slow path"))
+            .ok()
+            .map(Searcher::Automaton)
+    }
+
+    /// Where the leftmost whole pattern in `haystack` starts.
+    fn leftmost(&self, haystack: &[u8]) -> Option<usize> {
+        match self {
+            Searcher::Packed(searcher) => searcher.find(haystack).map(|m| m.start()),
+            Searcher::Automaton(searcher) => searcher.find(haystack).map(|m| m.start()),
+        }
+    }
 }
 
 /// What a position in the pending buffer turned out to be.
@@ -90,11 +142,20 @@ impl Masker {
         {
             can_start[usize::from(first)] = true;
         }
+        let patterns: Vec<&[u8]> = values
+            .iter()
+            .chain(prefixes.iter())
+            .map(Vec::as_slice)
+            .collect();
+        let longest = patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let searcher = Searcher::new(&patterns);
         Masker {
             values,
             values_by_first_byte,
             prefixes,
             can_start,
+            searcher,
+            longest,
             pending: Vec::new(),
             in_token: false,
         }
@@ -124,27 +185,63 @@ impl Masker {
 
     /// Masks `input` and appends every byte that can already be released to `out`.
     pub fn push(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        if self.pending.is_empty() && !self.in_token && self.cannot_start_pattern(input) {
-            out.extend_from_slice(input);
-            return;
-        }
-        self.pending.extend_from_slice(input);
-        self.drain(false, out);
+        out.reserve(input.len());
+        self.push_with(input, &mut |piece| out.extend_from_slice(piece));
     }
 
     /// Releases everything still held back; call once at the end of the stream.
     pub fn finish(&mut self, out: &mut Vec<u8>) {
-        self.drain(true, out);
+        self.finish_with(&mut |piece| out.extend_from_slice(piece));
+    }
+
+    /// [`Masker::push`] handing the released bytes to `emit`, piece by piece, in order: plain
+    /// output comes straight from `input`, in as few pieces as the patterns allow.
+    pub fn push_with(&mut self, input: &[u8], emit: &mut impl FnMut(&[u8])) {
+        if self.pending.is_empty() {
+            // The common case: straight from the input, nothing copied.
+            let used = self.drain(input, false, emit);
+            self.pending.extend_from_slice(&input[used..]);
+        } else {
+            let mut buf = std::mem::take(&mut self.pending);
+            buf.extend_from_slice(input);
+            let used = self.drain(&buf, false, emit);
+            buf.drain(..used);
+            self.pending = buf;
+        }
+    }
+
+    /// [`Masker::finish`] handing the released bytes to `emit`.
+    pub fn finish_with(&mut self, emit: &mut impl FnMut(&[u8])) {
+        let buf = std::mem::take(&mut self.pending);
+        let used = self.drain(&buf, true, emit);
+        debug_assert_eq!(used, buf.len(), "the end releases everything");
         self.in_token = false;
     }
 
-    /// Fast path: no byte of `input` can begin a value or a prefix.
-    fn cannot_start_pattern(&self, input: &[u8]) -> bool {
-        !input.iter().any(|&b| self.can_start[usize::from(b)])
+    /// How many bytes at the start of `rest` are plain output whatever follows them: those
+    /// before the leftmost whole pattern, and before the last `longest` bytes, which may be a
+    /// pattern's beginning; among those last bytes, the ones before a byte that can begin a
+    /// pattern.
+    fn literal_run(&self, rest: &[u8]) -> usize {
+        let tail = match &self.searcher {
+            Some(searcher) => {
+                let tail = rest.len().saturating_sub(self.longest);
+                match searcher.leftmost(rest) {
+                    Some(start) if start < tail => return start,
+                    _ => tail,
+                }
+            }
+            None => 0,
+        };
+        tail + rest[tail..]
+            .iter()
+            .position(|&b| self.can_start[usize::from(b)])
+            .unwrap_or(rest.len() - tail)
     }
 
-    fn drain(&mut self, at_end: bool, out: &mut Vec<u8>) {
-        let buf = std::mem::take(&mut self.pending);
+    /// Releases what can be released of `buf`; returns how many bytes it used (the rest must
+    /// wait for more input).
+    fn drain(&mut self, buf: &[u8], at_end: bool, emit: &mut impl FnMut(&[u8])) -> usize {
         let mut i = 0;
         while i < buf.len() {
             if self.in_token {
@@ -155,34 +252,31 @@ impl Masker {
                 self.in_token = false;
             }
             // Bytes that cannot begin a pattern go out in one piece.
-            let run = buf[i..]
-                .iter()
-                .position(|&b| self.can_start[usize::from(b)])
-                .unwrap_or(buf.len() - i);
+            let run = self.literal_run(&buf[i..]);
             if run > 0 {
-                out.extend_from_slice(&buf[i..i + run]);
+                emit(&buf[i..i + run]);
                 i += run;
                 continue;
             }
             match self.step(&buf[i..], at_end) {
                 Step::Literal => {
-                    out.push(buf[i]);
+                    emit(&buf[i..=i]);
                     i += 1;
                 }
                 Step::Value(len) => {
-                    out.extend_from_slice(MASK);
+                    emit(MASK);
                     i += len;
                 }
                 Step::Token(len) => {
-                    out.extend_from_slice(&buf[i..i + len]);
-                    out.extend_from_slice(MASK);
+                    emit(&buf[i..i + len]);
+                    emit(MASK);
                     i += len;
                     self.in_token = true;
                 }
                 Step::Undecided => break,
             }
         }
-        self.pending = buf[i..].to_vec();
+        i
     }
 
     fn step(&self, rest: &[u8], at_end: bool) -> Step {
@@ -383,6 +477,43 @@ mod properties {
             cuts in proptest::collection::vec(0usize..1000, 0..20),
         ) {
             let prefixes = vec!["ab-".to_string()];
+            let mut masker = Masker::new(&values, &prefixes);
+            let streamed = split_feed(&mut masker, input.as_bytes(), &cuts);
+            prop_assert_eq!(streamed, reference(&values, &prefixes, input.as_bytes()));
+        }
+
+        /// More values than the SIMD searcher takes: the automaton finds them.
+        #[test]
+        fn many_values_are_masked_like_few(
+            count in 65usize..100,
+            picks in proptest::collection::vec(0usize..100, 0..20),
+            filler in "[a-z ]{0,30}",
+            cuts in proptest::collection::vec(0usize..2000, 0..20),
+        ) {
+            let values: Vec<String> = (0..count).map(|n| format!("val{n:03}ue")).collect();
+            let mut input = String::new();
+            for pick in picks {
+                input.push_str(&filler);
+                input.push_str(&values[pick % count]);
+            }
+            input.push_str(&filler);
+            let prefixes = vec!["glpat-".to_string()];
+            let mut masker = Masker::new(&values, &prefixes);
+            prop_assert!(matches!(masker.searcher, Some(Searcher::Automaton(_))));
+            let streamed = split_feed(&mut masker, input.as_bytes(), &cuts);
+            prop_assert_eq!(streamed, reference(&values, &prefixes, input.as_bytes()));
+        }
+
+        /// Long input where the secret's first byte is everywhere: the searcher skips to whole
+        /// secrets, the end of each piece is looked at byte by byte, and the result is the same.
+        #[test]
+        fn long_input_is_masked_like_the_reference(
+            lines in proptest::collection::vec("[a-z ]{0,80}(s3cr3t-x|s3cr|glpat-t0k|glpat- )?", 0..200),
+            cuts in proptest::collection::vec(0usize..20_000, 0..40),
+        ) {
+            let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            let values = vec!["s3cr3t-x".to_string()];
+            let prefixes = vec!["glpat-".to_string()];
             let mut masker = Masker::new(&values, &prefixes);
             let streamed = split_feed(&mut masker, input.as_bytes(), &cuts);
             prop_assert_eq!(streamed, reference(&values, &prefixes, input.as_bytes()));

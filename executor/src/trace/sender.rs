@@ -1,7 +1,12 @@
 //! Streams a [`JobLog`] to GitLab with gitlab-runner's trace protocol.
 //!
 //! While the job runs, every interval the bytes GitLab does not have yet are patched in chunks
-//! of at most 1 MiB; GitLab's `X-GitLab-Trace-Update-Interval` replaces the interval, a 416
+//! of at most 1 MiB. Output that comes faster does not wait for the interval: every full chunk
+//! is patched as soon as the log holds it, and the rest of such a burst once the output has
+//! paused for [`BURST_QUIET`]. Output that never fills a chunk costs one request per interval,
+//! as with gitlab-runner; a burst costs one request per chunk and at most two short ones (its
+//! end, and its start when the interval's patch ended inside a chunk). GitLab's
+//! `X-GitLab-Trace-Update-Interval` replaces the interval, a 416
 //! resumes from the size GitLab reports, `Job-Status: canceling` requests a graceful cancel and
 //! `canceled`/403 aborts the job. At the end the whole log is flushed and the final state is
 //! sent with the log's checksum, repeating as GitLab asks (202, 412) until it is accepted.
@@ -12,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::buffer::MAX_PATCH_BYTES;
 use super::log::JobLog;
 use crate::gitlab::{GitlabClient, JobUpdate, PatchOutcome, UpdateOutcome};
 
@@ -27,6 +33,9 @@ pub const KEEPALIVE_AFTER: Duration = Duration::from_secs(30);
 pub const KEEPALIVE_MIN: Duration = Duration::from_secs(5);
 /// Attempts of the final update when GitLab fails.
 pub const FINAL_UPDATE_ATTEMPTS: usize = 10;
+/// After full chunks were patched, the rest of the burst is patched once the log has not
+/// grown for this long (instead of at the next interval).
+pub const BURST_QUIET: Duration = Duration::from_millis(5);
 
 /// What GitLab asked for while the job ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,23 +85,79 @@ impl TraceSender {
         }
     }
 
+    /// The update interval until GitLab names one (gitlab-runner's 3 s by default).
+    pub fn with_interval(mut self, interval: Duration) -> Self {
+        self.interval = interval.min(MAX_INTERVAL);
+        self
+    }
+
     /// Bytes GitLab has acknowledged.
     pub fn sent(&self) -> usize {
         self.sent
     }
 
-    /// Patches periodically until `done` is cancelled, reporting GitLab's requests on `requests`.
+    /// Patches until `done` is cancelled — every interval, and full chunks as soon as the log
+    /// holds them — reporting GitLab's requests on `requests`.
     pub async fn run(
         &mut self,
         done: CancellationToken,
         requests: mpsc::UnboundedSender<RemoteRequest>,
     ) {
+        let mut next_tick = tokio::time::Instant::now() + self.interval;
+        // The log's length when a burst's full chunks were sent; `None` outside a burst.
+        let mut burst: Option<usize> = None;
+        // Whether full chunks go at once. Off from a failed attempt to the next interval, so
+        // that a GitLab that refuses or fails is not asked again and again.
+        let mut eager = true;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep(self.interval) => {}
-                _ = done.cancelled() => return,
+            if eager {
+                self.log.wake_at(self.sent.saturating_add(MAX_PATCH_BYTES));
             }
-            if let Some(request) = self.flush().await {
+            enum Wake {
+                Tick,
+                FullChunk,
+                Quiet,
+            }
+            let wake = tokio::select! {
+                () = tokio::time::sleep_until(next_tick) => Wake::Tick,
+                () = self.log.reached(), if eager => Wake::FullChunk,
+                () = tokio::time::sleep(BURST_QUIET), if burst.is_some() => Wake::Quiet,
+                () = done.cancelled() => return,
+            };
+            let request = match wake {
+                Wake::Tick => {
+                    burst = None;
+                    eager = !self.gone;
+                    let request = self.flush().await;
+                    next_tick = tokio::time::Instant::now() + self.interval;
+                    request
+                }
+                Wake::FullChunk => {
+                    if self.log.len().saturating_sub(self.sent) < MAX_PATCH_BYTES {
+                        continue;
+                    }
+                    let before = self.sent;
+                    let request = self.send(true).await;
+                    if self.sent == before {
+                        eager = false;
+                        burst = None;
+                    } else {
+                        burst = Some(self.log.len());
+                    }
+                    request
+                }
+                Wake::Quiet => {
+                    let len = self.log.len();
+                    if burst != Some(len) {
+                        // Still growing: wait for it to pause.
+                        burst = Some(len);
+                        continue;
+                    }
+                    burst = None;
+                    self.flush().await
+                }
+            };
+            if let Some(request) = request {
                 let _ = requests.send(request);
                 if request == RemoteRequest::Abort {
                     return;
@@ -108,16 +173,27 @@ impl TraceSender {
 
     /// Sends everything GitLab does not have yet. Returns a cancel or abort request, if any.
     pub async fn flush(&mut self) -> Option<RemoteRequest> {
+        self.send(false).await
+    }
+
+    /// Sends what GitLab does not have yet: everything, or with `full_chunks` only whole
+    /// chunks of [`MAX_PATCH_BYTES`].
+    async fn send(&mut self, full_chunks: bool) -> Option<RemoteRequest> {
         let mut request = None;
         let mut mismatches = 0;
         while !self.gone {
+            // Full chunks: while a whole chunk waits (its first patch may end short, at the
+            // end of a block of the log).
+            if full_chunks && self.log.len().saturating_sub(self.sent) < MAX_PATCH_BYTES {
+                break;
+            }
             let patch = self.log.patch_from(self.sent);
             if patch.is_empty() {
                 break;
             }
             match self
                 .client
-                .patch_trace(self.job_id, &self.token, self.sent, &patch)
+                .patch_trace_bytes(self.job_id, &self.token, self.sent, patch.clone())
                 .await
             {
                 Ok(PatchOutcome::Accepted {
