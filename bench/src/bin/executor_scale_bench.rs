@@ -265,7 +265,7 @@ async fn measure(options: &Options, wait: &str, jobs: usize) -> Result<Measureme
     } else {
         Vec::new()
     };
-    rpcs.sort_by(|a, b| b.1.cmp(&a.1));
+    rpcs.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
     Ok(Measurement {
         wait: wait.to_string(),
         jobs,
