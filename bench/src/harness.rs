@@ -110,8 +110,8 @@ impl Drop for Cluster {
     }
 }
 
-/// A mock GitLab with one project (no repository: jobs use `GIT_STRATEGY: none`) and one
-/// runner with `tags`.
+/// A mock GitLab with one project (without a repository jobs use `GIT_STRATEGY: none`) and
+/// one runner with `tags`.
 pub struct Gitlab {
     /// The server.
     pub server: MockGitlab,
@@ -124,11 +124,17 @@ pub struct Gitlab {
 impl Gitlab {
     /// Starts it in the current runtime.
     pub async fn start(tags: &[&str]) -> Result<Gitlab, String> {
+        Gitlab::start_with_repo(tags, None).await
+    }
+
+    /// Starts it in the current runtime, its project serving the local git repository `repo`
+    /// (jobs may then clone or fetch it).
+    pub async fn start_with_repo(tags: &[&str], repo: Option<&Path>) -> Result<Gitlab, String> {
         let mut config = MockConfig::default();
         config.settings.trace_update_interval = 3;
         let server = MockGitlab::start(config).await.map_err(|e| e.to_string())?;
         let project_id = server
-            .create_project("bench", None)
+            .create_project("bench", repo)
             .map_err(|e| e.to_string())?;
         let runner = server.register_runner(NewRunner {
             description: "bench".into(),
@@ -261,4 +267,22 @@ pub fn median_and_max(values: &[f64]) -> (f64, f64) {
         0 => (f64::NAN, f64::NAN),
         n => (sorted[n / 2], sorted[n - 1]),
     }
+}
+
+/// Seconds since the epoch of an RFC 3339 time (GitLab's `started_at`, `finished_at`).
+pub fn epoch_seconds(rfc3339: &str) -> Option<f64> {
+    let time = chrono::DateTime::parse_from_rfc3339(rfc3339).ok()?;
+    Some(time.timestamp_micros() as f64 / 1e6)
+}
+
+/// `program` as `execvp` would find it on `path`.
+pub fn find_on_path(program: &str, path: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
 }
