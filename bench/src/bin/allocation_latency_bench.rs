@@ -78,6 +78,8 @@ struct Sample {
     batchci: f64,
     scheduler: Option<f64>,
     git: Option<f64>,
+    /// From `started_at` to the first `git` call.
+    before_git: Option<f64>,
 }
 
 /// What one backend's measurements share.
@@ -194,9 +196,9 @@ fn sbatch_time(log: &str, job: u64) -> Option<f64> {
         .reduce(f64::min)
 }
 
-/// Seconds from the first to the end of the last `git` call that began and ended within
-/// `from..to`: the sources, with what the wrappers cost between the calls.
-fn git_seconds(log: &str, from: f64, to: f64) -> Option<f64> {
+/// When the first `git` call that began and ended within `from..to` began, and when the last
+/// ended: the sources, with what the wrappers cost between the calls.
+fn git_span(log: &str, from: f64, to: f64) -> Option<(f64, f64)> {
     let spans: Vec<(f64, f64)> = log
         .lines()
         .filter_map(|line| {
@@ -207,7 +209,7 @@ fn git_seconds(log: &str, from: f64, to: f64) -> Option<f64> {
         .collect();
     let first = spans.iter().map(|s| s.0).reduce(f64::min)?;
     let last = spans.iter().map(|s| s.1).reduce(f64::max)?;
-    Some(last - first)
+    Some((first, last))
 }
 
 /// Runs one pipeline of `jobs` jobs and returns their samples.
@@ -276,14 +278,15 @@ async fn pipeline(setup: &Setup, jobs: usize, git_strategy: &str) -> Result<Vec<
         let git = if git_strategy == "none" || jobs > 1 {
             None
         } else {
-            git_seconds(&git_log, started - 0.001, end_of_batchci)
+            git_span(&git_log, started - 0.001, end_of_batchci)
         };
         samples.push(Sample {
             job: job.id,
             total: first_line - started,
             batchci: end_of_batchci - started,
             scheduler: submitted.map(|s| first_line - s),
-            git,
+            git: git.map(|(first, last)| last - first),
+            before_git: git.map(|(first, _)| first - started),
         });
     }
     Ok(samples)
@@ -480,7 +483,7 @@ async fn main() {
                         ms(scheduler_max),
                         ms(git_p50),
                     );
-                    if scenario == "single" {
+                    if scenario == "single" && backend != "shell" {
                         let met = if batchci_p50 <= TARGET_BATCHCI_S {
                             "met"
                         } else {
@@ -505,6 +508,7 @@ async fn main() {
                             "batchci_s": s.batchci,
                             "scheduler_s": s.scheduler,
                             "git_s": s.git,
+                            "before_git_s": s.before_git,
                         })).collect::<Vec<_>>(),
                         "total_p50_s": nan_to_null(total_p50),
                         "total_max_s": nan_to_null(total_max),
