@@ -184,40 +184,19 @@ impl Cluster {
     /// Every scheduler command the cluster was asked, as argv (program first), in order.
     pub fn calls(&self) -> Vec<Vec<String>> {
         match self {
-            Cluster::Fake { state_dir, .. } => {
-                let output = Command::new(workspace_binary("mock-cluster"))
-                    .args(["calls", "--json", "--state-dir"])
-                    .arg(state_dir)
-                    .output()
-                    .expect("mock-cluster calls runs");
-                if output.stdout.iter().all(u8::is_ascii_whitespace) {
-                    return Vec::new();
-                }
-                let calls: serde_json::Value =
-                    serde_json::from_slice(&output.stdout).expect("calls are JSON");
-                calls
-                    .as_array()
-                    .expect("an array")
-                    .iter()
-                    .map(|call| {
-                        call["argv"]
-                            .as_array()
-                            .expect("argv")
-                            .iter()
-                            .map(|a| a.as_str().unwrap_or_default().to_string())
-                            .collect::<Vec<String>>()
-                    })
-                    .map(|mut argv| {
-                        if let Some(first) = argv.first_mut() {
-                            *first = Path::new(first.as_str())
-                                .file_name()
-                                .map(|n| n.to_string_lossy().into_owned())
-                                .unwrap_or_default();
-                        }
-                        argv
-                    })
-                    .collect()
-            }
+            Cluster::Fake { state_dir, .. } => fake_call_records(state_dir)
+                .iter()
+                .map(argv_of)
+                .map(|mut argv| {
+                    if let Some(first) = argv.first_mut() {
+                        *first = Path::new(first.as_str())
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                    }
+                    argv
+                })
+                .collect(),
             Cluster::Real { log, .. } => {
                 let text = std::fs::read(log).unwrap_or_default();
                 text.split(|b| *b == 0x1e)
@@ -240,28 +219,11 @@ impl Cluster {
         let Cluster::Fake { state_dir, .. } = self else {
             panic!("exit codes of calls are recorded by the simulated cluster only");
         };
-        let output = Command::new(workspace_binary("mock-cluster"))
-            .args(["calls", "--json", "--state-dir"])
-            .arg(state_dir)
-            .output()
-            .expect("mock-cluster calls runs");
-        let calls: serde_json::Value =
-            serde_json::from_slice(&output.stdout).unwrap_or(serde_json::json!([]));
-        calls
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
+        fake_call_records(state_dir)
             .iter()
             .filter(|call| call["program"] == program)
             .map(|call| {
-                let argv = call["argv"]
-                    .as_array()
-                    .map(Vec::as_slice)
-                    .unwrap_or_default()
-                    .iter()
-                    .skip(1)
-                    .map(|a| a.as_str().unwrap_or_default().to_string())
-                    .collect();
+                let argv = argv_of(call).into_iter().skip(1).collect();
                 (argv, call["exit_code"].as_i64().unwrap_or(-1))
             })
             .collect()
@@ -343,4 +305,28 @@ fn which(program: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(program))
         .find(|p| p.is_file())
+}
+
+/// The call records of the simulated cluster in `state_dir` (`mock-cluster calls --json`).
+fn fake_call_records(state_dir: &Path) -> Vec<serde_json::Value> {
+    let output = Command::new(workspace_binary("mock-cluster"))
+        .args(["calls", "--json", "--state-dir"])
+        .arg(state_dir)
+        .output()
+        .expect("mock-cluster calls runs");
+    if output.stdout.iter().all(u8::is_ascii_whitespace) {
+        return Vec::new();
+    }
+    let calls: serde_json::Value = serde_json::from_slice(&output.stdout).expect("calls are JSON");
+    calls.as_array().expect("an array").clone()
+}
+
+/// The argv of one call record, program first, as it was called.
+fn argv_of(call: &serde_json::Value) -> Vec<String> {
+    call["argv"]
+        .as_array()
+        .expect("argv")
+        .iter()
+        .map(|a| a.as_str().unwrap_or_default().to_string())
+        .collect()
 }

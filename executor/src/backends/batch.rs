@@ -279,6 +279,7 @@ impl BatchBackend {
         ctx: &JobContext,
         script: &[u8],
         cancel: &CancellationToken,
+        batched: bool,
     ) -> Result<Attempt, JobFailure> {
         let scheduler = self.scheduler;
         let outputs = scheduler.output_files(ctx);
@@ -306,7 +307,6 @@ impl BatchBackend {
         } else {
             Vec::new()
         };
-        let batched = batched(ctx, scheduler);
         let end_of_job = if batched {
             EndOfJob::StatusPoll
         } else {
@@ -351,16 +351,14 @@ impl BatchBackend {
         );
 
         let (finished_tx, finished_rx) = tokio::sync::watch::channel(None::<Drain>);
-        let poll_interval = ctx.runner.batch.poll_interval;
         // The scheduler's record, when the end was confirmed by asking for it.
         let confirmed = Mutex::new(None::<JobRecord>);
         let early_end = {
             let mut id_rx = id_rx.clone();
             let marker = marker.clone();
             async move {
-                let Some(marker) =
-                    marker.filter(|_| scheduler.end_of_job() == EndOfJob::SubmitWaits)
-                else {
+                // Batched, the status rounds hear the script's word themselves.
+                let Some(marker) = marker.filter(|_| end_of_job == EndOfJob::SubmitWaits) else {
                     return std::future::pending().await;
                 };
                 let Ok(id) = id_rx
@@ -370,12 +368,7 @@ impl BatchBackend {
                 else {
                     return std::future::pending().await;
                 };
-                let status = crate::tail::written_line(&marker, poll_interval).await;
-                tracing::debug!(
-                    id,
-                    status,
-                    "the job's script has ended; asking the scheduler"
-                );
+                script_ended(ctx, Some(&marker)).await;
                 confirm_end(ctx, scheduler, &id).await
             }
         };
@@ -755,10 +748,11 @@ impl Backend for BatchBackend {
     ) -> Result<StepOutcome, JobFailure> {
         let scheduler = self.scheduler;
         let batch = &ctx.runner.batch;
+        let batched = batched(ctx, scheduler);
         let mut delay = batch.submit_retry_delay;
         let mut retries = 0;
         loop {
-            let refusal = match self.submit_and_follow(ctx, script, cancel).await? {
+            let refusal = match self.submit_and_follow(ctx, script, cancel, batched).await? {
                 Attempt::Cancelled => return Ok(StepOutcome::Cancelled),
                 Attempt::Ended {
                     id,
@@ -770,7 +764,7 @@ impl Backend for BatchBackend {
                         Some(record) => Some(record),
                         None => job_record(ctx, scheduler, &id).await,
                     };
-                    let code = if batched(ctx, scheduler) {
+                    let code = if batched {
                         // The submit command only submitted: the record alone says how the
                         // job ended.
                         match record.as_ref().and_then(|r| scheduler.waited_code(r)) {
@@ -850,13 +844,8 @@ async fn wait_in_rounds(
     let rounds = super::status_rounds::StatusRounds::of(ctx, scheduler);
     let mut registration = rounds.register(id);
     let confirmed = async {
-        match marker {
-            Some(marker) => {
-                crate::tail::written_line(marker, ctx.runner.batch.poll_interval).await;
-                confirm_end(ctx, scheduler, id).await.1
-            }
-            None => std::future::pending().await,
-        }
+        script_ended(ctx, marker).await;
+        confirm_end(ctx, scheduler, id).await.1
     }
     .fuse();
     tokio::pin!(confirmed);
@@ -911,6 +900,17 @@ async fn job_record(ctx: &JobContext, scheduler: &dyn Scheduler, id: &str) -> Op
     }
 }
 
+/// Resolves once the job's script has written `marker` as it exits; never without one.
+async fn script_ended(ctx: &JobContext, marker: Option<&Path>) {
+    match marker {
+        Some(marker) => {
+            let status = crate::tail::written_line(marker, ctx.runner.batch.poll_interval).await;
+            tracing::debug!(status, "the job's script has ended; asking the scheduler");
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// After job `id`'s script said that it has ended: asks the scheduler's record until it shows
 /// the job finished, and returns the exit code the submit command will report with that
 /// record. The scheduler may take a moment to move the job out of its running states, so the
@@ -955,15 +955,7 @@ async fn wait_until_gone(
     } else {
         ctx.runner.batch.command_delay
     };
-    let script_ended = async {
-        match marker {
-            Some(marker) => {
-                crate::tail::written_line(marker, ctx.runner.batch.poll_interval).await;
-            }
-            None => std::future::pending().await,
-        }
-    }
-    .fuse();
+    let script_ended = script_ended(ctx, marker).fuse();
     tokio::pin!(script_ended);
     let mut ended = false;
     let mut pause = interval;

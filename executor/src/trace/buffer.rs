@@ -354,6 +354,20 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// Writes `input` to `buffer` in the pieces that the cut positions `cuts` (any numbers,
+    /// taken modulo the input's length) make, then finishes it.
+    fn write_in_pieces(buffer: &mut TraceBuffer, input: &[u8], cuts: &[usize]) {
+        let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+        cuts.sort_unstable();
+        let mut start = 0;
+        for cut in cuts {
+            buffer.write(&input[start..cut]);
+            start = cut;
+        }
+        buffer.write(&input[start..]);
+        buffer.finish();
+    }
+
     proptest! {
         /// Output cut at random points, masked and sent in patches, arrives whole, in order,
         /// once, and without any masked value.
@@ -372,17 +386,8 @@ mod properties {
                 text.push('\n');
             }
             let input = text.as_bytes();
-            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
-            cuts.sort_unstable();
-
             let mut buffer = TraceBuffer::new(Masker::new([&secret], Vec::<String>::new()), usize::MAX);
-            let mut start = 0;
-            for cut in cuts {
-                buffer.write(&input[start..cut]);
-                start = cut;
-            }
-            buffer.write(&input[start..]);
-            buffer.finish();
+            write_in_pieces(&mut buffer, input, &cuts);
 
             let mut received = Vec::new();
             loop {
@@ -407,17 +412,9 @@ mod properties {
             ),
             cuts in proptest::collection::vec(0usize..1000, 0..30),
         ) {
-            let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
-            cuts.sort_unstable();
             // A pattern whose first byte is everywhere, so that masking cuts the output too.
             let mut buffer = TraceBuffer::new(Masker::new(["s\u{20ac}x"], Vec::<String>::new()), usize::MAX);
-            let mut start = 0;
-            for cut in cuts {
-                buffer.write(&input[start..cut]);
-                start = cut;
-            }
-            buffer.write(&input[start..]);
-            buffer.finish();
+            write_in_pieces(&mut buffer, &input, &cuts);
 
             let expected = String::from_utf8_lossy(&input).replace("s\u{20ac}x", "[MASKED]");
             prop_assert_eq!(String::from_utf8(buffer.to_vec()).unwrap(), expected);
