@@ -21,7 +21,9 @@
 //!
 //! Scenarios: `single` (one job per pipeline, `GIT_STRATEGY: none`), `together-K` (K jobs in
 //! one pipeline, submitted at once) and `clone` (one job, `GIT_STRATEGY: clone`). A warm-up
-//! job per backend is not counted. Target: batchci's share ≤ 150 ms p50 on an idle cluster.
+//! job per backend is not counted. On real Slurm the pipelines are spread over 2 s
+//! (`--spread-seconds`): it starts jobs on the ticks of its scheduling loop, and pipelines run
+//! back to back would all be submitted at the same point of that cycle. Target: batchci's share ≤ 150 ms p50 on an idle cluster.
 //!
 //! Backends: `shell`, `slurm` (simulated cluster), `slurm-real` (the Slurm that `SLURM_CONF`
 //! names, started by `ci/slurm up`). Output: a table of p50 and max in ms, and with
@@ -66,6 +68,12 @@ struct Options {
     /// Jobs run first and not counted, per backend.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// Start each pipeline a different fraction of this many seconds after the previous one
+    /// ended (default: 2 on real Slurm, 0 elsewhere). Real Slurm starts jobs on the ticks of
+    /// its scheduling loop, so a job's wait depends on when in the cycle it was submitted;
+    /// pipelines run back to back would all land at the same point of it.
+    #[arg(long)]
+    spread_seconds: Option<f64>,
     #[command(flatten)]
     common: Common,
 }
@@ -401,9 +409,15 @@ async fn measure(options: &Options, backend: &str) -> Result<Measured, String> {
     if !options.no_clone {
         plan.push(("clone".to_string(), "clone", 1));
     }
+    let spread = options
+        .spread_seconds
+        .unwrap_or(if backend == "slurm-real" { 2.0 } else { 0.0 });
     for (name, strategy, jobs) in plan {
         let mut samples = Vec::new();
-        for _ in 0..options.runs {
+        for run in 0..options.runs {
+            // Fractions of the spread that never repeat and fill it evenly (golden ratio).
+            let pause = (run as f64 * 0.618_034).fract() * spread;
+            tokio::time::sleep(Duration::from_secs_f64(pause)).await;
             samples.extend(pipeline(&setup, jobs, strategy).await?);
         }
         scenarios.push((name, strategy.to_string(), jobs, samples));

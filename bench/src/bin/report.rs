@@ -435,10 +435,15 @@ fn allocation_table(run: &BenchRun, slurm: &RealSlurm) -> Table {
         {
             table.row(
                 format!(
-                    "total, {name}, {} jobs submitted together (p50 / max over the jobs)",
+                    "total, {name}, {} jobs submitted together (p50 / max over the jobs; the shares' p50)",
                     together["jobs_per_pipeline"]
                 ),
-                pair(together, "total_p50_s", "total_max_s", ms),
+                format!(
+                    "{} (batchci {}, scheduler {})",
+                    pair(together, "total_p50_s", "total_max_s", ms),
+                    ms(number(together, "batchci_p50_s")),
+                    ms(number(together, "scheduler_p50_s")),
+                ),
                 format!("one job alone {}", ms(total)),
                 "—",
                 join_verdict(ratio(number(together, "total_p50_s"), total, 0.0), None),
@@ -1270,7 +1275,7 @@ fn bar_chart(path: &Path, title: &str, bars: &[(String, f64)]) -> Result<(), Str
 // The run.
 
 /// When, where and how this run was taken.
-fn run_description(options: &Options, slurm: &RealSlurm, minutes: f64) -> String {
+fn run_description(options: &Options, slurm: &RealSlurm, load: &str, minutes: f64) -> String {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let memory = read("/proc/meminfo")
         .lines()
@@ -1283,11 +1288,6 @@ fn run_description(options: &Options, slurm: &RealSlurm, minutes: f64) -> String
         .map_or("?".into(), |v| v.trim_matches('"').to_string());
     let kernel = read("/proc/sys/kernel/osrelease").trim().to_string();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = read("/proc/loadavg")
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ");
     let commit = Command::new("git")
         .args(["describe", "--always", "--dirty"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -1337,6 +1337,12 @@ fn main() {
         }
     }
     let started = Instant::now();
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     let out = options.out.clone().unwrap_or_else(|| {
         let docs = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("..")
@@ -1563,7 +1569,7 @@ fn main() {
     let page = fill(
         TEMPLATE,
         &[
-            ("run", run_description(options, &slurm, minutes)),
+            ("run", run_description(options, &slurm, &load, minutes)),
             ("allocation_table", tables[0].1.markdown()),
             ("allocation_output", printed(&allocation)),
             ("latency_table", tables[1].1.markdown()),
