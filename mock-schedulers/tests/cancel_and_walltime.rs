@@ -107,12 +107,11 @@ fn time_limit_sends_term_then_kill_and_ends_timeout() {
             .0,
         "TIMEOUT|0:9\nCANCELLED|0:9\n"
     );
-    // Simulated run time: the limit (60 s) plus kill_wait (2 s), give or take scheduling.
+    // Simulated run time: the limit (60 s), give or take scheduling, not the limit plus the
+    // kill_wait (2 s) the trapped TERM made the job last: slurmctld's `_job_timed_out()` sets
+    // the job's end time when it decides, before the job turns COMPLETING.
     let elapsed = c.job_field(1, "%M");
-    assert!(
-        ["1:01", "1:02", "1:03", "1:04"].contains(&elapsed.as_str()),
-        "{elapsed}"
-    );
+    assert!(["1:00", "1:01"].contains(&elapsed.as_str()), "{elapsed}");
 }
 
 #[test]

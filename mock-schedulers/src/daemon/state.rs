@@ -1106,7 +1106,10 @@ impl State {
         job.run.state = state;
         job.run.exit_status = status;
         job.run.step_status = Some(status);
-        job.run.end_time = Some(now);
+        job.run.end_time = Some(match job.run.term_sent {
+            Some(decided) if job.req.flavor.rules().ends_at_kill() => decided,
+            _ => now,
+        });
         job.run.pgid = None;
         job.run.reason = match state {
             // Observed on Slurm 22.05: a batch script killed by a signal is reported this way.

@@ -142,6 +142,12 @@ pub trait Rules: Sync {
         libc::SIGTERM
     }
 
+    /// Whether a job the scheduler ended (cancelled, timed out) is recorded as ending when
+    /// the scheduler decided so rather than when its last process exited.
+    fn ends_at_kill(&self) -> bool {
+        false
+    }
+
     /// The line the job's node writes to its stderr when the working directory `dir` is
     /// missing (the job then starts in `/tmp`).
     fn chdir_failed(&self, node: &str, dir: &str) -> String;

@@ -158,6 +158,13 @@ impl Rules for Slurm {
 
     /// `slurmstepd-<node>: error: *** JOB <id> ON <node> CANCELLED AT <time>[ DUE TO TIME
     /// LIMIT] ***` in the job's stderr file (src `slurmd/slurmstepd/req.c`; observed).
+    // slurmctld's job_mgr.c sets `end_time = now` in `_job_timed_out()` and when `scancel`
+    // signals a running job with SIGKILL, before the job turns COMPLETING: sacct's End (and
+    // Elapsed) of a timed-out job is its limit, not the moment its processes were reaped.
+    fn ends_at_kill(&self) -> bool {
+        true
+    }
+
     fn kill_notices(&self, job: &Job, ending: JobState, at: f64) -> Vec<Notice> {
         let suffix = match ending {
             JobState::Timeout => " DUE TO TIME LIMIT",
