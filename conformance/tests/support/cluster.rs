@@ -118,8 +118,11 @@ impl Cluster {
                 for program in ["sbatch", "scancel", "squeue", "scontrol", "sacct", "srun"] {
                     let real =
                         which(program).unwrap_or_else(|| panic!("{program} not found on PATH"));
+                    // One record, one write: concurrent calls append to the same log, and a
+                    // record written in pieces could be cut by another's. The record ends in
+                    // \036, so the command substitution keeps the arguments' own newlines.
                     let script = format!(
-                        "#!/bin/sh\nprintf '%s\\037' {program} \"$@\" >> '{log}'\nprintf '\\036' >> '{log}'\nexec '{real}' \"$@\"\n",
+                        "#!/bin/sh\nrecord=$(printf '%s\\037' {program} \"$@\"; printf '\\036')\nprintf '%s' \"$record\" >> '{log}'\nexec '{real}' \"$@\"\n",
                         log = log.display(),
                         real = real.display()
                     );
