@@ -25,12 +25,52 @@ pub fn default_state_dir() -> PathBuf {
     PathBuf::from(format!("/tmp/mock-cluster-{uid}"))
 }
 
-/// The state directory the fakes use.
+/// The file `mock-cluster env` leaves in a state directory's `bin/`, so that a fake run from
+/// there knows its cluster.
+pub const BIN_MARKER: &str = ".mock-cluster-state-dir";
+
+/// The state directory the fakes use: `MOCK_CLUSTER_STATE_DIR` when it is set; else the
+/// cluster whose `bin/` the command was run from, so that a fake found on `PATH` reaches its
+/// own cluster in an environment scrubbed of the variable (`sudo`, `env -i`, a CI runner's
+/// job environment); else the default.
 pub fn state_dir_from_env() -> PathBuf {
     match std::env::var_os(STATE_DIR_ENV) {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => default_state_dir(),
+        _ => executed_path()
+            .and_then(|path| state_dir_of_fake(&path))
+            .unwrap_or_else(default_state_dir),
     }
+}
+
+/// The path this process was started as: the file name given to `execve`, which a shell or
+/// `execvp` resolved through `PATH` (argv[0] is only the name typed, and `/proc/self/exe`
+/// the symlink's target).
+fn executed_path() -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: getauxval has no preconditions; AT_EXECFN, when present, points to a
+    // NUL-terminated string on the process's initial stack that lives as long as it does.
+    let name = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+    if name.is_null() {
+        return None;
+    }
+    // SAFETY: see above: non-null, NUL-terminated, never freed.
+    let bytes = unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes();
+    let path = PathBuf::from(std::ffi::OsStr::from_bytes(bytes));
+    if path.is_absolute() {
+        Some(path)
+    } else {
+        std::env::current_dir().ok().map(|cwd| cwd.join(path))
+    }
+}
+
+/// The state directory of a fake at `path`: `<dir>` for `<dir>/bin/<name>` when that `bin/`
+/// is one `mock-cluster env` made (it holds [`BIN_MARKER`]).
+pub fn state_dir_of_fake(path: &Path) -> Option<PathBuf> {
+    let bin = path.parent()?;
+    if bin.file_name()? != "bin" || !bin.join(BIN_MARKER).is_file() {
+        return None;
+    }
+    bin.parent().map(Path::to_path_buf)
 }
 
 /// A connection to the daemon.

@@ -231,3 +231,44 @@ fn a_fake_without_daemon_starts_the_embedded_default_cluster() {
     assert!(out.contains("CPUTot=4"), "{out}");
     assert!(out.contains("RealMemory=16000"), "{out}");
 }
+
+#[test]
+fn a_fake_on_path_reaches_its_own_cluster_without_the_state_dir_variable() {
+    // Two clusters; the second one's fakes are first on PATH, and the environment holds
+    // nothing else of ours, as after `env -i` or a tool's scrubbing.
+    let other = TestCluster::fast();
+    let c = TestCluster::fast();
+    let held = other.submit(&["--hold", "--wrap", "true"]);
+    assert_eq!(held, 1);
+    let scrubbed = |program: &str, args: &[&str]| {
+        let out = Command::new("env")
+            .args(["-i", &format!("PATH={}", c.path_var()), program])
+            .args(args)
+            .current_dir(&c.work)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.code(),
+        )
+    };
+    assert_eq!(
+        scrubbed("sbatch", &["--hold", "-J", "mine", "--wrap", "true"]),
+        ("Submitted batch job 1\n".into(), String::new(), Some(0))
+    );
+    assert_eq!(
+        scrubbed("squeue", &["-h", "-o", "%i %j %T"]),
+        ("1 mine PENDING\n".into(), String::new(), Some(0))
+    );
+    // The cluster behind the other PATH entry did not see it; the variable still wins.
+    assert_eq!(other.job_field(1, "%j"), "wrap");
+    let out = Command::new("env")
+        .arg("-i")
+        .arg(format!("PATH={}", c.path_var()))
+        .arg(format!("MOCK_CLUSTER_STATE_DIR={}", other.state.display()))
+        .args(["squeue", "-h", "-o", "%i %j"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1 wrap\n");
+}

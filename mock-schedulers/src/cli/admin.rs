@@ -224,6 +224,10 @@ fn store_flavor(dir: &Path, flavor: Option<FlavorArg>) -> Result<(), i32> {
 fn make_bin(dir: &Path) -> std::io::Result<PathBuf> {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin)?;
+    std::fs::write(
+        bin.join(crate::client::BIN_MARKER),
+        "The commands in this directory reach the simulated cluster whose state is in ..\n",
+    )?;
     let exe = std::env::current_exe()?;
     for name in super::FAKES.iter().chain(["mock-cluster"].iter()) {
         let link = bin.join(name);
