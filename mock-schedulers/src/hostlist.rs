@@ -13,56 +13,93 @@ const MAX_HOSTS: usize = 65_536;
 /// Most digits a range bound may have.
 const MAX_DIGITS: usize = 18;
 
-/// Expands a hostlist expression into its host names, in order.
+/// Expands a hostlist expression into its host names, in order. Several bracketed ranges in
+/// one name multiply (`n[1-2]-ib[3-4]` is four names); text after the last bracket is refused,
+/// as Slurm 22.05 refuses `n[1-3]x`.
 pub fn expand(expr: &str) -> Result<Vec<String>, HostlistError> {
+    expand_items(expr, false)
+}
+
+/// [`expand`] of a list typed by hand, as `scontrol show hostnames` takes it: empty items
+/// (`n1,,n2`, a trailing comma) are skipped.
+pub fn expand_list(expr: &str) -> Result<Vec<String>, HostlistError> {
+    expand_items(expr, true)
+}
+
+fn expand_items(expr: &str, skip_empty: bool) -> Result<Vec<String>, HostlistError> {
     let err = || HostlistError(expr.to_string());
     let mut hosts = Vec::new();
     for item in split_top_level(expr).ok_or_else(err)? {
         let item = item.trim();
+        if item.is_empty() && skip_empty {
+            continue;
+        }
         if item.is_empty() {
             return Err(err());
         }
-        let Some(open) = item.find('[') else {
-            if item.contains(']') {
-                return Err(err());
-            }
-            hosts.push(item.to_string());
-            continue;
+        let names = expand_name(item, true).ok_or_else(err)?;
+        if names.len() + hosts.len() >= MAX_HOSTS {
+            return Err(err());
+        }
+        hosts.extend(names);
+    }
+    Ok(hosts)
+}
+
+/// The names of one comma-free item; `first` when nothing stands before it.
+fn expand_name(item: &str, first: bool) -> Option<Vec<String>> {
+    let Some(open) = item.find('[') else {
+        // A plain name; after a bracket only another bracketed part may follow.
+        return (!item.contains(']') && (first || item.is_empty())).then(|| vec![item.into()]);
+    };
+    let close = open + item[open..].find(']')?;
+    let prefix = &item[..open];
+    if (first && prefix.is_empty()) || prefix.contains(']') {
+        return None;
+    }
+    let rest = expand_name(&item[close + 1..], false)?;
+    let mut names = Vec::new();
+    for range in item[open + 1..close].split(',') {
+        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+        // Beyond 18 digits a bound is no u64 any more, and a zero-padded one would only
+        // multiply the size of every name.
+        let digits = |s: &str| {
+            !s.is_empty() && s.len() <= MAX_DIGITS && s.bytes().all(|b| b.is_ascii_digit())
         };
-        let close = item.rfind(']').ok_or_else(err)?;
-        if close < open || item[open + 1..close].contains('[') {
-            return Err(err());
+        if !digits(lo) || !digits(hi) {
+            return None;
         }
-        let prefix = &item[..open];
-        let suffix = &item[close + 1..];
-        if suffix.contains('[') || suffix.contains(']') || prefix.is_empty() {
-            return Err(err());
+        let width = lo.len();
+        let (lo_n, hi_n): (u64, u64) = (lo.parse().ok()?, hi.parse().ok()?);
+        if hi_n < lo_n || (hi_n - lo_n) as usize * rest.len() + names.len() >= MAX_HOSTS {
+            return None;
         }
-        for range in item[open + 1..close].split(',') {
-            let (lo, hi) = match range.split_once('-') {
-                Some((lo, hi)) => (lo, hi),
-                None => (range, range),
-            };
-            // Beyond 18 digits a bound is no u64 any more, and a zero-padded one would only
-            // multiply the size of every name.
-            if lo.is_empty() || hi.is_empty() || lo.len() > MAX_DIGITS || hi.len() > MAX_DIGITS {
-                return Err(err());
-            }
-            if !lo.bytes().all(|b| b.is_ascii_digit()) || !hi.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(err());
-            }
-            let width = lo.len();
-            let lo_n: u64 = lo.parse().map_err(|_| err())?;
-            let hi_n: u64 = hi.parse().map_err(|_| err())?;
-            if hi_n < lo_n || (hi_n - lo_n) as usize + hosts.len() >= MAX_HOSTS {
-                return Err(err());
-            }
-            for n in lo_n..=hi_n {
-                hosts.push(format!("{prefix}{n:0width$}{suffix}"));
+        for n in lo_n..=hi_n {
+            for tail in &rest {
+                names.push(format!("{prefix}{n:0width$}{tail}"));
             }
         }
     }
-    Ok(hosts)
+    Some(names)
+}
+
+/// The first range of `expr` whose end is below its start (`3-1` in `n[3-1]`), which Slurm
+/// names in an error line of its own.
+pub fn reversed_range(expr: &str) -> Option<&str> {
+    let mut rest = expr;
+    while let Some(open) = rest.find('[') {
+        let close = open + rest[open..].find(']')?;
+        for range in rest[open + 1..close].split(',') {
+            if let Some((lo, hi)) = range.split_once('-')
+                && let (Ok(lo), Ok(hi)) = (lo.parse::<u64>(), hi.parse::<u64>())
+                && hi < lo
+            {
+                return Some(range);
+            }
+        }
+        rest = &rest[close + 1..];
+    }
+    None
 }
 
 fn split_top_level(expr: &str) -> Option<Vec<&str>> {
@@ -88,68 +125,159 @@ fn split_top_level(expr: &str) -> Option<Vec<&str>> {
 }
 
 /// Compresses host names into Slurm's compact form (`node[01-03]`), keeping first-seen order of
-/// prefixes.
+/// prefixes: each prefix's numbers sorted and without repeats, as Slurm prints a job's or a
+/// partition's nodes.
 pub fn compress(hosts: &[String]) -> String {
-    // (prefix, width, numbers) groups; names without a trailing number stand alone.
-    let mut groups: Vec<(String, usize, Vec<u64>)> = Vec::new();
-    let mut out: Vec<String> = Vec::new();
-    let mut order: Vec<Result<usize, String>> = Vec::new();
+    let mut prefixes: Vec<&str> = Vec::new();
+    let mut keyed: Vec<(usize, u64, usize, &String)> = Vec::new();
     for host in hosts {
-        let digits = host
-            .bytes()
-            .rev()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        if digits == 0 || digits > 18 {
-            order.push(Err(host.clone()));
-            continue;
-        }
-        let (prefix, num) = host.split_at(host.len() - digits);
-        let Ok(n) = num.parse::<u64>() else {
-            order.push(Err(host.clone()));
+        let (prefix, number) = split_number(host);
+        let rank = match prefixes.iter().position(|p| *p == prefix) {
+            Some(rank) => rank,
+            None => {
+                prefixes.push(prefix);
+                prefixes.len() - 1
+            }
+        };
+        let (n, width) = number.unwrap_or((0, 0));
+        keyed.push((rank, n, width, host));
+    }
+    keyed.sort();
+    keyed.dedup();
+    ranged(keyed.into_iter().map(|(_, _, _, host)| host))
+}
+
+/// `scontrol show hostlist`: the names in the order given, runs of consecutive numbers with the
+/// same prefix as ranges, consecutive ranges of one prefix in one bracket (Slurm's
+/// `hostlist_ranged_string`): `n9,n10,n08,n09` is `n[9-10,08-09]`.
+pub fn ranged<'a>(hosts: impl IntoIterator<Item = &'a String>) -> String {
+    let mut ranges: Vec<HostRange<'_>> = Vec::new();
+    for host in hosts {
+        push_range(&mut ranges, HostRange::of(host));
+    }
+    print_ranges(&ranges)
+}
+
+/// `scontrol show hostlistsorted`: the ranges [`ranged`] makes, sorted by prefix, then by the
+/// width of their numbers, then by their numbers, and joined where they meet
+/// (`n01,n1,n2,n10` is `n[1-2,01,10]`); repeated names stay.
+pub fn ranged_sorted(hosts: &[String]) -> String {
+    let mut ranges: Vec<HostRange<'_>> = Vec::new();
+    for host in hosts {
+        push_range(&mut ranges, HostRange::of(host));
+    }
+    ranges.sort_by_key(|r| (r.prefix, r.numbered.map(|(lo, _, width)| (width, lo))));
+    let mut joined: Vec<HostRange<'_>> = Vec::new();
+    for range in ranges {
+        push_range(&mut joined, range);
+    }
+    print_ranges(&joined)
+}
+
+/// Appends `range`, joining it to the last one when its numbers continue the last's.
+fn push_range<'a>(ranges: &mut Vec<HostRange<'a>>, range: HostRange<'a>) {
+    if let Some(last) = ranges.last_mut()
+        && last.prefix == range.prefix
+        && let Some((lo, hi, last_width)) = &mut last.numbered
+        && let Some((next_lo, next_hi, width)) = range.numbered
+        && hi.checked_add(1) == Some(next_lo)
+        && let Some(combined) = combined_width(*lo, *last_width, next_lo, width)
+    {
+        *hi = next_hi;
+        *last_width = combined;
+        return;
+    }
+    ranges.push(range);
+}
+
+/// Slurm's printed form: consecutive numbered ranges of one prefix share a bracket.
+fn print_ranges(ranges: &[HostRange<'_>]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ranges.len() {
+        let Some((first_lo, first_hi, _)) = ranges[i].numbered else {
+            out.push(ranges[i].prefix.to_string());
+            i += 1;
             continue;
         };
-        let width = if num.starts_with('0') { digits } else { 0 };
-        if let Some(idx) = groups
-            .iter()
-            .position(|(p, w, _)| p == prefix && *w == width)
-        {
-            groups[idx].2.push(n);
+        let mut group = Vec::new();
+        let mut j = i;
+        while j < ranges.len() && ranges[j].prefix == ranges[i].prefix {
+            let Some((lo, hi, width)) = ranges[j].numbered else {
+                break;
+            };
+            group.push(if lo == hi {
+                format!("{lo:0width$}")
+            } else {
+                format!("{lo:0width$}-{hi:0width$}")
+            });
+            j += 1;
+        }
+        if j == i + 1 && first_lo == first_hi {
+            out.push(format!("{}{}", ranges[i].prefix, group[0]));
         } else {
-            groups.push((prefix.to_string(), width, vec![n]));
-            order.push(Ok(groups.len() - 1));
+            out.push(format!("{}[{}]", ranges[i].prefix, group.join(",")));
         }
-    }
-    for item in order {
-        match item {
-            Err(name) => out.push(name),
-            Ok(idx) => {
-                let (prefix, width, nums) = &mut groups[idx];
-                nums.sort_unstable();
-                nums.dedup();
-                if nums.len() == 1 {
-                    out.push(format!("{prefix}{:0w$}", nums[0], w = *width));
-                    continue;
-                }
-                let mut ranges = Vec::new();
-                let mut i = 0;
-                while i < nums.len() {
-                    let mut j = i;
-                    while j + 1 < nums.len() && nums[j + 1] == nums[j] + 1 {
-                        j += 1;
-                    }
-                    if i == j {
-                        ranges.push(format!("{:0w$}", nums[i], w = *width));
-                    } else {
-                        ranges.push(format!("{:0w$}-{:0w$}", nums[i], nums[j], w = *width));
-                    }
-                    i = j + 1;
-                }
-                out.push(format!("{prefix}[{}]", ranges.join(",")));
-            }
-        }
+        i = j;
     }
     out.join(",")
+}
+
+/// A run of names as Slurm's hostlist keeps it: a prefix and, for numbered names, the lowest
+/// and highest number and the width they are printed with.
+struct HostRange<'a> {
+    prefix: &'a str,
+    numbered: Option<(u64, u64, usize)>,
+}
+
+impl<'a> HostRange<'a> {
+    /// One name as a range of its own.
+    fn of(host: &'a str) -> HostRange<'a> {
+        match split_number(host) {
+            (prefix, Some((n, width))) => HostRange {
+                prefix,
+                numbered: Some((n, n, width)),
+            },
+            (_, None) => HostRange {
+                prefix: host,
+                numbered: None,
+            },
+        }
+    }
+}
+
+/// A name's prefix and its trailing number with the number's digit count.
+fn split_number(host: &str) -> (&str, Option<(u64, usize)>) {
+    let digits = host
+        .bytes()
+        .rev()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    let (prefix, num) = host.split_at(host.len() - digits);
+    match num.parse::<u64>() {
+        Ok(n) if digits > 0 && digits <= MAX_DIGITS => (prefix, Some((n, digits))),
+        _ => (host, None),
+    }
+}
+
+/// Zeros a number needs in front to fill `width`.
+fn zero_padding(n: u64, width: usize) -> usize {
+    width.saturating_sub(n.to_string().len())
+}
+
+/// Whether a range printed `width_a` wide may take in the next number printed `width_b` wide,
+/// and the width they share (Slurm's `_width_equiv`): `9` then `10` join, `9` then `010` do not.
+fn combined_width(a: u64, width_a: usize, b: u64, width_b: usize) -> Option<usize> {
+    if width_a == width_b {
+        return Some(width_a);
+    }
+    let a_changes = zero_padding(a, width_a) != zero_padding(a, width_b);
+    let b_changes = zero_padding(b, width_b) != zero_padding(b, width_a);
+    match (a_changes, b_changes) {
+        (true, true) => None,
+        (true, false) => Some(width_a),
+        (false, _) => Some(width_b),
+    }
 }
 
 #[cfg(test)]
@@ -179,6 +307,46 @@ mod tests {
             assert_eq!(expand(expr), Err(HostlistError(expr.into())), "{expr}");
         }
         assert_eq!(expand("node[000000000000000001-2]").unwrap().len(), 2);
+    }
+
+    #[test]
+    fn brackets_multiply_and_text_after_the_last_is_refused() {
+        assert_eq!(
+            expand("n[1-2]-ib[3-4]").unwrap(),
+            ["n1-ib3", "n1-ib4", "n2-ib3", "n2-ib4"]
+        );
+        assert!(expand("n[1-3]x").is_err());
+        assert_eq!(reversed_range("n[1-2]-ib[4-3]"), Some("4-3"));
+        assert_eq!(reversed_range("n[1-2]"), None);
+    }
+
+    #[test]
+    fn ranged_keeps_the_order_given_and_sorted_orders_by_width() {
+        // Observed with `scontrol show hostlist|hostlistsorted` on Slurm 22.05.
+        let names = |s: &str| s.split(',').map(String::from).collect::<Vec<_>>();
+        for (given, in_order, sorted) in [
+            ("n9,n10,n08,n09", "n[9-10,08-09]", "n[9-10,08-09]"),
+            ("n10,n9", "n[10,9]", "n[9-10]"),
+            ("n2,n1,n1", "n[2,1,1]", "n[1,1-2]"),
+            ("n9,n010", "n[9,010]", "n[9,010]"),
+            ("n1,n1", "n[1,1]", "n[1,1]"),
+            ("a1,b1,a2", "a1,b1,a2", "a[1-2],b1"),
+            ("b2,a1,b1", "b2,a1,b1", "a1,b[1-2]"),
+            (
+                "n01,n1,n2,n001,n10,n9",
+                "n[01,1-2,001,10,9]",
+                "n[1-2,9,01,10,001]",
+            ),
+            ("node,node1", "node,node1", "node,node1"),
+            (
+                "n1-ib3,n1-ib4,n2-ib3",
+                "n1-ib[3-4],n2-ib3",
+                "n1-ib[3-4],n2-ib3",
+            ),
+        ] {
+            assert_eq!(ranged(&names(given)), in_order, "{given}");
+            assert_eq!(ranged_sorted(&names(given)), sorted, "{given}");
+        }
     }
 
     #[test]

@@ -109,3 +109,51 @@ fn sinfo_summaries() {
     );
     c.run("scancel", &[&id.to_string()]);
 }
+
+#[test]
+fn scontrol_turns_node_lists_into_names_and_back() {
+    // Observed on Slurm 22.05 (docs/slurm-observed.md, host lists), pinned against it by the
+    // differential case `scontrol_expands_and_compresses_host_lists`.
+    let c = TestCluster::fast();
+    assert_eq!(
+        c.run("scontrol", &["show", "hostnames", "n[1-2]-ib[3-4],x07"]),
+        (
+            "n1-ib3\nn1-ib4\nn2-ib3\nn2-ib4\nx07\n".into(),
+            String::new(),
+            0
+        )
+    );
+    assert_eq!(
+        c.run("scontrol", &["show", "hostlist", "n9,n10,n08,n09"]),
+        ("n[9-10,08-09]\n".into(), String::new(), 0)
+    );
+    assert_eq!(
+        c.run("scontrol", &["show", "hostlistsorted", "n01,n1,n2,n10"]),
+        ("n[1-2,01,10]\n".into(), String::new(), 0)
+    );
+    // Inside a job, without a list: the job's nodes.
+    let out = c
+        .cmd("scontrol")
+        .args(["show", "hostnames"])
+        .env("SLURM_NODELIST", "node[01-02]")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "node01\nnode02\n");
+    // A reversed range: named, and still exit 0 for hostnames, 1 for hostlist.
+    let reversed =
+        "scontrol: error: _parse_single_range: Invalid range: `3-1'\nInvalid hostlist: n[3-1]\n";
+    assert_eq!(
+        c.run("scontrol", &["show", "hostnames", "n[3-1]"]),
+        (String::new(), reversed.into(), 0)
+    );
+    assert_eq!(
+        c.run("scontrol", &["show", "hostlist", "n[3-1]"]),
+        (String::new(), reversed.into(), 1)
+    );
+    let (usage, error, code) = c.run("scontrol", &["show", "hostlist"]);
+    assert!(
+        usage.starts_with("scontrol [<OPTION>] [<COMMAND>]"),
+        "{usage}"
+    );
+    assert_eq!((error.as_str(), code), ("invalid encode argument\n", 1));
+}

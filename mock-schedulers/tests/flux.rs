@@ -394,7 +394,8 @@ fn job_ids_are_f58_and_every_form_is_accepted() {
             1
         )
     );
-    // Every form names the same job.
+    // Every form names the same job, once it has ended.
+    wait_state(&c, id, "INACTIVE");
     for form in [
         id,
         "16777216",

@@ -9,17 +9,8 @@ use crate::units::{self, TimeLimit};
 
 use super::format::{date, elapsed};
 
-const HELP: &str =
-    "Usage: scontrol [-o] show job [ID] | show node [NAME] | show partition [NAME] | ping | version
-
-Fake scontrol of mock-cluster.
-
-  -o, --oneliner   print each record on one line
-
-Examples:
-  scontrol show job 42
-  scontrol -o show node node01
-";
+/// Real scontrol 22.05's usage text, printed by `--help` and after a bad `show hostlist`.
+const HELP: &str = include_str!("scontrol-usage.txt");
 
 fn long_limit(l: TimeLimit) -> String {
     match l {
@@ -349,7 +340,14 @@ pub fn main(call: &mut Call) -> i32 {
         eprintln!("too few arguments for keyword:show");
         return 1;
     };
+    if words.len() > 3 {
+        eprintln!("too many arguments for keyword:show");
+        return 1;
+    }
     let target = words.get(2).cloned();
+    if let Some(hosts) = HostsEntity::named(&entity) {
+        return hosts.show(target.as_deref());
+    }
     match entity.as_str() {
         "job" | "jobs" | "jobid" => {
             let ids = match &target {
@@ -435,5 +433,88 @@ pub fn main(call: &mut Call) -> i32 {
             eprintln!("invalid entity: {other} for keyword: show");
             1
         }
+    }
+}
+
+/// `scontrol show hostnames|hostlist|hostlistsorted`, which job scripts call to turn
+/// `SLURM_JOB_NODELIST` into names and back; no controller is asked.
+#[derive(Debug, Clone, Copy)]
+enum HostsEntity {
+    Names,
+    List,
+    SortedList,
+}
+
+impl HostsEntity {
+    /// scontrol.c compares entities case-insensitively over at least their first five
+    /// letters (nine for `hostlistsorted`), so `hostname` is `hostnames`.
+    fn named(entity: &str) -> Option<HostsEntity> {
+        let abbreviates = |word: &str, least: usize| {
+            entity.len() >= least.min(word.len()) && word.starts_with(entity)
+        };
+        if abbreviates("hostnames", 5) {
+            Some(HostsEntity::Names)
+        } else if abbreviates("hostlistsorted", 9) {
+            Some(HostsEntity::SortedList)
+        } else if abbreviates("hostlist", 5) {
+            Some(HostsEntity::List)
+        } else {
+            None
+        }
+    }
+
+    /// Observed on Slurm 22.05 (docs/slurm-observed.md): `hostnames` without a list takes
+    /// `SLURM_NODELIST`, and neither an empty list nor a bad one changes its exit status 0;
+    /// `hostlist` without a list prints the usage and fails, reads a file named by an absolute
+    /// path, and fails on a bad list.
+    fn show(self, target: Option<&str>) -> i32 {
+        let list = match (self, target) {
+            (HostsEntity::Names, None) => match std::env::var("SLURM_NODELIST") {
+                Ok(list) if !list.is_empty() => list,
+                _ => {
+                    eprintln!("scontrol: error: host list is empty");
+                    return 0;
+                }
+            },
+            (_, None) => {
+                eprintln!("invalid encode argument");
+                print!("{HELP}");
+                return 1;
+            }
+            (HostsEntity::Names, Some(list)) => list.to_string(),
+            (_, Some(path)) if path.starts_with('/') => match std::fs::read_to_string(path) {
+                Ok(text) => text.replace('\n', ","),
+                Err(_) => {
+                    eprintln!("Can not open {path}");
+                    return 1;
+                }
+            },
+            (_, Some(list)) => list.to_string(),
+        };
+        let failed = match self {
+            HostsEntity::Names => 0,
+            HostsEntity::List | HostsEntity::SortedList => 1,
+        };
+        // Spaces separate names like commas; empty items are dropped.
+        let names = match crate::hostlist::expand_list(&list.replace(' ', ",")) {
+            Ok(names) => names,
+            Err(_) => {
+                if let Some(range) = crate::hostlist::reversed_range(&list) {
+                    eprintln!("scontrol: error: _parse_single_range: Invalid range: `{range}'");
+                }
+                eprintln!("Invalid hostlist: {list}");
+                return failed;
+            }
+        };
+        match self {
+            HostsEntity::Names => {
+                for name in names {
+                    println!("{name}");
+                }
+            }
+            HostsEntity::List => println!("{}", crate::hostlist::ranged(&names)),
+            HostsEntity::SortedList => println!("{}", crate::hostlist::ranged_sorted(&names)),
+        }
+        0
     }
 }
