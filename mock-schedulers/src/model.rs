@@ -129,6 +129,9 @@ pub struct JobRequest {
     pub immediate: bool,
     /// `--signal`: signal number and seconds before the time limit.
     pub signal: Option<(i32, u64)>,
+    /// `--signal=B:...`: the signal is for the batch shell, not the job's steps.
+    #[serde(default)]
+    pub signal_batch_shell: bool,
     /// Working directory of the job.
     pub work_dir: String,
     /// Directory the client ran in.
@@ -256,6 +259,42 @@ pub struct JobRun {
     /// `stderr_path` are the spool meanwhile).
     #[serde(default)]
     pub staged_to: Option<(String, String)>,
+    /// Steps `srun` started inside the job's allocation (`<id>.0`, `<id>.1`, ...).
+    #[serde(default)]
+    pub steps: Vec<JobStep>,
+    /// Signals for the batch shell sent before its process group was known, delivered as soon
+    /// as it is: `(signal, whole group)`.
+    #[serde(default)]
+    pub pending_signals: Vec<(i32, bool)>,
+}
+
+/// A step `srun` runs inside an existing allocation: its tasks share a process group of their
+/// own, apart from the batch shell's, which is where Slurm delivers a signal meant for steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStep {
+    /// Step id, counted from 0 within the job.
+    pub id: u32,
+    /// The command's file name (sacct's JobName).
+    pub name: String,
+    /// Number of tasks.
+    pub ntasks: u32,
+    /// Process group of the tasks, once they run.
+    pub pgid: Option<i32>,
+    /// Simulated start time.
+    pub start_time: f64,
+    /// Simulated end time.
+    pub end_time: Option<f64>,
+    /// Raw wait status the step ended with (its worst task's).
+    pub status: Option<i32>,
+    /// Whether the job's end (cancel, time limit) ended the step.
+    pub killed: bool,
+}
+
+impl JobStep {
+    /// Whether the step still runs.
+    pub fn running(&self) -> bool {
+        self.end_time.is_none()
+    }
 }
 
 impl JobRun {
@@ -281,6 +320,8 @@ impl JobRun {
             warned: false,
             step_name: None,
             staged_to: None,
+            steps: Vec::new(),
+            pending_signals: Vec::new(),
         }
     }
 }

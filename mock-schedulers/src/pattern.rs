@@ -25,6 +25,12 @@ pub struct PatternFields<'a> {
 /// Expands a file name pattern. A backslash anywhere disables expansion (and is removed), as in
 /// Slurm. Codes Slurm does not know are kept literally.
 pub fn expand(pattern: &str, f: &PatternFields<'_>) -> String {
+    expand_for_task(pattern, f, 0, 0)
+}
+
+/// [`expand`] for one task of a step: `%t` is the task's rank and `%n` the relative number of
+/// its node (both 0 for a batch script).
+pub fn expand_for_task(pattern: &str, f: &PatternFields<'_>, task: u32, node: u32) -> String {
     if pattern.contains('\\') {
         return pattern.replace('\\', "");
     }
@@ -61,7 +67,8 @@ pub fn expand(pattern: &str, f: &PatternFields<'_>) -> String {
                 format!("{}.{}", num(f.job_id.into()), f.step)
             }),
             's' => Some(f.step.to_string()),
-            't' | 'n' => Some(num(0)),
+            't' => Some(num(task.into())),
+            'n' => Some(num(node.into())),
             'x' => Some(f.job_name.to_string()),
             'u' => Some(f.user.to_string()),
             'N' => Some(f.node.to_string()),

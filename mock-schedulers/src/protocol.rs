@@ -37,6 +37,36 @@ pub enum Request {
         /// Raw wait status.
         status: i32,
     },
+    /// srun inside job `job_id`'s allocation asks for a step of `ntasks` tasks using `cpus`
+    /// CPUs in all (`Response::StepCreated`, or an error in Slurm's words).
+    StepCreate {
+        /// The job.
+        job_id: u32,
+        /// The command's file name.
+        name: String,
+        /// Tasks.
+        ntasks: u32,
+        /// CPUs the step's tasks use in all.
+        cpus: u32,
+    },
+    /// The step's tasks run in this process group.
+    StepRunning {
+        /// The job.
+        job_id: u32,
+        /// The step.
+        step_id: u32,
+        /// Process group of its tasks.
+        pgid: i32,
+    },
+    /// The step ended with this raw wait status (its worst task's).
+    StepEnded {
+        /// The job.
+        job_id: u32,
+        /// The step.
+        step_id: u32,
+        /// Raw wait status.
+        status: i32,
+    },
     /// Jobs known to the controller.
     Jobs {
         /// Only these ids.
@@ -80,10 +110,25 @@ pub struct CancelRequest {
     pub partition: Option<String>,
     /// `-s`: a signal instead of cancelling.
     pub signal: Option<i32>,
-    /// `-b`: only the batch shell.
-    pub batch_only: bool,
+    /// Which of a running batch job's processes a signal reaches.
+    #[serde(default)]
+    pub scope: SignalScope,
     /// uid of the caller.
     pub uid: u32,
+}
+
+/// Which processes of a running batch job a signal reaches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SignalScope {
+    /// The job's whole process group and its steps (`qsig`, `bkill -s`, `flux job kill`).
+    #[default]
+    Job,
+    /// Only the steps `srun` started (`scancel -s`).
+    Steps,
+    /// Only the batch shell itself (`scancel -b -s`).
+    BatchShell,
+    /// The batch shell, its children and the steps (`scancel -f -s`).
+    Full,
 }
 
 /// Outcome for one job id of a cancel request.
@@ -139,6 +184,11 @@ pub enum Response {
     Pong {
         /// Daemon pid.
         pid: u32,
+    },
+    /// A step was created inside an allocation.
+    StepCreated {
+        /// The new step's id.
+        step_id: u32,
     },
     /// Batch job accepted.
     Submitted {

@@ -123,7 +123,9 @@ fn signal_option_warns_before_the_limit() {
             "--wait",
             "-t",
             "2",
-            "--signal=USR1@60",
+            // `B:`: for the batch shell; without it the signal would go to steps only
+            // (sbatch(1), --signal).
+            "--signal=B:USR1@60",
             "-o",
             "sig.out",
             "--wrap",
@@ -206,12 +208,13 @@ fn scancel_by_name_and_with_a_signal() {
         "-o",
         "keeper.out",
         "--wrap",
-        "trap 'echo got-USR1' USR1; echo ready; while true; do sleep 0.05; done",
+        "srun bash -c \"trap 'echo got-USR1' USR1; echo ready; while true; do sleep 0.05; done\"",
     ]);
     c.wait_state(a, "RUNNING");
     wait_file_contains(&c.path("keeper.out"), "ready");
     assert_eq!(c.run("scancel", &["-n", "victim"]).2, 0);
     c.wait_state(a, "CANCELLED");
+    // Without --batch or --full the signal goes to the job's steps (scancel(1)).
     assert_eq!(c.run("scancel", &["-s", "USR1", &b.to_string()]).2, 0);
     wait_file_contains(&c.path("keeper.out"), "got-USR1");
     assert_eq!(c.state_of(b), "RUNNING");
@@ -247,4 +250,74 @@ fn scancel_batch_signal_reaches_the_shell_right_after_the_start() {
     );
     wait_file_contains(&c.path("b.out"), "got-USR1");
     c.wait_state(id, "COMPLETED");
+}
+
+#[test]
+fn signals_reach_steps_the_batch_shell_or_both_as_asked() {
+    // scancel(1): -s alone signals the job's steps, -b the batch shell alone, -f the batch
+    // shell, its children and the steps; observed on Slurm 22.05 (docs/slurm-observed.md).
+    let c = TestCluster::fast();
+    let script = "trap 'echo shell-got-USR1' USR1\n\
+        srun bash -c 'trap \"echo task-got-USR1\" USR1; echo task-ready; while :; do sleep 0.05; done' &\n\
+        while :; do sleep 0.05; done\n";
+    std::fs::write(c.path("job.sh"), format!("#!/bin/bash\n{script}")).unwrap();
+    let id = c.submit(&["-o", "sig.out", "job.sh"]).to_string();
+    wait_file_contains(&c.path("sig.out"), "task-ready");
+    let count = |what: &str| {
+        std::fs::read_to_string(c.path("sig.out"))
+            .unwrap()
+            .lines()
+            .filter(|l| *l == what)
+            .count()
+    };
+    assert_eq!(c.run("scancel", &["-s", "USR1", &id]).2, 0);
+    common::wait_for("the task's trap", || count("task-got-USR1") == 1);
+    assert_eq!(c.run("scancel", &["-b", "-s", "USR1", &id]).2, 0);
+    common::wait_for("the shell's trap", || count("shell-got-USR1") == 1);
+    assert_eq!(c.run("scancel", &["-f", "-s", "USR1", &id]).2, 0);
+    common::wait_for("both traps", || {
+        count("shell-got-USR1") == 2 && count("task-got-USR1") == 2
+    });
+    // Neither -s nor -b reached the other side.
+    assert_eq!((count("shell-got-USR1"), count("task-got-USR1")), (2, 2));
+    assert_eq!(c.state_of(id.parse().unwrap()), "RUNNING");
+    assert_eq!(c.run("scancel", &[&id]).2, 0);
+    c.wait_state(id.parse().unwrap(), "CANCELLED");
+    // The step was ended with the job, and accounting shows it as a step of its own.
+    assert_eq!(
+        c.run(
+            "sacct",
+            &["-j", &id, "-n", "-P", "-o", "JobID,JobName,State"]
+        )
+        .0,
+        format!(
+            "{id}|job.sh|CANCELLED by {uid}\n{id}.batch|batch|CANCELLED\n{id}.0|bash|CANCELLED\n",
+            uid = mock_cluster::cli::slurm::identity().1
+        )
+    );
+}
+
+#[test]
+fn signal_option_without_b_reaches_the_steps_not_the_batch_shell() {
+    let c = TestCluster::fast();
+    let out = c
+        .cmd("sbatch")
+        .args([
+            "--wait",
+            "-t",
+            "2",
+            "--signal=USR1@60",
+            "-o",
+            "sig.out",
+            "--wrap",
+            "trap 'echo shell-got-USR1' USR1; srun bash -c \"trap 'echo task-got-USR1; exit 0' USR1; while true; do sleep 0.05; done\"",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = std::fs::read_to_string(c.path("sig.out")).unwrap();
+    assert!(
+        text == "task-got-USR1\n" || text == "User defined signal 1\ntask-got-USR1\n",
+        "{text:?}"
+    );
 }

@@ -171,14 +171,20 @@ fn cancelling_a_pending_srun() {
     let c = TestCluster::fast();
     let filler = c.submit(&["--wrap", "sleep 300"]);
     c.wait_state(filler, "RUNNING");
-    let child = c.spawn("srun", &["true"]);
-    wait_for("queued", || c.state_of(2) == "PENDING");
+    let mut child = c.spawn("srun", &["true"]);
+    // Cancelled once srun has said it waits (the job is PENDING before srun hears so).
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert_eq!(first, "srun: job 2 queued and waiting for resources\n");
     c.run("scancel", &["2"]);
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
-        "srun: job 2 queued and waiting for resources\nsrun: Job has been cancelled\nsrun: error: Unable to allocate resources: Job/step already completing or completed\n"
+        rest,
+        "srun: Job has been cancelled\nsrun: error: Unable to allocate resources: Job/step already completing or completed\n"
     );
     c.run("scancel", &[&filler.to_string()]);
 }
@@ -258,4 +264,70 @@ fn srun_time_limit_aborts_the_step_with_timeout() {
         "srun: Job step aborted: Waiting up to 4 seconds for job step to finish.\nslurmstepd-localhost: error: *** STEP 1.0 ON localhost CANCELLED AT <TIME> DUE TO TIME LIMIT ***\nsrun: error: localhost: task 0: Terminated\n"
     );
     assert_eq!(c.job_field(1, "%T %r %P"), "TIMEOUT TimeLimit gitlab-ci");
+}
+
+/// A batch script of several `srun` steps, as job libraries write them; what Slurm 22.05
+/// printed for it on the reference cluster (docs/slurm-observed.md, steps).
+const STEPS_SCRIPT: &str = r#"#!/bin/bash
+srun -n 2 -l bash -c 'echo $SLURM_PROCID $SLURM_LOCALID $SLURM_NODEID $SLURM_STEP_ID $SLURM_NTASKS $SLURM_STEP_NUM_TASKS; exit $SLURM_PROCID'
+echo "rc=$?"
+srun -n 2 bash -c 'exit 3'
+echo "rc=$?"
+srun --output=task-%j-%s-%t.out -n 2 bash -c 'echo hi $SLURM_PROCID'
+echo "rc=$?"
+srun -n 3 true
+echo "rc=$?"
+"#;
+
+#[test]
+fn srun_in_a_batch_job_runs_numbered_steps_of_ranked_tasks() {
+    let c = TestCluster::fast();
+    std::fs::write(c.path("steps.sh"), STEPS_SCRIPT).unwrap();
+    let id = c.submit(&["-n", "2", "-o", "steps.out", "steps.sh"]);
+    c.wait_state(id, "COMPLETED");
+    // Tasks print in any order; everything else in order.
+    let text = std::fs::read_to_string(c.path("steps.out")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[..2].sort_unstable();
+    assert_eq!(
+        lines,
+        [
+            "0: 0 0 0 0 2 2",
+            "1: 1 1 0 0 2 2",
+            "srun: error: localhost: task 1: Exited with exit code 1",
+            "rc=1",
+            "srun: error: localhost: tasks 0-1: Exited with exit code 3",
+            "rc=3",
+            "rc=0",
+            &format!(
+                "srun: error: Unable to create step for job {id}: More processors requested than permitted"
+            ),
+            "rc=1",
+        ]
+    );
+    for task in 0..2 {
+        assert_eq!(
+            std::fs::read_to_string(c.path(&format!("task-{id}-2-{task}.out"))).unwrap(),
+            format!("hi {task}\n")
+        );
+    }
+    // The refused step used no step id; the job completed whatever its steps did.
+    assert_eq!(
+        c.run(
+            "sacct",
+            &[
+                "-j",
+                &id.to_string(),
+                "-n",
+                "-P",
+                "-o",
+                "JobID,JobName,State,ExitCode"
+            ]
+        )
+        .0,
+        format!(
+            "{id}|steps.sh|COMPLETED|0:0\n{id}.batch|batch|COMPLETED|0:0\n\
+             {id}.0|bash|FAILED|1:0\n{id}.1|bash|FAILED|3:0\n{id}.2|bash|COMPLETED|0:0\n"
+        )
+    );
 }

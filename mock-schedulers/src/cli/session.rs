@@ -36,15 +36,39 @@ extern "C" fn forward_signal(sig: libc::c_int) {
     }
 }
 
+extern "C" fn let_pass(_sig: libc::c_int) {}
+
+/// For an srun whose tasks share its process group: the signals that group gets reach the
+/// tasks by themselves, and srun outlives them to report their ends. A handler, not SIG_IGN,
+/// since an ignored signal would stay ignored in the tasks.
+pub fn let_step_signals_pass() {
+    for sig in FORWARDED {
+        // SAFETY: the handler does nothing.
+        unsafe {
+            libc::signal(sig, let_pass as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+/// Forwards the signals srun passes on (INT, TERM, HUP, QUIT, USR1, USR2) to process group
+/// `pgid`.
+pub fn forward_signals_to(pgid: i32) {
+    CHILD_PGID.store(pgid, Ordering::SeqCst);
+    install_forwarding();
+}
+
+/// The signals srun passes on to its command.
+const FORWARDED: [libc::c_int; 6] = [
+    libc::SIGINT,
+    libc::SIGTERM,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
 fn install_forwarding() {
-    for sig in [
-        libc::SIGINT,
-        libc::SIGTERM,
-        libc::SIGHUP,
-        libc::SIGQUIT,
-        libc::SIGUSR1,
-        libc::SIGUSR2,
-    ] {
+    for sig in FORWARDED {
         // SAFETY: the handler only reads an atomic and calls killpg.
         unsafe {
             libc::signal(sig, forward_signal as *const () as libc::sighandler_t);

@@ -338,6 +338,35 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
             shared.changed.notify_all();
             Response::Cancelled { results }
         }
+        Request::StepCreate {
+            job_id,
+            name,
+            ntasks,
+            cpus,
+        } => match st.create_step(job_id, name, ntasks, cpus) {
+            Ok(step_id) => Response::StepCreated { step_id },
+            Err(message) => Response::Error {
+                detail: vec![],
+                message,
+            },
+        },
+        Request::StepRunning {
+            job_id,
+            step_id,
+            pgid,
+        } => {
+            st.step_running(job_id, step_id, pgid);
+            Response::Ok
+        }
+        Request::StepEnded {
+            job_id,
+            step_id,
+            status,
+        } => {
+            st.step_ended(job_id, step_id, status);
+            shared.changed.notify_all();
+            Response::Ok
+        }
         Request::Record(call) => {
             st.record_call(*call);
             Response::Ok

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 
 use crate::client::NODE_ENV;
 use crate::config::{Cluster, Injections};
-use crate::flavor::{Refusal, Site};
+use crate::flavor::{Flavor, Refusal, Site};
 use crate::hostlist;
-use crate::model::{CallRecord, Job, JobKind, JobRequest, JobRun, JobState, NodeAlloc};
+use crate::model::{CallRecord, Job, JobKind, JobRequest, JobRun, JobState, JobStep, NodeAlloc};
 use crate::pattern::{self, PatternFields};
-use crate::protocol::{CancelOutcome, CancelRequest, InjectRequest, NodeUsage, Response};
+use crate::protocol::{
+    CancelOutcome, CancelRequest, InjectRequest, NodeUsage, Response, SignalScope,
+};
 use crate::units::TimeLimit;
 
 use super::clock::SimClock;
@@ -149,6 +151,13 @@ fn send_signal(pgid: Option<i32>, sig: i32, group: bool) {
                 libc::kill(p, sig);
             }
         }
+    }
+}
+
+/// Sends `sig` to the process group of every running step of `job`.
+fn signal_steps(job: &Job, sig: i32) {
+    for step in job.run.steps.iter().filter(|s| s.running()) {
+        send_signal(step.pgid, sig, true);
     }
 }
 
@@ -729,6 +738,9 @@ impl State {
                 {
                     j.run.pgid = Some(p);
                     // Signals decided before the process existed are delivered now.
+                    for (sig, group) in std::mem::take(&mut j.run.pending_signals) {
+                        send_signal(Some(p), sig, group);
+                    }
                     if j.run.kill_sent {
                         send_signal(Some(p), libc::SIGKILL, true);
                     } else if j.run.term_sent.is_some() {
@@ -743,6 +755,7 @@ impl State {
                         if let Some(j) = self.jobs.get_mut(&id) {
                             j.run.kill_sent = true;
                             send_signal(j.run.pgid, libc::SIGKILL, true);
+                            signal_steps(j, libc::SIGKILL);
                         }
                     } else {
                         due(t + kill_wait);
@@ -759,7 +772,18 @@ impl State {
                 if now >= at {
                     if let Some(j) = self.jobs.get_mut(&id) {
                         j.run.warned = true;
-                        send_signal(j.run.pgid, sig, true);
+                        // Slurm's `--signal=B:SIG` is for the batch shell alone; without `B:`
+                        // it goes to the job's steps, not the batch shell (sbatch(1),
+                        // --signal). Other schedulers' jobs get it whole.
+                        let slurm_batch =
+                            j.req.kind == JobKind::Batch && j.req.flavor == Flavor::Slurm;
+                        if !slurm_batch {
+                            send_signal(j.run.pgid, sig, true);
+                        } else if j.req.signal_batch_shell {
+                            send_signal(j.run.pgid, sig, false);
+                        } else {
+                            signal_steps(j, sig);
+                        }
                     }
                 } else {
                     due(at);
@@ -1084,6 +1108,11 @@ impl State {
             send_signal(job.run.pgid, libc::SIGCONT, true);
             let term = job.req.flavor.rules().term_signal(ending);
             send_signal(job.run.pgid, term, true);
+            signal_steps(job, libc::SIGCONT);
+            signal_steps(job, term);
+        }
+        if ending == JobState::NodeFail {
+            signal_steps(job, libc::SIGKILL);
         }
         self.journal_run(id);
     }
@@ -1111,6 +1140,11 @@ impl State {
             _ => now,
         });
         job.run.pgid = None;
+        let step_end = job.run.end_time;
+        for step in job.run.steps.iter_mut().filter(|s| s.running()) {
+            step.end_time = step_end;
+            step.killed = true;
+        }
         job.run.reason = match state {
             // Observed on Slurm 22.05: a batch script killed by a signal is reported this way.
             JobState::Failed if signaled && job.req.kind == JobKind::Batch => {
@@ -1197,7 +1231,27 @@ impl State {
                     results.push(CancelOutcome::Done(id));
                 }
                 (JobState::Running, Some(sig)) => {
-                    send_signal(job.run.pgid, sig, !req.batch_only);
+                    // scancel(1): a signal goes to the job's steps; with --batch to the batch
+                    // shell alone, with --full to the batch shell, its children and the steps.
+                    // A job without a batch shell (srun, salloc) is its one step.
+                    let scope = match job.req.kind {
+                        JobKind::Batch => req.scope,
+                        JobKind::Interactive => SignalScope::Job,
+                    };
+                    let shell = match scope {
+                        SignalScope::Job | SignalScope::Full => Some(true),
+                        SignalScope::BatchShell => Some(false),
+                        SignalScope::Steps => None,
+                    };
+                    match (shell, job.run.pgid) {
+                        (Some(group), Some(_)) => send_signal(job.run.pgid, sig, group),
+                        // The job has started but its shell's pid is not written yet.
+                        (Some(group), None) => job.run.pending_signals.push((sig, group)),
+                        (None, _) => {}
+                    }
+                    if scope != SignalScope::BatchShell {
+                        signal_steps(job, sig);
+                    }
                     results.push(CancelOutcome::Done(id));
                 }
                 (JobState::Running, None) => {
@@ -1208,6 +1262,75 @@ impl State {
             }
         }
         results
+    }
+
+    /// A step of `ntasks` tasks using `cpus` CPUs inside running job `id`'s allocation; the
+    /// refusal in srun's words otherwise.
+    pub fn create_step(
+        &mut self,
+        id: u32,
+        name: String,
+        ntasks: u32,
+        cpus: u32,
+    ) -> Result<u32, String> {
+        let now = self.now();
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return Err("Invalid job id specified".into());
+        };
+        if job.run.state != JobState::Running || job.run.term_sent.is_some() {
+            return Err("Job/step already completing or completed".into());
+        }
+        let allocated: u32 = job.run.alloc.iter().map(|a| a.cores.len() as u32).sum();
+        if cpus > allocated.max(job.cpus) {
+            return Err("More processors requested than permitted".into());
+        }
+        let step_id = job.run.steps.len() as u32;
+        job.run.steps.push(JobStep {
+            id: step_id,
+            name,
+            ntasks,
+            pgid: None,
+            start_time: now,
+            end_time: None,
+            status: None,
+            killed: false,
+        });
+        self.journal_run(id);
+        Ok(step_id)
+    }
+
+    /// The tasks of step `step_id` of job `id` run in process group `pgid`.
+    pub fn step_running(&mut self, id: u32, step_id: u32, pgid: i32) {
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let killing = job.run.term_sent.is_some();
+        if let Some(step) = job.run.steps.get_mut(step_id as usize) {
+            step.pgid = Some(pgid);
+            // A step that started while the job was being ended is ended with it.
+            if killing {
+                send_signal(Some(pgid), libc::SIGKILL, true);
+            }
+        }
+        self.journal_run(id);
+    }
+
+    /// Step `step_id` of job `id` ended with raw wait `status`.
+    pub fn step_ended(&mut self, id: u32, step_id: u32, status: i32) {
+        let now = self.now();
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let killing = job.run.term_sent.is_some();
+        if let Some(step) = job.run.steps.get_mut(step_id as usize)
+            && step.running()
+        {
+            step.end_time = Some(now);
+            step.status = Some(status);
+            step.killed = killing;
+            step.pgid = None;
+        }
+        self.journal_run(id);
     }
 
     /// Applies run-time injections.

@@ -570,6 +570,7 @@ pub fn prepare(call: &Call, cmd: Cmd, args: &[String]) -> Result<Submission, i32
         begin_after,
         immediate: false,
         signal,
+        signal_batch_shell: false,
         work_dir,
         submit_dir: cwd,
         submit_host: crate::host::short_hostname(),

@@ -813,6 +813,7 @@ pub fn main(call: &mut Call) -> i32 {
         begin_after: None,
         immediate: false,
         signal: None,
+        signal_batch_shell: false,
         work_dir: work_dir.clone(),
         submit_dir: cwd,
         submit_host: crate::host::short_hostname(),

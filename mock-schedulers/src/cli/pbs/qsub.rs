@@ -964,6 +964,7 @@ pub fn main(call: &mut Call) -> i32 {
         begin_after: None,
         immediate: false,
         signal: None,
+        signal_batch_shell: false,
         work_dir,
         submit_dir: cwd,
         submit_host,

@@ -9,6 +9,7 @@ pub mod scontrol;
 pub mod sinfo;
 pub mod squeue;
 pub mod srun;
+pub mod step;
 
 use std::collections::BTreeMap;
 
@@ -300,6 +301,7 @@ pub fn build_request(
         begin_after: None,
         immediate: r.immediate,
         signal: None,
+        signal_batch_shell: false,
         work_dir,
         submit_dir: cwd,
         submit_host: short_hostname(),
@@ -341,6 +343,21 @@ pub fn parse_begin(v: &str) -> Option<f64> {
     };
     // So many digits that the offset is no number any more: no time at all.
     Some(n * mult).filter(|secs| secs.is_finite())
+}
+
+/// How srun describes a task killed by `sig` (`strsignal`'s words).
+pub fn signal_description(sig: i32) -> &'static str {
+    match sig {
+        1 => "Hangup",
+        2 => "Interrupt",
+        6 => "Aborted",
+        9 => "Killed",
+        10 => "User defined signal 1",
+        11 => "Segmentation fault",
+        12 => "User defined signal 2",
+        15 => "Terminated",
+        _ => "Killed",
+    }
 }
 
 /// Parses `--signal=[{R|B}:]<sig>[@<secs>]`.

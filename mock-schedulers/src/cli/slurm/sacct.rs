@@ -2,7 +2,7 @@
 
 use crate::cli::Call;
 use crate::cli::getopt::{HasArg::*, Opt, opt};
-use crate::model::{Job, JobKind, JobState};
+use crate::model::{Job, JobKind, JobState, JobStep};
 use crate::units;
 
 use super::format::{date, elapsed, field_width};
@@ -55,8 +55,17 @@ const LONG_FIELDS: &str = "JobID,JobIDRaw,JobName,Partition,MaxVMSize,MaxVMSizeN
 struct Row<'a> {
     job: &'a Job,
     step: Option<&'a str>,
+    /// The srun step this row shows, when it is one.
+    srun_step: Option<&'a JobStep>,
     state: String,
     exit: String,
+}
+
+impl Row<'_> {
+    /// Whether this is the job's own row, not one of its steps'.
+    fn is_job(&self) -> bool {
+        self.step.is_none() && self.srun_step.is_none()
+    }
 }
 
 fn default_width(field: &str) -> usize {
@@ -116,10 +125,28 @@ fn header_name(field: &str) -> String {
 
 fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
     let job = row.job;
-    let id = match row.step {
-        Some(s) => format!("{}.{s}", job.id),
-        None => job.id.to_string(),
+    let id = match (row.srun_step, row.step) {
+        (Some(step), _) => format!("{}.{}", job.id, step.id),
+        (None, Some(s)) => format!("{}.{s}", job.id),
+        (None, None) => job.id.to_string(),
     };
+    if let Some(step) = row.srun_step {
+        match field {
+            "jobname" => return step.name.clone(),
+            "start" => return date(Some(step.start_time), "Unknown"),
+            "end" => return date(step.end_time, "Unknown"),
+            "elapsed" | "elapsedraw" => {
+                let seconds = (step.end_time.unwrap_or(now) - step.start_time).max(0.0) as u64;
+                return if field == "elapsed" {
+                    units::format_long_duration(seconds)
+                } else {
+                    seconds.to_string()
+                };
+            }
+            "ntasks" => return step.ntasks.to_string(),
+            _ => {}
+        }
+    }
     let started = job.run.start_time.is_some();
     match field {
         "jobid" | "jobidraw" => id,
@@ -133,7 +160,7 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
             Some(s) => s.to_string(),
         },
         "partition" => {
-            if row.step.is_none() {
+            if row.is_job() {
                 job.partition.clone()
             } else {
                 String::new()
@@ -162,7 +189,7 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
         "end" => date(job.run.end_time, "Unknown"),
         "submit" | "eligible" => date(Some(job.submit_time), "Unknown"),
         "timelimit" => {
-            if row.step.is_none() {
+            if row.is_job() {
                 match job.time_limit.seconds() {
                     Some(s) => units::format_long_duration(s),
                     None => "UNLIMITED".into(),
@@ -180,7 +207,7 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
         }
         "nnodes" | "allocnodes" => job.num_nodes.to_string(),
         "user" => {
-            if row.step.is_none() {
+            if row.is_job() {
                 job.req.user.clone()
             } else {
                 String::new()
@@ -191,14 +218,14 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
         "group" => job.req.gid.to_string(),
         "workdir" => job.req.work_dir.clone(),
         "qos" => {
-            if row.step.is_none() {
+            if row.is_job() {
                 job.qos.clone()
             } else {
                 String::new()
             }
         }
         "reqmem" => {
-            if row.step.is_none() {
+            if row.is_job() {
                 format!("{}M", job.mem_per_node_mb)
             } else {
                 String::new()
@@ -251,6 +278,7 @@ fn rows(job: &Job, allocations_only: bool) -> Vec<Row<'_>> {
     let mut out = vec![Row {
         job,
         step: None,
+        srun_step: None,
         state: job_state,
         exit: job_exit,
     }];
@@ -276,6 +304,7 @@ fn rows(job: &Job, allocations_only: bool) -> Vec<Row<'_>> {
         JobKind::Batch => out.push(Row {
             job,
             step: Some("batch"),
+            srun_step: None,
             state: step_state_text.clone(),
             exit: step_exit.clone(),
         }),
@@ -286,8 +315,25 @@ fn rows(job: &Job, allocations_only: bool) -> Vec<Row<'_>> {
         out.push(Row {
             job,
             step: Some("0"),
+            srun_step: None,
             state: step_state_text,
             exit: step_exit,
+        });
+    }
+    // Steps srun started inside the allocation, after the batch step (observed).
+    for step in &job.run.steps {
+        let (state, exit) = match (step.end_time, step.status) {
+            (None, _) => ("RUNNING".to_string(), "0:0".to_string()),
+            (Some(_), Some(status)) if !step.killed => (step_state(status), exit_text(status)),
+            (Some(_), Some(status)) => ("CANCELLED".into(), exit_text(status)),
+            (Some(_), None) => ("CANCELLED".into(), "0:15".into()),
+        };
+        out.push(Row {
+            job,
+            step: None,
+            srun_step: Some(step),
+            state,
+            exit,
         });
     }
     out

@@ -249,7 +249,7 @@ pub fn main(call: &mut Call) -> i32 {
             "input" => input = Some(v.to_string()),
             "open-mode" => append = v.starts_with('a'),
             "signal" => match parse_signal_spec(v) {
-                Some((sig, secs, _)) => signal = Some((sig, secs)),
+                Some((sig, secs, batch_shell)) => signal = Some((sig, secs, batch_shell)),
                 None => return fail("Invalid --signal specification"),
             },
             "begin" => match super::parse_begin(v) {
@@ -275,7 +275,8 @@ pub fn main(call: &mut Call) -> i32 {
     req.stderr = error;
     req.stdin = input;
     req.append = append;
-    req.signal = signal;
+    req.signal = signal.map(|(sig, secs, _)| (sig, secs));
+    req.signal_batch_shell = signal.is_some_and(|(_, _, batch_shell)| batch_shell);
     req.begin_after = begin_after;
     req.name_from_stdin = script_name == "sbatch" && r.name.is_none();
     req.script = Some(script);

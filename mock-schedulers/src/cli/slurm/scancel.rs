@@ -4,7 +4,7 @@ use super::CONNECT_FAILURE;
 use crate::cli::Call;
 use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::model::JobState;
-use crate::protocol::{CancelOutcome, CancelRequest, Request, Response};
+use crate::protocol::{CancelOutcome, CancelRequest, Request, Response, SignalScope};
 
 use super::signal_number;
 
@@ -83,7 +83,13 @@ pub fn main(call: &mut Call) -> i32 {
         cli.value("user").map(str::to_string)
     };
     req.partition = cli.value("partition").map(str::to_string);
-    req.batch_only = cli.has("batch");
+    req.scope = if cli.has("full") {
+        SignalScope::Full
+    } else if cli.has("batch") {
+        SignalScope::BatchShell
+    } else {
+        SignalScope::Steps
+    };
     if let Some(s) = cli.value("state") {
         match JobState::parse(s) {
             Some(st) => req.state = Some(st),

@@ -9,7 +9,7 @@ use super::CONNECT_FAILURE;
 use crate::cli::Call;
 use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::cli::session::{
-    Denied, Granted, Progress, Ran, Revocation, Session, base_name, run_command, was_revoked,
+    Denied, Granted, Progress, Ran, Revocation, Session, base_name, was_revoked,
 };
 use crate::model::{JobKind, JobState};
 
@@ -80,18 +80,6 @@ Examples:
   salloc -c 2 -t 30 ./run-tests.sh
 ";
 
-fn signal_text(sig: i32) -> &'static str {
-    match sig {
-        1 => "Hangup",
-        2 => "Interrupt",
-        6 => "Aborted",
-        9 => "Killed",
-        11 => "Segmentation fault",
-        15 => "Terminated",
-        _ => "Killed",
-    }
-}
-
 /// Runs srun (or salloc); returns the exit code.
 pub fn main(call: &mut Call, salloc: bool) -> i32 {
     let prog = if salloc { "salloc" } else { "srun" };
@@ -128,22 +116,17 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
     let quiet = cli.has("quiet");
     let user_env: BTreeMap<String, String> = crate::cli::environment();
 
-    // A step inside an existing allocation (e.g. srun in a batch script) runs directly.
+    // A step inside an existing allocation (a batch script, salloc's shell).
     if !salloc && let Some(job_id) = user_env.get("SLURM_JOB_ID").cloned() {
-        let mut env = user_env.clone();
-        env.insert("SLURM_STEP_ID".into(), "0".into());
-        env.insert("SLURM_STEPID".into(), "0".into());
-        env.insert(
-            "SLURM_STEP_NUM_TASKS".into(),
-            r.ntasks.unwrap_or(1).to_string(),
-        );
-        env.insert("SLURM_STEP_NUM_NODES".into(), "1".into());
-        if let Some(nl) = user_env.get("SLURM_JOB_NODELIST") {
-            env.insert("SLURM_STEP_NODELIST".into(), nl.clone());
-        }
-        let _ = job_id;
-        let ran = run_command(&command, &env, Vec::new(), stdin_none, |_, _| {});
-        return exit_code(prog, &command, &ran, "", None);
+        let options = super::step::StepOptions {
+            resources: &r,
+            command: &command,
+            label: cli.has("label"),
+            output: cli.value("output"),
+            error: cli.value("error"),
+            stdin_none,
+        };
+        return super::step::run(call, &job_id, user_env, &options);
     }
 
     let cmdline = command.join(" ");
@@ -313,7 +296,10 @@ fn exit_code(prog: &str, command: &[String], ran: &Ran, node: &str, step: Option
             if salloc {
                 if matches!(sig, 1 | 2 | 3 | 9) { 0 } else { 1 }
             } else {
-                eprintln!("srun: error: {node}: task 0: {}", signal_text(sig));
+                eprintln!(
+                    "srun: error: {node}: task 0: {}",
+                    super::signal_description(sig)
+                );
                 if let Some(id) = step
                     && !was_revoked()
                 {

@@ -1,0 +1,124 @@
+//! Differential cases of job steps: `srun` inside a batch job, as job libraries and workflow
+//! tools write it (several tasks, labels, `%t` file names, exit codes of failing tasks,
+//! accounting rows per step), and signals meant for steps, the batch shell or both. The same
+//! cases run on real Slurm 22.05 and on the simulated cluster; the shared machinery is in
+//! `differential/mod.rs`.
+
+mod differential;
+
+use std::time::Duration;
+
+use conformance::poll::poll_until;
+use conformance::slurm_env::FakeCluster;
+use differential::*;
+
+fn differential(name: &str, fake: FakeCluster, case: Case) {
+    if let Err(report) = differential_result(name, fake, case) {
+        panic!("{report}");
+    }
+}
+
+/// The lines of a file in sorted order: tasks write concurrently, in no fixed order.
+fn record_sorted_file(s: &mut Side, key: &str, relative: &str) {
+    let value = match s.env.read_file(relative) {
+        Some(text) => {
+            let mut lines: Vec<&str> = text.lines().collect();
+            lines.sort_unstable();
+            s.norm.text(&lines.join("\n"))
+        }
+        None => "(no such file)".into(),
+    };
+    s.note(key, value);
+}
+
+#[test]
+fn srun_steps_inside_a_batch_job() {
+    differential("srun_steps", FakeCluster::mirroring_ci_slurm(), |s| {
+        let script = r#"#!/bin/bash
+srun -n 2 -l bash -c 'echo $SLURM_PROCID $SLURM_LOCALID $SLURM_NODEID $SLURM_STEP_ID $SLURM_NTASKS $SLURM_STEP_NUM_TASKS $SLURM_STEP_TASKS_PER_NODE $SLURM_GTIDS $SLURM_DISTRIBUTION; exit $SLURM_PROCID'
+echo "rc=$?"
+srun -n 2 bash -c 'exit 3'
+echo "rc=$?"
+srun --output=task-%j-%s-%t.out -n 2 bash -c 'echo hi $SLURM_PROCID'
+echo "rc=$?"
+srun -n 2 --label bash -c 'echo out; echo err >&2'
+srun bash -c 'echo default $SLURM_NTASKS $SLURM_STEP_NUM_TASKS'
+srun -n 3 true
+echo "rc=$?"
+"#;
+        s.env.write_file("steps.sh", script)?;
+        let id = s.submit(
+            "sbatch",
+            &[
+                "sbatch",
+                "-n",
+                "2",
+                "--mem",
+                "100",
+                "-o",
+                "steps.out",
+                "steps.sh",
+            ],
+        )?;
+        s.wait_until_finished(id)?;
+        record_sorted_file(s, "output, sorted", "steps.out");
+        record_sorted_file(s, "task 0's file", &format!("task-{id}-2-0.out"));
+        record_sorted_file(s, "task 1's file", &format!("task-{id}-2-1.out"));
+        s.record_final_state("state", id)?;
+        s.record_sacct("sacct", id, 7)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn signals_reach_steps_the_batch_shell_or_everything() {
+    differential("signal_scopes", FakeCluster::mirroring_ci_slurm(), |s| {
+        let script = "#!/bin/bash\n\
+            trap 'echo shell-got-USR1' USR1\n\
+            srun bash -c 'trap \"echo task-got-USR1\" USR1; echo task-ready; while :; do sleep 0.2; done' &\n\
+            while :; do sleep 0.2; done\n";
+        s.env.write_file("sig.sh", script)?;
+        let id = s.submit(
+            "sbatch",
+            &[
+                "sbatch", "-c", "1", "--mem", "100", "-o", "sig.out", "sig.sh",
+            ],
+        )?;
+        s.wait_for_state(id, &["RUNNING"])?;
+        let count = |s: &Side, what: &str| {
+            s.env
+                .read_file("sig.out")
+                .map_or(0, |t| t.lines().filter(|l| *l == what).count())
+        };
+        if !poll_until(Duration::from_secs(30), || count(s, "task-ready") == 1) {
+            return fail("the step's task never started");
+        }
+        let id_text = id.to_string();
+        for (options, shell, task) in [
+            (&["-s", "USR1"][..], 0, 1),
+            (&["-b", "-s", "USR1"][..], 1, 1),
+            (&["-f", "-s", "USR1"][..], 2, 2),
+        ] {
+            let mut argv = vec!["scancel"];
+            argv.extend_from_slice(options);
+            argv.push(&id_text);
+            s.run(&format!("scancel {}", options.join(" ")), &argv)?;
+            let arrived = poll_until(Duration::from_secs(10), || {
+                count(s, "shell-got-USR1") >= shell && count(s, "task-got-USR1") >= task
+            });
+            s.note(
+                &format!("after scancel {}", options.join(" ")),
+                format!(
+                    "arrived {arrived}; shell {} task {}",
+                    count(s, "shell-got-USR1"),
+                    count(s, "task-got-USR1")
+                ),
+            );
+        }
+        s.record_state("still running", id)?;
+        s.run("scancel", &["scancel", &id_text])?;
+        s.wait_until_finished(id)?;
+        s.record_sacct("sacct", id, 3)?;
+        Ok(())
+    });
+}
