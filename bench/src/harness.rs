@@ -11,8 +11,8 @@ use mock_gitlab::{MockConfig, MockGitlab};
 /// The options every end-to-end bench takes: which binaries to measure, where to write JSON.
 #[derive(Debug, clap::Args)]
 pub struct Common {
-    /// The batchci binary to measure (default: the workspace's, release build first);
-    /// another build, for comparisons.
+    /// The batchci binary to measure (default: the workspace's, the same build as this bench
+    /// first); another build, for comparisons.
     #[arg(long)]
     pub batchci: Option<PathBuf>,
     /// The mock-cluster binary (default: the workspace's).
@@ -49,14 +49,29 @@ impl Common {
     }
 }
 
-/// A workspace binary, release build first; exits the bench when it is not built.
+/// A workspace binary: the one beside this bench (the same build), else the release then the
+/// debug build of the target directory this bench was built in (`CARGO_TARGET_DIR` or not),
+/// else of the workspace's `target/`; exits the bench when it is not built.
 pub fn workspace_binary(name: &str) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for profile in ["release", "debug"] {
-        let path = root.join("target").join(profile).join(name);
-        if path.exists() {
-            return path;
+    // Tests and criterion benches run from `deps/` inside the profile's directory.
+    let own_dir = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.to_path_buf()))
+        .map(|dir| match dir.file_name() {
+            Some(last) if last == "deps" => dir.parent().map_or(dir.clone(), Path::to_path_buf),
+            _ => dir,
+        });
+    let workspace_target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(dir) = &own_dir {
+        candidates.push(dir.join(name));
+        if let Some(target) = dir.parent() {
+            candidates.extend(["release", "debug"].map(|p| target.join(p).join(name)));
         }
+    }
+    candidates.extend(["release", "debug"].map(|p| workspace_target.join(p).join(name)));
+    if let Some(path) = candidates.into_iter().find(|p| p.exists()) {
+        return path;
     }
     eprintln!("{name} not found: run `cargo build --release -p {name}` first");
     std::process::exit(2);

@@ -26,17 +26,7 @@ fn mock_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("MOCK_CLUSTER_BIN") {
         return PathBuf::from(p);
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for profile in ["release", "debug"] {
-        let p = root.join("target").join(profile).join("mock-cluster");
-        if p.exists() {
-            return p;
-        }
-    }
-    eprintln!(
-        "mock-cluster binary not found: run `cargo build --release -p mock-cluster` or set MOCK_CLUSTER_BIN"
-    );
-    std::process::exit(2);
+    bench::harness::workspace_binary("mock-cluster")
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

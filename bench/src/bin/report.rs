@@ -3,15 +3,19 @@
 //! The other bench binaries sit next to this one (`target/release/`); each is run as a
 //! subprocess with `--json FILE` (`mock-cluster-bench` prints its JSON instead), in this order:
 //! `mock-cluster-bench`, `allocation-latency-bench`, `executor-latency-bench`,
-//! `executor-scale-bench` and, when it is built, `log-throughput-bench`. Real Slurm is
-//! included when `sinfo` answers for `SLURM_CONF` (default `/tmp/batchci-slurm/slurm.conf`,
-//! where `ci/slurm up` puts it); otherwise the page says it was not running.
+//! `executor-scale-bench` (both ways of waiting, `--wait submit,batched`; with real Slurm a
+//! second run, `--cluster real`, counts the controller's RPCs) and, when it is built,
+//! `log-throughput-bench`. Real Slurm is included when `sinfo` answers for `SLURM_CONF`
+//! (default `/tmp/batchci-slurm/slurm.conf`, where `ci/slurm up` puts it); otherwise the page
+//! says it was not running.
 //!
 //! The page comes from the template `bench/report/benchmarks.md.in` with one table per area
-//! (what, batchci, its anchor measured in the same run, the target, the ratio and verdict),
-//! what each bench printed, and SVG plots under `benchmarks/` beside it (drawn with plotters):
-//! latency distributions per backend, the scale curve, log throughput. All the JSON the
-//! benches wrote is kept in `benchmarks/results.json`.
+//! (what, batchci, its anchor measured in the same run, the target, the ratio and verdict), a
+//! summary of the rows with a target at its top, what each bench printed, and SVG plots under
+//! `benchmarks/` beside it (drawn with plotters): latency distributions per backend, the scale
+//! curve per way of waiting, log throughput. All the JSON the benches wrote is kept in
+//! `benchmarks/results.json`. What the report cannot measure again (old builds, criterion
+//! benches) stays in the template as prose, labelled as from an earlier run.
 //!
 //! `--smoke` runs tiny sizes in well under a minute (the simulated cluster and the shell
 //! executor only): what `ci/test` runs so that the benches cannot rot. It writes wherever
@@ -19,7 +23,7 @@
 //! or wrote no usable JSON, never because a target was missed: the tables say that.
 //!
 //! Usage: `cargo build --release -p batchci -p mock-cluster -p bench && cargo run --release
-//! -p bench --bin report` (about 15 minutes; `--smoke --out /tmp/report` for the short one).
+//! -p bench --bin report` (about 20 minutes; `--smoke --out /tmp/report` for the short one).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -108,13 +112,18 @@ impl Context {
     /// Runs bench `name` with `args`; `json_flag`: it takes `--json FILE` (else its standard
     /// output is the JSON) and the `--batchci`/`--mock-cluster` options.
     fn run(&self, name: &str, args: &[String], json_flag: bool) -> BenchRun {
+        self.run_as(name, name, args, json_flag)
+    }
+
+    /// As [`Context::run`], its JSON file named after `key` (one bench run twice in a report).
+    fn run_as(&self, key: &str, name: &str, args: &[String], json_flag: bool) -> BenchRun {
         let program = self.bin_dir.join(name);
         if !program.exists() {
             return BenchRun::skipped(&format!(
                 "{name} is not built (cargo build --release -p bench)"
             ));
         }
-        let json_file = self.json_dir.path().join(format!("{name}.json"));
+        let json_file = self.json_dir.path().join(format!("{key}.json"));
         let mut command = Command::new(&program);
         command.args(args);
         let mut shown: Vec<String> = args.to_vec();
@@ -253,6 +262,8 @@ fn real_slurm() -> RealSlurm {
 struct Table {
     subject: &'static str,
     rows: Vec<[String; 5]>,
+    /// The rows the page's summary at the top repeats.
+    headlines: Vec<usize>,
     notes: Vec<String>,
 }
 
@@ -261,6 +272,7 @@ impl Table {
         Table {
             subject,
             rows: Vec::new(),
+            headlines: Vec::new(),
             notes: Vec::new(),
         }
     }
@@ -268,6 +280,13 @@ impl Table {
     fn row(&mut self, what: String, value: String, anchor: String, target: &str, ratio: String) {
         self.rows
             .push([what, value, anchor, target.to_string(), ratio]);
+    }
+
+    /// Marks the last row for the summary at the top of the page.
+    fn headline(&mut self) {
+        if !self.rows.is_empty() {
+            self.headlines.push(self.rows.len() - 1);
+        }
     }
 
     fn markdown(&self) -> String {
@@ -396,6 +415,7 @@ fn allocation_table(run: &BenchRun, slurm: &RealSlurm) -> Table {
                 batchci.map(|b| verdict(b <= target)),
             ),
         );
+        table.headline();
         let scheduler = number(single, "scheduler_p50_s");
         let (anchor, r) = if backend == "slurm" {
             (
@@ -546,6 +566,9 @@ fn latency_table(run: &BenchRun, slurm: &RealSlurm) -> Table {
                 target.zip(p50).map(|(t, p)| verdict(p <= t)),
             ),
         );
+        if target.is_some() {
+            table.headline();
+        }
     }
     if !rows.iter().any(|r| r["backend"] == "slurm-real")
         && let RealSlurm::Absent { why } = slurm
@@ -558,37 +581,209 @@ fn latency_table(run: &BenchRun, slurm: &RealSlurm) -> Table {
     table
 }
 
+/// How a scale row waited for its jobs (`submit` when the bench predates `--wait`).
+fn wait_mode(row: &Value) -> &str {
+    row["wait"].as_str().unwrap_or("submit")
+}
+
+/// The modes of a scale run, in the order the bench ran them.
+fn wait_modes(rows: &[Value]) -> Vec<String> {
+    let mut modes: Vec<String> = Vec::new();
+    for row in rows {
+        if !modes.iter().any(|m| m == wait_mode(row)) {
+            modes.push(wait_mode(row).to_string());
+        }
+    }
+    modes
+}
+
 fn scale_table(run: &BenchRun) -> Table {
     let mut table = Table::new("batchci");
     let rows = array(run);
-    let smallest = rows
-        .iter()
-        .filter_map(|r| Some((r["jobs"].as_u64()?, number(r, "cpu_ms_per_job")?)))
-        .min_by_key(|&(jobs, _)| jobs);
-    for row in &rows {
-        let jobs = row["jobs"].as_u64().unwrap_or(0);
-        let per_job = number(row, "cpu_ms_per_job");
-        let r = smallest.and_then(|(_, low)| per_job.map(|p| p / low));
-        table.row(
-            format!(
-                "CPU per job, {jobs} concurrent {} s Slurm jobs",
-                row["job_seconds"]
-            ),
-            format!(
-                "{} ({} of {jobs} succeeded; {} inotify, {} threads; wall {})",
-                per_job.map_or("—".into(), |p| format!("{p:.1} ms")),
-                row["succeeded"],
-                row["inotify_instances"],
-                row["threads"],
-                secs(number(row, "wall_seconds")),
-            ),
-            smallest.map_or("—".into(), |(n, low)| format!("{low:.1} ms at {n} jobs")),
-            "≤ 2× the smallest run",
-            join_verdict(r, r.map(|r| verdict(r <= 2.0))),
-        );
+    let modes = wait_modes(&rows);
+    for mode in &modes {
+        let of_mode: Vec<&Value> = rows.iter().filter(|r| wait_mode(r) == mode).collect();
+        // The anchor of each size: the smallest run of the same mode.
+        let smallest = of_mode
+            .iter()
+            .filter_map(|r| Some((r["jobs"].as_u64()?, number(r, "cpu_ms_per_job")?)))
+            .min_by_key(|&(jobs, _)| jobs);
+        let largest = of_mode.iter().filter_map(|r| r["jobs"].as_u64()).max();
+        for row in &of_mode {
+            let jobs = row["jobs"].as_u64().unwrap_or(0);
+            let per_job = number(row, "cpu_ms_per_job");
+            let r = smallest.and_then(|(_, low)| per_job.map(|p| p / low));
+            let queries = number(row, "status_queries_per_job_minute");
+            table.row(
+                format!(
+                    "CPU per job, `wait = \"{mode}\"`, {jobs} concurrent {} s Slurm jobs",
+                    row["job_seconds"]
+                ),
+                format!(
+                    "{} ({} of {jobs} succeeded; {} inotify, {} threads, {} children at most{}; wall {})",
+                    per_job.map_or("—".into(), |p| format!("{p:.1} ms")),
+                    row["succeeded"],
+                    row["inotify_instances"],
+                    row["threads"],
+                    row["children"].as_u64().map_or("?".into(), |c| c.to_string()),
+                    queries.map_or(String::new(), |q| format!(
+                        ", {q:.2} status queries per job and minute"
+                    )),
+                    secs(number(row, "wall_seconds")),
+                ),
+                smallest.map_or("—".into(), |(n, low)| {
+                    format!("{low:.1} ms at {n} jobs, same mode")
+                }),
+                "≤ 2× the smallest run",
+                join_verdict(r, r.map(|r| verdict(r <= 2.0))),
+            );
+            if Some(jobs) == largest {
+                table.headline();
+            }
+        }
+    }
+    // The two modes side by side at each size both ran.
+    if modes.iter().any(|m| m == "submit") && modes.iter().any(|m| m == "batched") {
+        let find = |mode: &str, jobs: u64| {
+            rows.iter()
+                .find(|r| wait_mode(r) == mode && r["jobs"].as_u64() == Some(jobs))
+        };
+        let mut sizes: Vec<u64> = rows.iter().filter_map(|r| r["jobs"].as_u64()).collect();
+        sizes.sort_unstable();
+        sizes.dedup();
+        for jobs in sizes {
+            let (Some(batched), Some(submit)) = (find("batched", jobs), find("submit", jobs))
+            else {
+                continue;
+            };
+            let described = |r: &Value| {
+                format!(
+                    "{} children at most, {} status queries per job and minute",
+                    r["children"].as_u64().map_or("?".into(), |c| c.to_string()),
+                    fmt2(number(r, "status_queries_per_job_minute"))
+                )
+            };
+            table.row(
+                format!("`wait = \"batched\"` against one `sbatch --wait` per job, {jobs} jobs"),
+                described(batched),
+                format!("`wait = \"submit\"`: {}", described(submit)),
+                "—",
+                ratio(
+                    number(batched, "cpu_ms_per_job"),
+                    number(submit, "cpu_ms_per_job"),
+                    0.0,
+                )
+                .map_or("—".into(), |r| format!("{r:.2}× submit's CPU per job")),
+            );
+        }
     }
     table.notes.extend(problem_note(run));
     table
+}
+
+/// The controller's RPCs on real Slurm, per wait mode and number of jobs.
+fn scale_real_table(run: &BenchRun, slurm: &RealSlurm, queued_before: Option<usize>) -> Table {
+    let mut table = Table::new("controller RPCs");
+    if let RealSlurm::Absent { why } = slurm {
+        table.notes.push(format!(
+            "{}: not measured in this run; the counts of an earlier run are below.",
+            capitalised(why)
+        ));
+        return table;
+    }
+    let rows = array(run);
+    let find = |mode: &str, jobs: u64| {
+        rows.iter()
+            .find(|r| wait_mode(r) == mode && r["jobs"].as_u64() == Some(jobs))
+    };
+    let counts = |row: &Value| -> Vec<(String, u64)> {
+        row["controller_rpcs"]
+            .as_array()
+            .map(|rpcs| {
+                rpcs.iter()
+                    .filter_map(|r| Some((r["type"].as_str()?.to_string(), r["count"].as_u64()?)))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let total = |row: &Value| counts(row).iter().map(|(_, n)| n).sum::<u64>();
+    let per_job = |row: &Value| {
+        row["jobs"]
+            .as_u64()
+            .filter(|&j| j > 0)
+            .map(|j| total(row) as f64 / j as f64)
+    };
+    for row in &rows {
+        let mode = wait_mode(row);
+        let jobs = row["jobs"].as_u64().unwrap_or(0);
+        let rpcs = counts(row);
+        let mut top: Vec<String> = rpcs
+            .iter()
+            .take(5)
+            .map(|(name, n)| format!("{} {n}", name.trim_start_matches("REQUEST_")))
+            .collect();
+        if rpcs.len() > 5 {
+            top.push("…".into());
+        }
+        let submit = (mode != "submit").then(|| find("submit", jobs)).flatten();
+        let succeeded = row["succeeded"].as_u64().unwrap_or(0);
+        table.row(
+            format!(
+                "`wait = \"{mode}\"`, {jobs} {} of {} s ({succeeded} succeeded; batchci's CPU {} per job)",
+                if jobs == 1 { "job" } else { "jobs" },
+                row["job_seconds"],
+                number(row, "cpu_ms_per_job").map_or("—".into(), |p| format!("{p:.0} ms"))
+            ),
+            format!(
+                "{} in all, {} per job: {}",
+                total(row),
+                fmt1(per_job(row)),
+                if top.is_empty() {
+                    "none".into()
+                } else {
+                    top.join(", ")
+                }
+            ),
+            submit.map_or("—".into(), |s| {
+                format!("`wait = \"submit\"` {} per job", fmt1(per_job(s)))
+            }),
+            "—",
+            join_verdict(
+                ratio(per_job(row), submit.and_then(&per_job), 0.0),
+                (succeeded != jobs).then_some("**not every job succeeded**"),
+            ),
+        );
+    }
+    if let Some(queued) = queued_before.filter(|&q| q > 0) {
+        table.notes.push(format!(
+            "Real Slurm was not idle: {queued} other {} in its queue when this run started, \
+             and the counts include whatever else asked its controller meanwhile.",
+            if queued == 1 { "job was" } else { "jobs were" }
+        ));
+    }
+    table.notes.extend(problem_note(run));
+    table
+}
+
+/// How many jobs real Slurm's queue holds, if `squeue` answers.
+fn real_queue_length(slurm: &RealSlurm) -> Option<usize> {
+    let RealSlurm::Running { conf } = slurm else {
+        return None;
+    };
+    let output = Command::new("squeue")
+        .args(["-h", "-o", "%i"])
+        .env("SLURM_CONF", conf)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    Some(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count(),
+    )
 }
 
 fn mock_cluster_table(run: &BenchRun, slurm: &RealSlurm) -> Table {
@@ -618,6 +813,7 @@ fn mock_cluster_table(run: &BenchRun, slurm: &RealSlurm) -> Table {
         &format!("≤ {target} ms"),
         join_verdict(ratio(fake, real, 0.0), fake.map(|f| verdict(f <= target))),
     );
+    table.headline();
     let tp = &json["submissions_per_second"];
     if let Some(per_second) = number(tp, "per_second") {
         let target = number(tp, "target").unwrap_or(2000.0);
@@ -628,6 +824,7 @@ fn mock_cluster_table(run: &BenchRun, slurm: &RealSlurm) -> Table {
             &format!("≥ {} /s", thousands(target)),
             verdict(per_second >= target).into(),
         );
+        table.headline();
     }
     let queue = &json["queued_jobs"];
     if let Some(queued) = number(queue, "queued") {
@@ -646,6 +843,7 @@ fn mock_cluster_table(run: &BenchRun, slurm: &RealSlurm) -> Table {
                 Some(verdict(queued >= target)),
             ),
         );
+        table.headline();
     }
     let ts = &json["time_scale_accuracy"];
     if let Some(error) = number(ts, "max_relative_error") {
@@ -666,6 +864,7 @@ fn mock_cluster_table(run: &BenchRun, slurm: &RealSlurm) -> Table {
             &format!("≤ {:.0} %", target * 100.0),
             verdict(error <= target && in_order).into(),
         );
+        table.headline();
     }
     table.notes.extend(problem_note(run));
     table
@@ -685,16 +884,61 @@ fn log_table(run: &BenchRun) -> Table {
         number(throughput, "tail_mb_per_s"),
     ) {
         let r = ours / tail;
+        let bytes = number(throughput, "bytes");
+        // MB/s of the median of a list of seconds.
+        let rate = |key: &str| -> Option<f64> {
+            let seconds: Vec<f64> = throughput[key]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            let median = nearest_rank_median(&seconds)?;
+            bytes.filter(|_| median > 0.0).map(|b| b / median / 1e6)
+        };
+        let runs = throughput["batchci_seconds"].as_array().map_or(0, Vec::len);
         table.row(
             format!(
-                "throughput, a Slurm job's output → GitLab, {} MiB, one masked variable",
+                "throughput, a Slurm job's output → GitLab, {} MiB, one masked variable (median of {runs})",
                 throughput["mib"]
             ),
             format!("{ours:.0} MB/s"),
-            format!("`tail -F` {tail:.0} MB/s"),
+            match rate("write_seconds") {
+                Some(write) => format!(
+                    "`tail -F` {tail:.0} MB/s (the write itself: {write:.0} MB/s)"
+                ),
+                None => format!("`tail -F` {tail:.0} MB/s"),
+            },
             "≥ 0.8× `tail -F`",
             join_verdict(Some(r), Some(verdict(r >= 0.8))),
         );
+        table.headline();
+        if let Some(library) = rate("library_seconds") {
+            table.row(
+                "throughput, follow → buffer in the bench's process (batchci's library without GitLab)"
+                    .into(),
+                format!("{library:.0} MB/s"),
+                format!("`tail -F` {tail:.0} MB/s"),
+                "—",
+                join_verdict(Some(library / tail), None),
+            );
+        }
+        let median = |key: &str| -> Option<f64> {
+            let values: Vec<f64> = throughput[key]
+                .as_array()?
+                .iter()
+                .filter_map(Value::as_f64)
+                .collect();
+            nearest_rank_median(&values)
+        };
+        if let Some(cpu) = median("batchci_cpu_seconds") {
+            table.row(
+                format!("CPU per {} MiB run (median)", throughput["mib"]),
+                format!("batchci {}", secs(Some(cpu))),
+                format!("mock GitLab {}", secs(median("gitlab_cpu_seconds"))),
+                "—",
+                "—".into(),
+            );
+        }
         let wrong: Vec<(&str, u64)> = ["lost", "duplicated", "changed", "leaked"]
             .iter()
             .filter_map(|k| Some((*k, throughput.get(*k)?.as_u64()?)))
@@ -712,6 +956,7 @@ fn log_table(run: &BenchRun) -> Table {
                 "0",
                 verdict(sum == 0).into(),
             );
+            table.headline();
         }
     }
     if let Some(latency) = json["latency"].as_array() {
@@ -743,6 +988,9 @@ fn log_table(run: &BenchRun) -> Table {
                 &target.map_or("—".into(), |t| format!("p99 ≤ {t:.0} ms")),
                 join_verdict(None, target.zip(p99).map(|(t, p)| verdict(p <= t))),
             );
+            if target.is_some() {
+                table.headline();
+            }
         }
     }
     if table.rows.is_empty() {
@@ -776,6 +1024,59 @@ fn log_table(run: &BenchRun) -> Table {
     table
 }
 
+/// The page's summary: every row an area's table marked, linked to its section.
+fn summary(tables: &[Area]) -> String {
+    let mut text = String::from(
+        "| area | what | measured | anchor | target | ratio / verdict |\n|---|---|---|---|---|---|\n",
+    );
+    let mut any = false;
+    for area in tables {
+        for &index in &area.table.headlines {
+            let [what, value, anchor, target, verdict] = &area.table.rows[index];
+            let _ = writeln!(
+                text,
+                "| [{}](#{}) | {what} | {value} | {anchor} | {target} | {verdict} |",
+                area.short,
+                slug(area.heading)
+            );
+            any = true;
+        }
+    }
+    if any {
+        text.trim_end().to_string()
+    } else {
+        "Nothing with a target was measured in this run.".into()
+    }
+}
+
+/// The anchor GitHub gives a heading.
+fn slug(heading: &str) -> String {
+    heading
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+/// One section of the page: its heading (as in the template), a short name, its table.
+struct Area {
+    heading: &'static str,
+    short: &'static str,
+    table: Table,
+}
+
+/// The median as log-throughput-bench prints it (nearest rank: the lower of two middles).
+fn nearest_rank_median(values: &[f64]) -> Option<f64> {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let rank = sorted.len().div_ceil(2);
+    rank.checked_sub(1).map(|i| sorted[i])
+}
+
 /// `15143.2` as `15,143`.
 fn thousands(value: f64) -> String {
     let digits = format!("{:.0}", value.abs());
@@ -795,6 +1096,10 @@ fn thousands(value: f64) -> String {
 
 fn fmt1(value: Option<f64>) -> String {
     value.map_or("—".into(), |v| format!("{v:.1}"))
+}
+
+fn fmt2(value: Option<f64>) -> String {
+    value.map_or("—".into(), |v| format!("{v:.2}"))
 }
 
 /// A markdown table of the scalar fields of an array of objects.
@@ -1052,21 +1357,33 @@ fn latency_plot(path: &Path, run: &BenchRun) -> Result<(), String> {
 }
 
 fn scale_plot(path: &Path, run: &BenchRun) -> Result<(), String> {
-    let points: Vec<(f64, f64)> = array(run)
-        .iter()
-        .filter_map(|r| Some((r["jobs"].as_f64()?, number(r, "cpu_ms_per_job")?)))
-        .collect();
-    if points.is_empty() {
+    let rows = array(run);
+    /// One way of waiting: its name, its points and its target (2× its smallest run).
+    type Line = (String, Vec<(f64, f64)>, f64);
+    let mut lines: Vec<Line> = Vec::new();
+    for mode in wait_modes(&rows) {
+        let mut points: Vec<(f64, f64)> = rows
+            .iter()
+            .filter(|r| wait_mode(r) == mode)
+            .filter_map(|r| Some((r["jobs"].as_f64()?, number(r, "cpu_ms_per_job")?)))
+            .collect();
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        if let Some(&(_, smallest)) = points.first() {
+            lines.push((mode, points, smallest * 2.0));
+        }
+    }
+    if lines.is_empty() {
         return Err("no samples".into());
     }
-    let smallest = points
+    let all: Vec<(f64, f64)> = lines.iter().flat_map(|l| l.1.iter().copied()).collect();
+    let low = all.iter().map(|p| p.0).fold(f64::INFINITY, f64::min) / 1.5;
+    let high = all.iter().map(|p| p.0).fold(0.0, f64::max) * 1.5;
+    let top = all
         .iter()
-        .copied()
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map_or(0.0, |p| p.1);
-    let low = points.iter().map(|p| p.0).fold(f64::INFINITY, f64::min) / 1.5;
-    let high = points.iter().map(|p| p.0).fold(0.0, f64::max) * 1.5;
-    let top = points.iter().map(|p| p.1).fold(smallest * 2.0, f64::max) * 1.15;
+        .map(|p| p.1)
+        .chain(lines.iter().map(|l| l.2))
+        .fold(0.0, f64::max)
+        * 1.15;
     let root = SVGBackend::new(path, (800, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let mut chart = ChartBuilder::on(&root)
@@ -1077,7 +1394,7 @@ fn scale_plot(path: &Path, run: &BenchRun) -> Result<(), String> {
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d((low..high).log_scale(), 0f64..top)
+        .build_cartesian_2d((low..high).log_scale(), 0f64..top.max(1e-9))
         .map_err(plot_error)?;
     let x_label = |x: &f64| trim_number(*x);
     chart
@@ -1088,29 +1405,37 @@ fn scale_plot(path: &Path, run: &BenchRun) -> Result<(), String> {
         .label_style(("sans-serif", 13))
         .draw()
         .map_err(plot_error)?;
-    let colour = COLOURS[0];
-    chart
-        .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-        .map_err(plot_error)?
-        .label("batchci")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
-    chart
-        .draw_series(PointSeries::of_element(
-            points.clone(),
-            4,
-            colour.filled(),
-            &|c, s, st| EmptyElement::at(c) + Circle::new((0, 0), s, st),
-        ))
-        .map_err(plot_error)?;
-    let red = COLOURS[1];
-    chart
-        .draw_series(LineSeries::new(
-            vec![(low, smallest * 2.0), (high, smallest * 2.0)],
-            red.stroke_width(1),
-        ))
-        .map_err(plot_error)?
-        .label("target: ≤ 2× the smallest run")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], red.stroke_width(1)));
+    for (index, (mode, points, target)) in lines.iter().enumerate() {
+        let colour = [COLOURS[0], COLOURS[3], COLOURS[2]][index % 3];
+        chart
+            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+            .map_err(plot_error)?
+            .label(format!("wait = \"{mode}\""))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+            });
+        chart
+            .draw_series(PointSeries::of_element(
+                points.clone(),
+                4,
+                colour.filled(),
+                &|c, s, st| EmptyElement::at(c) + Circle::new((0, 0), s, st),
+            ))
+            .map_err(plot_error)?;
+        let faint = colour.mix(0.6);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(low, *target), (high, *target)],
+                6,
+                4,
+                faint.stroke_width(1),
+            ))
+            .map_err(plot_error)?
+            .label(format!("target, {mode}: ≤ 2× its smallest run"))
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], faint.stroke_width(1))
+            });
+    }
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
@@ -1177,7 +1502,7 @@ fn log_plot(path: &Path, run: &BenchRun) -> Result<(), String> {
     let bytes = number(throughput, "bytes");
     if let (Some(bytes), Some(library)) = (bytes, throughput["library_seconds"].as_array()) {
         let seconds: Vec<f64> = library.iter().filter_map(Value::as_f64).collect();
-        let (median, _) = bench::harness::median_and_max(&seconds);
+        let median = nearest_rank_median(&seconds).unwrap_or(0.0);
         if median > 0.0 {
             bars.push(("follow → buffer (library)".into(), bytes / median / 1e6));
         }
@@ -1452,16 +1777,42 @@ fn main() {
     let scale_seconds = if smoke { "2" } else { "20" };
     let scale = if !wanted("scale") {
         skipped()
-    } else if smoke {
+    } else {
+        let jobs = if smoke { "10" } else { "10,100,1000" };
         context.run(
             "executor-scale-bench",
-            &strings(&["--jobs", "10", "--job-seconds", scale_seconds]),
+            &strings(&[
+                "--jobs",
+                jobs,
+                "--job-seconds",
+                scale_seconds,
+                "--wait",
+                "submit,batched",
+            ]),
             true,
         )
+    };
+    // The controller's RPCs on real Slurm: its one node runs two jobs at a time.
+    let mut real_queue_before = None;
+    let scale_real = if !wanted("scale") {
+        skipped()
+    } else if !real {
+        BenchRun::skipped("real Slurm not running")
     } else {
-        context.run(
+        real_queue_before = real_queue_length(&slurm);
+        context.run_as(
+            "executor-scale-bench-real",
             "executor-scale-bench",
-            &strings(&["--jobs", "10,100,1000", "--job-seconds", scale_seconds]),
+            &strings(&[
+                "--cluster",
+                "real",
+                "--jobs",
+                "1,20",
+                "--job-seconds",
+                "5",
+                "--wait",
+                "submit,batched",
+            ]),
             true,
         )
     };
@@ -1470,46 +1821,66 @@ fn main() {
     } else if !context.bin_dir.join("log-throughput-bench").exists() {
         BenchRun::skipped("log-throughput-bench is not built: not measured")
     } else {
-        // Only the options it has: it is younger than this report.
+        // Only the options it has (`--help` says), so that an older build still runs.
         let help = Command::new(context.bin_dir.join("log-throughput-bench"))
             .arg("--help")
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
+        let wanted_args: &[(&str, &str)] = if smoke {
+            &[("--mib", "8"), ("--runs", "1"), ("--lines", "20")]
+        } else {
+            &[("--mib", "256"), ("--runs", "5"), ("--lines", "200")]
+        };
         let mut args = Vec::new();
-        if smoke {
-            for (flag, value) in [
-                ("--mib", Some("8")),
-                ("--runs", Some("1")),
-                ("--lines", Some("20")),
-                ("--smoke", None),
-            ] {
-                if help.contains(flag) {
-                    args.push(flag.to_string());
-                    args.extend(value.map(str::to_string));
-                }
+        for (flag, value) in wanted_args {
+            if help.contains(&format!("{flag} ")) {
+                args.push(flag.to_string());
+                args.push(value.to_string());
             }
         }
         context.run("log-throughput-bench", &args, true)
     };
 
     // Tables, plots, the page.
-    let tables = [
-        (
-            "From GitLab handing out a job to its first line",
-            allocation_table(&allocation, &slurm),
-        ),
-        (
-            "The end of a job, and of a cancelled one",
-            latency_table(&latency, &slurm),
-        ),
-        ("Concurrent jobs in one batchci run", scale_table(&scale)),
-        (
-            "The simulated cluster",
-            mock_cluster_table(&mock_cluster, &slurm),
-        ),
-        ("The log pipeline", log_table(&log)),
+    let areas = [
+        Area {
+            heading: "From GitLab handing out a job to its first line",
+            short: "first line",
+            table: allocation_table(&allocation, &slurm),
+        },
+        Area {
+            heading: "The end of a job, and of a cancelled one",
+            short: "end of a job",
+            table: latency_table(&latency, &slurm),
+        },
+        Area {
+            heading: "Concurrent jobs in one batchci run",
+            short: "concurrent jobs",
+            table: scale_table(&scale),
+        },
+        Area {
+            heading: "Controller RPCs on real Slurm",
+            short: "real Slurm RPCs",
+            table: scale_real_table(&scale_real, &slurm, real_queue_before),
+        },
+        Area {
+            heading: "The simulated cluster",
+            short: "simulated cluster",
+            table: mock_cluster_table(&mock_cluster, &slurm),
+        },
+        Area {
+            heading: "A job's log, end to end",
+            short: "log pipeline",
+            table: log_table(&log),
+        },
     ];
+    let table = |heading: &str| {
+        areas
+            .iter()
+            .find(|a| a.heading == heading)
+            .map_or(String::new(), |a| a.table.markdown())
+    };
     let mut plot_notes = Vec::new();
     let mut plot =
         |name: &str, run: &BenchRun, draw: fn(&Path, &BenchRun) -> Result<(), String>| {
@@ -1541,6 +1912,7 @@ fn main() {
         ("allocation-latency-bench", &allocation),
         ("executor-latency-bench", &latency),
         ("executor-scale-bench", &scale),
+        ("executor-scale-bench --cluster real", &scale_real),
         ("log-throughput-bench", &log),
     ] {
         results.insert(
@@ -1562,24 +1934,35 @@ fn main() {
     }
 
     let minutes = started.elapsed().as_secs_f64() / 60.0;
-    let log_output = if log.printed.is_empty() {
-        String::new()
-    } else {
-        format!("```text\n{}\n```", printed(&log))
+    let block = |run: &BenchRun| {
+        if run.printed.is_empty() {
+            String::new()
+        } else {
+            format!("```text\n{}\n```", printed(run))
+        }
     };
     let page = fill(
         TEMPLATE,
         &[
             ("run", run_description(options, &slurm, &load, minutes)),
-            ("allocation_table", tables[0].1.markdown()),
+            ("summary", summary(&areas)),
+            ("mock_cluster_table", table("The simulated cluster")),
+            (
+                "allocation_table",
+                table("From GitLab handing out a job to its first line"),
+            ),
             ("allocation_output", printed(&allocation)),
-            ("latency_table", tables[1].1.markdown()),
+            (
+                "latency_table",
+                table("The end of a job, and of a cancelled one"),
+            ),
             ("latency_output", printed(&latency)),
-            ("scale_table", tables[2].1.markdown()),
+            ("scale_table", table("Concurrent jobs in one batchci run")),
             ("scale_output", printed(&scale)),
             ("scale_seconds", scale_seconds.to_string()),
-            ("mock_cluster_table", tables[3].1.markdown()),
-            ("log_table", tables[4].1.markdown()),
+            ("scale_real_table", table("Controller RPCs on real Slurm")),
+            ("scale_real_output", block(&scale_real)),
+            ("log_table", table("A job's log, end to end")),
             (
                 "log_plot",
                 if log_drawn {
@@ -1588,7 +1971,7 @@ fn main() {
                     String::new()
                 },
             ),
-            ("log_output", log_output),
+            ("log_output", block(&log)),
         ],
     );
     // Empty placeholders leave blank lines; keep at most one.
@@ -1602,15 +1985,22 @@ fn main() {
         failed = true;
     }
 
-    for (title, table) in &tables {
-        println!("## {title}\n\n{}\n", table.markdown());
+    for area in &areas {
+        println!("## {}\n\n{}\n", area.heading, area.table.markdown());
     }
     println!(
         "Written: {} and {} ({minutes:.1} minutes).",
         page_path.display(),
         plots.display()
     );
-    for run in [&mock_cluster, &allocation, &latency, &scale, &log] {
+    for run in [
+        &mock_cluster,
+        &allocation,
+        &latency,
+        &scale,
+        &scale_real,
+        &log,
+    ] {
         if let Some(problem) = &run.problem
             && !run.command.is_empty()
         {
@@ -1620,5 +2010,139 @@ fn main() {
     }
     if failed {
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(json: Value) -> BenchRun {
+        BenchRun {
+            command: "executor-scale-bench".into(),
+            printed: String::new(),
+            json: Some(json),
+            problem: None,
+            seconds: 1.0,
+        }
+    }
+
+    fn scale_row(wait: &str, jobs: u64, cpu_ms: f64, children: u64) -> Value {
+        json!({
+            "cluster": "simulated", "controller_rpcs": [], "wait": wait, "jobs": jobs,
+            "succeeded": jobs, "job_seconds": 20, "cpu_ms_per_job": cpu_ms,
+            "inotify_instances": 1, "threads": 4, "children": children,
+            "status_queries_per_job_minute": 1.5, "wall_seconds": 21.0,
+        })
+    }
+
+    #[test]
+    fn each_way_of_waiting_is_judged_against_its_own_smallest_run() {
+        let run = run_with(json!([
+            scale_row("submit", 10, 10.0, 10),
+            scale_row("submit", 1000, 25.0, 1138),
+            scale_row("batched", 10, 5.0, 0),
+            scale_row("batched", 1000, 9.0, 209),
+        ]));
+        let table = scale_table(&run);
+        let text = table.markdown();
+        assert!(
+            text.contains(
+                "10.0 ms at 10 jobs, same mode | ≤ 2× the smallest run | 2.50× · **not met**"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("5.0 ms at 10 jobs, same mode | ≤ 2× the smallest run | 1.80× · met"),
+            "{text}"
+        );
+        assert!(text.contains("209 children at most"), "{text}");
+        assert!(
+            text.contains("`wait = \"submit\"`: 1138 children at most"),
+            "{text}"
+        );
+        // The largest run of each way of waiting goes to the summary.
+        assert_eq!(table.headlines.len(), 2);
+    }
+
+    #[test]
+    fn controller_rpcs_are_counted_per_job_against_the_submit_run() {
+        let row = |wait: &str, jobs: u64, rpcs: Value| {
+            let mut row = scale_row(wait, jobs, 20.0, 0);
+            row["cluster"] = json!("real");
+            row["controller_rpcs"] = rpcs;
+            row
+        };
+        let run = run_with(json!([
+            row(
+                "submit",
+                20,
+                json!([
+                    {"type": "REQUEST_JOB_INFO_SINGLE", "count": 65},
+                    {"type": "REQUEST_FED_INFO", "count": 65},
+                    {"type": "REQUEST_SUBMIT_BATCH_JOB", "count": 20},
+                    {"type": "REQUEST_COMPLETE_BATCH_SCRIPT", "count": 20},
+                    {"type": "REQUEST_STATS_INFO", "count": 1},
+                ])
+            ),
+            row(
+                "batched",
+                20,
+                json!([
+                    {"type": "REQUEST_JOB_INFO_SINGLE", "count": 40},
+                    {"type": "REQUEST_FED_INFO", "count": 40},
+                    {"type": "REQUEST_JOB_INFO", "count": 6},
+                    {"type": "REQUEST_PARTITION_INFO", "count": 6},
+                    {"type": "REQUEST_SUBMIT_BATCH_JOB", "count": 20},
+                    {"type": "REQUEST_COMPLETE_BATCH_SCRIPT", "count": 20},
+                ])
+            ),
+        ]));
+        let running = RealSlurm::Running {
+            conf: "/tmp/slurm.conf".into(),
+        };
+        let text = scale_real_table(&run, &running, Some(0)).markdown();
+        assert!(
+            text.contains("171 in all, 8.6 per job: JOB_INFO_SINGLE 65"),
+            "{text}"
+        );
+        assert!(text.contains("132 in all, 6.6 per job"), "{text}");
+        assert!(
+            text.contains("`wait = \"submit\"` 8.6 per job | — | 0.77× |"),
+            "{text}"
+        );
+        assert!(!text.contains("not idle"), "{text}");
+        let busy = scale_real_table(&run, &running, Some(3)).markdown();
+        assert!(busy.contains("not idle: 3 other jobs"), "{busy}");
+        let absent = RealSlurm::Absent {
+            why: "real Slurm not running".into(),
+        };
+        let text = scale_real_table(&run, &absent, None).markdown();
+        assert!(
+            text.starts_with("Real Slurm not running: not measured"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_summary_links_each_row_to_its_section() {
+        let mut table = Table::new("batchci");
+        table.row(
+            "throughput".into(),
+            "800 MB/s".into(),
+            "`tail -F` 1000 MB/s".into(),
+            "≥ 0.8× `tail -F`",
+            "0.80× · met".into(),
+        );
+        table.headline();
+        let text = summary(&[Area {
+            heading: "A job's log, end to end",
+            short: "log pipeline",
+            table,
+        }]);
+        assert!(
+            text.contains("| [log pipeline](#a-jobs-log-end-to-end) | throughput | 800 MB/s |"),
+            "{text}"
+        );
     }
 }
