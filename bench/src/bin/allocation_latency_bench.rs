@@ -268,7 +268,12 @@ async fn pipeline(setup: &Setup, jobs: usize, git_strategy: &str) -> Result<Vec<
             .lines()
             .find_map(|l| l.trim().strip_prefix("first-line "))
             .and_then(|t| t.trim().parse::<f64>().ok())
-            .ok_or(format!("{backend}: no first-line line in the log"))?;
+            .ok_or_else(|| {
+                format!(
+                    "{backend}: job {} succeeded without a first-line line in its log:\n{trace:?}",
+                    job.id
+                )
+            })?;
         let started = job
             .started_at
             .as_deref()
