@@ -157,3 +157,46 @@ fn scontrol_turns_node_lists_into_names_and_back() {
     );
     assert_eq!((error.as_str(), code), ("invalid encode argument\n", 1));
 }
+
+#[test]
+fn slurm_time_format_shapes_every_time_shown() {
+    // src/common/parse_time.c `_make_time_str_internal` and `_relative_date_fmt`, checked on
+    // Slurm 22.05 (docs/slurm-observed.md, SLURM_TIME_FORMAT).
+    let c = TestCluster::fast();
+    let id = c.submit(&["--hold", "--wrap", "true"]).to_string();
+    let shown = |format: &str, argv: &[&str]| {
+        let out = c
+            .cmd(argv[0])
+            .args(&argv[1..])
+            .env("SLURM_TIME_FORMAT", format)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let squeue = ["squeue", "-h", "-j", &id, "-o", "%V"];
+    let iso = shown("standard", &squeue).0;
+    assert_eq!(iso.len(), "2026-11-29T19:55:29".len(), "{iso}");
+    assert_eq!(shown("", &squeue).0, iso);
+    let epoch = shown("%s", &squeue).0;
+    assert!(epoch.parse::<u64>().is_ok(), "{epoch}");
+    // Today, relative: the time of day with seconds.
+    let relative = shown("relative", &squeue).0;
+    assert_eq!(relative, iso[11..]);
+    assert_eq!(
+        shown("%Y|%m", &squeue).0,
+        format!("{}|{}", &iso[..4], &iso[5..7])
+    );
+    // No `%`: refused once per command, and the ISO form is used.
+    assert_eq!(
+        shown("bogus", &squeue),
+        (
+            iso.clone(),
+            "squeue: error: invalid SLURM_TIME_FORMAT = 'bogus'\n".into()
+        )
+    );
+    let (show, _) = shown("%s", &["scontrol", "show", "job", &id]);
+    assert!(show.contains(&format!("SubmitTime={epoch} ")), "{show}");
+}

@@ -104,11 +104,89 @@ pub fn fit(value: &str, width: usize, right: bool) -> String {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS`, or `N/A`/`Unknown` when unset.
+/// A time as `SLURM_TIME_FORMAT` asks (`YYYY-MM-DDTHH:MM:SS` by default), or `unset`
+/// (`N/A`, `Unknown`) when there is none.
 pub fn date(t: Option<f64>, unset: &str) -> String {
-    match t {
-        Some(t) => crate::daemon::format_sim_time(t),
-        None => unset.into(),
+    use chrono::TimeZone;
+    let Some(t) = t else {
+        return unset.into();
+    };
+    let when = match chrono::Local.timestamp_opt(t.floor() as i64, 0) {
+        chrono::LocalResult::Single(dt) | chrono::LocalResult::Ambiguous(dt, _) => dt,
+        chrono::LocalResult::None => return "Unknown".into(),
+    };
+    let format = match time_format() {
+        TimeFormat::Standard => "%Y-%m-%dT%H:%M:%S",
+        TimeFormat::Relative => relative_format(&when),
+        TimeFormat::Strftime(format) => format.as_str(),
+    };
+    let mut text = String::new();
+    let items: Vec<_> = chrono::format::StrftimeItems::new(format).collect();
+    if items.contains(&chrono::format::Item::Error) {
+        // strftime copies what it does not know; chrono would refuse the whole format.
+        return format.to_string();
+    }
+    match std::fmt::Write::write_fmt(
+        &mut text,
+        format_args!("{}", when.format_with_items(items.into_iter())),
+    ) {
+        Ok(()) => text,
+        Err(_) => format.to_string(),
+    }
+}
+
+/// The simulated now the controller last reported, for `SLURM_TIME_FORMAT=relative`.
+static NOW: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+
+/// Notes the controller's (simulated) now, against which relative times are told.
+pub fn note_now(now: f64) {
+    let _ = NOW.set(now);
+}
+
+/// What `SLURM_TIME_FORMAT` asks for.
+enum TimeFormat {
+    Standard,
+    Relative,
+    Strftime(String),
+}
+
+/// Read once per command, as Slurm's `_make_time_str_internal` does: unset, empty or
+/// `standard` is the ISO form; `relative`; any other text with a `%` and under 32 bytes is a
+/// strftime format; anything else is refused once with an error line and the ISO form used.
+fn time_format() -> &'static TimeFormat {
+    static FORMAT: std::sync::OnceLock<TimeFormat> = std::sync::OnceLock::new();
+    FORMAT.get_or_init(|| match std::env::var("SLURM_TIME_FORMAT") {
+        Err(_) => TimeFormat::Standard,
+        Ok(f) if f.is_empty() || f == "standard" => TimeFormat::Standard,
+        Ok(f) if f == "relative" => TimeFormat::Relative,
+        Ok(f) if f.contains('%') && f.len() < 32 => TimeFormat::Strftime(f),
+        Ok(f) => {
+            let prog = std::env::args()
+                .next()
+                .map(|a| crate::cli::session::base_name(&a))
+                .unwrap_or_default();
+            eprintln!("{prog}: error: invalid SLURM_TIME_FORMAT = '{f}'");
+            TimeFormat::Standard
+        }
+    })
+}
+
+/// Slurm's `_relative_date_fmt`: the format by how many days `when` is from today.
+fn relative_format(when: &chrono::DateTime<chrono::Local>) -> &'static str {
+    use chrono::{Datelike, TimeZone};
+    let today = NOW
+        .get()
+        .and_then(|now| chrono::Local.timestamp_opt(now.floor() as i64, 0).single())
+        .unwrap_or_else(chrono::Local::now);
+    let day = |d: i32, ordinal0: u32| 1000 * d + ordinal0 as i32;
+    let distance = day(when.year(), when.ordinal0()) - day(today.year(), today.ordinal0());
+    match distance {
+        -1 => "Ystday %H:%M",
+        0 => "%H:%M:%S",
+        1 => "Tomorr %H:%M",
+        d if !(-365..=365).contains(&d) => "%-d %b %Y",
+        d if !(-1..=6).contains(&d) => "%-d %b %H:%M",
+        _ => "%a %H:%M",
     }
 }
 

@@ -131,7 +131,10 @@ pub fn fetch_jobs(
             jobs,
             now,
             cluster_name,
-        }) => Ok((jobs, now, cluster_name)),
+        }) => {
+            format::note_now(now);
+            Ok((jobs, now, cluster_name))
+        }
         Ok(Response::StatusTimeout) => {
             eprintln!("{what} error: {SOCKET_TIMEOUT}");
             Err(1)

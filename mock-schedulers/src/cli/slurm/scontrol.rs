@@ -12,6 +12,16 @@ use super::format::{date, elapsed};
 /// Real scontrol 22.05's usage text, printed by `--help` and after a bad `show hostlist`.
 const HELP: &str = include_str!("scontrol-usage.txt");
 
+/// When the job may start: its begin time, none while it is held without one (observed on
+/// Slurm 22.05), else its submission.
+fn eligible_time(job: &Job) -> Option<f64> {
+    match (job.req.begin, job.req.hold) {
+        (Some(begin), _) => Some(begin),
+        (None, true) if job.run.state == JobState::Pending => None,
+        (None, _) => Some(job.submit_time),
+    }
+}
+
 fn long_limit(l: TimeLimit) -> String {
     match l {
         TimeLimit::Unlimited => "UNLIMITED".into(),
@@ -64,12 +74,15 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
         format!(
             "SubmitTime={} EligibleTime={}",
             date(Some(job.submit_time), "Unknown"),
-            date(Some(job.submit_time), "Unknown")
+            date(eligible_time(job), "Unknown")
         ),
         format!("AccrueTime={}", date(Some(job.submit_time), "Unknown")),
         format!(
             "StartTime={} EndTime={end} Deadline=N/A",
-            date(r.start_time, "Unknown")
+            date(
+                r.start_time.or(super::squeue::pending_begin(job)),
+                "Unknown"
+            )
         ),
         format!(
             "SuspendTime=None SecsPreSuspend=0 LastSchedEval={} Scheduler=Main",

@@ -147,8 +147,11 @@ fn field(job: &Job, code: char, now: f64) -> String {
         'r' => job.run.reason.clone(),
         'C' | 'c' => job.cpus.to_string(),
         'm' => format!("{}M", job.mem_per_node_mb),
-        'S' => date(job.run.start_time, "N/A"),
+        // A pending job's start is its begin time when it has one, and its end then unknown
+        // (`NONE`), as Slurm 22.05 shows them (docs/slurm-observed.md, times of pending jobs).
+        'S' => date(job.run.start_time.or(pending_begin(job)), "N/A"),
         'V' => date(Some(job.submit_time), "N/A"),
+        'e' if job.run.end_time.is_none() && pending_begin(job).is_some() => "NONE".into(),
         'e' => date(job.run.end_time, "N/A"),
         'Q' => job.run.priority.to_string(),
         'q' => job.qos.clone(),
@@ -448,4 +451,11 @@ fn long_header(name: &str) -> String {
         "WORKDIR" => "WORK_DIR".into(),
         other => other.into(),
     }
+}
+
+/// The begin time (`--begin`) of a job still pending.
+pub fn pending_begin(job: &Job) -> Option<f64> {
+    (job.run.state == JobState::Pending)
+        .then_some(job.req.begin)
+        .flatten()
 }
