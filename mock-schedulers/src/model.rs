@@ -132,6 +132,9 @@ pub struct JobRequest {
     /// `--signal=B:...`: the signal is for the batch shell, not the job's steps.
     #[serde(default)]
     pub signal_batch_shell: bool,
+    /// `--no-requeue`: `scontrol requeue` is refused.
+    #[serde(default)]
+    pub no_requeue: bool,
     /// Working directory of the job.
     pub work_dir: String,
     /// Directory the client ran in.
@@ -266,6 +269,19 @@ pub struct JobRun {
     /// as it is: `(signal, whole group)`.
     #[serde(default)]
     pub pending_signals: Vec<(i32, bool)>,
+    /// Times the job was requeued (`Restarts=`, `SLURM_RESTART_COUNT`).
+    #[serde(default)]
+    pub restarts: u32,
+    /// A requeue under way: the job returns to the queue once its processes are gone, held
+    /// when `Some(true)`.
+    #[serde(default)]
+    pub requeue: Option<bool>,
+    /// Not before this simulated time (a requeued job waits, as Slurm makes it).
+    #[serde(default)]
+    pub eligible_after: Option<f64>,
+    /// Held by an administrator (`scontrol hold`), not by its user.
+    #[serde(default)]
+    pub held_by_admin: bool,
 }
 
 /// A step `srun` runs inside an existing allocation: its tasks share a process group of their
@@ -322,11 +338,23 @@ impl JobRun {
             staged_to: None,
             steps: Vec::new(),
             pending_signals: Vec::new(),
+            restarts: 0,
+            requeue: None,
+            eligible_after: None,
+            held_by_admin: false,
         }
     }
 }
 
 impl Job {
+    /// When the job may start at the earliest: `--begin`, or the wait after a requeue.
+    pub fn begin_time(&self) -> Option<f64> {
+        match (self.req.begin, self.run.eligible_after) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// Node names of the allocation, in order.
     pub fn node_names(&self) -> Vec<String> {
         self.run.alloc.iter().map(|a| a.node.clone()).collect()

@@ -67,6 +67,13 @@ pub enum Request {
         /// Raw wait status.
         status: i32,
     },
+    /// `scontrol requeue|requeuehold|hold|uhold|release <id>`.
+    Control {
+        /// What to do.
+        verb: ControlVerb,
+        /// The job.
+        id: u32,
+    },
     /// Jobs known to the controller.
     Jobs {
         /// Only these ids.
@@ -115,6 +122,21 @@ pub struct CancelRequest {
     pub scope: SignalScope,
     /// uid of the caller.
     pub uid: u32,
+}
+
+/// What `scontrol` asks of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlVerb {
+    /// Back to the queue (`requeue`).
+    Requeue,
+    /// Back to the queue, held (`requeuehold`).
+    RequeueHold,
+    /// Hold a pending job as an administrator (`hold`).
+    Hold,
+    /// Hold a pending job as its user (`uhold`).
+    UserHold,
+    /// Let a held job run (`release`).
+    Release,
 }
 
 /// Which processes of a running batch job a signal reaches.

@@ -321,3 +321,83 @@ fn signal_option_without_b_reaches_the_steps_not_the_batch_shell() {
         "{text:?}"
     );
 }
+
+#[test]
+fn a_requeued_job_runs_again_after_slurms_wait_with_its_restart_count() {
+    // Observed on Slurm 22.05 (docs/slurm-observed.md, requeue): the running job is ended,
+    // waits in the queue (BeginTime, 121 s), runs again with SLURM_RESTART_COUNT into a fresh
+    // output file, and scontrol counts Restarts.
+    let c = TestCluster::fast();
+    let id = c.submit(&[
+        "-o",
+        "rq.out",
+        "--wrap",
+        "echo run ${SLURM_RESTART_COUNT-unset}; sleep 3",
+    ]);
+    wait_file_contains(&c.path("rq.out"), "run unset");
+    let text = id.to_string();
+    assert_eq!(
+        c.run("scontrol", &["requeue", &text]),
+        (String::new(), String::new(), 0)
+    );
+    common::wait_for("the requeued job to wait", || {
+        c.job_field(id, "%T %r") == "PENDING BeginTime"
+    });
+    let (show, _, _) = c.run("scontrol", &["show", "job", &text]);
+    assert!(show.contains("Requeue=1 Restarts=1 "), "{show}");
+    // Pending: nothing to requeue.
+    assert_eq!(
+        c.run("scontrol", &["requeue", &text]),
+        (
+            String::new(),
+            format!("Job is pending execution for job {id}\n"),
+            1
+        )
+    );
+    c.wait_state(id, "COMPLETED");
+    // The new run opens its output file afresh: the first run's lines are gone.
+    assert_eq!(
+        std::fs::read_to_string(c.path("rq.out")).unwrap(),
+        "run 1\n"
+    );
+}
+
+#[test]
+fn requeue_hold_and_release_refuse_what_slurm_refuses() {
+    let c = TestCluster::fast();
+    let never = c.submit(&["--no-requeue", "--wrap", "sleep 300"]);
+    c.wait_state(never, "RUNNING");
+    assert_eq!(
+        c.run("scontrol", &["requeue", &never.to_string()]),
+        (
+            String::new(),
+            format!("Requested operation is presently disabled for job {never}\n"),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("scontrol", &["requeue", "999999"]),
+        (
+            String::new(),
+            "Invalid job id specified for job 999999\n".into(),
+            1
+        )
+    );
+    // A pending job held by its user, then by an administrator, then released.
+    let waiting = c.submit(&["--begin=now+1hour", "--wrap", "true"]);
+    let w = waiting.to_string();
+    assert_eq!(c.run("scontrol", &["uhold", &w]).2, 0);
+    assert_eq!(c.job_field(waiting, "%r"), "JobHeldUser");
+    assert_eq!(c.run("scontrol", &["hold", &w]).2, 0);
+    assert_eq!(c.job_field(waiting, "%r"), "JobHeldAdmin");
+    assert_eq!(c.run("scontrol", &["release", &w]).2, 0);
+    common::wait_for("the released job to wait for its begin time", || {
+        c.job_field(waiting, "%r") == "BeginTime"
+    });
+    // Releasing what is not held is no error.
+    assert_eq!(
+        c.run("scontrol", &["release", &w]),
+        (String::new(), String::new(), 0)
+    );
+    c.run("scancel", &[&never.to_string(), &w]);
+}

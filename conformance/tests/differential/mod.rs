@@ -144,6 +144,11 @@ impl Side {
             let prev = if i > 0 { argv[i - 1] } else { "" };
             let takes_id = prev == "-j"
                 || prev == "job"
+                || (program == "scontrol"
+                    && matches!(
+                        prev,
+                        "requeue" | "requeuehold" | "hold" | "uhold" | "release"
+                    ))
                 || (program == "scancel"
                     && i > 0
                     && !arg.starts_with('-')

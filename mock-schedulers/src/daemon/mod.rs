@@ -367,6 +367,17 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
             shared.changed.notify_all();
             Response::Ok
         }
+        Request::Control { verb, id } => match st.control(verb, id) {
+            Ok(()) => {
+                shared.wake.notify_all();
+                shared.changed.notify_all();
+                Response::Ok
+            }
+            Err(message) => Response::Error {
+                detail: vec![],
+                message,
+            },
+        },
         Request::Record(call) => {
             st.record_call(*call);
             Response::Ok

@@ -13,7 +13,7 @@ use crate::hostlist;
 use crate::model::{CallRecord, Job, JobKind, JobRequest, JobRun, JobState, JobStep, NodeAlloc};
 use crate::pattern::{self, PatternFields};
 use crate::protocol::{
-    CancelOutcome, CancelRequest, InjectRequest, NodeUsage, Response, SignalScope,
+    CancelOutcome, CancelRequest, ControlVerb, InjectRequest, NodeUsage, Response, SignalScope,
 };
 use crate::units::TimeLimit;
 
@@ -153,6 +153,10 @@ fn send_signal(pgid: Option<i32>, sig: i32, group: bool) {
         }
     }
 }
+
+/// How long a requeued job waits before it may start again: slurmctld's default
+/// `cred_expire` (120 s) plus one.
+const REQUEUE_DELAY_SECS: f64 = 121.0;
 
 /// Sends `sig` to the process group of every running step of `job`.
 fn signal_steps(job: &Job, sig: i32) {
@@ -570,10 +574,15 @@ impl State {
         now: f64,
         running_per_user_qos: &BTreeMap<(u32, String), u32>,
     ) -> Option<String> {
-        if job.req.hold || job.run.priority == 0 {
-            return Some("JobHeldUser".into());
+        if job.run.priority == 0 {
+            let holder = if job.run.held_by_admin {
+                "Admin"
+            } else {
+                "User"
+            };
+            return Some(format!("JobHeld{holder}"));
         }
-        if job.req.begin.is_some_and(|b| b > now) {
+        if job.begin_time().is_some_and(|b| b > now) {
             return Some("BeginTime".into());
         }
         let part = self.cluster.partition(&job.partition)?;
@@ -818,7 +827,7 @@ impl State {
                 self.pending.remove(&key);
                 continue;
             };
-            if let Some(b) = job.req.begin
+            if let Some(b) = job.begin_time()
                 && b > now
             {
                 due(b);
@@ -1126,6 +1135,10 @@ impl State {
         if job.run.state.is_finished() {
             return;
         }
+        if let Some(hold) = job.run.requeue {
+            self.back_to_queue(id, hold);
+            return;
+        }
         let signaled = status & 0x7f != 0;
         let state = forced.or(job.run.ending).unwrap_or(if status == 0 {
             JobState::Completed
@@ -1331,6 +1344,101 @@ impl State {
             step.pgid = None;
         }
         self.journal_run(id);
+    }
+
+    /// `scontrol requeue|requeuehold|hold|uhold|release`: the refusal in scontrol's words.
+    pub fn control(&mut self, verb: ControlVerb, id: u32) -> Result<(), String> {
+        let now = self.now();
+        let Some(job) = self.jobs.get(&id) else {
+            return Err("Invalid job id specified".into());
+        };
+        if self.is_purged(job, now) {
+            return Err("Invalid job id specified".into());
+        }
+        let state = job.run.state;
+        match verb {
+            ControlVerb::Requeue | ControlVerb::RequeueHold => {
+                let hold = verb == ControlVerb::RequeueHold;
+                if job.req.kind != JobKind::Batch {
+                    return Err("Only batch jobs are accepted or processed".into());
+                }
+                if job.req.no_requeue {
+                    return Err("Requested operation is presently disabled".into());
+                }
+                if state == JobState::Pending {
+                    return Err("Job is pending execution".into());
+                }
+                if job.run.requeue.is_some() || job.run.term_sent.is_some() {
+                    return Err("Job/step already completing or completed".into());
+                }
+                if state == JobState::Running {
+                    if let Some(j) = self.jobs.get_mut(&id) {
+                        j.run.requeue = Some(hold);
+                    }
+                    self.begin_kill(id, JobState::Cancelled, None);
+                } else {
+                    self.back_to_queue(id, hold);
+                }
+                Ok(())
+            }
+            ControlVerb::Hold | ControlVerb::UserHold => {
+                if state != JobState::Pending {
+                    return Err("Job is no longer pending execution".into());
+                }
+                if let Some(j) = self.jobs.get_mut(&id) {
+                    j.run.priority = 0;
+                    j.run.held_by_admin = verb == ControlVerb::Hold;
+                }
+                self.requeue_pending(id);
+                Ok(())
+            }
+            ControlVerb::Release => {
+                if state == JobState::Pending && job.run.priority == 0 {
+                    let priority = self.base_priority(job);
+                    if let Some(j) = self.jobs.get_mut(&id) {
+                        j.run.priority = priority;
+                        j.run.held_by_admin = false;
+                    }
+                    self.requeue_pending(id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A job's priority when nothing holds it.
+    fn base_priority(&self, job: &Job) -> u32 {
+        let qos = self.cluster.qos.get(&job.qos).map_or(0, |q| q.priority);
+        PRIORITY_BASE.saturating_sub(job.id).saturating_add(qos)
+    }
+
+    /// Files pending job `id` under its current priority.
+    fn requeue_pending(&mut self, id: u32) {
+        self.pending.retain(|&(_, other)| other != id);
+        if let Some(job) = self.jobs.get(&id) {
+            self.pending.insert((Reverse(job.run.priority), id));
+        }
+        self.journal_run(id);
+    }
+
+    /// Puts a job that ran back in the queue: a new run, counted in `Restarts`, eligible
+    /// again only after `cred_expire + 1` (121) simulated seconds, as slurmctld's
+    /// `_job_requeue_op` makes it (observed: `BeginTime` for two minutes).
+    fn back_to_queue(&mut self, id: u32, hold: bool) {
+        let now = self.now();
+        let Some(job) = self.jobs.get(&id) else {
+            return;
+        };
+        let priority = if hold { 0 } else { self.base_priority(job) };
+        let Some(job) = self.jobs.get_mut(&id) else {
+            return;
+        };
+        let restarts = job.run.restarts + 1;
+        job.run = JobRun::pending(priority);
+        job.run.restarts = restarts;
+        job.run.eligible_after = Some(now + REQUEUE_DELAY_SECS);
+        self.running.remove(&id);
+        self.requeue_pending(id);
     }
 
     /// Applies run-time injections.

@@ -77,6 +77,10 @@ impl Rules for Slurm {
         };
         set("SLURM_JOB_ID", job.id.to_string());
         set("SLURM_JOBID", job.id.to_string());
+        // Only once the job was requeued (sbatch(1), OUTPUT ENVIRONMENT VARIABLES).
+        if job.run.restarts > 0 {
+            set("SLURM_RESTART_COUNT", job.run.restarts.to_string());
+        }
         if !job.req.name_from_stdin {
             set("SLURM_JOB_NAME", job.req.name.clone());
         }
@@ -168,6 +172,7 @@ impl Rules for Slurm {
     fn kill_notices(&self, job: &Job, ending: JobState, at: f64) -> Vec<Notice> {
         let suffix = match ending {
             JobState::Timeout => " DUE TO TIME LIMIT",
+            JobState::Cancelled if job.run.requeue.is_some() => " DUE TO JOB REQUEUE",
             JobState::Cancelled => "",
             _ => return Vec::new(),
         };

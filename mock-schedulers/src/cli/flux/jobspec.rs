@@ -571,6 +571,7 @@ pub fn prepare(call: &Call, cmd: Cmd, args: &[String]) -> Result<Submission, i32
         immediate: false,
         signal,
         signal_batch_shell: false,
+        no_requeue: false,
         work_dir,
         submit_dir: cwd,
         submit_host: crate::host::short_hostname(),

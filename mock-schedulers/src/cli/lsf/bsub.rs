@@ -814,6 +814,7 @@ pub fn main(call: &mut Call) -> i32 {
         immediate: false,
         signal: None,
         signal_batch_shell: false,
+        no_requeue: false,
         work_dir: work_dir.clone(),
         submit_dir: cwd,
         submit_host: crate::host::short_hostname(),

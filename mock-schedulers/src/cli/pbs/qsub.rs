@@ -965,6 +965,7 @@ pub fn main(call: &mut Call) -> i32 {
         immediate: false,
         signal: None,
         signal_batch_shell: false,
+        no_requeue: false,
         work_dir,
         submit_dir: cwd,
         submit_host,

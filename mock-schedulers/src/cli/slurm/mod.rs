@@ -305,6 +305,7 @@ pub fn build_request(
         immediate: r.immediate,
         signal: None,
         signal_batch_shell: false,
+        no_requeue: false,
         work_dir,
         submit_dir: cwd,
         submit_host: short_hostname(),

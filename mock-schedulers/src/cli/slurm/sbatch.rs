@@ -275,6 +275,17 @@ pub fn main(call: &mut Call) -> i32 {
     req.stderr = error;
     req.stdin = input;
     req.append = append;
+    // The later of --requeue and --no-requeue wins.
+    req.no_requeue = cli
+        .opts
+        .iter()
+        .rev()
+        .find_map(|(long, _)| match *long {
+            "no-requeue" => Some(true),
+            "requeue" => Some(false),
+            _ => None,
+        })
+        .unwrap_or(false);
     req.signal = signal.map(|(sig, secs, _)| (sig, secs));
     req.signal_batch_shell = signal.is_some_and(|(_, _, batch_shell)| batch_shell);
     req.begin_after = begin_after;

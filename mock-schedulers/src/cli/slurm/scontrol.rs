@@ -4,7 +4,7 @@ use super::{CONNECT_FAILURE, SOCKET_TIMEOUT};
 use crate::cli::Call;
 use crate::config::Cluster;
 use crate::model::{Job, JobKind, JobState};
-use crate::protocol::{NodeUsage, Request, Response};
+use crate::protocol::{ControlVerb, NodeUsage, Request, Response};
 use crate::units::{self, TimeLimit};
 
 use super::format::{date, elapsed};
@@ -15,10 +15,11 @@ const HELP: &str = include_str!("scontrol-usage.txt");
 /// When the job may start: its begin time, none while it is held without one (observed on
 /// Slurm 22.05), else its submission.
 fn eligible_time(job: &Job) -> Option<f64> {
-    match (job.req.begin, job.req.hold) {
+    let held = job.run.state == JobState::Pending && job.run.priority == 0;
+    match (job.begin_time(), held) {
         (Some(begin), _) => Some(begin),
-        (None, true) if job.run.state == JobState::Pending => None,
-        (None, _) => Some(job.submit_time),
+        (None, true) => None,
+        (None, false) => Some(job.submit_time),
     }
 }
 
@@ -62,7 +63,9 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
         ),
         format!("JobState={state} Reason={} Dependency=(null)", r.reason),
         format!(
-            "Requeue=1 Restarts=0 BatchFlag={} Reboot=0 ExitCode={}",
+            "Requeue={} Restarts={} BatchFlag={} Reboot=0 ExitCode={}",
+            u8::from(!job.req.no_requeue),
+            r.restarts,
             u8::from(job.req.kind == JobKind::Batch),
             Job::exit_code_text(r.exit_status)
         ),
@@ -323,6 +326,16 @@ pub fn main(call: &mut Call) -> i32 {
         return 0;
     };
     match verb.as_str() {
+        "requeue" | "requeuehold" | "hold" | "uhold" | "release" => {
+            let verb = match verb.as_str() {
+                "requeue" => ControlVerb::Requeue,
+                "requeuehold" => ControlVerb::RequeueHold,
+                "hold" => ControlVerb::Hold,
+                "uhold" => ControlVerb::UserHold,
+                _ => ControlVerb::Release,
+            };
+            return control(call, verb, &words[1..]);
+        }
         "version" => {
             println!("{}", super::VERSION_LINE);
             return 0;
@@ -530,4 +543,47 @@ impl HostsEntity {
         }
         0
     }
+}
+
+/// `scontrol requeue|requeuehold|hold|uhold|release <ids>`: each id in turn; a refusal is
+/// printed as `<reason> for job <id>` and makes the exit status 1 (observed on Slurm 22.05).
+fn control(call: &mut Call, verb: ControlVerb, ids: &[String]) -> i32 {
+    if ids.is_empty() {
+        eprintln!(
+            "too few arguments for keyword:{}",
+            format!("{verb:?}").to_ascii_lowercase()
+        );
+        return 1;
+    }
+    let mut code = 0;
+    for text in ids
+        .iter()
+        .flat_map(|w| w.split(','))
+        .filter(|w| !w.is_empty())
+    {
+        let Ok(id) = text.parse::<u32>() else {
+            eprintln!("Invalid job id specified for job {text}");
+            code = 1;
+            continue;
+        };
+        let conn = match call.conn() {
+            Ok(c) => c,
+            Err(e) => {
+                call.unreachable(&e, &format!("{CONNECT_FAILURE} for job {id}"));
+                return 1;
+            }
+        };
+        match conn.call(&Request::Control { verb, id }) {
+            Ok(Response::Ok) => {}
+            Ok(Response::Error { message, .. }) => {
+                eprintln!("{message} for job {id}");
+                code = 1;
+            }
+            _ => {
+                eprintln!("{CONNECT_FAILURE} for job {id}");
+                code = 1;
+            }
+        }
+    }
+    code
 }

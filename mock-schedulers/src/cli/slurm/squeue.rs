@@ -456,6 +456,6 @@ fn long_header(name: &str) -> String {
 /// The begin time (`--begin`) of a job still pending.
 pub fn pending_begin(job: &Job) -> Option<f64> {
     (job.run.state == JobState::Pending)
-        .then_some(job.req.begin)
+        .then(|| job.begin_time())
         .flatten()
 }
