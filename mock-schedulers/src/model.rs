@@ -116,6 +116,15 @@ pub struct JobRequest {
     pub nodelist: Option<Vec<String>>,
     /// `-C`: required features.
     pub constraint: Option<String>,
+    /// `-x`: nodes the job must not run on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<Vec<String>>,
+    /// `--nice`: lowers the job's priority by this much (raises it when negative).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub nice: i32,
+    /// `--priority`: the job's priority, set by root instead of computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
     /// `--exclusive`.
     pub exclusive: bool,
     /// `-H`: submit held.
@@ -180,6 +189,10 @@ pub struct JobRequest {
     /// (Cobalt's process count and qsub command line), for its status command and notices.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 /// Cores allocated on one node.

@@ -513,3 +513,331 @@ fn first_job_id_sets_where_ids_start() {
     c.wait_state(1234, "COMPLETED");
     assert!(c.path("1234-1234.out").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Slurm 22.05's whole option table (mock-schedulers/src/cli/slurm/options.rs). Every text below
+// was observed on the reference cluster (docs/slurm-observed.md, "Options").
+
+/// The `scontrol show job` fields of job `id` named in `keys`, as `Key=value` words.
+fn fields(c: &TestCluster, id: u32, keys: &[&str]) -> String {
+    let (out, _, _) = c.run("scontrol", &["-o", "show", "job", &id.to_string()]);
+    keys.iter()
+        .map(|k| {
+            out.split_whitespace()
+                .find(|w| w.starts_with(&format!("{k}=")))
+                .unwrap_or("(missing)")
+                .to_string()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn options_real_sbatch_takes_are_taken_and_what_slurm_shows_of_them_is_shown() {
+    let c = TestCluster::fast();
+    // submitit puts --wckey in every job; none of these has an effect on a one-node cluster
+    // without wckey tracking, topology or power management (observed: all accepted).
+    let (out, err, code) = c.run(
+        "sbatch",
+        &[
+            "-H",
+            "--wckey=mykey",
+            "--spread-job",
+            "--kill-on-invalid-dep=yes",
+            "--switches=1@10",
+            "--distribution=block:cyclic",
+            "--acctg-freq=30",
+            "--cpu-freq=high",
+            "--mail-type=END,FAIL",
+            "--gres=none",
+            "--licenses=",
+            "--use-min-nodes",
+            "-k",
+            "--wrap",
+            "true",
+        ],
+    );
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        ("Submitted batch job 1\n", "", 0)
+    );
+    // Observed: each of these shows in its scontrol field.
+    let id = c.submit(&[
+        "-H",
+        "--nice=10",
+        "--exclude=localhost",
+        "--time-min=10",
+        "--mincpus=2",
+        "--delay-boot=5",
+        "--contiguous",
+        "--tmp=100",
+        "--threads-per-core=1",
+        "--ntasks-per-core=1",
+        "--network=x",
+        "--no-requeue",
+        "--oversubscribe",
+        "--wrap",
+        "true",
+    ]);
+    assert_eq!(
+        fields(
+            &c,
+            id,
+            &[
+                "Nice",
+                "Requeue",
+                "TimeMin",
+                "ExcNodeList",
+                "ReqB:S:C:T",
+                "NtasksPerN:B:S:C",
+                "MinCPUsNode",
+                "MinTmpDiskNode",
+                "DelayBoot",
+                "OverSubscribe",
+                "Contiguous",
+                "Network"
+            ]
+        ),
+        "Nice=10 Requeue=0 TimeMin=00:10:00 ExcNodeList=localhost ReqB:S:C:T=0:0:*:1 \
+         NtasksPerN:B:S:C=0:0:*:1 MinCPUsNode=2 MinTmpDiskNode=100M DelayBoot=00:05:00 \
+         OverSubscribe=YES Contiguous=1 Network=x"
+    );
+    // Observed: `--nice` alone is 100; a deadline brings TimeMin=00:01:00.
+    let id = c.submit(&["-H", "--nice", "--deadline=now+1hour", "--wrap", "true"]);
+    assert_eq!(
+        fields(&c, id, &["Nice", "TimeMin"]),
+        "Nice=100 TimeMin=00:01:00"
+    );
+    let (out, _, _) = c.run("scontrol", &["show", "job", &id.to_string()]);
+    assert!(!out.contains("Deadline=N/A"), "{out}");
+    // Observed: AllowSpecResourcesUsage is off, so -S is ignored with an error line.
+    let (out, err, code) = c.run("sbatch", &["-H", "-S", "1", "--wrap", "true"]);
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        (
+            "Submitted batch job 4\n",
+            "sbatch: error: Ignoring -S since it's not allowed by configuration (AllowSpecResourcesUsage = No)\n",
+            0
+        )
+    );
+}
+
+#[test]
+fn nice_and_roots_priority_order_the_queue() {
+    let c = TestCluster::fast();
+    let plain = c.submit(&["--begin=now+1hour", "--wrap", "true"]);
+    let nice = c.submit(&["--begin=now+1hour", "--nice=10", "--wrap", "true"]);
+    let p = |id: u32| -> i64 { c.job_field(id, "%Q").parse().unwrap() };
+    // Observed: the next job is one lower, and nice=10 takes 10 more (priority/basic).
+    assert_eq!(p(plain) - p(nice), 11);
+    // Observed for root: --priority sets it; TOP is the highest there is. Other users' are
+    // ignored (job_mgr.c validate_job_create_req).
+    let id = c.submit(&["--begin=now+1hour", "--priority=100", "--wrap", "true"]);
+    let top = c.submit(&["--begin=now+1hour", "--priority=TOP", "--wrap", "true"]);
+    if nix::unistd::getuid().is_root() {
+        assert_eq!((p(id), p(top)), (100, 4_294_967_293));
+    } else {
+        assert_eq!(p(plain) - p(id), 2);
+    }
+}
+
+#[test]
+fn excluding_every_node_is_refused_unless_held() {
+    let c = TestCluster::fast();
+    // Observed: refused at submission, but a held job is not tried and is accepted.
+    assert_eq!(
+        c.run("sbatch", &["--exclude=localhost", "--wrap", "true"]),
+        (
+            String::new(),
+            "sbatch: error: Batch job submission failed: Requested node configuration is not available\n".into(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("sbatch", &["-H", "-x", "localhost", "--wrap", "true"])
+            .2,
+        0
+    );
+}
+
+#[test]
+fn options_for_what_this_cluster_lacks_are_refused_as_slurm_refuses_them() {
+    let c = TestCluster::fast();
+    let gres = "sbatch: error: Invalid generic resource (gres) specification\n";
+    for opt in [
+        "--gres=gpu:1",
+        "--gpus=1",
+        "--gpus-per-node=1",
+        "--gpus-per-task=1",
+        "--gpus-per-socket=1",
+        "--cpus-per-gpu=1",
+        "--mem-per-gpu=1G",
+    ] {
+        assert_eq!(
+            c.run("sbatch", &["-H", opt, "--wrap", "true"]),
+            (String::new(), gres.into(), 1),
+            "{opt}"
+        );
+    }
+    let failed = |text: &str| format!("sbatch: error: Batch job submission failed: {text}\n");
+    for (opt, text) in [
+        ("--licenses=x", "Invalid license specification"),
+        ("--reservation=nosuch", "Requested reservation is invalid"),
+        ("--prefer=x", "Invalid preferred feature specification"),
+        (
+            "--batch=x",
+            "Job --batch option is invalid or not a subset of --constraints",
+        ),
+    ] {
+        assert_eq!(
+            c.run("sbatch", &["-H", opt, "--wrap", "true"]),
+            (String::new(), failed(text), 1),
+            "{opt}"
+        );
+    }
+    assert_eq!(
+        c.run("sbatch", &["--ntasks-per-gpu=1", "--wrap", "true"]),
+        (
+            String::new(),
+            "sbatch: error: gres_job_state_validate: --ntasks-per-tres needs either a GRES GPU specification or a node/ntask specification\n\
+             sbatch: error: Invalid generic resource (gres) specification\n"
+                .into(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("sbatch", &["--clusters=other", "--wrap", "true"]),
+        (
+            String::new(),
+            "sbatch: error: No cluster 'other' known by database.\n\
+             sbatch: error: 'other' can't be reached now, or it is an invalid entry for --cluster.  Use 'sacctmgr list clusters' to see available clusters.\n"
+                .into(),
+            1
+        )
+    );
+    // Nothing was submitted: the next job is job 1.
+    assert_eq!(
+        c.run("sbatch", &["-H", "-M", "batchci", "--wrap", "true"]),
+        (
+            "Submitted batch job 1 on cluster batchci\n".into(),
+            String::new(),
+            0
+        )
+    );
+    assert_eq!(
+        c.run(
+            "sbatch",
+            &["-H", "--cluster=batchci", "--parsable", "--wrap", "true"]
+        ),
+        ("2;batchci\n".into(), String::new(), 0)
+    );
+}
+
+#[test]
+fn option_values_are_checked_as_sbatch_checks_them() {
+    let c = TestCluster::fast();
+    for (args, err, code) in [
+        (
+            &["--hint=bogus"][..],
+            "sbatch: error: unrecognized --hint argument \"bogus\", see --hint=help\n",
+            1,
+        ),
+        (
+            &["--distribution=bogus"],
+            "sbatch: error: Invalid --distribution specification\n",
+            255,
+        ),
+        (
+            &["--deadline=garbage"],
+            "Invalid time specification (pos=0): garbage\nsbatch: error: Invalid --deadline specification\n",
+            255,
+        ),
+        (
+            &["--time-min=abc"],
+            "sbatch: error: Invalid --time-min specification\n",
+            255,
+        ),
+        (
+            &["--mincpus=abc"],
+            "sbatch: error: Invalid numeric value \"abc\" for --mincpus.\n",
+            1,
+        ),
+        (
+            &["--switches=abc"],
+            "sbatch: error: Invalid numeric value \"abc\" for --switches.\n",
+            1,
+        ),
+        (
+            &["--delay-boot=abc"],
+            "sbatch: error: Invalid --delay-boot specification\n",
+            255,
+        ),
+        (
+            &["--kill-on-invalid-dep=bogus"],
+            "sbatch: error: Invalid --kill-on-invalid-dep specification\n",
+            255,
+        ),
+        (
+            &["--mail-type=bogus"],
+            "sbatch: error: Invalid --mail-type specification\n",
+            255,
+        ),
+        (
+            &["--exclusive=bogus"],
+            "sbatch: error: Invalid --exclusive specification\n",
+            255,
+        ),
+        (
+            &["--propagate=bogus"],
+            "sbatch: error: Bad rlimit name: bogus\nsbatch: error: --propagate=bogus is not valid.\n",
+            1,
+        ),
+        // A command-line error comes before the controller's answer.
+        (
+            &["--reservation=x", "--time-min=abc"],
+            "sbatch: error: Invalid --time-min specification\n",
+            255,
+        ),
+        // x11 is srun's and salloc's.
+        (
+            &["--x11"],
+            "sbatch: unrecognized option '--x11'\nTry \"sbatch --help\" for more information\n",
+            255,
+        ),
+    ] {
+        let mut argv = args.to_vec();
+        argv.extend(["--wrap", "true"]);
+        assert_eq!(
+            c.run("sbatch", &argv),
+            (String::new(), err.into(), code),
+            "{args:?}"
+        );
+    }
+    // Observed: --nice takes any text (strtol), so "abc" is 0.
+    let id = c.submit(&["-H", "--nice=abc", "--wrap", "true"]);
+    assert_eq!(fields(&c, id, &["Nice"]), "Nice=0");
+}
+
+#[test]
+fn sbatch_directives_take_the_same_options() {
+    let c = TestCluster::fast();
+    std::fs::write(
+        c.path("job.sh"),
+        "#!/bin/sh\n#SBATCH --wckey=k --nice=7\n#SBATCH --time-min=2 -x localhost\n#SBATCH -H\ntrue\n",
+    )
+    .unwrap();
+    let id = c.submit(&["job.sh"]);
+    assert_eq!(
+        fields(&c, id, &["Nice", "TimeMin", "ExcNodeList"]),
+        "Nice=7 TimeMin=00:02:00 ExcNodeList=localhost"
+    );
+    std::fs::write(c.path("gpu.sh"), "#!/bin/sh\n#SBATCH --gres=gpu:1\ntrue\n").unwrap();
+    assert_eq!(
+        c.run("sbatch", &["gpu.sh"]),
+        (
+            String::new(),
+            "sbatch: error: Invalid generic resource (gres) specification\n".into(),
+            1
+        )
+    );
+}

@@ -331,3 +331,84 @@ fn srun_in_a_batch_job_runs_numbered_steps_of_ranked_tasks() {
         )
     );
 }
+
+/// Slurm 22.05's option table for srun and salloc (src/cli/slurm/options.rs); the texts were
+/// observed on the reference cluster (docs/slurm-observed.md, "Options").
+#[test]
+fn srun_and_salloc_take_slurms_options_and_refuse_what_the_cluster_lacks() {
+    let c = TestCluster::fast();
+    let accepted = [
+        "-c",
+        "1",
+        "--mem",
+        "100",
+        "--wckey=k",
+        "--hint=nomultithread",
+        "--nice=5",
+        "--time-min=1",
+        "--mincpus=1",
+        "--threads-per-core=1",
+        "--distribution=block",
+        "--spread-job",
+        "--switches=1",
+        "--comment=c",
+        "--clusters=batchci",
+        "--no-kill",
+        "echo",
+        "ran",
+    ];
+    let (out, err, code) = c.run("srun", &accepted);
+    assert_eq!((out.as_str(), err.as_str(), code), ("ran\n", "", 0));
+    let (out, _, code) = c.run("salloc", &accepted);
+    assert_eq!((out.as_str(), code), ("ran\n", 0));
+    for (prog, failed) in [
+        ("srun", "Unable to allocate resources"),
+        ("salloc", "Job submit/allocate failed"),
+    ] {
+        assert_eq!(
+            c.run(prog, &["--gres=gpu:1", "true"]),
+            (
+                String::new(),
+                format!("{prog}: error: Invalid generic resource (gres) specification\n"),
+                1
+            )
+        );
+        assert_eq!(
+            c.run(prog, &["--reservation=nosuch", "true"]),
+            (
+                String::new(),
+                format!("{prog}: error: {failed}: Requested reservation is invalid\n"),
+                1
+            )
+        );
+        assert_eq!(
+            c.run(prog, &["--licenses=x", "true"]),
+            (
+                String::new(),
+                format!("{prog}: error: {failed}: Invalid license specification\n"),
+                1
+            )
+        );
+        assert_eq!(
+            c.run(prog, &["--hint=bogus", "true"]),
+            (
+                String::new(),
+                format!("{prog}: error: unrecognized --hint argument \"bogus\", see --hint=help\n"),
+                1
+            )
+        );
+        // --batch is sbatch's only.
+        assert_eq!(
+            c.run(prog, &["--batch=x", "true"]),
+            (
+                String::new(),
+                format!(
+                    "{prog}: unrecognized option '--batch=x'\nTry \"{prog} --help\" for more information\n"
+                ),
+                255
+            )
+        );
+    }
+    // --test-only is srun's and sbatch's, not salloc's.
+    assert_eq!(c.run("salloc", &["--test-only", "true"]).2, 255);
+}

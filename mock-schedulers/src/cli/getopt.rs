@@ -96,7 +96,8 @@ pub fn parse(
                         spec.iter().filter(|o| o.long.starts_with(name)).collect();
                     match cands.as_slice() {
                         [one] => **one,
-                        [] => return Err(format!("{prog}: unrecognized option '--{name}'")),
+                        // glibc names the whole word, `=value` included (observed).
+                        [] => return Err(format!("{prog}: unrecognized option '--{body}'")),
                         many => {
                             let list: Vec<String> =
                                 many.iter().map(|o| format!("'--{}'", o.long)).collect();

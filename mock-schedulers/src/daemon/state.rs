@@ -396,6 +396,18 @@ impl State {
                 return Err(Refusal::UnknownFeature);
             }
         }
+        // Observed: a job that excludes unknown nodes, or so many that too few of the
+        // partition's are left, is refused unless it is held (a held job is not tried).
+        if let Some(ex) = &req.exclude
+            && !req.hold
+        {
+            let left = partition.nodes.iter().filter(|n| !ex.contains(n)).count();
+            if ex.iter().any(|n| self.cluster.node(n).is_none())
+                || left < req.nodes.unwrap_or(1).max(1) as usize
+            {
+                return Err(Refusal::NodesOutsidePartition);
+            }
+        }
         let ntasks = req.ntasks.unwrap_or(1).max(1);
         let cpt = req.cpus_per_task.unwrap_or(1).max(1);
         let cpus = ntasks.saturating_mul(cpt);
@@ -463,12 +475,17 @@ impl State {
             req.begin = Some(self.now() + after);
         }
         let id = self.take_id()?;
+        // priority/basic, less the nice value; root's --priority replaces it.
         let priority = if req.hold {
             0
+        } else if let Some(p) = req.priority {
+            p
         } else {
-            PRIORITY_BASE
+            let base = PRIORITY_BASE
                 .saturating_sub(id)
-                .saturating_add(qos.as_ref().map_or(0, |q| q.priority))
+                .saturating_add(qos.as_ref().map_or(0, |q| q.priority));
+            u32::try_from((i64::from(base) - i64::from(req.nice)).clamp(1, i64::from(u32::MAX)))
+                .unwrap_or(1)
         };
         let mut run = JobRun::pending(priority);
         let node_placeholder = "%N";
@@ -673,7 +690,9 @@ impl State {
             if chosen.len() == job.num_nodes as usize {
                 break;
             }
-            if self.inject.failed_nodes.contains(name) {
+            if self.inject.failed_nodes.contains(name)
+                || job.req.exclude.as_ref().is_some_and(|ex| ex.contains(name))
+            {
                 continue;
             }
             let Some(node) = self.cluster.node(name) else {

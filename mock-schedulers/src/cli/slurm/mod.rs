@@ -2,6 +2,7 @@
 //! share (the caller's identity, job requests, daemon queries).
 
 pub mod format;
+pub mod options;
 pub mod sacct;
 pub mod sbatch;
 pub mod scancel;
@@ -185,6 +186,14 @@ pub struct ResourceOpts {
     pub immediate: bool,
     /// -D
     pub chdir: Option<String>,
+    /// -x
+    pub exclude: Option<Vec<String>>,
+    /// --nice
+    pub nice: i32,
+    /// --priority (root's)
+    pub priority: Option<u32>,
+    /// Options shown in `scontrol show job` without other effect.
+    pub shown: options::Shown,
 }
 
 /// Applies one resource option; Ok(false) when the option is not a resource option. Errors
@@ -208,6 +217,9 @@ pub fn apply_resource_opt(
                 )
             })
     };
+    if r.shown.apply(long, value) {
+        return Ok(true);
+    }
     match long {
         "job-name" => r.name = Some(v.to_string()),
         "partition" => r.partition = Some(v.to_string()),
@@ -251,17 +263,34 @@ pub fn apply_resource_opt(
                 )
             })?)
         }
-        "nodelist" => {
-            r.nodelist = Some(
-                crate::hostlist::expand(v)
-                    .map_err(|_| (format!("{prog}: error: Invalid node name specified"), 1))?,
-            )
+        "nodelist" | "exclude" => {
+            let nodes = crate::hostlist::expand(v)
+                .map_err(|_| (format!("{prog}: error: Invalid node name specified"), 1))?;
+            if long == "nodelist" {
+                r.nodelist = Some(nodes);
+            } else {
+                r.exclude = Some(nodes);
+            }
         }
         "constraint" => r.constraint = Some(v.to_string()),
-        "exclusive" => r.exclusive = true,
+        // `--exclusive=user|mcs` share nodes with the user's (or label's) jobs: recorded.
+        "exclusive" => r.exclusive = value.is_none(),
         "hold" => r.hold = true,
         "immediate" => r.immediate = true,
         "chdir" => r.chdir = Some(v.to_string()),
+        // slurm_opt.c arg_set_nice: strtol of the value (so "abc" is 0), 100 without one.
+        "nice" => r.nice = value.map_or(100, options::leading_int),
+        // slurm_opt.c arg_set_priority: "TOP" or a number; the controller lets only an
+        // operator set it and ignores it for others (job_mgr.c validate_job_create_req).
+        "priority" => {
+            r.priority = if v.eq_ignore_ascii_case("TOP") {
+                Some(options::PRIORITY_TOP)
+            } else {
+                u32::try_from(options::leading_int(v))
+                    .ok()
+                    .filter(|p| *p > 0)
+            }
+        }
         _ => return Ok(false),
     }
     Ok(true)
@@ -298,6 +327,9 @@ pub fn build_request(
         mem_per_cpu_mb: r.mem_per_cpu,
         nodelist: r.nodelist.clone(),
         constraint: r.constraint.clone(),
+        exclude: r.exclude.clone(),
+        nice: r.nice,
+        priority: r.priority.filter(|_| uid == 0),
         exclusive: r.exclusive,
         hold: r.hold,
         begin: None,
@@ -324,7 +356,7 @@ pub fn build_request(
         flavor: crate::flavor::Flavor::Slurm,
         stage_out: false,
         debug_log: None,
-        attributes: BTreeMap::new(),
+        attributes: r.shown.attributes(),
     }
 }
 
@@ -404,4 +436,72 @@ pub fn signal_number(s: &str) -> Option<i32> {
         "WINCH" => 28,
         _ => return None,
     })
+}
+
+/// Checks every option as the Slurm command does before and while it asks the controller
+/// (`options::check`), prints what it says about options it ignores, and on a refusal prints
+/// it and returns the exit code. `cluster` gives the cluster's name, asked only when an option
+/// names a cluster.
+pub fn check_options(
+    prog: &str,
+    opts: &[(&'static str, Option<String>)],
+    cluster: impl FnOnce() -> String,
+) -> Result<(), i32> {
+    let cluster = if opts
+        .iter()
+        .any(|(l, _)| matches!(*l, "cluster" | "clusters"))
+    {
+        cluster()
+    } else {
+        String::new()
+    };
+    let mut deferred = None;
+    for (long, value) in opts {
+        match options::check(prog, long, value.as_deref(), &cluster) {
+            Ok(()) => {}
+            Err(refusal) if refusal.deferred => {
+                deferred.get_or_insert(refusal);
+            }
+            Err(refusal) => return Err(say(&refusal)),
+        }
+        if let Some(line) = options::notice(prog, long) {
+            eprintln!("{line}");
+        }
+    }
+    // job_mgr.c validate_job_create_req: only an operator may lower the nice value.
+    let nice = opts
+        .iter()
+        .rev()
+        .find(|(l, _)| *l == "nice")
+        .map(|(_, v)| v.as_deref().map_or(100, options::leading_int));
+    if nice.is_some_and(|n| n < 0) && identity().1 != 0 {
+        deferred.get_or_insert(options::Refusal::controller(prog, "Invalid --nice value"));
+    }
+    match deferred {
+        Some(refusal) => Err(say(&refusal)),
+        None => Ok(()),
+    }
+}
+
+fn say(refusal: &options::Refusal) -> i32 {
+    for line in &refusal.stdout {
+        println!("{line}");
+    }
+    for line in &refusal.lines {
+        eprintln!("{line}");
+    }
+    refusal.code
+}
+
+/// The cluster's name, as `--clusters` compares it (empty when the daemon does not answer).
+pub fn cluster_name(call: &mut Call) -> String {
+    let Ok(conn) = call.conn() else {
+        return String::new();
+    };
+    match conn.call(&Request::Cluster {
+        status_command: false,
+    }) {
+        Ok(Response::Cluster { cluster, .. }) => cluster.cluster_name.clone(),
+        _ => String::new(),
+    }
 }

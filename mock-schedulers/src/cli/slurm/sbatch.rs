@@ -5,55 +5,13 @@ use std::io::Read;
 
 use super::CONNECT_FAILURE;
 use crate::cli::Call;
-use crate::cli::getopt::{HasArg::*, Opt, Parsed, opt};
+use crate::cli::getopt::Parsed;
 use crate::cli::jobs::Waited;
 use crate::model::JobKind;
 use crate::protocol::{Request, Response};
 
+use super::options::{self, SBATCH};
 use super::{ResourceOpts, apply_resource_opt, build_request, parse_signal_spec};
-
-const SPEC: &[Opt] = &[
-    opt("account", Some('A'), Required),
-    opt("array", Some('a'), Required),
-    opt("begin", Some('b'), Required),
-    opt("chdir", Some('D'), Required),
-    opt("comment", None, Required),
-    opt("constraint", Some('C'), Required),
-    opt("cpus-per-task", Some('c'), Required),
-    opt("dependency", Some('d'), Required),
-    opt("error", Some('e'), Required),
-    opt("exclusive", None, Optional),
-    opt("export", None, Required),
-    opt("get-user-env", None, Optional),
-    opt("gres", None, Required),
-    opt("help", Some('h'), No),
-    opt("hold", Some('H'), No),
-    opt("input", Some('i'), Required),
-    opt("job-name", Some('J'), Required),
-    opt("mail-type", None, Required),
-    opt("mail-user", None, Required),
-    opt("mem", None, Required),
-    opt("mem-per-cpu", None, Required),
-    opt("nodelist", Some('w'), Required),
-    opt("nodes", Some('N'), Required),
-    opt("no-requeue", None, No),
-    opt("ntasks", Some('n'), Required),
-    opt("ntasks-per-node", None, Required),
-    opt("open-mode", None, Required),
-    opt("output", Some('o'), Required),
-    opt("parsable", None, No),
-    opt("partition", Some('p'), Required),
-    opt("qos", Some('q'), Required),
-    opt("quiet", Some('Q'), No),
-    opt("requeue", None, No),
-    opt("signal", None, Required),
-    opt("time", Some('t'), Required),
-    opt("usage", None, No),
-    opt("verbose", Some('v'), No),
-    opt("version", Some('V'), No),
-    opt("wait", Some('W'), No),
-    opt("wrap", None, Required),
-];
 
 const HELP: &str = "Usage: sbatch [OPTIONS(0)...] [ : [OPTIONS(N)...]] script(0) [args(0)...]
 
@@ -166,7 +124,8 @@ fn export_env(spec: Option<&str>) -> BTreeMap<String, String> {
 
 /// Runs sbatch; returns the exit code.
 pub fn main(call: &mut Call) -> i32 {
-    let cli = match super::parse_command_line(call, SPEC, true, 255, true, HELP) {
+    let spec = options::spec(SBATCH);
+    let cli = match super::parse_command_line(call, &spec, true, 255, true, HELP) {
         Ok(p) => p,
         Err(code) => return code,
     };
@@ -213,7 +172,7 @@ pub fn main(call: &mut Call) -> i32 {
     }
     // #SBATCH directives first, the command line overrides them.
     let dir_args = directives(&script);
-    let from_script = match crate::cli::getopt::parse("sbatch", &dir_args, SPEC, true) {
+    let from_script = match crate::cli::getopt::parse("sbatch", &dir_args, &spec, true) {
         Ok(p) => p,
         Err(msg) => {
             eprintln!("{msg}");
@@ -226,6 +185,14 @@ pub fn main(call: &mut Call) -> i32 {
         operands: Vec::new(),
     };
     all.opts.extend(cli.opts.iter().cloned());
+    let mut cluster = None;
+    if let Err(code) = super::check_options("sbatch", &all.opts, || {
+        let name = super::cluster_name(call);
+        cluster = Some(name.clone());
+        name
+    }) {
+        return code;
+    }
     let mut r = ResourceOpts::default();
     let mut output = None;
     let mut error = None;
@@ -256,12 +223,19 @@ pub fn main(call: &mut Call) -> i32 {
                 Some(after) => begin_after = Some(after),
                 None => return fail(&format!("Invalid time specification {v}")),
             },
-            "array" => return fail("job arrays are not supported by mock-cluster"),
             "dependency" if v != "singleton" && !v.is_empty() => {
                 return fail("job dependencies are not supported by mock-cluster");
             }
             _ => {}
         }
+    }
+    // Observed: the batch host's features must be among the job's constraints.
+    if let Some(batch) = all.value("batch")
+        && !options::batch_within_constraint(batch, r.constraint.as_deref())
+    {
+        return fail(
+            "Batch job submission failed: Job --batch option is invalid or not a subset of --constraints",
+        );
     }
     let env = export_env(all.value("export"));
     let command = match cli.operands.first() {
@@ -321,10 +295,13 @@ pub fn main(call: &mut Call) -> i32 {
         // Before the id is out: whoever saw it may kill the waiter at once.
         catch_kills();
     }
-    if cli.has("parsable") {
-        println!("{id}");
-    } else if !cli.has("quiet") {
-        println!("Submitted batch job {id}");
+    // Observed: with --clusters the id comes with the cluster's name.
+    match (cli.has("parsable"), &cluster) {
+        (true, Some(name)) => println!("{id};{name}"),
+        (true, None) => println!("{id}"),
+        (false, _) if cli.has("quiet") => {}
+        (false, Some(name)) => println!("Submitted batch job {id} on cluster {name}"),
+        (false, None) => println!("Submitted batch job {id}"),
     }
     if !wait {
         return 0;

@@ -43,6 +43,21 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
     } else {
         r.state.long()
     };
+    // What the recorded options set (options::Shown), or the field's value without them.
+    let shown = |field: &str, default: &str| -> String {
+        job.req
+            .attributes
+            .get(field)
+            .cloned()
+            .unwrap_or_else(|| default.to_string())
+    };
+    let deadline = match job.req.attributes.get("DeadlineAfter") {
+        Some(after) => date(
+            after.parse::<f64>().ok().map(|a| job.submit_time + a),
+            "N/A",
+        ),
+        None => "N/A".into(),
+    };
     let mut lines = vec![
         format!("JobId={} JobName={}", job.id, job.req.name),
         format!(
@@ -53,8 +68,9 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             job.req.gid
         ),
         format!(
-            "Priority={} Nice=0 Account={} QOS={}",
+            "Priority={} Nice={} Account={} QOS={}",
             r.priority,
+            job.req.nice,
             job.req
                 .account
                 .clone()
@@ -70,9 +86,10 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             Job::exit_code_text(r.exit_status)
         ),
         format!(
-            "RunTime={} TimeLimit={} TimeMin=N/A",
+            "RunTime={} TimeLimit={} TimeMin={}",
             units::format_long_duration(elapsed(job, now)),
-            long_limit(job.shown_limit())
+            long_limit(job.shown_limit()),
+            shown("TimeMin", "N/A")
         ),
         format!(
             "SubmitTime={} EligibleTime={}",
@@ -81,7 +98,7 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
         ),
         format!("AccrueTime={}", date(Some(job.submit_time), "Unknown")),
         format!(
-            "StartTime={} EndTime={end} Deadline=N/A",
+            "StartTime={} EndTime={end} Deadline={deadline}",
             date(
                 r.start_time.or(super::squeue::pending_begin(job)),
                 "Unknown"
@@ -93,9 +110,13 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
         ),
         format!("Partition={} AllocNode:Sid={alloc_host}:0", job.partition),
         format!(
-            "ReqNodeList={} ExcNodeList=(null)",
+            "ReqNodeList={} ExcNodeList={}",
             job.req
                 .nodelist
+                .as_ref()
+                .map_or("(null)".into(), |n| crate::hostlist::compress(n)),
+            job.req
+                .exclude
                 .as_ref()
                 .map_or("(null)".into(), |n| crate::hostlist::compress(n))
         ),
@@ -116,10 +137,11 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
     }
     let ntasks = job.req.ntasks.unwrap_or(1);
     lines.push(format!(
-        "NumNodes={} NumCPUs={} NumTasks={ntasks} CPUs/Task={} ReqB:S:C:T=0:0:*:*",
+        "NumNodes={} NumCPUs={} NumTasks={ntasks} CPUs/Task={} ReqB:S:C:T={}",
         job.num_nodes,
         job.cpus,
-        job.req.cpus_per_task.unwrap_or(1)
+        job.req.cpus_per_task.unwrap_or(1),
+        shown("ReqB:S:C:T", "0:0:*:*")
     ));
     lines.push(format!(
         "TRES=cpu={},mem={}M,node={},billing={}",
@@ -128,25 +150,36 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
         job.num_nodes,
         job.cpus
     ));
-    lines.push("Socks/Node=* NtasksPerN:B:S:C=0:0:*:* CoreSpec=*".into());
     lines.push(format!(
-        "MinCPUsNode={} MinMemoryNode={} MinTmpDiskNode=0",
-        job.req.cpus_per_task.unwrap_or(1),
+        "Socks/Node={} NtasksPerN:B:S:C={} CoreSpec=*",
+        shown("Socks/Node", "*"),
+        shown("NtasksPerN:B:S:C", "0:0:*:*")
+    ));
+    lines.push(format!(
+        "MinCPUsNode={} MinMemoryNode={} MinTmpDiskNode={}",
+        shown(
+            "MinCPUsNode",
+            &job.req.cpus_per_task.unwrap_or(1).to_string()
+        ),
         match job.req.mem_mb {
             Some(m) if m > 0 => format!("{m}M"),
             _ => "0".into(),
-        }
+        },
+        shown("MinTmpDiskNode", "0")
     ));
     lines.push(format!(
-        "Features={} DelayBoot=00:00:00",
+        "Features={} DelayBoot={}",
         job.req
             .constraint
             .clone()
-            .unwrap_or_else(|| "(null)".into())
+            .unwrap_or_else(|| "(null)".into()),
+        shown("DelayBoot", "00:00:00")
     ));
     lines.push(format!(
-        "OverSubscribe={} Contiguous=0 Licenses=(null) Network=(null)",
-        if job.req.exclusive { "NO" } else { "OK" }
+        "OverSubscribe={} Contiguous={} Licenses=(null) Network={}",
+        shown("OverSubscribe", if job.req.exclusive { "NO" } else { "OK" }),
+        shown("Contiguous", "0"),
+        shown("Network", "(null)")
     ));
     lines.push(format!("Command={}", job.req.command));
     lines.push(format!("WorkDir={}", job.req.work_dir));

@@ -7,48 +7,13 @@ use std::os::unix::process::ExitStatusExt;
 
 use super::CONNECT_FAILURE;
 use crate::cli::Call;
-use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::cli::session::{
     Denied, Granted, Progress, Ran, Revocation, Session, base_name, was_revoked,
 };
 use crate::model::{JobKind, JobState};
 
+use super::options::{self, SALLOC, SRUN};
 use super::{ResourceOpts, apply_resource_opt, build_request};
-
-const SPEC: &[Opt] = &[
-    opt("account", Some('A'), Required),
-    opt("chdir", Some('D'), Required),
-    opt("constraint", Some('C'), Required),
-    opt("cpu-bind", None, Required),
-    opt("cpus-per-task", Some('c'), Required),
-    opt("error", Some('e'), Required),
-    opt("exclusive", None, Optional),
-    opt("export", None, Required),
-    opt("help", Some('h'), No),
-    opt("hold", Some('H'), No),
-    opt("immediate", Some('I'), Optional),
-    opt("input", Some('i'), Required),
-    opt("jobid", None, Required),
-    opt("job-name", Some('J'), Required),
-    opt("label", Some('l'), No),
-    opt("mem", None, Required),
-    opt("mem-per-cpu", None, Required),
-    opt("mpi", None, Required),
-    opt("nodelist", Some('w'), Required),
-    opt("nodes", Some('N'), Required),
-    opt("ntasks", Some('n'), Required),
-    opt("output", Some('o'), Required),
-    opt("overlap", None, No),
-    opt("partition", Some('p'), Required),
-    opt("pty", None, No),
-    opt("qos", Some('q'), Required),
-    opt("quiet", Some('Q'), No),
-    opt("time", Some('t'), Required),
-    opt("unbuffered", Some('u'), No),
-    opt("usage", None, No),
-    opt("verbose", Some('v'), No),
-    opt("version", Some('V'), No),
-];
 
 const SRUN_HELP: &str = "Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]]
 
@@ -83,9 +48,10 @@ Examples:
 /// Runs srun (or salloc); returns the exit code.
 pub fn main(call: &mut Call, salloc: bool) -> i32 {
     let prog = if salloc { "salloc" } else { "srun" };
+    let spec = options::spec(if salloc { SALLOC } else { SRUN });
     let cli = match super::parse_command_line(
         call,
-        SPEC,
+        &spec,
         true,
         255,
         true,
@@ -94,6 +60,9 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
         Ok(p) => p,
         Err(code) => return code,
     };
+    if let Err(code) = super::check_options(prog, &cli.opts, || super::cluster_name(call)) {
+        return code;
+    }
     let mut r = ResourceOpts::default();
     for (long, value) in &cli.opts {
         if let Err((msg, code)) = apply_resource_opt(prog, &mut r, long, value.as_deref()) {
