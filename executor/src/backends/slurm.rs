@@ -20,8 +20,9 @@ use crate::args::{CommandOptions, Grammar, OptionSpec, Takes};
 use crate::command::CapturedOutput;
 use crate::config::ExecutorKind;
 
-/// sbatch's options (Slurm 22.05 `sbatch --help`, plus the undocumented ones of
-/// `src/common/slurm_opt.c`), and those batchci sets itself. `--uid`/`--gid` are refused
+/// sbatch's options (Slurm 22.05's `common_options[]` of `src/common/slurm_opt.c` that sbatch
+/// takes, the same table as the fake's `mock-schedulers/src/cli/slurm/options.rs`), and those
+/// batchci sets itself. `--uid`/`--gid` are refused
 /// because they would let a job choose whom it runs as when batchci submits as root.
 pub const SBATCH_OPTIONS: CommandOptions = CommandOptions {
     program: "sbatch",
@@ -42,7 +43,7 @@ pub const SBATCH_OPTIONS: CommandOptions = CommandOptions {
         OptionSpec::long("delay-boot", Takes::Value),
         OptionSpec::both('D', "chdir", Takes::Value),
         OptionSpec::both('e', "error", Takes::Value),
-        OptionSpec::long("export", Takes::OptionalValue),
+        OptionSpec::long("export", Takes::Value),
         OptionSpec::long("export-file", Takes::Value),
         OptionSpec::long("get-user-env", Takes::OptionalValue),
         OptionSpec::long("gid", Takes::Value),
@@ -89,7 +90,6 @@ pub const SBATCH_OPTIONS: CommandOptions = CommandOptions {
         OptionSpec::long("thread-spec", Takes::Value),
         OptionSpec::both('t', "time", Takes::Value),
         OptionSpec::long("time-min", Takes::Value),
-        OptionSpec::long("tres-per-task", Takes::Value),
         OptionSpec::long("uid", Takes::Value),
         OptionSpec::long("use-min-nodes", Takes::Nothing),
         OptionSpec::both('v', "verbose", Takes::Nothing),
@@ -97,6 +97,12 @@ pub const SBATCH_OPTIONS: CommandOptions = CommandOptions {
         OptionSpec::long("wckey", Takes::Value),
         OptionSpec::long("wrap", Takes::Value),
         OptionSpec::long("cluster-constraint", Takes::Value),
+        OptionSpec::long("cluster", Takes::Value),
+        OptionSpec::long("context", Takes::Value),
+        OptionSpec::long("prefer", Takes::Value),
+        OptionSpec::long("tasks-per-node", Takes::Value),
+        OptionSpec::long("ntasks-per-tres", Takes::Value),
+        OptionSpec::long("wait-all-nodes", Takes::Value),
         OptionSpec::long("contiguous", Takes::Nothing),
         OptionSpec::both('C', "constraint", Takes::Value),
         OptionSpec::both('F', "nodefile", Takes::Value),
@@ -439,6 +445,24 @@ pub(crate) fn judge(id: &str, code: i32, record: &JobRecord) -> Result<StepOutco
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// sbatch 22.05 takes 106 options (`common_options[]` of `slurm_opt.c` with a set_func
+    /// for sbatch), each once; `--export` needs its value (`required_argument`).
+    #[test]
+    fn the_sbatch_table_is_slurm_2205s() {
+        let options = SBATCH_OPTIONS.options;
+        assert_eq!(options.len(), 106);
+        for (i, a) in options.iter().enumerate() {
+            assert!(
+                options[i + 1..].iter().all(|b| b.long != a.long),
+                "{}",
+                a.long
+            );
+        }
+        let export = options.iter().find(|o| o.long == "export");
+        assert!(matches!(export.map(|o| o.takes), Some(Takes::Value)));
+        assert!(!options.iter().any(|o| o.long == "tres-per-task"));
+    }
 
     fn lines(text: &str) -> Vec<String> {
         text.lines().map(str::to_string).collect()

@@ -1,0 +1,265 @@
+//! Differential cases for Slurm 22.05's option table: the same sbatch, srun and salloc
+//! submissions on the real Slurm of `ci/slurm` and on a simulated cluster configured like it
+//! (see `slurm_differential.rs` for how cases run). One case per class of the table in
+//! `mock-schedulers/src/cli/slurm/options.rs`: modelled, recorded in `scontrol show job`,
+//! accepted without effect, checked by the command, and refused for want of the feature.
+//! The facts are listed in `docs/slurm-observed.md` ("Options").
+
+mod differential;
+use differential::*;
+
+use conformance::slurm_env::FakeCluster;
+
+fn differential(name: &str, fake: FakeCluster, case: Case) {
+    if let Err(report) = differential_result(name, fake, case) {
+        panic!("{report}");
+    }
+}
+
+/// Held jobs take nothing from the node; the case cancels them when it ends.
+const HELD: [&str; 4] = ["sbatch", "-H", "-o", "/dev/null"];
+
+fn held(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut argv = HELD.to_vec();
+    argv.extend_from_slice(extra);
+    argv.extend(["--wrap", "true"]);
+    argv
+}
+
+#[test]
+fn options_without_effect_are_accepted_in_one_submission() {
+    differential("options_accepted", FakeCluster::mirroring_ci_slurm(), |s| {
+        let id = s.submit(
+            "sbatch with many options",
+            &held(&[
+                "--wckey=mykey",
+                "--spread-job",
+                "--kill-on-invalid-dep=yes",
+                "--distribution=block:cyclic",
+                "--acctg-freq=30",
+                "--cpu-freq=high",
+                "--mail-type=END",
+                "--gres=none",
+                "--use-min-nodes",
+                "--no-kill",
+                "--reboot",
+                "--overcommit",
+                "--propagate",
+                "--ignore-pbs",
+                "--comment=c",
+            ]),
+        )?;
+        s.record_scontrol("job record", id, &["JobState", "Reason", "Nice"])?;
+        let common = [
+            "-c",
+            "1",
+            "--mem",
+            "100",
+            "--clusters=batchci",
+            "--wckey=k",
+            "--distribution=block",
+            "--hint=nomultithread",
+            "--nice=5",
+            "--priority=10",
+            "--time-min=1",
+            "--mincpus=1",
+            "--threads-per-core=1",
+            "--spread-job",
+            "--switches=1",
+            "--contiguous",
+            "--comment=c",
+            "--acctg-freq=30",
+            "--mail-type=END",
+            "--no-kill",
+            "--use-min-nodes",
+            "--tmp=0",
+            "--network=x",
+            "--profile=none",
+            "--gres-flags=enforce-binding",
+            "--power=level",
+            "--cpu-freq=high",
+            "--mem-bind=local",
+            "--gpu-bind=closest",
+            "--gpu-freq=high",
+            "echo",
+            "ran",
+        ];
+        let mut srun = vec!["srun"];
+        srun.extend(common);
+        s.run("srun with many options", &srun)?;
+        let mut salloc = vec!["salloc"];
+        salloc.extend(common);
+        s.run("salloc with many options", &salloc)?;
+        Ok(())
+    });
+}
+
+#[test]
+fn recorded_options_show_in_scontrol() {
+    differential("options_recorded", FakeCluster::mirroring_ci_slurm(), |s| {
+        let id = s.submit(
+            "sbatch",
+            &held(&[
+                "--tmp=100",
+                "--contiguous",
+                "--time-min=10",
+                "--nice=10",
+                "--delay-boot=5",
+                "--exclude=localhost",
+                "--mincpus=2",
+                "--threads-per-core=1",
+                "--cores-per-socket=1",
+                "--sockets-per-node=1",
+                "--ntasks-per-core=1",
+                "--network=x",
+                "--no-requeue",
+                "--oversubscribe",
+            ]),
+        )?;
+        s.record_scontrol(
+            "scontrol",
+            id,
+            &[
+                "ReqB:S:C:T",
+                "Socks/Node",
+                "Nice",
+                "Requeue",
+                "TimeMin",
+                "ExcNodeList",
+                "Contiguous",
+                "NtasksPerN:B:S:C",
+                "Network",
+                "MinCPUsNode",
+                "OverSubscribe",
+                "MinTmpDiskNode",
+                "DelayBoot",
+            ],
+        )?;
+        let id = s.submit(
+            "sbatch --nice --deadline",
+            &held(&["--nice", "--deadline=now+1hour", "--exclusive=user"]),
+        )?;
+        s.record_scontrol("scontrol 2", id, &["Nice", "TimeMin", "OverSubscribe"])?;
+        s.run("sbatch -S 1", &held(&["-S", "1"]))?;
+        Ok(())
+    });
+}
+
+#[test]
+fn modelled_options_change_priority_placement_and_output() {
+    differential("options_modelled", FakeCluster::mirroring_ci_slurm(), |s| {
+        let begin = "--begin=now+1hour";
+        let plain = s.submit(
+            "plain",
+            &["sbatch", begin, "-o", "/dev/null", "--wrap", "true"],
+        )?;
+        let nice = s.submit(
+            "nice",
+            &[
+                "sbatch",
+                begin,
+                "--nice=10",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "true",
+            ],
+        )?;
+        let top = s.submit(
+            "priority",
+            &[
+                "sbatch",
+                begin,
+                "--priority=100",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "true",
+            ],
+        )?;
+        let priority = |s: &mut Side, id: u64| -> Result<i64, CaseError> {
+            let out = s
+                .env
+                .run(&["squeue", "-h", "-j", &id.to_string(), "-o", "%Q"])?;
+            out.stdout
+                .trim()
+                .parse()
+                .or_else(|_| fail(format!("no priority: {:?}", out.stdout)))
+        };
+        let (p, n, t) = (priority(s, plain)?, priority(s, nice)?, priority(s, top)?);
+        s.note("plain minus nice=10", (p - n).to_string());
+        s.note("root's --priority=100", t.to_string());
+        s.run(
+            "exclude the only node",
+            &["sbatch", "--exclude=localhost", "--wrap", "true"],
+        )?;
+        s.run("-M this cluster", &held(&["-M", "batchci"]))?;
+        s.run(
+            "--cluster --parsable",
+            &held(&["--cluster=batchci", "--parsable"]),
+        )?;
+        Ok(())
+    });
+}
+
+#[test]
+fn values_are_checked_by_the_commands() {
+    differential("options_checked", FakeCluster::mirroring_ci_slurm(), |s| {
+        for opt in [
+            "--hint=bogus",
+            "--distribution=bogus",
+            "--deadline=garbage",
+            "--time-min=abc",
+            "--mincpus=abc",
+            "--switches=abc",
+            "--delay-boot=abc",
+            "--kill-on-invalid-dep=bogus",
+            "--mail-type=bogus",
+            "--exclusive=bogus",
+            "--propagate=bogus",
+            "--x11",
+        ] {
+            s.run(&format!("sbatch {opt}"), &held(&[opt]))?;
+        }
+        s.run("srun --time-min=abc", &["srun", "--time-min=abc", "true"])?;
+        s.run(
+            "salloc --deadline=garbage",
+            &["salloc", "--deadline=garbage", "true"],
+        )?;
+        s.run("srun --batch=x", &["srun", "--batch=x", "true"])?;
+        s.run("salloc --test-only", &["salloc", "--test-only", "true"])?;
+        Ok(())
+    });
+}
+
+#[test]
+fn features_the_cluster_lacks_are_refused() {
+    differential("options_refused", FakeCluster::mirroring_ci_slurm(), |s| {
+        for opt in [
+            "--gres=gpu:1",
+            "--gpus=1",
+            "--gpus-per-node=1",
+            "--cpus-per-gpu=1",
+            "--mem-per-gpu=1G",
+            "--ntasks-per-gpu=1",
+            "--licenses=x",
+            "--reservation=nosuch",
+            "--clusters=other",
+            "--prefer=x",
+            "--batch=x",
+        ] {
+            s.run(&format!("sbatch {opt}"), &held(&[opt]))?;
+        }
+        for prog in ["srun", "salloc"] {
+            for opt in [
+                "--gres=gpu:1",
+                "--licenses=x",
+                "--reservation=nosuch",
+                "--clusters=other",
+            ] {
+                s.run(&format!("{prog} {opt}"), &[prog, opt, "true"])?;
+            }
+        }
+        Ok(())
+    });
+}
