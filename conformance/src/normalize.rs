@@ -14,6 +14,12 @@
 //!     "slurmstepd-<HOST>: error: *** JOB <JOB1> ON <HOST> CANCELLED AT <TIME> ***"
 //! );
 //! assert_eq!(n.name("/tmp/case/out-0417-417.txt"), "<CWD>/out-<JOB1:4>-<JOB1>.txt");
+//! // Array tasks: the array's id before `_<task>`, also in `ArrayJobId=`.
+//! assert_eq!(n.text("417_[2-4%2]|PENDING\n"), "<JOB1>_[2-4%2]|PENDING\n");
+//! assert_eq!(
+//!     n.text("JobId=418 ArrayJobId=417 ArrayTaskId=1 StdOut=/tmp/case/slurm-417_1.out"),
+//!     "JobId=<JOB2> ArrayJobId=<JOB1> ArrayTaskId=1 StdOut=<CWD>/slurm-<JOB1>_1.out"
+//! );
 //! ```
 
 use std::collections::HashMap;
@@ -25,15 +31,15 @@ use regex::{Captures, Regex};
 // Places where Slurm prints a job id. The id is always the group named `id`.
 static JOB_ID_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?P<pre>\b[Jj]ob |\bJOB |\bJobId=|\bjob id |\ballocation |\bStepId=|\bSTEP |\bSLURM_JOB_?ID=|\bslurm-)(?P<id>\d+)\b",
+        r"(?P<pre>\b[Jj]ob |\bJOB |\bJobId=|\bArrayJobId=|\bjob id |\ballocation |\bStepId=|\bSTEP |\bSLURM_JOB_?ID=|\bslurm-)(?P<id>\d+)(?P<end>\b|_)",
     )
     .expect("static regex")
 });
 // A job id opening a line, as in `--parsable`, `squeue -o %i|...` and `sacct -P` output: the
-// number is followed by `|`, `.`, `;`, a blank or the end of the line (so `3:0` is not taken
-// for one).
+// number is followed by `|`, `.`, `;`, a blank, `_` (an array task, `12_3`) or the end of the
+// line (so `3:0` is not taken for one).
 static LEADING_JOB_ID: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?m)^(?P<id>\d+)(?P<post>[|.; \t]|$)").expect("static regex"));
+    LazyLock::new(|| Regex::new(r"(?m)^(?P<id>\d+)(?P<post>[|.; \t_]|$)").expect("static regex"));
 static TIMESTAMP: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}").expect("static regex"));
 static DIGITS: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\d+").expect("static regex"));
@@ -95,9 +101,9 @@ impl Normalizer {
         let text = TIMESTAMP.replace_all(&text, "<TIME>").into_owned();
         let text = JOB_ID_CONTEXT
             .replace_all(&text, |caps: &Captures<'_>| {
-                let pre = &caps["pre"];
+                let (pre, end) = (&caps["pre"], &caps["end"]);
                 match caps["id"].parse::<u64>() {
-                    Ok(id) => format!("{pre}{}", self.learn(id)),
+                    Ok(id) => format!("{pre}{}{end}", self.learn(id)),
                     Err(_) => caps[0].to_string(),
                 }
             })

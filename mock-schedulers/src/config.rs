@@ -66,6 +66,10 @@ struct RawConfig {
     submit_host: Option<String>,
     #[serde(default = "default_first_job_id")]
     first_job_id: u32,
+    #[serde(default = "default_max_array_size")]
+    max_array_size: u32,
+    #[serde(default)]
+    kill_invalid_depend: bool,
     #[serde(default)]
     flavor: QsubFlavor,
     #[serde(default)]
@@ -173,6 +177,10 @@ fn default_time_scale() -> Spanned<f64> {
 }
 fn default_first_job_id() -> u32 {
     1
+}
+/// Slurm's default `MaxArraySize` (slurm.conf(5)), which the reference cluster keeps.
+fn default_max_array_size() -> u32 {
+    1001
 }
 fn default_kill_wait() -> u64 {
     30
@@ -343,6 +351,13 @@ pub struct Cluster {
     /// The first job id (`FirstJobId`).
     #[serde(default = "default_first_job_id")]
     pub first_job_id: u32,
+    /// `MaxArraySize`: array task ids must be below it.
+    #[serde(default = "default_max_array_size")]
+    pub max_array_size: u32,
+    /// `DependencyParameters=kill_invalid_depend`: a job whose dependency can never be
+    /// satisfied is cancelled instead of staying pending (`--kill-on-invalid-dep` overrides).
+    #[serde(default)]
+    pub kill_invalid_depend: bool,
     /// Whose `qsub qstat qdel` the cluster provides (`flavor = "pbs"|"cobalt"`).
     #[serde(default)]
     pub flavor: QsubFlavor,
@@ -642,6 +657,8 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
         min_job_age: raw.min_job_age,
         submit_host: raw.submit_host,
         first_job_id: raw.first_job_id.max(1),
+        max_array_size: raw.max_array_size,
+        kill_invalid_depend: raw.kill_invalid_depend,
         flavor: raw.flavor,
         nodes,
         partitions,

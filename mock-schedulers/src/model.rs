@@ -189,6 +189,133 @@ pub struct JobRequest {
     /// (Cobalt's process count and qsub command line), for its status command and notices.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// Arrays and dependencies: how the job relates to other jobs.
+    #[serde(default)]
+    pub relations: Relations,
+}
+
+/// What ties a job to others: the array it makes, the jobs it waits for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Relations {
+    /// The job is an array of these tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<ArraySpec>,
+}
+
+/// An `--array` text Slurm refuses ("Invalid job array specification").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidArraySpec;
+
+/// A job array as submitted: its task ids and how many may run at once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArraySpec {
+    /// Task ids, ascending, without duplicates (never empty).
+    pub tasks: Vec<u32>,
+    /// `%N`: at most this many tasks run at once; 0 for no limit.
+    pub throttle: u32,
+}
+
+impl ArraySpec {
+    /// Parses Slurm's `--array` text: comma-separated ids and ranges `a-b[:step]`, then
+    /// `%throttle`. `Ok(None)` for an empty text (no array); `Err` for anything else Slurm
+    /// refuses ("Invalid job array specification"). Empty list items are skipped and the
+    /// throttle is read like C's `atoi` (`%x` and a bare `%` are no limit), as Slurm 22.05 does
+    /// (observed: `1,,2`, `0-2%x`, `3%` are accepted). Task ids must be below `limit`
+    /// (`MaxArraySize`).
+    pub fn parse(text: &str, limit: u32) -> Result<Option<ArraySpec>, InvalidArraySpec> {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        let (list, throttle) = match text.split_once('%') {
+            Some((list, t)) => (list, atoi(t)),
+            None => (text, 0),
+        };
+        let tasks = parse_task_list(list, limit)?;
+        if tasks.is_empty() {
+            return Err(InvalidArraySpec);
+        }
+        Ok(Some(ArraySpec { tasks, throttle }))
+    }
+
+    /// `SLURM_ARRAY_TASK_STEP`: the distance between the task ids when it is always the same,
+    /// else 1.
+    pub fn step(&self) -> u32 {
+        let mut gaps = self.tasks.windows(2).map(|w| w[1] - w[0]);
+        match gaps.next() {
+            Some(first) if gaps.all(|g| g == first) => first,
+            _ => 1,
+        }
+    }
+}
+
+/// C's `atoi` of a throttle: leading digits, 0 when there are none (or too many).
+fn atoi(text: &str) -> u32 {
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// The largest `MaxArraySize` Slurm allows (slurm.conf(5)): no task list a command parses can
+/// name more ids than this.
+pub const MAX_ARRAY_SIZE_LIMIT: u32 = 4_000_001;
+
+/// Parses `1-3,7,0-6:3` into ascending ids without duplicates; `Err` on anything malformed (a
+/// descending range, a zero step, a number that is no `u32`) or an id not below `limit`.
+pub fn parse_task_list(list: &str, limit: u32) -> Result<Vec<u32>, InvalidArraySpec> {
+    let number = |t: &str| -> Result<u32, InvalidArraySpec> {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(InvalidArraySpec);
+        }
+        t.parse().map_err(|_| InvalidArraySpec)
+    };
+    let mut tasks = std::collections::BTreeSet::new();
+    for item in list.split(',').filter(|i| !i.is_empty()) {
+        let (range, step) = match item.split_once(':') {
+            Some((r, s)) => (r, number(s)?),
+            None => (item, 1),
+        };
+        let (first, last) = match range.split_once('-') {
+            Some((a, b)) => (number(a)?, number(b)?),
+            None if step == 1 || !item.contains(':') => (number(range)?, number(range)?),
+            None => return Err(InvalidArraySpec),
+        };
+        if step == 0 || last < first || last >= limit.min(MAX_ARRAY_SIZE_LIMIT) {
+            return Err(InvalidArraySpec);
+        }
+        tasks.extend((first..=last).step_by(step as usize));
+    }
+    Ok(tasks.into_iter().collect())
+}
+
+/// Ascending task ids in Slurm's compressed form: runs of consecutive ids as `a-b`
+/// (`1-3,7`; `0,3,6`).
+pub fn compress_tasks(tasks: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < tasks.len() {
+        let mut j = i;
+        while j + 1 < tasks.len() && tasks[j + 1] == tasks[j].saturating_add(1) {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}-{}", tasks[i], tasks[j])
+        } else {
+            tasks[i].to_string()
+        });
+        i = j + 1;
+    }
+    out.join(",")
+}
+
+/// Where a job stands in its array: the record of tasks still pending together (the array's
+/// own record, `task` unset), or one task that runs (or ended) on its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArrayRun {
+    /// The array's job id (the id `sbatch` printed).
+    pub job_id: u32,
+    /// The task this record is, once it is one task.
+    pub task: Option<u32>,
+    /// Tasks not yet started, still in this record.
+    pub pending: Vec<u32>,
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -295,6 +422,9 @@ pub struct JobRun {
     /// Held by an administrator (`scontrol hold`), not by its user.
     #[serde(default)]
     pub held_by_admin: bool,
+    /// Place in a job array (`None` for a job that is no array).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array: Option<ArrayRun>,
 }
 
 /// A step `srun` runs inside an existing allocation: its tasks share a process group of their
@@ -355,6 +485,7 @@ impl JobRun {
             requeue: None,
             eligible_after: None,
             held_by_admin: false,
+            array: None,
         }
     }
 }
@@ -398,6 +529,43 @@ impl Job {
         format!("{}:{}", (status >> 8) & 0xff, status & 0x7f)
     }
 
+    /// The array's job id, or the job's own id when it is no array.
+    pub fn array_job_id(&self) -> u32 {
+        self.run.array.as_ref().map_or(self.id, |a| a.job_id)
+    }
+
+    /// The array task this record is (`None` for no array, or the array's record of pending
+    /// tasks).
+    pub fn array_task(&self) -> Option<u32> {
+        self.run.array.as_ref().and_then(|a| a.task)
+    }
+
+    /// Whether this is an array's record of tasks not yet started.
+    pub fn is_array_record(&self) -> bool {
+        self.run
+            .array
+            .as_ref()
+            .is_some_and(|a| a.task.is_none() && !a.pending.is_empty())
+    }
+
+    /// The lowest task id this record stands for (for ordering), 0 for no array.
+    pub fn first_task(&self) -> u32 {
+        match &self.run.array {
+            Some(a) => a.task.or(a.pending.first().copied()).unwrap_or(0),
+            None => 0,
+        }
+    }
+
+    /// The view of one pending task `task` of an array's record, as commands show it.
+    pub fn as_task(&self, task: u32) -> Job {
+        let mut job = self.clone();
+        if let Some(a) = &mut job.run.array {
+            a.task = Some(task);
+            a.pending.clear();
+        }
+        job
+    }
+
     /// Whether a client's wait should see it as ended.
     pub fn is_finished(&self) -> bool {
         self.run.state.is_finished()
@@ -422,4 +590,49 @@ pub struct CallRecord {
     /// Job id the call created, when it created one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_id: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn array_specs_parse_as_slurm_accepts_them() {
+        let p = |t: &str| ArraySpec::parse(t, 1001).map(|s| s.map(|s| (s.tasks, s.throttle)));
+        assert_eq!(p("1-3"), Ok(Some((vec![1, 2, 3], 0))));
+        assert_eq!(p("0-15%4"), Ok(Some(((0..=15).collect(), 4))));
+        assert_eq!(p("1-9:2"), Ok(Some((vec![1, 3, 5, 7, 9], 0))));
+        assert_eq!(p("7,1-3"), Ok(Some((vec![1, 2, 3, 7], 0))));
+        assert_eq!(p("1-2,2-3"), Ok(Some((vec![1, 2, 3], 0))));
+        assert_eq!(p("1,,2"), Ok(Some((vec![1, 2], 0))));
+        assert_eq!(p("0-2%x"), Ok(Some((vec![0, 1, 2], 0))));
+        assert_eq!(p("3%"), Ok(Some((vec![3], 0))));
+        assert_eq!(p(""), Ok(None));
+        assert_eq!(p("1000"), Ok(Some((vec![1000], 0))));
+        for bad in [
+            "x",
+            "1-",
+            "5-1",
+            "-1",
+            "1-3:0",
+            "1-3:x",
+            "2:3",
+            "1-4294967295",
+            ",",
+            "1001",
+            "0-1001",
+        ] {
+            assert_eq!(p(bad), Err(InvalidArraySpec), "{bad}");
+        }
+    }
+
+    #[test]
+    fn task_lists_compress_like_slurm() {
+        assert_eq!(compress_tasks(&[1, 2, 3, 7]), "1-3,7");
+        assert_eq!(compress_tasks(&[0, 3, 6]), "0,3,6");
+        assert_eq!(compress_tasks(&[4]), "4");
+        let spec = ArraySpec::parse("0-6:3", 1001).unwrap().unwrap();
+        assert_eq!(spec.step(), 3);
+        assert_eq!(ArraySpec::parse("2,3,7", 1001).unwrap().unwrap().step(), 1);
+    }
 }

@@ -105,8 +105,11 @@ pub enum Request {
 /// What scancel asks for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CancelRequest {
-    /// Job ids.
+    /// Job ids (an array's id: all its tasks).
     pub ids: Vec<u32>,
+    /// Single array tasks: `(array job id, task id)`.
+    #[serde(default)]
+    pub array_tasks: Vec<(u32, u32)>,
     /// `-n`.
     pub name: Option<String>,
     /// `-u`.

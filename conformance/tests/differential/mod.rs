@@ -165,8 +165,13 @@ impl Side {
             let word = if takes_id {
                 arg.split(',')
                     .map(|part| {
-                        part.parse()
-                            .map(|id| self.norm.learn(id))
+                        // An array task (`12_3`, `12_[1-2]`): the array's id, then the tasks.
+                        let (id, task) = match part.split_once('_') {
+                            Some((id, task)) => (id, format!("_{task}")),
+                            None => (part, String::new()),
+                        };
+                        id.parse()
+                            .map(|id| format!("{}{task}", self.norm.learn(id)))
                             .unwrap_or_else(|_| part.to_string())
                     })
                     .collect::<Vec<_>>()
@@ -406,7 +411,7 @@ impl Side {
                     .split_whitespace()
                     .find_map(|kv| kv.strip_prefix(prefix.as_str()));
                 picked.push(match found {
-                    Some(v) if *field == "JobId" => {
+                    Some(v) if matches!(*field, "JobId" | "ArrayJobId") => {
                         let v = v
                             .parse()
                             .map(|id| self.norm.learn(id))

@@ -269,9 +269,9 @@ fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Resul
                         if wait {
                             let mut st = shared.lock();
                             loop {
-                                match st.jobs.get(&id) {
-                                    Some(j) if j.run.state.is_finished() => {
-                                        let mut j = j.clone();
+                                // An array is waited for until all its tasks have ended.
+                                match st.finished_array(id) {
+                                    Some(mut j) => {
                                         j.req.env.clear();
                                         j.req.script = None;
                                         drop(st);
@@ -281,7 +281,7 @@ fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Resul
                                         )?;
                                         break;
                                     }
-                                    Some(_) => {}
+                                    None if st.jobs.contains_key(&id) => {}
                                     None => break,
                                 }
                                 st = shared

@@ -10,7 +10,9 @@ use crate::client::NODE_ENV;
 use crate::config::{Cluster, Injections};
 use crate::flavor::{Flavor, Refusal, Site};
 use crate::hostlist;
-use crate::model::{CallRecord, Job, JobKind, JobRequest, JobRun, JobState, JobStep, NodeAlloc};
+use crate::model::{
+    ArrayRun, CallRecord, Job, JobKind, JobRequest, JobRun, JobState, JobStep, NodeAlloc,
+};
 use crate::pattern::{self, PatternFields};
 use crate::protocol::{
     CancelOutcome, CancelRequest, ControlVerb, InjectRequest, NodeUsage, Response, SignalScope,
@@ -470,6 +472,17 @@ impl State {
                 return Err(Refusal::SubmitLimit);
             }
         }
+        // MaxArraySize bounds the task ids (slurm.conf(5); observed: `-a 1000` is accepted and
+        // `-a 1001` refused with the default 1001).
+        if let Some(array) = &req.relations.array
+            && (array.tasks.is_empty()
+                || array
+                    .tasks
+                    .iter()
+                    .any(|t| *t >= self.cluster.max_array_size))
+        {
+            return Err(Refusal::InvalidArray);
+        }
         let time_limit = req.time_limit.unwrap_or(partition.max_time);
         if let Some(after) = req.begin_after.take() {
             req.begin = Some(self.now() + after);
@@ -488,33 +501,15 @@ impl State {
                 .unwrap_or(1)
         };
         let mut run = JobRun::pending(priority);
-        let node_placeholder = "%N";
-        let stdout_pattern = req
-            .stdout
-            .clone()
-            .unwrap_or_else(|| req.flavor.rules().default_output().into());
-        let fields = PatternFields {
+        run.array = req.relations.array.as_ref().map(|a| ArrayRun {
             job_id: id,
-            array_job_id: id,
-            array_task_id: pattern::NO_ARRAY_TASK,
-            job_name: &req.name,
-            user: &req.user,
-            node: node_placeholder,
-            step: "batch",
-        };
+            task: None,
+            pending: a.tasks.clone(),
+        });
         if req.kind == JobKind::Batch {
-            run.stdout_path = Some(absolute(
-                &req.work_dir,
-                &rules_expand(&req, &stdout_pattern, &fields),
-            ));
-            run.stderr_path = Some(absolute(
-                &req.work_dir,
-                &rules_expand(
-                    &req,
-                    req.stderr.as_deref().unwrap_or(&stdout_pattern),
-                    &fields,
-                ),
-            ));
+            let (stdout, stderr, _) = expanded_paths(&req, id, run.array.as_ref(), "%N");
+            run.stdout_path = Some(stdout);
+            run.stderr_path = Some(stderr);
         }
         let job = Job {
             id,
@@ -841,47 +836,25 @@ impl State {
         let mut started_any = false;
         let order: Vec<(Reverse<u32>, u32)> = self.pending.iter().copied().collect();
         for key in order {
-            let id = key.1;
-            let Some(job) = self.jobs.get(&id) else {
-                self.pending.remove(&key);
-                continue;
-            };
-            if let Some(b) = job.begin_time()
-                && b > now
-            {
-                due(b);
-            }
-            let reason = match self.static_reason(job, now, &running_per_user_qos) {
-                Some(r) => Some(r),
-                None if !any_free(&usage) => Some(
-                    if resources_seen {
-                        "Priority"
-                    } else {
-                        "Resources"
-                    }
-                    .to_string(),
-                ),
-                None => match self.try_fit(job, &usage) {
-                    Some(alloc) => {
-                        for a in &alloc {
-                            if let Some((cores, mem)) = usage.get_mut(&a.node) {
-                                for &c in &a.cores {
-                                    if let Some(s) = cores.get_mut(c as usize) {
-                                        *s = true;
-                                    }
-                                }
-                                *mem = mem.saturating_add(a.mem_mb);
-                            }
-                        }
-                        *running_per_user_qos
-                            .entry((job.req.uid, job.qos.clone()))
-                            .or_default() += 1;
-                        self.pending.remove(&key);
-                        self.start_job(id, alloc, now);
-                        started_any = true;
-                        None
-                    }
-                    None => Some(
+            // An array's record starts its tasks one after the other, as long as they fit.
+            let mut again = true;
+            while again {
+                again = false;
+                let id = key.1;
+                let Some(job) = self.jobs.get(&id) else {
+                    self.pending.remove(&key);
+                    break;
+                };
+                if let Some(b) = job.begin_time()
+                    && b > now
+                {
+                    due(b);
+                }
+                let reason = match self.static_reason(job, now, &running_per_user_qos) {
+                    Some(r) => Some(r),
+                    // `%N` of `--array`: no more of its tasks run at once (observed reason).
+                    None if self.array_throttled(job) => Some("JobArrayTaskLimit".to_string()),
+                    None if !any_free(&usage) => Some(
                         if resources_seen {
                             "Priority"
                         } else {
@@ -889,16 +862,57 @@ impl State {
                         }
                         .to_string(),
                     ),
-                },
-            };
-            if let Some(r) = reason {
-                if r == "Resources" {
-                    resources_seen = true;
-                }
-                if let Some(j) = self.jobs.get_mut(&id)
-                    && j.run.reason != r
-                {
-                    j.run.reason = r;
+                    None => match self.try_fit(job, &usage) {
+                        Some(alloc) => {
+                            for a in &alloc {
+                                if let Some((cores, mem)) = usage.get_mut(&a.node) {
+                                    for &c in &a.cores {
+                                        if let Some(s) = cores.get_mut(c as usize) {
+                                            *s = true;
+                                        }
+                                    }
+                                    *mem = mem.saturating_add(a.mem_mb);
+                                }
+                            }
+                            *running_per_user_qos
+                                .entry((job.req.uid, job.qos.clone()))
+                                .or_default() += 1;
+                            let task = if job.is_array_record() {
+                                self.split_task(id)
+                            } else {
+                                Some(id)
+                            };
+                            match task {
+                                Some(task) if task != id => again = true,
+                                _ => {
+                                    self.pending.remove(&key);
+                                }
+                            }
+                            if let Some(task) = task {
+                                self.start_job(task, alloc, now);
+                                started_any = true;
+                            }
+                            None
+                        }
+                        None => Some(
+                            if resources_seen {
+                                "Priority"
+                            } else {
+                                "Resources"
+                            }
+                            .to_string(),
+                        ),
+                    },
+                };
+                if let Some(r) = reason {
+                    if r == "Resources" {
+                        resources_seen = true;
+                    }
+                    if let Some(j) = self.jobs.get_mut(&id)
+                        && j.run.reason != r
+                    {
+                        j.run.reason = r;
+                    }
                 }
             }
         }
@@ -914,6 +928,114 @@ impl State {
         self.passes += 1;
         // Jobs started in this pass have time limits the loop above has not seen yet.
         if started_any { Some(now) } else { next }
+    }
+
+    /// Whether an array's record may start no more tasks now: `%N` of them run already.
+    fn array_throttled(&self, job: &Job) -> bool {
+        let Some(spec) = &job.req.relations.array else {
+            return false;
+        };
+        if spec.throttle == 0 || !job.is_array_record() {
+            return false;
+        }
+        let array = job.array_job_id();
+        let running = self
+            .running
+            .iter()
+            .filter_map(|id| self.jobs.get(id))
+            .filter(|j| j.array_job_id() == array)
+            .count();
+        running >= spec.throttle as usize
+    }
+
+    /// Takes the first pending task out of an array's record to start it: as a job of its own
+    /// with a new id, or, for the record's last task, as the record itself (observed on Slurm
+    /// 22.05: `-a 1-5` submitted as 2997 runs tasks 1-4 as 2998-3001 and task 5 as 2997).
+    /// Returns the id of the job to start; `None` when no id is left.
+    fn split_task(&mut self, record: u32) -> Option<u32> {
+        let job = self.jobs.get(&record)?;
+        let array = job.run.array.as_ref()?;
+        let &task = array.pending.first()?;
+        if array.pending.len() == 1 {
+            if let Some(a) = self
+                .jobs
+                .get_mut(&record)
+                .and_then(|j| j.run.array.as_mut())
+            {
+                a.task = Some(task);
+                a.pending.clear();
+            }
+            return Some(record);
+        }
+        let mut split = job.clone();
+        let array_id = array.job_id;
+        let id = self.take_id().ok()?;
+        split.id = id;
+        split.run = JobRun::pending(split.run.priority);
+        split.run.array = Some(ArrayRun {
+            job_id: array_id,
+            task: Some(task),
+            pending: Vec::new(),
+        });
+        if split.req.kind == JobKind::Batch {
+            let (stdout, stderr, _) =
+                expanded_paths(&split.req, id, split.run.array.as_ref(), "%N");
+            split.run.stdout_path = Some(stdout);
+            split.run.stderr_path = Some(stderr);
+        }
+        if let Err(e) = self.journal.job(&split) {
+            tracing::error!("journal write failed: {e}");
+        }
+        self.jobs.insert(id, split);
+        if let Some(a) = self
+            .jobs
+            .get_mut(&record)
+            .and_then(|j| j.run.array.as_mut())
+        {
+            a.pending.retain(|t| *t != task);
+        }
+        self.journal_run(record);
+        Some(id)
+    }
+
+    /// Every job of the array `id` (the array's record and its tasks), or just job `id` when
+    /// it is no array's record.
+    pub fn array_members(&self, id: u32) -> Vec<u32> {
+        match self.jobs.get(&id) {
+            Some(j) if j.run.array.as_ref().is_some_and(|a| a.job_id == id) => self
+                .jobs
+                .values()
+                .filter(|m| m.array_job_id() == id)
+                .map(|m| m.id)
+                .collect(),
+            Some(_) => vec![id],
+            None => Vec::new(),
+        }
+    }
+
+    /// Once every job of `id`'s array (or job `id` alone) has ended: the one whose end a
+    /// waiting `sbatch --wait` reports, the task with the highest exit code (observed on
+    /// Slurm 22.05: tasks exiting 3, 2, 1 make `sbatch --wait` exit 3), with the latest end.
+    pub fn finished_array(&self, id: u32) -> Option<Job> {
+        let members: Vec<&Job> = self
+            .array_members(id)
+            .iter()
+            .filter_map(|m| self.jobs.get(m))
+            .collect();
+        if members.is_empty() || members.iter().any(|j| !j.run.state.is_finished()) {
+            return None;
+        }
+        let code = |j: &&&Job| {
+            let s = j.run.exit_status;
+            if s & 0x7f == 0 { (s >> 8) & 0xff } else { 1 }
+        };
+        let last_end = members
+            .iter()
+            .filter_map(|j| j.run.end_time)
+            .fold(None, |m: Option<f64>, t| Some(m.map_or(t, |m| m.max(t))));
+        let mut chosen = (*members.iter().max_by_key(code)?).clone();
+        chosen.run.end_time = last_end.or(chosen.run.end_time);
+        Some(chosen)
     }
 
     fn start_job(&mut self, id: u32, alloc: Vec<NodeAlloc>, now: f64) {
@@ -995,36 +1117,7 @@ impl State {
         let node = job.first_node();
         // Slurm expands %N with the host name of the machine slurmd runs on.
         let host = crate::host::short_hostname();
-        let fields = PatternFields {
-            job_id: id,
-            array_job_id: id,
-            array_task_id: pattern::NO_ARRAY_TASK,
-            job_name: &job.req.name,
-            user: &job.req.user,
-            node: &host,
-            step: "batch",
-        };
-        let out_pattern = job
-            .req
-            .stdout
-            .clone()
-            .unwrap_or_else(|| job.req.flavor.rules().default_output().into());
-        let stdout = absolute(
-            &job.req.work_dir,
-            &rules_expand(&job.req, &out_pattern, &fields),
-        );
-        let stderr = absolute(
-            &job.req.work_dir,
-            &rules_expand(
-                &job.req,
-                job.req.stderr.as_deref().unwrap_or(&out_pattern),
-                &fields,
-            ),
-        );
-        let stdin = match &job.req.stdin {
-            Some(p) => absolute(&job.req.work_dir, &rules_expand(&job.req, p, &fields)),
-            None => "/dev/null".into(),
-        };
+        let (stdout, stderr, stdin) = expanded_paths(&job.req, id, job.run.array.as_ref(), &host);
         let (script_path, spec_path, pid_file, status_file) = launch::job_paths(&self.dir, id);
         let _ = std::fs::remove_file(&pid_file);
         let _ = std::fs::remove_file(&status_file);
@@ -1216,7 +1309,7 @@ impl State {
                 && req.state.is_none_or(|s| job.run.state == s)
                 && req.partition.as_ref().is_none_or(|p| &job.partition == p)
         };
-        if req.ids.is_empty() {
+        if req.ids.is_empty() && req.array_tasks.is_empty() {
             if filtered {
                 targets = self
                     .jobs
@@ -1226,18 +1319,45 @@ impl State {
                     .collect();
             }
         } else {
+            let ended = |j: &Job| {
+                j.run.state.is_finished() || j.run.term_sent.is_some() && req.signal.is_none()
+            };
             for &id in &req.ids {
+                let members = self.array_members(id);
                 match self.jobs.get(&id) {
                     None => results.push(CancelOutcome::InvalidId(id)),
                     Some(j) if self.is_purged(j, now) => results.push(CancelOutcome::InvalidId(id)),
-                    Some(j)
-                        if j.run.state.is_finished()
-                            || j.run.term_sent.is_some() && req.signal.is_none() =>
-                    {
-                        results.push(CancelOutcome::AlreadyDone(id))
+                    // An array's id: every task of it that has not ended.
+                    Some(_) if members.len() > 1 => {
+                        let live: Vec<u32> = members
+                            .iter()
+                            .filter_map(|m| self.jobs.get(m))
+                            .filter(|m| !ended(m) && matches(m))
+                            .map(|m| m.id)
+                            .collect();
+                        if live.is_empty() {
+                            results.push(CancelOutcome::AlreadyDone(id));
+                        }
+                        targets.extend(live);
                     }
+                    Some(j) if ended(j) => results.push(CancelOutcome::AlreadyDone(id)),
                     Some(j) if matches(j) => targets.push(id),
                     Some(_) => {}
+                }
+            }
+            for &(array, task) in &req.array_tasks {
+                let own = self
+                    .jobs
+                    .values()
+                    .find(|j| j.array_job_id() == array && j.array_task() == Some(task))
+                    .map(|j| (j.id, ended(j)));
+                match own {
+                    Some((id, true)) => results.push(CancelOutcome::AlreadyDone(id)),
+                    Some((id, false)) => targets.push(id),
+                    None if self.drop_pending_task(array, task, req, now) => {
+                        results.push(CancelOutcome::Done(array))
+                    }
+                    None => results.push(CancelOutcome::InvalidId(array)),
                 }
             }
         }
@@ -1460,6 +1580,35 @@ impl State {
         self.requeue_pending(id);
     }
 
+    /// Cancels task `task` still pending in the record of array `array` (a signal leaves it
+    /// be): it leaves the record; the record's last task turns the record into that task,
+    /// cancelled. Whether the record held the task.
+    fn drop_pending_task(&mut self, array: u32, task: u32, req: &CancelRequest, now: f64) -> bool {
+        let Some(job) = self.jobs.get_mut(&array) else {
+            return false;
+        };
+        let Some(a) = job.run.array.as_mut() else {
+            return false;
+        };
+        if job.run.state != JobState::Pending || !a.pending.contains(&task) {
+            return false;
+        }
+        if req.signal.is_some() {
+            return true;
+        }
+        a.pending.retain(|t| *t != task);
+        if a.pending.is_empty() {
+            a.task = Some(task);
+            job.run.state = JobState::Cancelled;
+            job.run.end_time = Some(now);
+            job.run.cancelled_by = Some(req.uid);
+            let key = (Reverse(job.run.priority), array);
+            self.pending.remove(&key);
+        }
+        self.journal_run(array);
+        true
+    }
+
     /// Applies run-time injections.
     pub fn apply_injection(&mut self, req: &InjectRequest) {
         if req.clear {
@@ -1557,9 +1706,11 @@ impl State {
         };
         let visible = |j: &&Job| accounting || !self.is_purged(j, now);
         match ids {
+            // An array's id names all its jobs.
             Some(ids) => ids
                 .iter()
-                .filter_map(|id| self.jobs.get(id))
+                .flat_map(|id| self.array_members(*id))
+                .filter_map(|id| self.jobs.get(&id))
                 .filter(visible)
                 .map(slim)
                 .collect(),
@@ -1607,6 +1758,38 @@ impl State {
 /// A file name pattern of the job, expanded by the rules of its scheduler.
 fn rules_expand(req: &JobRequest, p: &str, f: &PatternFields<'_>) -> String {
     req.flavor.rules().expand_pattern(p, f, req)
+}
+
+/// The job's stdout, stderr and stdin paths, expanded for job `id` (an array task, or an
+/// array's record of pending tasks, whose `%a` is Slurm's NO_VAL: observed
+/// `StdOut=.../o-2997_4294967294.out`) with `node` for `%N`.
+fn expanded_paths(
+    req: &JobRequest,
+    id: u32,
+    array: Option<&ArrayRun>,
+    node: &str,
+) -> (String, String, String) {
+    let fields = PatternFields {
+        job_id: id,
+        array_job_id: array.map_or(id, |a| a.job_id),
+        array_task_id: array.and_then(|a| a.task).unwrap_or(pattern::NO_ARRAY_TASK),
+        job_name: &req.name,
+        user: &req.user,
+        node,
+        step: "batch",
+    };
+    let out_pattern = req
+        .stdout
+        .clone()
+        .unwrap_or_else(|| req.flavor.rules().default_output().into());
+    let expand = |p: &str| absolute(&req.work_dir, &rules_expand(req, p, &fields));
+    let stdout = expand(&out_pattern);
+    let stderr = expand(req.stderr.as_deref().unwrap_or(&out_pattern));
+    let stdin = match &req.stdin {
+        Some(p) => expand(p),
+        None => "/dev/null".into(),
+    };
+    (stdout, stderr, stdin)
 }
 
 /// Resolves a path relative to the job's working directory.

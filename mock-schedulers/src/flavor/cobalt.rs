@@ -120,6 +120,8 @@ impl Rules for Cobalt {
             }
             Refusal::IdSpaceExhausted(id) => format!("job id {id} is beyond the highest job id"),
             Refusal::UnknownQos(_)
+            | Refusal::InvalidArray
+            | Refusal::DependencyProblem
             | Refusal::UnknownNode
             | Refusal::NodesOutsidePartition
             | Refusal::UnknownFeature

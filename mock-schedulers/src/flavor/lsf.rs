@@ -290,7 +290,9 @@ impl Rules for Lsf {
                 format!("{}: {}", name.replace(',', " "), errmsg::BAD_QUEUE)
             }
             Refusal::NoDefaultPartition => errmsg::NO_QUEUE.into(),
-            Refusal::UnknownQos(_) => errmsg::BAD_ARG.into(),
+            Refusal::UnknownQos(_) | Refusal::InvalidArray | Refusal::DependencyProblem => {
+                errmsg::BAD_ARG.into()
+            }
             Refusal::UnknownNode => errmsg::BAD_HOST.into(),
             Refusal::NodesOutsidePartition => errmsg::QUEUE_HOST.into(),
             Refusal::UnknownFeature => errmsg::BAD_RESREQ.into(),

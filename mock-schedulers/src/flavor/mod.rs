@@ -60,6 +60,10 @@ pub enum Refusal {
     SubmitLimit,
     /// The job id space is used up at this id.
     IdSpaceExhausted(u64),
+    /// An array task id beyond the cluster's limit (or no task at all).
+    InvalidArray,
+    /// A dependency that names no job or is malformed.
+    DependencyProblem,
 }
 
 /// A refusal in a scheduler's words: lines said first, then the error itself.

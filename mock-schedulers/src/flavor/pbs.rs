@@ -145,7 +145,11 @@ impl Rules for Pbs {
             Refusal::Injected(text) => (errno::PROTOCOL, text.clone()),
             Refusal::UnknownPartition(_) => (errno::UNKQUE, "Unknown queue".into()),
             Refusal::NoDefaultPartition => (errno::QUENODFLT, "No default queue specified".into()),
-            Refusal::UnknownQos(_) | Refusal::UnknownNode | Refusal::UnknownFeature => (
+            Refusal::UnknownQos(_)
+            | Refusal::UnknownNode
+            | Refusal::UnknownFeature
+            | Refusal::InvalidArray
+            | Refusal::DependencyProblem => (
                 errno::BADATVAL,
                 "Illegal attribute or resource value".into(),
             ),

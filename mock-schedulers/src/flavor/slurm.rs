@@ -38,6 +38,8 @@ impl Rules for Slurm {
             Refusal::SubmitLimit => plain(
                 "Job violates accounting/QOS policy (job submit limit, user's size and/or time limits)",
             ),
+            Refusal::InvalidArray => plain("Invalid job array specification"),
+            Refusal::DependencyProblem => plain("Job dependency problem"),
             Refusal::IdSpaceExhausted(id) => Words {
                 detail: vec![format!("job id {id} is beyond the highest job id")],
                 message: "Job id space exhausted".into(),
@@ -133,6 +135,23 @@ impl Rules for Slurm {
         }
         if let Some(m) = job.req.mem_per_cpu_mb {
             set("SLURM_MEM_PER_CPU", m.to_string());
+        }
+        // An array task's place in its array (observed on Slurm 22.05: `-a 1-5` gives COUNT 5,
+        // MIN 1, MAX 5, STEP 1; SLURM_JOB_ID stays the task's own id).
+        if let (Some(task), Some(spec)) = (job.array_task(), &job.req.relations.array) {
+            set("SLURM_ARRAY_JOB_ID", job.array_job_id().to_string());
+            set("SLURM_ARRAY_TASK_ID", task.to_string());
+            set("SLURM_ARRAY_TASK_COUNT", spec.tasks.len().to_string());
+            let (min, max) = (spec.tasks.first(), spec.tasks.last());
+            set(
+                "SLURM_ARRAY_TASK_MIN",
+                min.copied().unwrap_or(task).to_string(),
+            );
+            set(
+                "SLURM_ARRAY_TASK_MAX",
+                max.copied().unwrap_or(task).to_string(),
+            );
+            set("SLURM_ARRAY_TASK_STEP", spec.step().to_string());
         }
         // Slurm describes its controller here; the daemon has no port, 0 stands in.
         set(

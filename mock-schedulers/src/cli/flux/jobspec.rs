@@ -596,6 +596,7 @@ pub fn prepare(call: &Call, cmd: Cmd, args: &[String]) -> Result<Submission, i32
         stage_out: false,
         debug_log: None,
         attributes,
+        relations: Default::default(),
     };
     Ok(Submission {
         cmd,

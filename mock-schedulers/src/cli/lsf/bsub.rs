@@ -848,6 +848,7 @@ pub fn main(call: &mut Call) -> i32 {
         stage_out: false,
         debug_log: None,
         attributes: attrs.to_attributes(),
+        relations: Default::default(),
     };
     let shown_queue = queue.unwrap_or_else(|| o.queue.clone().unwrap_or_default());
     if kind == JobKind::Interactive {

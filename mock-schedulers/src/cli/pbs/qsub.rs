@@ -988,6 +988,7 @@ pub fn main(call: &mut Call) -> i32 {
         stage_out,
         debug_log: None,
         attributes: attrs.to_attributes(),
+        relations: Default::default(),
     };
     let conn = match call.conn() {
         Ok(c) => c,

@@ -198,6 +198,157 @@ pub fn elapsed(job: &Job, now: f64) -> u64 {
     }
 }
 
+/// A job's id as Slurm's commands print it: `123` for a job, `123_4` for an array task,
+/// `123_[5-9%2]` for an array's record of pending tasks (observed on Slurm 22.05).
+pub fn job_id_text(job: &Job) -> String {
+    match &job.run.array {
+        None => job.id.to_string(),
+        Some(a) => format!("{}_{}", a.job_id, array_task_text(job, true)),
+    }
+}
+
+/// The task part of an array job's id (`%K` of squeue, `ArrayTaskId=` of scontrol): the task,
+/// or the pending tasks with the throttle (`5-9%2`, in brackets with `bracketed`); `N/A` for a
+/// job that is no array.
+pub fn array_task_text(job: &Job, bracketed: bool) -> String {
+    let Some(a) = &job.run.array else {
+        return "N/A".into();
+    };
+    if let Some(t) = a.task {
+        return t.to_string();
+    }
+    let mut text = crate::model::compress_tasks(&a.pending);
+    let throttle = job.req.relations.array.as_ref().map_or(0, |s| s.throttle);
+    if throttle > 0 {
+        text.push_str(&format!("%{throttle}"));
+    }
+    if bracketed { format!("[{text}]") } else { text }
+}
+
+/// A job named on a command line: `123`, `123_4`, `123_[1-3,7]`, each maybe with `.step`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobSelector {
+    /// The job id (an array's id names all its tasks).
+    pub id: u32,
+    /// Only these tasks of the array.
+    pub tasks: Option<Vec<u32>>,
+}
+
+impl JobSelector {
+    /// Parses one id; `None` when it is malformed.
+    pub fn parse(text: &str) -> Option<JobSelector> {
+        let text = match text.split_once('.') {
+            Some((job, _step)) => job,
+            None => text,
+        };
+        let (id, tasks) = match text.split_once('_') {
+            Some((id, tasks)) => {
+                let list = tasks
+                    .strip_prefix('[')
+                    .and_then(|t| t.strip_suffix(']'))
+                    .unwrap_or(tasks);
+                let list = list.split('%').next().unwrap_or("");
+                let tasks = crate::model::parse_task_list(list, crate::model::MAX_ARRAY_SIZE_LIMIT)
+                    .ok()
+                    .filter(|t| !t.is_empty())?;
+                (id, Some(tasks))
+            }
+            None => (text, None),
+        };
+        let id = id.parse::<u32>().ok()?;
+        Some(JobSelector { id, tasks })
+    }
+
+    /// The records of `jobs` this selector names: a task's own job, or the view of that task in
+    /// its array's pending record.
+    pub fn pick(&self, jobs: &[Job]) -> Vec<Job> {
+        let mut out = Vec::new();
+        for job in jobs {
+            let in_array = job.array_job_id() == self.id;
+            if job.id != self.id && !in_array {
+                continue;
+            }
+            match (&self.tasks, job.is_array_record()) {
+                (None, _) => out.push(job.clone()),
+                (Some(tasks), true) if in_array => {
+                    let pending = job.run.array.as_ref().map_or(&[][..], |a| &a.pending[..]);
+                    out.extend(
+                        tasks
+                            .iter()
+                            .filter(|t| pending.contains(t))
+                            .map(|t| job.as_task(*t)),
+                    );
+                }
+                (Some(tasks), false)
+                    if in_array && job.array_task().is_some_and(|t| tasks.contains(&t)) =>
+                {
+                    out.push(job.clone());
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+}
+
+/// A comma-separated list of job ids, where a comma inside brackets (`12_[1,3]`) belongs to
+/// the id.
+pub fn split_job_list(list: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in list.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                out.push(&list[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&list[start..]);
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// The records the selectors name, each once, in the order of the selectors; all of `jobs`
+/// when there are none.
+pub fn select_jobs(jobs: Vec<Job>, selectors: &[JobSelector]) -> Vec<Job> {
+    if selectors.is_empty() {
+        return jobs;
+    }
+    let mut out: Vec<Job> = Vec::new();
+    for job in selectors.iter().flat_map(|s| s.pick(&jobs)) {
+        if !out
+            .iter()
+            .any(|o| o.id == job.id && o.array_task() == job.array_task())
+        {
+            out.push(job);
+        }
+    }
+    out
+}
+
+/// Every array record of `jobs` as one row per pending task (`squeue -r`).
+pub fn expand_array_records(jobs: Vec<Job>) -> Vec<Job> {
+    jobs.into_iter()
+        .flat_map(|job| {
+            if job.is_array_record() {
+                let pending = job
+                    .run
+                    .array
+                    .as_ref()
+                    .map(|a| a.pending.clone())
+                    .unwrap_or_default();
+                pending.iter().map(|t| job.as_task(*t)).collect()
+            } else {
+                vec![job]
+            }
+        })
+        .collect()
+}
+
 /// squeue's rendering of a job's limit.
 pub fn limit(job: &Job) -> String {
     units::format_limit_squeue(job.shown_limit())

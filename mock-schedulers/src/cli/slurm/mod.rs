@@ -357,6 +357,7 @@ pub fn build_request(
         stage_out: false,
         debug_log: None,
         attributes: r.shown.attributes(),
+        relations: Default::default(),
     }
 }
 

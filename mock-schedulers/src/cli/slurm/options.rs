@@ -84,7 +84,7 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("accel-bind", None, Required, SRUN, A),
     o("account", Some('A'), Required, ALL, M),
     o("acctg-freq", None, Required, ALL, A),
-    o("array", Some('a'), Required, SBATCH, U),
+    o("array", Some('a'), Required, SBATCH, M),
     o("batch", None, Required, SBATCH, Ref),
     o("bcast", None, Optional, SRUN, A),
     o("bcast-exclude", None, Required, SRUN, A),

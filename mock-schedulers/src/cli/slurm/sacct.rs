@@ -5,7 +5,9 @@ use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::model::{Job, JobKind, JobState, JobStep};
 use crate::units;
 
-use super::format::{date, elapsed, field_width};
+use super::format::{
+    JobSelector, date, elapsed, field_width, job_id_text, select_jobs, split_job_list,
+};
 
 const SPEC: &[Opt] = &[
     opt("allocations", Some('X'), No),
@@ -125,10 +127,13 @@ fn header_name(field: &str) -> String {
 
 fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
     let job = row.job;
-    let id = match (row.srun_step, row.step) {
-        (Some(step), _) => format!("{}.{}", job.id, step.id),
-        (None, Some(s)) => format!("{}.{s}", job.id),
-        (None, None) => job.id.to_string(),
+    // Observed on Slurm 22.05: JobID of an array task is `123_4` (`123_4.batch`), JobIDRaw its
+    // own id; a pending array record is `123_[5-9%2]`, one cancelled before its tasks started
+    // just `123`.
+    let with_step = |base: String| match (row.srun_step, row.step) {
+        (Some(step), _) => format!("{base}.{}", step.id),
+        (None, Some(s)) => format!("{base}.{s}"),
+        (None, None) => base,
     };
     if let Some(step) = row.srun_step {
         match field {
@@ -149,7 +154,9 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
     }
     let started = job.run.start_time.is_some();
     match field {
-        "jobid" | "jobidraw" => id,
+        "jobid" if job.is_array_record() && job.run.state.is_finished() => job.id.to_string(),
+        "jobid" => with_step(job_id_text(job)),
+        "jobidraw" => with_step(job.id.to_string()),
         "jobname" => match row.step {
             None => job.req.name.clone(),
             Some("0") => job
@@ -346,18 +353,18 @@ pub fn main(call: &mut Call) -> i32 {
         Err(code) => return code,
     };
     let mut ids: Option<Vec<u32>> = None;
+    let mut selectors = Vec::new();
     if let Some(list) = cli.value("jobs") {
-        let mut v = Vec::new();
-        for item in list.split(',').filter(|s| !s.is_empty()) {
-            match item.split(['.', '_']).next().unwrap_or("").parse::<u32>() {
-                Ok(n) => v.push(n),
-                Err(_) => {
+        for item in split_job_list(list) {
+            match JobSelector::parse(item) {
+                Some(s) => selectors.push(s),
+                None => {
                     eprintln!("sacct: fatal: Bad job/step specified: {item}");
                     return 1;
                 }
             }
         }
-        ids = Some(v);
+        ids = Some(selectors.iter().map(|s| s.id).collect());
     }
     let states: Option<Vec<JobState>> = match cli.value("state") {
         Some(list) => {
@@ -401,6 +408,9 @@ pub fn main(call: &mut Call) -> i32 {
         Ok(x) => x,
         Err(code) => return code,
     };
+    let mut jobs = select_jobs(jobs, &selectors);
+    // An array's jobs together, by task (observed: `123_1`, `123_2`, `123_[3-5%2]`).
+    jobs.sort_by_key(|j| (j.array_job_id(), j.first_task()));
     let users: Option<Vec<String>> = cli
         .value("user")
         .map(|u| u.split(',').map(str::to_string).collect());

@@ -7,7 +7,7 @@ use super::CONNECT_FAILURE;
 use crate::cli::Call;
 use crate::cli::getopt::Parsed;
 use crate::cli::jobs::Waited;
-use crate::model::JobKind;
+use crate::model::{ArraySpec, JobKind, MAX_ARRAY_SIZE_LIMIT};
 use crate::protocol::{Request, Response};
 
 use super::options::{self, SBATCH};
@@ -200,6 +200,7 @@ pub fn main(call: &mut Call) -> i32 {
     let mut signal = None;
     let mut append = false;
     let mut begin_after = None;
+    let mut array = None;
     for (long, value) in &all.opts {
         match apply_resource_opt("sbatch", &mut r, long, value.as_deref()) {
             Ok(true) => continue,
@@ -223,6 +224,14 @@ pub fn main(call: &mut Call) -> i32 {
                 Some(after) => begin_after = Some(after),
                 None => return fail(&format!("Invalid time specification {v}")),
             },
+            // The controller checks MaxArraySize; this refuses what no cluster accepts, in the
+            // controller's words (observed on Slurm 22.05: `-a 5-1`, `-a x`, `-a 1-3:0`).
+            "array" => match ArraySpec::parse(v, MAX_ARRAY_SIZE_LIMIT) {
+                Ok(spec) => array = spec,
+                Err(_) => {
+                    return fail("Batch job submission failed: Invalid job array specification");
+                }
+            },
             "dependency" if v != "singleton" && !v.is_empty() => {
                 return fail("job dependencies are not supported by mock-cluster");
             }
@@ -245,6 +254,11 @@ pub fn main(call: &mut Call) -> i32 {
         _ => "(null)".into(),
     };
     let mut req = build_request(JobKind::Batch, &r, &script_name, env, command);
+    // An array's default output is `slurm-%A_%a.out` (sbatch(1), filename pattern).
+    if array.is_some() && output.is_none() {
+        output = Some("slurm-%A_%a.out".into());
+    }
+    req.relations.array = array;
     req.stdout = output;
     req.stderr = error;
     req.stdin = input;

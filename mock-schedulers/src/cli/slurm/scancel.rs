@@ -64,9 +64,12 @@ pub fn main(call: &mut Call) -> i32 {
         ..CancelRequest::default()
     };
     for id in &cli.operands {
-        let base = id.split(['.', '_']).next().unwrap_or("");
-        match base.parse::<u32>() {
-            Ok(n) if n > 0 => req.ids.push(n),
+        // `123` (an array's id: all its tasks), `123_4`, `123_[1-3]` (scancel(1)).
+        match super::format::JobSelector::parse(id) {
+            Some(s) if s.id > 0 => match s.tasks {
+                Some(tasks) => req.array_tasks.extend(tasks.into_iter().map(|t| (s.id, t))),
+                None => req.ids.push(s.id),
+            },
             _ => {
                 eprintln!("scancel: error: Invalid job id {id}");
                 return 1;
@@ -110,6 +113,7 @@ pub fn main(call: &mut Call) -> i32 {
         }
     }
     if req.ids.is_empty()
+        && req.array_tasks.is_empty()
         && req.name.is_none()
         && req.user.is_none()
         && req.partition.is_none()

@@ -7,7 +7,7 @@ use crate::model::{Job, JobKind, JobState};
 use crate::protocol::{ControlVerb, NodeUsage, Request, Response};
 use crate::units::{self, TimeLimit};
 
-use super::format::{date, elapsed};
+use super::format::{JobSelector, array_task_text, date, elapsed};
 
 /// Real scontrol 22.05's usage text, printed by `--help` and after a bad `show hostlist`.
 const HELP: &str = include_str!("scontrol-usage.txt");
@@ -58,8 +58,32 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
         ),
         None => "N/A".into(),
     };
+    // Observed on Slurm 22.05: an array's jobs name the array and their task after the id,
+    // the throttle only when there is one; while pending they have no eligible time and an
+    // empty node list.
+    let array_pending = job.run.array.is_some() && r.state == JobState::Pending;
+    let array = match &job.run.array {
+        Some(a) => {
+            let throttle = job.req.relations.array.as_ref().map_or(0, |s| s.throttle);
+            let mut text = format!(
+                " ArrayJobId={} ArrayTaskId={}",
+                a.job_id,
+                array_task_text(job, false)
+            );
+            if throttle > 0 {
+                text.push_str(&format!(" ArrayTaskThrottle={throttle}"));
+            }
+            text
+        }
+        None => String::new(),
+    };
+    let eligible = if array_pending {
+        "Unknown".to_string()
+    } else {
+        date(eligible_time(job), "Unknown")
+    };
     let mut lines = vec![
-        format!("JobId={} JobName={}", job.id, job.req.name),
+        format!("JobId={}{array} JobName={}", job.id, job.req.name),
         format!(
             "UserId={}({}) GroupId={}({}) MCS_label=N/A",
             job.req.user,
@@ -92,9 +116,8 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             shown("TimeMin", "N/A")
         ),
         format!(
-            "SubmitTime={} EligibleTime={}",
+            "SubmitTime={} EligibleTime={eligible}",
             date(Some(job.submit_time), "Unknown"),
-            date(eligible_time(job), "Unknown")
         ),
         format!("AccrueTime={}", date(Some(job.submit_time), "Unknown")),
         format!(
@@ -124,6 +147,8 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             "NodeList={}",
             if started {
                 job.nodelist()
+            } else if array_pending {
+                String::new()
             } else {
                 "(null)".into()
             }
@@ -409,21 +434,30 @@ pub fn main(call: &mut Call) -> i32 {
     }
     match entity.as_str() {
         "job" | "jobs" | "jobid" => {
-            let ids = match &target {
-                Some(t) => match t.split(['.', '_']).next().unwrap_or("").parse::<u32>() {
-                    Ok(n) => Some(vec![n]),
-                    Err(_) => {
+            let selector = match &target {
+                Some(t) => match JobSelector::parse(t) {
+                    Some(s) => Some(s),
+                    None => {
                         eprintln!("scontrol_print_job error: Invalid job id specified");
                         return 1;
                     }
                 },
                 None => None,
             };
+            let ids = selector.as_ref().map(|s| vec![s.id]);
             let (jobs, now, _) =
                 match super::fetch_jobs(call, ids.clone(), false, "slurm_load_jobs") {
                     Ok(x) => x,
                     Err(code) => return code,
                 };
+            let mut jobs = match &selector {
+                Some(s) => s.pick(&jobs),
+                None => jobs,
+            };
+            // An array's record first, then its tasks, newest first (observed).
+            if let Some(s) = &selector {
+                jobs.sort_by_key(|j| (j.id != s.id, std::cmp::Reverse(j.id)));
+            }
             if ids.is_some() && jobs.is_empty() {
                 eprintln!("slurm_load_jobs error: Invalid job id specified");
                 return 1;

@@ -5,7 +5,10 @@ use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::model::{Job, JobState};
 use crate::units;
 
-use super::format::{date, elapsed, field_width, fit, limit, parse_format, render};
+use super::format::{
+    JobSelector, array_task_text, date, elapsed, expand_array_records, field_width, fit,
+    job_id_text, limit, parse_format, render, select_jobs, split_job_list,
+};
 
 const SPEC: &[Opt] = &[
     opt("all", Some('a'), No),
@@ -114,8 +117,12 @@ fn state_short(job: &Job) -> &'static str {
 fn field(job: &Job, code: char, now: f64) -> String {
     let running = job.run.state == JobState::Running;
     match code {
-        'i' | 'A' | 'F' => job.id.to_string(),
-        'K' => "N/A".into(),
+        // Observed on Slurm 22.05: `%i` is `123_4` (or `123_[5-9%2]`), `%A` the task's own job
+        // id, `%F` the array's id, `%K` the task (or `5-9%2`).
+        'i' => job_id_text(job),
+        'A' => job.id.to_string(),
+        'F' => job.array_job_id().to_string(),
+        'K' => array_task_text(job, false),
         'P' => job.partition.clone(),
         'j' => job.req.name.clone(),
         'u' => job.req.user.clone(),
@@ -193,7 +200,10 @@ fn compare_by(a: &Job, b: &Job, key: char, now: f64) -> std::cmp::Ordering {
 
 fn long_field_code(name: &str) -> Option<char> {
     Some(match name.to_ascii_lowercase().as_str() {
-        "jobid" | "jobarrayid" => 'i',
+        "jobarrayid" => 'i',
+        "jobid" => 'A',
+        "arrayjobid" => 'F',
+        "arraytaskid" => 'K',
         "partition" => 'P',
         "name" => 'j',
         "username" | "user" => 'u',
@@ -239,19 +249,18 @@ pub fn main(call: &mut Call) -> i32 {
         return 1;
     }
     let mut ids: Option<Vec<u32>> = None;
+    let mut selectors = Vec::new();
     if let Some(list) = &jobs_arg {
-        let mut v = Vec::new();
-        for item in list.split(',').filter(|s| !s.is_empty()) {
-            let base = item.split(['.', '_']).next().unwrap_or("");
-            match base.parse::<u32>() {
-                Ok(n) if n > 0 => v.push(n),
+        for item in split_job_list(list) {
+            match JobSelector::parse(item) {
+                Some(s) if s.id > 0 => selectors.push(s),
                 _ => {
                     eprintln!("squeue: error: Invalid job id: {item}");
                     return 1;
                 }
             }
         }
-        ids = Some(v);
+        ids = Some(selectors.iter().map(|s| s.id).collect());
     }
     let states: Option<Vec<JobState>> = match cli.value("states") {
         Some(list) if list.eq_ignore_ascii_case("all") => None,
@@ -294,6 +303,13 @@ pub fn main(call: &mut Call) -> i32 {
     let (jobs, now, _) = match super::fetch_jobs(call, ids.clone(), false, "slurm_load_jobs") {
         Ok(x) => x,
         Err(code) => return code,
+    };
+    let jobs = select_jobs(jobs, &selectors);
+    // `-r`: one row per pending task of an array (observed).
+    let jobs = if cli.has("array") {
+        expand_array_records(jobs)
+    } else {
+        jobs
     };
     if let Some(ids) = &ids
         && ids.len() == 1
