@@ -14,6 +14,8 @@
 //!     "slurmstepd-<HOST>: error: *** JOB <JOB1> ON <HOST> CANCELLED AT <TIME> ***"
 //! );
 //! assert_eq!(n.name("/tmp/case/out-0417-417.txt"), "<CWD>/out-<JOB1:4>-<JOB1>.txt");
+//! // Dependencies name the job after their kind.
+//! assert_eq!(n.text("afterok:417(failed)"), "afterok:<JOB1>(failed)");
 //! // Array tasks: the array's id before `_<task>`, also in `ArrayJobId=`.
 //! assert_eq!(n.text("417_[2-4%2]|PENDING\n"), "<JOB1>_[2-4%2]|PENDING\n");
 //! assert_eq!(
@@ -31,7 +33,7 @@ use regex::{Captures, Regex};
 // Places where Slurm prints a job id. The id is always the group named `id`.
 static JOB_ID_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
-        r"(?P<pre>\b[Jj]ob |\bJOB |\bJobId=|\bArrayJobId=|\bjob id |\ballocation |\bStepId=|\bSTEP |\bSLURM_JOB_?ID=|\bslurm-)(?P<id>\d+)(?P<end>\b|_)",
+        r"(?P<pre>\b[Jj]ob |\bJOB |\bJobId=|\bArrayJobId=|\bafter(?:any|ok|notok|corr)?:|\bjob id |\ballocation |\bStepId=|\bSTEP |\bSLURM_JOB_?ID=|\bslurm-)(?P<id>\d+)(?P<end>\b|_)",
     )
     .expect("static regex")
 });

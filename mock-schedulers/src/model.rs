@@ -200,6 +200,13 @@ pub struct Relations {
     /// The job is an array of these tasks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array: Option<ArraySpec>,
+    /// `--dependency` as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<String>,
+    /// `--kill-on-invalid-dep`: cancel the job once its dependency can never be met (the
+    /// cluster's `kill_invalid_depend` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kill_on_invalid_dep: Option<bool>,
 }
 
 /// An `--array` text Slurm refuses ("Invalid job array specification").
@@ -425,6 +432,9 @@ pub struct JobRun {
     /// Place in a job array (`None` for a job that is no array).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array: Option<ArrayRun>,
+    /// What the job still waits for (`None` once met, or when it waits for nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependency: Option<crate::dependency::Dependency>,
 }
 
 /// A step `srun` runs inside an existing allocation: its tasks share a process group of their
@@ -486,6 +496,7 @@ impl JobRun {
             eligible_after: None,
             held_by_admin: false,
             array: None,
+            dependency: None,
         }
     }
 }

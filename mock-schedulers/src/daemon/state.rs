@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::client::NODE_ENV;
 use crate::config::{Cluster, Injections};
+use crate::dependency::{self, Progress};
 use crate::flavor::{Flavor, Refusal, Site};
 use crate::hostlist;
 use crate::model::{
@@ -488,6 +489,22 @@ impl State {
             req.begin = Some(self.now() + after);
         }
         let id = self.take_id()?;
+        // A malformed dependency is refused after the id is taken (observed: the id is used
+        // up).
+        let mut dependency = match req.relations.dependency.as_deref().map(dependency::parse) {
+            None | Some(Ok(None)) => None,
+            Some(Ok(Some(d))) => Some(d),
+            Some(Err(_)) => return Err(Refusal::DependencyProblem),
+        };
+        if let Some(d) = &mut dependency {
+            // An array is waited for as a whole, shown `123_*` (observed).
+            for item in &mut d.items {
+                item.whole_array = item.task.is_none()
+                    && self.jobs.get(&item.job).is_some_and(|j| {
+                        j.run.array.as_ref().is_some_and(|a| a.job_id == item.job)
+                    });
+            }
+        }
         // priority/basic, less the nice value; root's --priority replaces it.
         let priority = if req.hold {
             0
@@ -506,6 +523,7 @@ impl State {
             task: None,
             pending: a.tasks.clone(),
         });
+        run.dependency = dependency;
         if req.kind == JobKind::Batch {
             let (stdout, stderr, _) = expanded_paths(&req, id, run.array.as_ref(), "%N");
             run.stdout_path = Some(stdout);
@@ -819,6 +837,7 @@ impl State {
                 due(end);
             }
         }
+        self.update_dependencies(now);
         // Scheduling pass in priority order.
         let mut usage = self.usage();
         let mut running_per_user_qos: BTreeMap<(u32, String), u32> = BTreeMap::new();
@@ -852,6 +871,16 @@ impl State {
                 }
                 let reason = match self.static_reason(job, now, &running_per_user_qos) {
                     Some(r) => Some(r),
+                    // Observed reasons of a job waiting for others.
+                    None if job
+                        .run
+                        .dependency
+                        .as_ref()
+                        .is_some_and(dependency::Dependency::can_never_be_met) =>
+                    {
+                        Some("DependencyNeverSatisfied".to_string())
+                    }
+                    None if job.run.dependency.is_some() => Some("Dependency".to_string()),
                     // `%N` of `--array`: no more of its tasks run at once (observed reason).
                     None if self.array_throttled(job) => Some("JobArrayTaskLimit".to_string()),
                     None if !any_free(&usage) => Some(
@@ -928,6 +957,101 @@ impl State {
         self.passes += 1;
         // Jobs started in this pass have time limits the loop above has not seen yet.
         if started_any { Some(now) } else { next }
+    }
+
+    /// Brings the dependencies of pending jobs up to date: met ones leave, ones that can never
+    /// be met are marked failed, and a job whose dependency can never be met is cancelled when
+    /// it (or the cluster) says so. Held jobs are left as they are (observed: a held job keeps
+    /// `afternotok:N(unfulfilled)` after N failed).
+    fn update_dependencies(&mut self, now: f64) {
+        let ids: Vec<u32> = self.pending.iter().map(|(_, id)| *id).collect();
+        for id in ids {
+            let Some(job) = self.jobs.get(&id) else {
+                continue;
+            };
+            if job.req.hold || job.run.priority == 0 {
+                continue;
+            }
+            let Some(mut dep) = job.run.dependency.clone() else {
+                continue;
+            };
+            let before = dep.clone();
+            let progress = dep.update(|item| {
+                let targets = self.dependency_targets(job, item, now);
+                dependency::item_progress(item, dependency::target_of(item.kind, &targets), now)
+            });
+            let kill = progress == Progress::Never
+                && job
+                    .req
+                    .relations
+                    .kill_on_invalid_dep
+                    .unwrap_or(self.cluster.kill_invalid_depend);
+            let Some(job) = self.jobs.get_mut(&id) else {
+                continue;
+            };
+            job.run.dependency = (progress != Progress::Satisfied).then_some(dep);
+            if kill {
+                // Observed: CANCELLED, reason DependencyNeverSatisfied, the dependency kept.
+                job.run.state = JobState::Cancelled;
+                job.run.reason = "DependencyNeverSatisfied".into();
+                job.run.end_time = Some(now);
+                let notices = job.req.flavor.rules().end_notices(job, now);
+                write_notices(job, notices);
+                let key = (Reverse(job.run.priority), id);
+                self.pending.remove(&key);
+                self.journal_run(id);
+            } else if job.run.dependency.as_ref() != Some(&before) {
+                self.journal_run(id);
+            }
+        }
+    }
+
+    /// The records a dependency item of `job` names: an array task (of the job's own index
+    /// for aftercorr), a whole array, a job; for singleton the unfinished jobs of the same name
+    /// and user ahead of it. Purged jobs are left out: they count as unknown.
+    fn dependency_targets(&self, job: &Job, item: &dependency::Item, now: f64) -> Vec<&Job> {
+        let visible = |j: &&Job| !self.is_purged(j, now);
+        if item.kind == dependency::Kind::Singleton {
+            return self
+                .jobs
+                .values()
+                .filter(|j| {
+                    j.id != job.id
+                        && j.array_job_id() != job.array_job_id()
+                        && j.req.name == job.req.name
+                        && j.req.uid == job.req.uid
+                        && !j.run.state.is_finished()
+                        && (j.id < job.id || j.run.state == JobState::Running)
+                })
+                .collect();
+        }
+        let task = match item.kind {
+            dependency::Kind::AfterCorr => job.array_task().or(job
+                .run
+                .array
+                .as_ref()
+                .and_then(|a| a.pending.first().copied())),
+            _ => item.task,
+        };
+        match task {
+            Some(t) => self
+                .jobs
+                .values()
+                .filter(|j| {
+                    j.array_job_id() == item.job
+                        && (j.array_task() == Some(t)
+                            || j.is_array_record()
+                                && j.run.array.as_ref().is_some_and(|a| a.pending.contains(&t)))
+                })
+                .filter(visible)
+                .collect(),
+            None => self
+                .array_members(item.job)
+                .iter()
+                .filter_map(|m| self.jobs.get(m))
+                .filter(visible)
+                .collect(),
+        }
     }
 
     /// Whether an array's record may start no more tasks now: `%N` of them run already.

@@ -225,6 +225,37 @@ pub fn array_task_text(job: &Job, bracketed: bool) -> String {
     if bracketed { format!("[{text}]") } else { text }
 }
 
+/// A job's dependency as squeue's `%E` and scontrol's `Dependency=` show it:
+/// `afterok:12(unfulfilled),afterany:13_*(failed)`, `(null)` when there is none left
+/// (observed on Slurm 22.05).
+pub fn dependency_text(job: &Job) -> String {
+    let Some(dep) = &job.run.dependency else {
+        return "(null)".into();
+    };
+    let items: Vec<String> = dep
+        .items
+        .iter()
+        .map(|item| {
+            let state = if item.failed { "failed" } else { "unfulfilled" };
+            if item.kind == crate::dependency::Kind::Singleton {
+                return format!("singleton({state})");
+            }
+            let task = match item.task {
+                Some(t) => format!("_{t}"),
+                None if item.whole_array => "_*".into(),
+                None => String::new(),
+            };
+            let minutes = if item.minutes > 0 {
+                format!("+{}", item.minutes)
+            } else {
+                String::new()
+            };
+            format!("{}:{}{task}{minutes}({state})", item.kind.name(), item.job)
+        })
+        .collect();
+    items.join(if dep.any { "?" } else { "," })
+}
+
 /// A job named on a command line: `123`, `123_4`, `123_[1-3,7]`, each maybe with `.step`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSelector {

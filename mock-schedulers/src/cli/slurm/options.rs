@@ -145,7 +145,7 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("job-name", Some('J'), Required, ALL, M),
     o("kill-command", Some('K'), Optional, SALLOC, A),
     o("kill-on-bad-exit", Some('K'), Optional, SRUN, A),
-    o("kill-on-invalid-dep", None, Required, SBATCH, A),
+    o("kill-on-invalid-dep", None, Required, SBATCH, M),
     o("label", Some('l'), No, SRUN, M),
     o("licenses", Some('L'), Required, ALL, Ref),
     o("mail-type", None, Required, ALL, A),

@@ -201,6 +201,8 @@ pub fn main(call: &mut Call) -> i32 {
     let mut append = false;
     let mut begin_after = None;
     let mut array = None;
+    let mut dependency = None;
+    let mut kill_on_invalid_dep = None;
     for (long, value) in &all.opts {
         match apply_resource_opt("sbatch", &mut r, long, value.as_deref()) {
             Ok(true) => continue,
@@ -232,9 +234,13 @@ pub fn main(call: &mut Call) -> i32 {
                     return fail("Batch job submission failed: Invalid job array specification");
                 }
             },
-            "dependency" if v != "singleton" && !v.is_empty() => {
-                return fail("job dependencies are not supported by mock-cluster");
-            }
+            // The controller checks the dependency (and says "Job dependency problem").
+            "dependency" => dependency = (!v.is_empty()).then(|| v.to_string()),
+            "kill-on-invalid-dep" => match v {
+                "yes" => kill_on_invalid_dep = Some(true),
+                "no" => kill_on_invalid_dep = Some(false),
+                _ => return fail("Invalid --kill-on-invalid-dep specification"),
+            },
             _ => {}
         }
     }
@@ -259,6 +265,8 @@ pub fn main(call: &mut Call) -> i32 {
         output = Some("slurm-%A_%a.out".into());
     }
     req.relations.array = array;
+    req.relations.dependency = dependency;
+    req.relations.kill_on_invalid_dep = kill_on_invalid_dep;
     req.stdout = output;
     req.stderr = error;
     req.stdin = input;

@@ -7,7 +7,7 @@ use crate::model::{Job, JobKind, JobState};
 use crate::protocol::{ControlVerb, NodeUsage, Request, Response};
 use crate::units::{self, TimeLimit};
 
-use super::format::{JobSelector, array_task_text, date, elapsed};
+use super::format::{JobSelector, array_task_text, date, dependency_text, elapsed};
 
 /// Real scontrol 22.05's usage text, printed by `--help` and after a bad `show hostlist`.
 const HELP: &str = include_str!("scontrol-usage.txt");
@@ -101,7 +101,11 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
                 .unwrap_or_else(|| job.req.user.clone()),
             job.qos
         ),
-        format!("JobState={state} Reason={} Dependency=(null)", r.reason),
+        format!(
+            "JobState={state} Reason={} Dependency={}",
+            r.reason,
+            dependency_text(job)
+        ),
         format!(
             "Requeue={} Restarts={} BatchFlag={} Reboot=0 ExitCode={}",
             u8::from(!job.req.no_requeue),

@@ -6,8 +6,8 @@ use crate::model::{Job, JobState};
 use crate::units;
 
 use super::format::{
-    JobSelector, array_task_text, date, elapsed, expand_array_records, field_width, fit,
-    job_id_text, limit, parse_format, render, select_jobs, split_job_list,
+    JobSelector, array_task_text, date, dependency_text, elapsed, expand_array_records,
+    field_width, fit, job_id_text, limit, parse_format, render, select_jobs, split_job_list,
 };
 
 const SPEC: &[Opt] = &[
@@ -170,7 +170,7 @@ fn field(job: &Job, code: char, now: f64) -> String {
         'Z' => job.req.work_dir.clone(),
         'o' => job.req.command.clone(),
         'Y' => "(null)".into(),
-        'E' => "(null)".into(),
+        'E' => dependency_text(job),
         _ => String::new(),
     }
 }

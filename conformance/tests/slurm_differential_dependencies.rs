@@ -1,0 +1,83 @@
+//! Differential cases of job dependencies: the same `sbatch --dependency` runs on the real
+//! Slurm 22.05 and on the simulated cluster, and the reasons and dependency texts squeue shows
+//! must match (see `slurm_differential.rs` for how cases run and are normalised; the facts are
+//! `docs/slurm-observed.md` 33-37).
+
+mod differential;
+use differential::*;
+
+use conformance::normalize::submitted_job_id;
+use conformance::slurm_env::FakeCluster;
+
+fn differential(name: &str, fake: FakeCluster, case: Case) {
+    if let Err(report) = differential_result(name, fake, case) {
+        panic!("{report}");
+    }
+}
+
+/// Submits `sbatch --parsable -c 1 --mem 100 <args>` without recording it (its command line
+/// holds job ids the record would not normalise) and learns the id.
+fn submit_quietly(s: &mut Side, args: &[&str]) -> Result<u64, CaseError> {
+    let mut argv = vec!["sbatch", "--parsable", "-c", "1", "--mem", "100"];
+    argv.extend_from_slice(args);
+    let out = s.env.run(&argv)?;
+    match submitted_job_id(&out.stdout) {
+        Some(id) => {
+            s.norm.learn(id);
+            Ok(id)
+        }
+        None => fail(format!("`{}` failed: {:?}", argv.join(" "), out.stderr)),
+    }
+}
+
+#[test]
+fn dependencies_wait_fail_and_are_cancelled() {
+    differential("dependencies", FakeCluster::mirroring_ci_slurm(), |s| {
+        let failed = submit_quietly(s, &["-o", "/dev/null", "--wrap", "exit 3"])?;
+        let running = submit_quietly(s, &["-o", "/dev/null", "--wrap", "sleep 60"])?;
+        s.wait_for_state(failed, &["FAILED"])?;
+        let f = failed.to_string();
+        let r = running.to_string();
+        let waits = submit_quietly(s, &["-d", &format!("afterok:{r}"), "--wrap", "true"])?;
+        let never = submit_quietly(s, &["-d", &format!("afterok:{f}"), "--wrap", "true"])?;
+        let killed = submit_quietly(
+            s,
+            &[
+                "-d",
+                &format!("afterok:{f}"),
+                "--kill-on-invalid-dep=yes",
+                "--wrap",
+                "true",
+            ],
+        )?;
+        let either = submit_quietly(
+            s,
+            &["-d", &format!("afterok:{f}?afterok:{r}"), "--wrap", "true"],
+        )?;
+        s.wait_for_reason(waits, "Dependency")?;
+        s.wait_for_reason(never, "DependencyNeverSatisfied")?;
+        s.wait_for_state(killed, &["CANCELLED"])?;
+        for (key, id) in [
+            ("waits", waits),
+            ("never", never),
+            ("killed", killed),
+            ("either", either),
+        ] {
+            let ids = id.to_string();
+            s.run(
+                &format!("squeue of the job that {key}"),
+                &["squeue", "-h", "-t", "all", "-j", &ids, "-o", "%i|%T|%r|%E"],
+            )?;
+        }
+        for id in [waits, never, either, running] {
+            s.cancel_quietly(id);
+        }
+        for bad in ["afterok", "foo:1", "afterok:0"] {
+            s.run(
+                &format!("sbatch -d {bad}"),
+                &["sbatch", "-d", bad, "--wrap", "true"],
+            )?;
+        }
+        Ok(())
+    });
+}
