@@ -6,7 +6,6 @@
 mod differential;
 use differential::*;
 
-use conformance::poll::poll_until;
 use conformance::slurm_env::FakeCluster;
 
 fn differential(name: &str, fake: FakeCluster, case: Case) {
@@ -27,19 +26,12 @@ fn wait_for_array_end(s: &Side, id: u64) -> CaseResult {
         "-o",
         "%T",
     ];
-    let mut last = String::new();
-    let ended = poll_until(STATE_DEADLINE, || {
-        last = s.env.run(&argv).map(|o| o.stdout).unwrap_or_default();
-        !last.trim().is_empty()
-            && last
+    s.poll_output(&format!("array {id} did not end"), &argv, |out| {
+        !out.trim().is_empty()
+            && out
                 .lines()
                 .all(|l| !matches!(l.trim(), "PENDING" | "RUNNING" | "COMPLETING"))
-    });
-    if ended {
-        Ok(())
-    } else {
-        fail(format!("array {id} did not end; last states {last:?}"))
-    }
+    })
 }
 
 #[test]

@@ -81,3 +81,81 @@ fn dependencies_wait_fail_and_are_cancelled() {
         Ok(())
     });
 }
+
+#[test]
+fn dependencies_on_arrays_wait_for_all_tasks_or_task_by_task() {
+    differential(
+        "dependencies_on_arrays",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            let array = submit_quietly(
+                s,
+                &[
+                    "-a",
+                    "1-2",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    "sleep 2; exit $((SLURM_ARRAY_TASK_ID - 1))",
+                ],
+            )?;
+            let a = array.to_string();
+            let corr = submit_quietly(
+                s,
+                &[
+                    "-a",
+                    "1-2",
+                    "-o",
+                    "/dev/null",
+                    "-d",
+                    &format!("aftercorr:{a}"),
+                    "--wrap",
+                    "true",
+                ],
+            )?;
+            let all = submit_quietly(
+                s,
+                &[
+                    "-o",
+                    "/dev/null",
+                    "-d",
+                    &format!("afterok:{a}"),
+                    "--wrap",
+                    "true",
+                ],
+            )?;
+            let rows = [
+                "squeue",
+                "-h",
+                "-t",
+                "all",
+                "-j",
+                &corr.to_string(),
+                "-o",
+                "%i|%T|%r|%E",
+            ];
+            s.poll_output("the aftercorr array did not settle", &rows, |out| {
+                out.contains("COMPLETED") && out.contains("DependencyNeverSatisfied")
+            })?;
+            s.run("squeue of the aftercorr array", &rows)?;
+            s.wait_for_reason(all, "DependencyNeverSatisfied")?;
+            s.run(
+                "squeue of the job after the whole array",
+                &[
+                    "squeue",
+                    "-h",
+                    "-t",
+                    "all",
+                    "-j",
+                    &all.to_string(),
+                    "-o",
+                    "%i|%T|%r|%E",
+                ],
+            )?;
+            for id in [corr, all] {
+                s.cancel_quietly(id);
+            }
+            Ok(())
+        },
+    );
+}

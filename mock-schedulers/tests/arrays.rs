@@ -143,6 +143,11 @@ fn a_pending_array_is_one_record_until_its_tasks_start() {
         task.lines().next().unwrap(),
         format!("JobId={id} ArrayJobId={id} ArrayTaskId=3 ArrayTaskThrottle=2 JobName=wrap")
     );
+    // A pending task's own view names its own output file (observed).
+    assert!(
+        task.contains(&format!("StdOut={}/slurm-{id}_3.out\n", c.work.display())),
+        "{task}"
+    );
     // Without a throttle there is no ArrayTaskThrottle (observed).
     let plain = submit_array(&c, &["-H", "-a", "1-2", "--wrap", "true"]);
     let show = stdout(&c, "scontrol", &["-o", "show", "job", &plain.to_string()]);

@@ -234,3 +234,53 @@ fn a_dependency_survives_a_daemon_restart() {
     assert_eq!(c.run("scancel", &[&first.to_string()]).2, 0);
     c.wait_state(next, "COMPLETED");
 }
+
+/// Observed: an array with aftercorr shows and runs each task on its own (`3130_2`, `3130_1`
+/// rows, `aftercorr:3129_*(unfulfilled)` on each); task 1 ran after 3129_1 completed, task 2
+/// never after 3129_2 failed.
+#[test]
+fn aftercorr_waits_task_by_task() {
+    let c = TestCluster::fast();
+    let first = submit(
+        &c,
+        &[
+            "-a",
+            "1-2",
+            "--wrap",
+            "sleep 1; exit $((SLURM_ARRAY_TASK_ID - 1))",
+        ],
+    );
+    let then = submit(
+        &c,
+        &[
+            "-a",
+            "1-2",
+            "-d",
+            &format!("aftercorr:{first}"),
+            "--wrap",
+            "true",
+        ],
+    );
+    let ids = then.to_string();
+    let rows = || {
+        c.run(
+            "squeue",
+            &["-h", "-t", "all", "-j", &ids, "-o", "%i|%T|%r|%E"],
+        )
+        .0
+    };
+    wait_for("the tasks to wait one by one", || {
+        rows()
+            == format!(
+                "{then}_2|PENDING|Dependency|aftercorr:{first}_*(unfulfilled)\n\
+                 {then}_1|PENDING|Dependency|aftercorr:{first}_*(unfulfilled)\n"
+            )
+    });
+    wait_for("task 1 to run and task 2 to fail", || {
+        rows()
+            == format!(
+                "{then}_1|COMPLETED|None|(null)\n\
+                 {then}_2|PENDING|DependencyNeverSatisfied|aftercorr:{first}_*(failed)\n"
+            )
+    });
+}

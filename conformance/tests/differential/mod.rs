@@ -301,6 +301,26 @@ impl Side {
         Ok(out.stdout.trim().to_string())
     }
 
+    /// Polls `argv` until its stdout satisfies `done`; a timeout is a case error about `what`.
+    pub fn poll_output(
+        &self,
+        what: &str,
+        argv: &[&str],
+        done: impl Fn(&str) -> bool,
+    ) -> CaseResult {
+        let mut last = String::new();
+        if poll_until(STATE_DEADLINE, || {
+            last = self.env.run(argv).map(|o| o.stdout).unwrap_or_default();
+            done(&last)
+        }) {
+            Ok(())
+        } else {
+            fail(format!(
+                "{what} within {STATE_DEADLINE:?}; last output {last:?}"
+            ))
+        }
+    }
+
     /// Polls until the job is in one of `states`; a timeout is a case error.
     pub fn wait_for_state(&self, id: u64, states: &[&str]) -> CaseResult {
         let mut last = String::new();

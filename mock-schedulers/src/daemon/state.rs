@@ -964,6 +964,7 @@ impl State {
     /// it (or the cluster) says so. Held jobs are left as they are (observed: a held job keeps
     /// `afternotok:N(unfulfilled)` after N failed).
     fn update_dependencies(&mut self, now: f64) {
+        self.split_for_aftercorr();
         let ids: Vec<u32> = self.pending.iter().map(|(_, id)| *id).collect();
         for id in ids {
             let Some(job) = self.jobs.get(&id) else {
@@ -1002,6 +1003,41 @@ impl State {
                 self.journal_run(id);
             } else if job.run.dependency.as_ref() != Some(&before) {
                 self.journal_run(id);
+            }
+        }
+    }
+
+    /// Splits every task out of the pending records of arrays that depend on another array
+    /// task by task (aftercorr), so that each task waits for its own (observed: the tasks of
+    /// such an array are shown and run one by one, the first split off with a new id).
+    fn split_for_aftercorr(&mut self) {
+        let records: Vec<u32> = self
+            .pending
+            .iter()
+            .map(|(_, id)| *id)
+            .filter(|id| {
+                self.jobs.get(id).is_some_and(|j| {
+                    j.is_array_record()
+                        && !j.req.hold
+                        && j.run.priority != 0
+                        && j.run.dependency.as_ref().is_some_and(|d| {
+                            d.items
+                                .iter()
+                                .any(|i| i.kind == dependency::Kind::AfterCorr)
+                        })
+                })
+            })
+            .collect();
+        for record in records {
+            while let Some(task) = self.split_task(record) {
+                if task == record {
+                    // The record is its last task now, still pending.
+                    self.journal_run(record);
+                    break;
+                }
+                if let Some(j) = self.jobs.get(&task) {
+                    self.pending.insert((Reverse(j.run.priority), task));
+                }
             }
         }
     }
@@ -1095,7 +1131,9 @@ impl State {
         let array_id = array.job_id;
         let id = self.take_id().ok()?;
         split.id = id;
+        let dependency = split.run.dependency.take();
         split.run = JobRun::pending(split.run.priority);
+        split.run.dependency = dependency;
         split.run.array = Some(ArrayRun {
             job_id: array_id,
             task: Some(task),

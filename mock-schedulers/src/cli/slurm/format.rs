@@ -307,7 +307,7 @@ impl JobSelector {
                         tasks
                             .iter()
                             .filter(|t| pending.contains(t))
-                            .map(|t| job.as_task(*t)),
+                            .map(|t| pending_task(job, *t)),
                     );
                 }
                 (Some(tasks), false)
@@ -361,6 +361,37 @@ pub fn select_jobs(jobs: Vec<Job>, selectors: &[JobSelector]) -> Vec<Job> {
     out
 }
 
+/// The view of task `task` still pending in an array's record, its output files named for
+/// the task (observed: `scontrol show job 2997_5` shows `StdOut=.../o-2997_5.out` while the
+/// record shows NO_VAL for `%a`).
+pub fn pending_task(record: &Job, task: u32) -> Job {
+    let mut job = record.as_task(task);
+    let fields = crate::pattern::PatternFields {
+        job_id: job.id,
+        array_job_id: job.array_job_id(),
+        array_task_id: task,
+        job_name: &job.req.name,
+        user: &job.req.user,
+        node: "%N",
+        step: "batch",
+    };
+    let expand = |pattern: &str| {
+        let path = job
+            .req
+            .flavor
+            .rules()
+            .expand_pattern(pattern, &fields, &job.req);
+        crate::daemon::absolute(&job.req.work_dir, &path)
+    };
+    if let Some(out) = &job.req.stdout {
+        let stdout = expand(out);
+        let stderr = expand(job.req.stderr.as_deref().unwrap_or(out));
+        job.run.stdout_path = Some(stdout);
+        job.run.stderr_path = Some(stderr);
+    }
+    job
+}
+
 /// Every array record of `jobs` as one row per pending task (`squeue -r`).
 pub fn expand_array_records(jobs: Vec<Job>) -> Vec<Job> {
     jobs.into_iter()
@@ -372,7 +403,7 @@ pub fn expand_array_records(jobs: Vec<Job>) -> Vec<Job> {
                     .as_ref()
                     .map(|a| a.pending.clone())
                     .unwrap_or_default();
-                pending.iter().map(|t| job.as_task(*t)).collect()
+                pending.iter().map(|t| pending_task(&job, *t)).collect()
             } else {
                 vec![job]
             }
