@@ -72,6 +72,29 @@ fn dependencies_wait_fail_and_are_cancelled() {
         for id in [waits, never, either, running] {
             s.cancel_quietly(id);
         }
+        // scontrol update on a held job: the new dependency, then a malformed one.
+        let held = submit_quietly(s, &["-H", "--wrap", "true"])?;
+        let job = format!("jobid={held}");
+        // (Not recorded: the dependency text holds a job id the record would not normalise.)
+        let out = s.env.run(&[
+            "scontrol",
+            "update",
+            &job,
+            &format!("dependency=afterok:{r}"),
+        ])?;
+        s.note(
+            "scontrol update dependency",
+            format!("{:?} {}", out.stdout, out.status_text()),
+        );
+        s.run(
+            "squeue after scontrol update",
+            &["squeue", "-h", "-j", &held.to_string(), "-o", "%i|%r|%E"],
+        )?;
+        s.run(
+            "scontrol update with a malformed dependency",
+            &["scontrol", "update", &job, "dependency=foo:1"],
+        )?;
+        s.cancel_quietly(held);
         for bad in ["afterok", "foo:1", "afterok:0"] {
             s.run(
                 &format!("sbatch -d {bad}"),

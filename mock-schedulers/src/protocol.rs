@@ -90,6 +90,13 @@ pub enum Request {
     },
     /// Signal or cancel jobs.
     Cancel(CancelRequest),
+    /// Replace what a pending job waits for (`scontrol update jobid=N dependency=...`).
+    UpdateDependency {
+        /// The job.
+        id: u32,
+        /// The new dependency text (empty: none).
+        dependency: String,
+    },
     /// Record a finished CLI call.
     Record(Box<CallRecord>),
     /// All recorded calls.

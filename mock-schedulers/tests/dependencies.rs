@@ -1,7 +1,7 @@
 //! Job dependencies through the fake Slurm commands: `sbatch --dependency` kinds, lists,
 //! reasons, what squeue and scontrol show of them, `--kill-on-invalid-dep` and the cluster's
 //! `kill_invalid_depend`. Observations cited as "observed" were made on Slurm 22.05
-//! (docs/slurm-observed.md, 33-37).
+//! (docs/slurm-observed.md, 33-38).
 
 mod common;
 
@@ -283,4 +283,62 @@ fn aftercorr_waits_task_by_task() {
                  {then}_2|PENDING|DependencyNeverSatisfied|aftercorr:{first}_*(failed)\n"
             )
     });
+}
+
+/// Observed: `scontrol update jobid=N dependency=...` replaces a pending job's dependency
+/// silently; an empty one removes it; a malformed one, an unknown or a finished job are refused
+/// with `<text> for job N`, rc 1.
+#[test]
+fn scontrol_update_replaces_a_dependency() {
+    let c = TestCluster::fast();
+    let first = submit(&c, &["--wrap", "sleep 300"]);
+    let held = submit(&c, &["-H", "--wrap", "true"]);
+    let job = format!("jobid={held}");
+    let update = |dep: &str| c.run("scontrol", &["update", &job, &format!("dependency={dep}")]);
+    assert_eq!(
+        update(&format!("afterok:{first}")),
+        (String::new(), String::new(), 0)
+    );
+    assert_eq!(
+        row(&c, held),
+        format!("PENDING|JobHeldUser|afterok:{first}(unfulfilled)")
+    );
+    assert_eq!(
+        update("foo:1"),
+        (
+            String::new(),
+            format!("Job dependency problem for job {held}\n"),
+            1
+        )
+    );
+    assert_eq!(update(""), (String::new(), String::new(), 0));
+    assert_eq!(row(&c, held), "PENDING|JobHeldUser|(null)");
+    assert_eq!(
+        c.run(
+            "scontrol",
+            &["update", "jobid=999999", "dependency=afterok:1"]
+        ),
+        (
+            String::new(),
+            "Invalid job id specified for job 999999\n".to_string(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("scontrol", &["update", &job, "foo=bar"]),
+        (
+            String::new(),
+            "Update of this parameter is not supported: foo=bar\nRequest aborted\n".to_string(),
+            1
+        )
+    );
+    assert_eq!(c.run("scancel", &[&held.to_string()]).2, 0);
+    assert_eq!(
+        update("afterok:1"),
+        (
+            String::new(),
+            format!("Job has already finished for job {held}\n"),
+            1
+        )
+    );
 }

@@ -135,8 +135,8 @@ impl Side {
         self.node = None;
     }
 
-    /// The command line for the record: job ids given to `-j`, `show job` and `scancel` become
-    /// placeholders; other arguments stay as they are (a `1` in `-c 1` is not a job id).
+    /// The command line for the record: job ids given to `-j`, `show job`, `scancel` and
+    /// `jobid=` (scontrol update) become placeholders; other arguments stay as they are (a `1` in `-c 1` is not a job id).
     pub fn argv_text(&mut self, argv: &[&str]) -> String {
         let program = argv.first().copied().unwrap_or("");
         let mut words = Vec::new();
@@ -159,7 +159,10 @@ impl Side {
                 {
                     ("-j", rest)
                 }
-                _ => ("", *arg),
+                _ => match arg.strip_prefix("jobid=") {
+                    Some(rest) => ("jobid=", rest),
+                    None => ("", *arg),
+                },
             };
             let takes_id = takes_id || !prefix.is_empty();
             let word = if takes_id {

@@ -396,6 +396,18 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
         Request::Status => Response::Status {
             summary: st.summary(),
         },
+        Request::UpdateDependency { id, dependency } => {
+            match st.update_dependency(id, &dependency) {
+                Ok(()) => {
+                    shared.wake.notify_all();
+                    Response::Ok
+                }
+                Err(message) => Response::Error {
+                    detail: Vec::new(),
+                    message,
+                },
+            }
+        }
         Request::Shutdown => {
             st.shutdown = true;
             shared.wake.notify_all();

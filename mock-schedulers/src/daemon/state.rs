@@ -491,20 +491,9 @@ impl State {
         let id = self.take_id()?;
         // A malformed dependency is refused after the id is taken (observed: the id is used
         // up).
-        let mut dependency = match req.relations.dependency.as_deref().map(dependency::parse) {
-            None | Some(Ok(None)) => None,
-            Some(Ok(Some(d))) => Some(d),
-            Some(Err(_)) => return Err(Refusal::DependencyProblem),
-        };
-        if let Some(d) = &mut dependency {
-            // An array is waited for as a whole, shown `123_*` (observed).
-            for item in &mut d.items {
-                item.whole_array = item.task.is_none()
-                    && self.jobs.get(&item.job).is_some_and(|j| {
-                        j.run.array.as_ref().is_some_and(|a| a.job_id == item.job)
-                    });
-            }
-        }
+        let dependency = self
+            .resolve_dependency(req.relations.dependency.as_deref().unwrap_or(""))
+            .map_err(|_| Refusal::DependencyProblem)?;
         // priority/basic, less the nice value; root's --priority replaces it.
         let priority = if req.hold {
             0
@@ -957,6 +946,49 @@ impl State {
         self.passes += 1;
         // Jobs started in this pass have time limits the loop above has not seen yet.
         if started_any { Some(now) } else { next }
+    }
+
+    /// Parses a dependency and marks the items that name a whole array (shown `123_*`,
+    /// observed).
+    fn resolve_dependency(
+        &self,
+        text: &str,
+    ) -> Result<Option<dependency::Dependency>, dependency::DependencyProblem> {
+        let mut parsed = dependency::parse(text)?;
+        if let Some(d) = &mut parsed {
+            for item in &mut d.items {
+                item.whole_array = item.task.is_none()
+                    && self.jobs.get(&item.job).is_some_and(|j| {
+                        j.run.array.as_ref().is_some_and(|a| a.job_id == item.job)
+                    });
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// `scontrol update jobid=N dependency=...`: replaces what a pending job waits for; an
+    /// empty text removes it. Errors in Slurm's words, as scontrol prints them before `for job
+    /// N` (observed).
+    pub fn update_dependency(&mut self, id: u32, text: &str) -> Result<(), String> {
+        let now = self.now();
+        match self.jobs.get(&id) {
+            Some(j) if self.is_purged(j, now) => return Err("Invalid job id specified".into()),
+            None => return Err("Invalid job id specified".into()),
+            Some(j) if j.run.state.is_finished() => return Err("Job has already finished".into()),
+            Some(j) if j.run.state != JobState::Pending => {
+                return Err("Job is no longer pending execution".into());
+            }
+            Some(_) => {}
+        }
+        let dependency = self
+            .resolve_dependency(text)
+            .map_err(|_| "Job dependency problem".to_string())?;
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.run.dependency = dependency;
+            job.req.relations.dependency = (!text.is_empty()).then(|| text.to_string());
+        }
+        self.journal_run(id);
+        Ok(())
     }
 
     /// Brings the dependencies of pending jobs up to date: met ones leave, ones that can never

@@ -359,6 +359,59 @@ fn partition_text(cluster: &Cluster, name: &str) -> Option<Vec<String>> {
     ])
 }
 
+/// `scontrol update jobid=N dependency=...`, the one update the simulated cluster knows;
+/// silent on success, errors as `<text> for job N` (observed on Slurm 22.05).
+fn update(call: &mut Call, words: &[String]) -> i32 {
+    let unsupported = |word: &str| {
+        eprintln!("Update of this parameter is not supported: {word}");
+        eprintln!("Request aborted");
+        1
+    };
+    let (mut id, mut dependency) = (None, None);
+    for word in words {
+        let Some((key, value)) = word.split_once('=') else {
+            return unsupported(word);
+        };
+        match key.to_ascii_lowercase().as_str() {
+            "jobid" => id = Some(value),
+            "dependency" => dependency = Some(value),
+            _ => return unsupported(word),
+        }
+    }
+    let Some(id) = id else {
+        eprintln!("No valid entity in update command");
+        return 1;
+    };
+    let Ok(id) = id.parse::<u32>() else {
+        eprintln!("Invalid job id specified for job {id}");
+        return 1;
+    };
+    let Some(dependency) = dependency else {
+        return 0;
+    };
+    let conn = match call.conn() {
+        Ok(c) => c,
+        Err(e) => {
+            call.unreachable(&e, &format!("{CONNECT_FAILURE} for job {id}"));
+            return 1;
+        }
+    };
+    match conn.call(&Request::UpdateDependency {
+        id,
+        dependency: dependency.to_string(),
+    }) {
+        Ok(Response::Ok) => 0,
+        Ok(Response::Error { message, .. }) => {
+            eprintln!("{message} for job {id}");
+            1
+        }
+        _ => {
+            eprintln!("{CONNECT_FAILURE} for job {id}");
+            1
+        }
+    }
+}
+
 /// Runs scontrol; returns the exit code.
 pub fn main(call: &mut Call) -> i32 {
     let mut oneliner = false;
@@ -403,6 +456,7 @@ pub fn main(call: &mut Call) -> i32 {
             return 0;
         }
         "show" => {}
+        "update" => return update(call, &words[1..]),
         "ping" => {
             let up = match call.conn() {
                 Ok(c) => c.call(&Request::Ping).is_ok(),
