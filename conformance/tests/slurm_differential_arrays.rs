@@ -1,7 +1,7 @@
 //! Differential cases of job arrays: the same `sbatch --array` runs on the real Slurm 22.05 and
 //! on the simulated cluster, and what squeue, scontrol, sacct and scancel say of it must match
 //! (see `slurm_differential.rs` for how cases run and are normalised; the facts are
-//! `docs/slurm-observed.md` 26-32).
+//! `docs/slurm-observed.md` 34-40).
 
 mod differential;
 use differential::*;

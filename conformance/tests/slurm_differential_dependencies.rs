@@ -1,7 +1,7 @@
 //! Differential cases of job dependencies: the same `sbatch --dependency` runs on the real
 //! Slurm 22.05 and on the simulated cluster, and the reasons and dependency texts squeue shows
 //! must match (see `slurm_differential.rs` for how cases run and are normalised; the facts are
-//! `docs/slurm-observed.md` 33-37).
+//! `docs/slurm-observed.md` 41-45).
 
 mod differential;
 use differential::*;

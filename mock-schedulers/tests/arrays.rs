@@ -1,6 +1,6 @@
 //! Job arrays through the fake Slurm commands: `sbatch --array`, task ids, the task
 //! environment, throttles, and how squeue, scontrol, sacct and scancel show and act on arrays.
-//! Observations cited as "observed" were made on Slurm 22.05 (docs/slurm-observed.md, 26-32).
+//! Observations cited as "observed" were made on Slurm 22.05 (docs/slurm-observed.md, 34-40).
 
 mod common;
 

@@ -1,7 +1,7 @@
 //! Job dependencies through the fake Slurm commands: `sbatch --dependency` kinds, lists,
 //! reasons, what squeue and scontrol show of them, `--kill-on-invalid-dep` and the cluster's
 //! `kill_invalid_depend`. Observations cited as "observed" were made on Slurm 22.05
-//! (docs/slurm-observed.md, 33-38).
+//! (docs/slurm-observed.md, 41-46).
 
 mod common;
 
