@@ -326,36 +326,35 @@ impl Side {
 
     /// Polls until the job is in one of `states`; a timeout is a case error.
     pub fn wait_for_state(&self, id: u64, states: &[&str]) -> CaseResult {
-        let mut last = String::new();
-        let reached = poll_until(STATE_DEADLINE, || {
-            last = self.state(id).unwrap_or_default();
-            states.contains(&last.as_str())
-        });
-        if reached {
-            Ok(())
-        } else {
-            fail(format!(
-                "job {id} did not reach {states:?} within {STATE_DEADLINE:?}; last state {last:?}"
-            ))
-        }
+        self.wait_for_job(id, &format!("reach {states:?}"), |state| {
+            states.contains(&state)
+        })
     }
 
     /// Polls until the job has left the active states (it may still be `COMPLETING` for a
     /// moment after the command that waited for it returned).
     pub fn wait_until_finished(&self, id: u64) -> CaseResult {
-        let mut last = String::new();
-        let finished = poll_until(STATE_DEADLINE, || {
-            last = self.state(id).unwrap_or_default();
+        self.wait_for_job(id, "finish", |state| {
             !matches!(
-                last.as_str(),
+                state,
                 "PENDING" | "CONFIGURING" | "RUNNING" | "COMPLETING" | "SUSPENDED"
             )
+        })
+    }
+
+    /// Polls the job's state until `done` holds; a timeout is a case error saying what the job
+    /// did not do (`what`) and its last state.
+    fn wait_for_job(&self, id: u64, what: &str, done: impl Fn(&str) -> bool) -> CaseResult {
+        let mut last = String::new();
+        let reached = poll_until(STATE_DEADLINE, || {
+            last = self.state(id).unwrap_or_default();
+            done(&last)
         });
-        if finished {
+        if reached {
             Ok(())
         } else {
             fail(format!(
-                "job {id} did not finish within {STATE_DEADLINE:?}; last state {last:?}"
+                "job {id} did not {what} within {STATE_DEADLINE:?}; last state {last:?}"
             ))
         }
     }

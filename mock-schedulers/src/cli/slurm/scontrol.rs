@@ -442,14 +442,14 @@ pub fn main(call: &mut Call) -> i32 {
     };
     match verb.as_str() {
         "requeue" | "requeuehold" | "hold" | "uhold" | "release" => {
-            let verb = match verb.as_str() {
+            let control_verb = match verb.as_str() {
                 "requeue" => ControlVerb::Requeue,
                 "requeuehold" => ControlVerb::RequeueHold,
                 "hold" => ControlVerb::Hold,
                 "uhold" => ControlVerb::UserHold,
                 _ => ControlVerb::Release,
             };
-            return control(call, verb, &words[1..]);
+            return control(call, control_verb, &verb, &words[1..]);
         }
         "version" => {
             println!("{}", super::VERSION_LINE);
@@ -672,12 +672,9 @@ impl HostsEntity {
 
 /// `scontrol requeue|requeuehold|hold|uhold|release <ids>`: each id in turn; a refusal is
 /// printed as `<reason> for job <id>` and makes the exit status 1 (observed on Slurm 22.05).
-fn control(call: &mut Call, verb: ControlVerb, ids: &[String]) -> i32 {
+fn control(call: &mut Call, verb: ControlVerb, keyword: &str, ids: &[String]) -> i32 {
     if ids.is_empty() {
-        eprintln!(
-            "too few arguments for keyword:{}",
-            format!("{verb:?}").to_ascii_lowercase()
-        );
+        eprintln!("too few arguments for keyword:{keyword}");
         return 1;
     }
     let mut code = 0;
