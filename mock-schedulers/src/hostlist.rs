@@ -71,7 +71,12 @@ fn expand_name(item: &str, first: bool) -> Option<Vec<String>> {
         }
         let width = lo.len();
         let (lo_n, hi_n): (u64, u64) = (lo.parse().ok()?, hi.parse().ok()?);
-        if hi_n < lo_n || (hi_n - lo_n) as usize * rest.len() + names.len() >= MAX_HOSTS {
+        let span = hi_n.checked_sub(lo_n)?;
+        let count = usize::try_from(span)
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .saturating_mul(rest.len());
+        if count.saturating_add(names.len()) > MAX_HOSTS {
             return None;
         }
         for n in lo_n..=hi_n {
@@ -316,6 +321,10 @@ mod tests {
             ["n1-ib3", "n1-ib4", "n2-ib3", "n2-ib4"]
         );
         assert!(expand("n[1-3]x").is_err());
+        // Too many names in all, however the brackets multiply, and no overflow on the way.
+        assert!(expand("a[0-999999999999999999]b[1-60000]").is_err());
+        assert!(expand("a[1-300]b[1-300]").is_err());
+        assert_eq!(expand("a[1-200]b[1-200]").unwrap().len(), 40_000);
         assert_eq!(reversed_range("n[1-2]-ib[4-3]"), Some("4-3"));
         assert_eq!(reversed_range("n[1-2]"), None);
     }

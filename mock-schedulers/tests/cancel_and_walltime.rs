@@ -385,7 +385,11 @@ fn requeue_hold_and_release_refuse_what_slurm_refuses() {
     );
     assert_eq!(
         c.run("scontrol", &["uhold"]),
-        (String::new(), "too few arguments for keyword:uhold\n".into(), 1)
+        (
+            String::new(),
+            "too few arguments for keyword:uhold\n".into(),
+            1
+        )
     );
     // A pending job held by its user, then by an administrator, then released.
     let waiting = c.submit(&["--begin=now+1hour", "--wrap", "true"]);
