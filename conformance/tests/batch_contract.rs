@@ -685,6 +685,7 @@ async fn a_pending_job_killed_from_outside_fails_with_the_schedulers_reason(
         .output()
         .unwrap();
     assert!(blocker.status.success(), "{blocker:?}");
+    cluster.wait_until_running(String::from_utf8_lossy(&blocker.stdout).trim());
     let site = Site::start(&["slurm"]).await;
     let pipeline = site.pipeline(&job(scheduler, "", "  script:\n    - echo never\n"), &[]);
     let _batchci = start(&site, scheduler, &cluster);

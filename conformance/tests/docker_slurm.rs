@@ -76,7 +76,9 @@ fn block_the_partition(cluster: &Cluster, dir: &std::path::Path) -> String {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    cluster.wait_until_running(&id);
+    id
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -890,6 +892,7 @@ async fn real_slurm_an_expected_start_past_the_allocation_timeout_fails_early() 
         .unwrap();
     assert!(blocker.status.success(), "{blocker:?}");
     let blocker = String::from_utf8_lossy(&blocker.stdout).trim().to_string();
+    cluster.wait_until_running(&blocker);
     let site = Site::start(&["slurm"]).await;
     let pipeline = site.pipeline(&job("    - echo never\n"), &[]);
     // Docker is never reached: the job fails while it waits for Slurm.

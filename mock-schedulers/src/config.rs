@@ -62,6 +62,12 @@ struct RawConfig {
     kill_wait: u64,
     #[serde(default = "default_min_job_age")]
     min_job_age: u64,
+    #[serde(default = "default_sched_delay")]
+    sched_delay: Spanned<f64>,
+    #[serde(default = "default_accounting_submit_delay")]
+    accounting_submit_delay: Spanned<f64>,
+    #[serde(default = "default_accounting_start_delay")]
+    accounting_start_delay: Spanned<f64>,
     #[serde(default)]
     submit_host: Option<String>,
     #[serde(default = "default_first_job_id")]
@@ -187,6 +193,32 @@ fn default_kill_wait() -> u64 {
 }
 fn default_min_job_age() -> u64 {
     300
+}
+/// Observed on Slurm 22.05 with the stock event-triggered scheduling (slurm-observed.md 47):
+/// a batch job is first tried 0.13–0.66 s after `sbatch` returns.
+pub(crate) const DEFAULT_SCHED_DELAY: f64 = 0.3;
+/// Observed (slurm-observed.md 48): `sacct` knows nothing of a job for about 0.1 s after
+/// `sbatch` returned.
+pub(crate) const DEFAULT_ACCOUNTING_SUBMIT_DELAY: f64 = 0.1;
+/// Observed (slurm-observed.md 48): `sacct` says PENDING for 1.2 s after `squeue` says RUNNING.
+pub(crate) const DEFAULT_ACCOUNTING_START_DELAY: f64 = 1.2;
+fn default_sched_delay() -> Spanned<f64> {
+    Spanned::new(0..0, DEFAULT_SCHED_DELAY)
+}
+fn default_accounting_submit_delay() -> Spanned<f64> {
+    Spanned::new(0..0, DEFAULT_ACCOUNTING_SUBMIT_DELAY)
+}
+fn default_accounting_start_delay() -> Spanned<f64> {
+    Spanned::new(0..0, DEFAULT_ACCOUNTING_START_DELAY)
+}
+fn serde_default_sched_delay() -> f64 {
+    DEFAULT_SCHED_DELAY
+}
+fn serde_default_accounting_submit_delay() -> f64 {
+    DEFAULT_ACCOUNTING_SUBMIT_DELAY
+}
+fn serde_default_accounting_start_delay() -> f64 {
+    DEFAULT_ACCOUNTING_START_DELAY
 }
 fn default_max_time() -> Spanned<TimeValue> {
     Spanned::new(0..0, TimeValue::Text("UNLIMITED".into()))
@@ -346,6 +378,16 @@ pub struct Cluster {
     pub kill_wait: u64,
     /// Simulated seconds a finished job stays in the controller.
     pub min_job_age: u64,
+    /// Simulated seconds from a Slurm batch submission to the scheduling pass that may start
+    /// it (never before the submitting `sbatch` has its answer): Slurm's event-triggered pass.
+    #[serde(default = "serde_default_sched_delay")]
+    pub sched_delay: f64,
+    /// Simulated seconds before `sacct` knows a submitted Slurm job (slurmdbd lags slurmctld).
+    #[serde(default = "serde_default_accounting_submit_delay")]
+    pub accounting_submit_delay: f64,
+    /// Simulated seconds for which `sacct` still shows a started Slurm job as PENDING.
+    #[serde(default = "serde_default_accounting_start_delay")]
+    pub accounting_start_delay: f64,
     /// Host name reported as submit host.
     pub submit_host: Option<String>,
     /// The first job id (`FirstJobId`).
@@ -463,6 +505,20 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
             "time_scale",
             "must be a positive number".into(),
         ));
+    }
+    for (value, key) in [
+        (&raw.sched_delay, "sched_delay"),
+        (&raw.accounting_submit_delay, "accounting_submit_delay"),
+        (&raw.accounting_start_delay, "accounting_start_delay"),
+    ] {
+        let v = *value.get_ref();
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(fail(
+                value.span(),
+                key,
+                "must be a number of seconds, 0 or more".into(),
+            ));
+        }
     }
     let delay = raw.inject.output_delay;
     if !(delay.is_finite() && delay >= 0.0) {
@@ -655,6 +711,9 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
         time_scale: scale,
         kill_wait: raw.kill_wait,
         min_job_age: raw.min_job_age,
+        sched_delay: *raw.sched_delay.get_ref(),
+        accounting_submit_delay: *raw.accounting_submit_delay.get_ref(),
+        accounting_start_delay: *raw.accounting_start_delay.get_ref(),
         submit_host: raw.submit_host,
         first_job_id: raw.first_job_id.max(1),
         max_array_size: raw.max_array_size,

@@ -426,6 +426,19 @@ pub struct JobRun {
     /// Not before this simulated time (a requeued job waits, as Slurm makes it).
     #[serde(default)]
     pub eligible_after: Option<f64>,
+    /// The scheduling pass that first considers a Slurm batch job comes at this simulated
+    /// time (`sched_delay` after its submission); until then its reason stays `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_pass_at: Option<f64>,
+    /// The submitting client has not had its answer yet: no pass considers the job until it
+    /// has (a job never starts before `sbatch` has returned). Not kept across a restart.
+    #[serde(skip)]
+    pub awaiting_reply: bool,
+    /// In an accounting view: the job runs but the accounting database has not heard of its
+    /// start yet: `sacct` shows it PENDING, with its start time and nodes but eligible
+    /// `Unknown` and no time elapsed (slurm-observed.md 48).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub start_unaccounted: bool,
     /// Held by an administrator (`scontrol hold`), not by its user.
     #[serde(default)]
     pub held_by_admin: bool,
@@ -494,6 +507,9 @@ impl JobRun {
             restarts: 0,
             requeue: None,
             eligible_after: None,
+            first_pass_at: None,
+            awaiting_reply: false,
+            start_unaccounted: false,
             held_by_admin: false,
             array: None,
             dependency: None,

@@ -157,6 +157,18 @@ fn malformed_toml_names_file_line_and_key_and_starts_nothing() {
             "output_delay",
             "must be a number of seconds, 0 or more",
         ),
+        (
+            "cluster_name = \"x\"\nsched_delay = -0.5\n",
+            2,
+            "sched_delay",
+            "must be a number of seconds, 0 or more",
+        ),
+        (
+            "accounting_start_delay = inf\n",
+            1,
+            "accounting_start_delay",
+            "must be a number of seconds, 0 or more",
+        ),
     ] {
         let file = tmp.path().join("bad.toml");
         std::fs::write(&file, text).unwrap();

@@ -46,7 +46,11 @@ fn default_listing_shows_pending_before_running_with_reasons() {
 fn formats_long_and_start() {
     let c = TestCluster::fast();
     fill_node(&c);
-    c.submit(&["-J", "waiting", "-t", "5", "--wrap", "true"]);
+    let waiting = c.submit(&["-J", "waiting", "-t", "5", "--wrap", "true"]);
+    // Reason `None` until the scheduling pass after the submission has tried the job.
+    common::wait_for("the job's first pass", || {
+        c.job_field(waiting, "%r") == "Resources"
+    });
     let (out, _, _) = c.run("squeue", &["-h", "-o", "%i|%j|%T|%t|%l|%D|%C|%P|%R|%m"]);
     insta::assert_snapshot!("squeue_custom_format", out);
     let (out, _, _) = c.run("squeue", &["-O", "jobid:6,state:.9,name:5,reason"]);

@@ -159,6 +159,20 @@ impl Cluster {
         }
     }
 
+    /// Waits until `squeue` shows the job running. A batch job starts at the scheduler's next
+    /// pass after `sbatch` returned, so a job meant to hold nodes must be seen running before
+    /// the job it should block is submitted.
+    pub fn wait_until_running(&self, job_id: &str) {
+        let running = conformance::poll::poll_until(std::time::Duration::from_secs(60), || {
+            Command::new("squeue")
+                .envs(self.batchci_env())
+                .args(["-h", "-j", job_id, "-o", "%T"])
+                .output()
+                .is_ok_and(|out| out.stdout == b"RUNNING\n")
+        });
+        assert!(running, "job {job_id} did not start within 60 s");
+    }
+
     /// Environment for batchci so its scheduler commands reach this cluster.
     pub fn batchci_env(&self) -> Vec<(String, String)> {
         let path = std::env::var("PATH").unwrap_or_default();

@@ -232,14 +232,46 @@ fn write_response(stream: &mut UnixStream, resp: &Response) -> std::io::Result<(
     stream.write_all(&line)
 }
 
+/// Jobs this connection submitted whose client may not have read its answer yet. They wait
+/// for the client to ask something else or to hang up (`sbatch` exiting), whatever way the
+/// connection ends: a job never starts before its `sbatch` has returned.
+struct Unanswered<'a> {
+    shared: &'a Arc<Shared>,
+    ids: Vec<u32>,
+}
+
+impl Unanswered<'_> {
+    fn release(&mut self) {
+        if self.ids.is_empty() {
+            return;
+        }
+        let mut st = self.shared.lock();
+        st.answered(&self.ids);
+        self.ids.clear();
+        self.shared.wake.notify_all();
+    }
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
+    let mut unanswered = Unanswered {
+        shared,
+        ids: Vec::new(),
+    };
     loop {
         line.clear();
         // Bytes, not a String: a line that is not UTF-8 gets an answer like any other garbage.
-        if reader.read_until(b'\n', &mut line)? == 0 {
+        let read = reader.read_until(b'\n', &mut line);
+        unanswered.release();
+        if read? == 0 {
             return Ok(());
         }
         let req: Request = match serde_json::from_slice(&line) {
@@ -265,8 +297,11 @@ fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Resul
                     Ok(id) => {
                         shared.wake.notify_all();
                         drop(st);
+                        unanswered.ids.push(id);
                         write_response(&mut writer, &Response::Submitted { id })?;
                         if wait {
+                            // `sbatch --wait` stays connected: its answer is out.
+                            unanswered.release();
                             let mut st = shared.lock();
                             loop {
                                 // An array is waited for until all its tasks have ended.

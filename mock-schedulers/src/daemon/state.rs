@@ -513,6 +513,10 @@ impl State {
             pending: a.tasks.clone(),
         });
         run.dependency = dependency;
+        if req.kind == JobKind::Batch && req.flavor == Flavor::Slurm {
+            run.first_pass_at = Some(self.now() + self.cluster.sched_delay);
+            run.awaiting_reply = true;
+        }
         if req.kind == JobKind::Batch {
             let (stdout, stderr, _) = expanded_paths(&req, id, run.array.as_ref(), "%N");
             run.stdout_path = Some(stdout);
@@ -872,6 +876,16 @@ impl State {
                     None if job.run.dependency.is_some() => Some("Dependency".to_string()),
                     // `%N` of `--array`: no more of its tasks run at once (observed reason).
                     None if self.array_throttled(job) => Some("JobArrayTaskLimit".to_string()),
+                    // Not yet seen by a scheduling pass: slurmctld sets the reasons above when
+                    // it takes the job, and tries to start it only at its next pass, after
+                    // `sbatch` has its answer (slurm-observed.md 47).
+                    None if job.run.awaiting_reply => Some("None".to_string()),
+                    None if job.run.first_pass_at.is_some_and(|t| t > now) => {
+                        if let Some(t) = job.run.first_pass_at {
+                            due(t);
+                        }
+                        Some("None".to_string())
+                    }
                     None if !any_free(&usage) => Some(
                         if resources_seen {
                             "Priority"
@@ -1889,6 +1903,15 @@ impl State {
         }
     }
 
+    /// The submitting clients of these jobs have their answers: the next pass may take them.
+    pub fn answered(&mut self, ids: &[u32]) {
+        for id in ids {
+            if let Some(j) = self.jobs.get_mut(id) {
+                j.run.awaiting_reply = false;
+            }
+        }
+    }
+
     /// Copies of jobs for a client, without the bulky request parts.
     pub fn jobs_for_client(&self, ids: Option<&[u32]>, accounting: bool) -> Vec<Job> {
         let now = self.now();
@@ -1899,7 +1922,7 @@ impl State {
             j
         };
         let visible = |j: &&Job| accounting || !self.is_purged(j, now);
-        match ids {
+        let jobs: Vec<Job> = match ids {
             // An array's id names all its jobs.
             Some(ids) => ids
                 .iter()
@@ -1909,7 +1932,37 @@ impl State {
                 .map(slim)
                 .collect(),
             None => self.jobs.values().filter(visible).map(slim).collect(),
+        };
+        if !accounting {
+            return jobs;
         }
+        jobs.into_iter()
+            .filter_map(|j| self.as_accounted(j, now))
+            .collect()
+    }
+
+    /// A Slurm job as the accounting database knows it `now`: slurmdbd hears of a submission a
+    /// moment after `sbatch` returns and of a start well after `squeue` shows it, while the end
+    /// record (which carries the start) is there at once (slurm-observed.md 48).
+    fn as_accounted(&self, mut job: Job, now: f64) -> Option<Job> {
+        if job.req.flavor != Flavor::Slurm || job.req.kind != JobKind::Batch {
+            return Some(job);
+        }
+        if now < job.submit_time + self.cluster.accounting_submit_delay {
+            return None;
+        }
+        let start_unheard = job.run.state == JobState::Running
+            && job
+                .run
+                .start_time
+                .is_some_and(|start| now < start + self.cluster.accounting_start_delay);
+        if start_unheard {
+            job.run.state = JobState::Pending;
+            job.run.reason = "None".into();
+            job.run.start_unaccounted = true;
+            job.run.steps.clear();
+        }
+        Some(job)
     }
 
     /// Kills every running job (the cluster's state directory is gone).

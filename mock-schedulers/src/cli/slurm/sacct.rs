@@ -190,10 +190,13 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
         "state" => row.state.clone(),
         "exitcode" => row.exit.clone(),
         "derivedexitcode" => "0:0".into(),
+        "elapsed" if job.run.start_unaccounted => units::format_long_duration(0),
+        "elapsedraw" if job.run.start_unaccounted => "0".into(),
         "elapsed" => units::format_long_duration(elapsed(job, now)),
         "elapsedraw" => elapsed(job, now).to_string(),
         "start" => date(job.run.start_time, "Unknown"),
         "end" => date(job.run.end_time, "Unknown"),
+        "eligible" if job.run.start_unaccounted => "Unknown".into(),
         "submit" | "eligible" => date(Some(job.submit_time), "Unknown"),
         "timelimit" => {
             if row.is_job() {

@@ -1,0 +1,115 @@
+//! Differential cases of time as Slurm spends it: a batch job starts at the controller's next
+//! scheduling pass, after `sbatch` has returned, and the accounting database lags the
+//! controller. Tools that read the job id and then prepare for the job (an output directory,
+//! a first `sacct`) meet these on every real cluster; the simulated cluster makes them meet
+//! them on a laptop. The shared machinery is in `differential/mod.rs`.
+
+mod differential;
+
+use conformance::slurm_env::FakeCluster;
+use differential::*;
+
+fn differential(name: &str, fake: FakeCluster, case: Case) {
+    if let Err(report) = differential_result(name, fake, case) {
+        panic!("{report}");
+    }
+}
+
+/// `2026-11-29T22:17:55` as `<time>`: the two sides run at different times of day.
+fn times_as_words(text: &str) -> String {
+    text.split('|')
+        .map(|field| {
+            let is_time = field.len() == 19
+                && field.as_bytes()[10] == b'T'
+                && field.chars().filter(char::is_ascii_digit).count() == 14;
+            if is_time { "<time>" } else { field }
+        })
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// A tool that creates the job's output directory once `sbatch` has printed the id: on real
+/// Slurm the job is still pending (reason `None`, never tried) and finds the directory.
+#[test]
+fn a_job_starts_only_after_sbatch_has_returned() {
+    differential(
+        "start_after_sbatch_returns",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            s.wait_for_quiet_node();
+            let id = s.submit(
+                "sbatch into a directory that does not exist yet",
+                &[
+                    "sbatch",
+                    "--output=made-after-submit/%j.out",
+                    "--wrap",
+                    "echo ran",
+                ],
+            )?;
+            s.env.write_file("made-after-submit/.keep", "")?;
+            let id_text = id.to_string();
+            // Observed: squeue right after sbatch shows the job pending with reason None
+            // (slurm-observed.md 47).
+            s.run(
+                "squeue right after sbatch",
+                &["squeue", "-h", "-j", &id_text, "-o", "%T|%r|%S"],
+            )?;
+            s.wait_until_finished(id)?;
+            s.record_final_state("the job, after the directory was made", id)?;
+            s.record_file("its output", &format!("made-after-submit/{id}.out"));
+            Ok(())
+        },
+    );
+}
+
+/// `sacct` hears of a start well after `squeue` shows it: a tool that reads the state from
+/// accounting sees PENDING at the moment the job runs (slurm-observed.md 48), then RUNNING,
+/// and the end at once.
+#[test]
+fn accounting_lags_the_controller_on_a_start_but_not_on_an_end() {
+    differential("accounting_lag", FakeCluster::mirroring_ci_slurm(), |s| {
+        if s.is_real() && !real_accounting() {
+            return fail("real Slurm has no accounting (slurmdbd): this case needs it");
+        }
+        s.wait_for_quiet_node();
+        s.env.write_file("go", "")?;
+        let id = s.submit(
+            "sbatch",
+            &["sbatch", "--wrap", "while [ -e go ]; do sleep 0.05; done"],
+        )?;
+        let id_text = id.to_string();
+        let sacct = [
+            "sacct",
+            "-n",
+            "-X",
+            "-P",
+            "-j",
+            &id_text,
+            "-o",
+            "State,Start,Eligible,NodeList,Elapsed",
+        ];
+        s.wait_for_state(id, &["RUNNING"])?;
+        let seen = s.env.run(&sacct)?;
+        // The start time and the node are there, the state, the eligible time and the
+        // elapsed time are not.
+        s.note(
+            "sacct when squeue first says RUNNING",
+            times_as_words(seen.stdout.trim()),
+        );
+        s.poll_output("sacct to hear of the start", &sacct, |out| {
+            out.starts_with("RUNNING|")
+        })?;
+        s.note("sacct, later", "RUNNING");
+        std::fs::remove_file(s.env.cwd().join("go"))
+            .map_err(|e| CaseError(format!("cannot remove go: {e}")))?;
+        s.wait_until_finished(id)?;
+        let ended = s
+            .env
+            .run(&["sacct", "-n", "-X", "-P", "-j", &id_text, "-o", "State"])?;
+        s.note(
+            "sacct as soon as squeue no longer shows it running",
+            ended.stdout.trim().to_string(),
+        );
+        Ok(())
+    });
+}
