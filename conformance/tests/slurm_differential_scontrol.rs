@@ -1,17 +1,123 @@
-//! Differential cases of `scontrol`'s host-list tools, which job scripts and job libraries call
-//! on every job (`scontrol show hostnames "$SLURM_JOB_NODELIST"`): the same calls on real Slurm
-//! 22.05 and on the simulated cluster must print the same lines and exit alike. The shared
-//! machinery is in `differential/mod.rs`.
+//! Differential cases of `scontrol`: the host-list tools, which job scripts and job libraries
+//! call on every job (`scontrol show hostnames "$SLURM_JOB_NODELIST"`), and the records of
+//! `show node|partition|job` that tools parse (`-o`, one line per record): the same calls on
+//! real Slurm 22.05 and on the simulated cluster must print the same lines and exit alike. The
+//! shared machinery is in `differential/mod.rs`.
 
 mod differential;
 
-use conformance::slurm_env::{FakeCluster, RunOptions};
+use conformance::normalize::submitted_job_id;
+use conformance::slurm_env::{FakeCluster, RunOptions, RunOutput};
 use differential::*;
+use regex::Regex;
 
 fn differential(name: &str, fake: FakeCluster, case: Case) {
     if let Err(report) = differential_result(name, fake, case) {
         panic!("{report}");
     }
+}
+
+/// Runs `argv` and records it with the values that differ from moment to moment (not from
+/// cluster to cluster) replaced: `FIELD=<FIELD>` for each of `volatile`.
+fn run_masked(s: &mut Side, key: &str, argv: &[&str], volatile: &[&str]) -> CaseResult {
+    let mut out: RunOutput = s.env.run(argv)?;
+    for field in volatile {
+        let pattern = Regex::new(&format!(r"\b{}=\S*", regex::escape(field)))
+            .map_err(|e| CaseError(e.to_string()))?;
+        out.stdout = pattern
+            .replace_all(&out.stdout, format!("{field}=<{field}>").as_str())
+            .into_owned();
+    }
+    s.record(key, argv, &out);
+    Ok(())
+}
+
+/// Submits `sbatch --parsable <args>` without recording it and learns the id.
+fn submit_quietly(s: &mut Side, args: &[&str]) -> Result<u64, CaseError> {
+    let mut argv = vec!["sbatch", "--parsable"];
+    argv.extend_from_slice(args);
+    let out = s.env.run(&argv)?;
+    match submitted_job_id(&out.stdout) {
+        Some(id) => {
+            s.norm.learn(id);
+            Ok(id)
+        }
+        None => fail(format!("`{}` failed: {:?}", argv.join(" "), out.stderr)),
+    }
+}
+
+/// What slurmd measures on the machine when it last reported (load, free memory) and the
+/// session of the submitting shell.
+const NODE_VOLATILE: &[&str] = &["CPULoad", "FreeMem"];
+
+#[test]
+fn scontrol_shows_nodes_and_partitions_as_slurm_does() {
+    differential(
+        "scontrol_nodes_partitions",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            for (key, argv) in [
+                (
+                    "-o show nodes, idle",
+                    &["scontrol", "-o", "show", "nodes"][..],
+                ),
+                (
+                    "show node NAME, idle",
+                    &["scontrol", "show", "node", "localhost"],
+                ),
+                ("show nodes", &["scontrol", "show", "nodes"]),
+                ("show node unknown", &["scontrol", "show", "node", "nosuch"]),
+                (
+                    "-o show nodes unknown",
+                    &["scontrol", "-o", "show", "nodes", "nosuch"],
+                ),
+            ] {
+                run_masked(s, key, argv, NODE_VOLATILE)?;
+            }
+            for (key, argv) in [
+                (
+                    "-o show partitions",
+                    &["scontrol", "-o", "show", "partitions"][..],
+                ),
+                ("show partition", &["scontrol", "show", "partition"]),
+                (
+                    "show partition NAME",
+                    &["scontrol", "show", "partition", "gitlab-ci"],
+                ),
+                (
+                    "show partition unknown",
+                    &["scontrol", "show", "partition", "nosuch"],
+                ),
+            ] {
+                s.run(key, argv)?;
+            }
+            // One CPU and 100 MB in use: MIXED, AllocMem, AllocTRES.
+            let id = submit_quietly(
+                s,
+                &[
+                    "-c",
+                    "1",
+                    "--mem",
+                    "100",
+                    "-t",
+                    "5",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    "exec sleep 60",
+                ],
+            )?;
+            s.wait_for_state(id, &["RUNNING"])?;
+            run_masked(
+                s,
+                "-o show node NAME, one job",
+                &["scontrol", "-o", "show", "node", "localhost"],
+                NODE_VOLATILE,
+            )?;
+            s.cancel_quietly(id);
+            Ok(())
+        },
+    );
 }
 
 #[test]

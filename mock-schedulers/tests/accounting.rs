@@ -73,7 +73,30 @@ fn scontrol_show_job_node_partition() {
     assert_eq!(out.lines().count(), 1);
     assert!(out.starts_with("JobId=1 JobName=shown UserId="), "{out}");
     let (out, _, _) = c.run("scontrol", &["show", "node", "localhost"]);
+    // What slurmd reads from the machine it runs on: this machine's kernel and load.
+    let out: String = normalize_times(&out)
+        .lines()
+        .map(|l| {
+            if l.starts_with("   OS=") {
+                "   OS=<UNAME> \n".to_string()
+            } else if let Some(i) = l.find("CPULoad=") {
+                format!("{}CPULoad=<LOAD>\n", &l[..i])
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
     insta::assert_snapshot!("scontrol_show_node", out);
+    let (one, _, _) = c.run("scontrol", &["-o", "show", "node", "localhost"]);
+    assert!(
+        one.starts_with("NodeName=localhost Arch=x86_64 CoresPerSocket=1  CPUAlloc=0 "),
+        "{one}"
+    );
+    assert!(
+        one.contains(" Partitions=debug,gitlab-ci  BootTime="),
+        "{one}"
+    );
+    assert!(one.ends_with(" ExtSensorsTemp=n/s\n"), "{one}");
     let (out, _, _) = c.run("scontrol", &["show", "partition", "gitlab-ci"]);
     insta::assert_snapshot!("scontrol_show_partition", out);
     assert_eq!(

@@ -256,7 +256,62 @@ fn print_record(lines: &[String], oneliner: bool, job: bool) {
     }
 }
 
-fn node_text(cluster: &Cluster, name: &str, usage: &[NodeUsage]) -> Option<Vec<String>> {
+/// What slurmd reports of the machine it runs on, read from this machine as slurmd reads its
+/// own: `OS=` is `uname`'s system, release and version (22.05 `src/slurmd/slurmd/get_mach_stat.c`
+/// `get_os()`), `CPULoad=` the one-minute load average, `BootTime=` the kernel's boot time.
+struct Machine {
+    os: String,
+    load: String,
+    boot: Option<f64>,
+}
+
+impl Machine {
+    fn read() -> Machine {
+        let os = nix::sys::utsname::uname().map_or_else(
+            |_| "Linux".to_string(),
+            |u| {
+                format!(
+                    "{} {} {}",
+                    u.sysname().to_string_lossy(),
+                    u.release().to_string_lossy(),
+                    u.version().to_string_lossy()
+                )
+            },
+        );
+        let load = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+            .map_or_else(|| "0.00".to_string(), |l| format!("{l:.2}"));
+        let boot = std::fs::read_to_string("/proc/stat").ok().and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("btime "))
+                .and_then(|b| b.trim().parse::<f64>().ok())
+        });
+        Machine { os, load, boot }
+    }
+}
+
+/// When the simulated cluster's controller started: its pid file's time (the nodes' slurmd
+/// start with it), else `now`.
+fn daemon_start(dir: &std::path::Path, now: f64) -> f64 {
+    std::fs::metadata(dir.join("daemon.pid"))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(now, |d| d.as_secs_f64())
+}
+
+/// One node as `scontrol show node` prints it, a line per element; observed on Slurm 22.05
+/// (`docs/slurm-observed.md` 47): the lines `NodeName=` and `Partitions=` end in a blank,
+/// which `-o` keeps (two blanks before the next field).
+fn node_text(
+    cluster: &Cluster,
+    name: &str,
+    usage: &[NodeUsage],
+    machine: &Machine,
+    started: f64,
+    now: f64,
+) -> Option<Vec<String>> {
     let node = cluster.node(name)?;
     let u = usage.iter().find(|u| u.name == name)?;
     let state = if u.down {
@@ -282,14 +337,14 @@ fn node_text(cluster: &Cluster, name: &str, usage: &[NodeUsage]) -> Option<Vec<S
     Some(vec![
         format!("NodeName={name} Arch=x86_64 CoresPerSocket=1 "),
         format!(
-            "CPUAlloc={} CPUEfctv={} CPUTot={} CPULoad=0.00",
-            u.alloc_cpus, node.cpus, node.cpus
+            "CPUAlloc={} CPUEfctv={} CPUTot={} CPULoad={}",
+            u.alloc_cpus, node.cpus, node.cpus, machine.load
         ),
         format!("AvailableFeatures={features}"),
         format!("ActiveFeatures={features}"),
         "Gres=(null)".into(),
         format!("NodeAddr={name} NodeHostName={name} Version=22.05.8"),
-        "OS=Linux ".into(),
+        format!("OS={} ", machine.os),
         format!(
             "RealMemory={} AllocMem={} FreeMem={} Sockets={} Boards=1",
             node.memory_mb,
@@ -299,6 +354,17 @@ fn node_text(cluster: &Cluster, name: &str, usage: &[NodeUsage]) -> Option<Vec<S
         ),
         format!("State={state} ThreadsPerCore=1 TmpDisk=0 Weight=1 Owner=N/A MCS_label=N/A"),
         format!("Partitions={} ", parts.join(",")),
+        format!(
+            "BootTime={} SlurmdStartTime={}",
+            date(machine.boot.or(Some(started)), "None"),
+            date(Some(started), "None")
+        ),
+        // slurmctld's `last_busy`: when the node last had a job; the simulated cluster keeps
+        // no history of it, so an idle node has been idle since the controller started.
+        format!(
+            "LastBusyTime={}",
+            date(Some(if u.alloc_cpus > 0 { now } else { started }), "None")
+        ),
         format!(
             "CfgTRES=cpu={},mem={}M,billing={}",
             node.cpus, node.memory_mb, node.cpus
@@ -543,10 +609,14 @@ pub fn main(call: &mut Call) -> i32 {
                     return 1;
                 }
             };
-            let (cluster, usage) = match conn.call(&Request::Cluster {
+            let (cluster, usage, now) = match conn.call(&Request::Cluster {
                 status_command: true,
             }) {
-                Ok(Response::Cluster { cluster, usage, .. }) => (*cluster, usage),
+                Ok(Response::Cluster {
+                    cluster,
+                    usage,
+                    now,
+                }) => (*cluster, usage, now),
                 Ok(Response::StatusTimeout) => {
                     eprintln!("slurm_load_node error: {SOCKET_TIMEOUT}");
                     return 1;
@@ -564,9 +634,11 @@ pub fn main(call: &mut Call) -> i32 {
                 None if nodes => cluster.nodes.iter().map(|n| n.name.clone()).collect(),
                 None => cluster.partitions.iter().map(|p| p.name.clone()).collect(),
             };
+            let machine = Machine::read();
+            let started = daemon_start(&call.dir, now);
             for n in names {
                 let text = if nodes {
-                    node_text(&cluster, &n, &usage)
+                    node_text(&cluster, &n, &usage, &machine, started, now)
                 } else {
                     partition_text(&cluster, &n)
                 };
