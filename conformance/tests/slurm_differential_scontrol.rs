@@ -120,6 +120,120 @@ fn scontrol_shows_nodes_and_partitions_as_slurm_does() {
     );
 }
 
+/// The fields `scontrol show job` prints only for some options, after `WorkDir=` and
+/// `Power=`, on held jobs (whose other fields do not change with time).
+#[test]
+fn scontrol_show_job_prints_the_optional_fields_as_slurm_does() {
+    differential(
+        "scontrol_show_job_optional_fields",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            let cases: &[&[&str]] = &[
+                &[],
+                &["--comment=two words", "--mail-type=end,begin"],
+                &["--mail-type=ALL", "--mail-user=u@example.org"],
+                &["--mail-type=NONE", "--mail-user=u@example.org"],
+                &[
+                    "--switches=1@10",
+                    "--bb=x",
+                    "--cpu-freq=high",
+                    "--power=level",
+                ],
+                &["--switches=2", "--cpu-freq=low-high:ondemand"],
+                &["--cpu-freq=performance", "--container=/tmp"],
+                &[
+                    "--spread-job",
+                    "--kill-on-invalid-dep=yes",
+                    "--gres-flags=enforce-binding",
+                ],
+                &[
+                    "--kill-on-invalid-dep=no",
+                    "--cluster-constraint=x",
+                    "--reboot",
+                ],
+                &[
+                    "--mail-type=TIME_LIMIT_90,ARRAY_TASKS",
+                    "--cpu-freq=2000000",
+                ],
+            ];
+            for args in cases {
+                let mut argv = vec!["-H", "--mem", "100", "-o", "/dev/null"];
+                argv.extend_from_slice(args);
+                argv.extend(["--wrap", "true"]);
+                let id = submit_quietly(s, &argv)?;
+                let ids = id.to_string();
+                let key = args.join(" ");
+                run_masked(
+                    s,
+                    &format!("show job, {key}"),
+                    &["scontrol", "show", "job", &ids],
+                    &["AllocNode:Sid"],
+                )?;
+                run_masked(
+                    s,
+                    &format!("-o show job, {key}"),
+                    &["scontrol", "-o", "show", "job", &ids],
+                    &["AllocNode:Sid"],
+                )?;
+                s.cancel_quietly(id);
+            }
+            // A running and a completed job: every field, the values that change from moment
+            // to moment (or with which scheduler started the job) masked.
+            const JOB_VOLATILE: &[&str] = &["AllocNode:Sid", "Priority", "RunTime", "Scheduler"];
+            let running = submit_quietly(
+                s,
+                &[
+                    "--mem",
+                    "100",
+                    "-t",
+                    "5",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    "exec sleep 60",
+                ],
+            )?;
+            s.wait_for_state(running, &["RUNNING"])?;
+            let ids = running.to_string();
+            run_masked(
+                s,
+                "show job, running",
+                &["scontrol", "show", "job", &ids],
+                JOB_VOLATILE,
+            )?;
+            run_masked(
+                s,
+                "-o show job, running",
+                &["scontrol", "-o", "show", "job", &ids],
+                JOB_VOLATILE,
+            )?;
+            s.cancel_quietly(running);
+            let done = submit_quietly(
+                s,
+                &[
+                    "--mem",
+                    "100",
+                    "-t",
+                    "5",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    "true",
+                ],
+            )?;
+            s.wait_for_state(done, &["COMPLETED"])?;
+            let ids = done.to_string();
+            run_masked(
+                s,
+                "show job, completed",
+                &["scontrol", "show", "job", &ids],
+                JOB_VOLATILE,
+            )?;
+            Ok(())
+        },
+    );
+}
+
 #[test]
 fn scontrol_expands_and_compresses_host_lists() {
     differential(

@@ -223,3 +223,42 @@ fn slurm_time_format_shapes_every_time_shown() {
     let (show, _) = shown("%s", &["scontrol", "show", "job", &id]);
     assert!(show.contains(&format!("SubmitTime={epoch} ")), "{show}");
 }
+
+/// The fields `scontrol show job` adds after `WorkDir=` and `Power=` for some options, in the
+/// order and with the blanks of Slurm 22.05 (docs/slurm-observed.md 48).
+#[test]
+fn scontrol_show_job_optional_fields() {
+    let c = TestCluster::fast();
+    let id = c.submit(&[
+        "-H",
+        "--mem",
+        "100",
+        "-o",
+        "/dev/null",
+        "--comment=two words",
+        "--switches=1@10",
+        "--bb=x",
+        "--cpu-freq=low-high:ondemand",
+        "--power=level",
+        "--spread-job",
+        "--kill-on-invalid-dep=yes",
+        "--gres-flags=enforce-binding",
+        "--mail-type=end,begin",
+        "--container=/tmp",
+        "--cluster-constraint=x",
+        "--reboot",
+        "--wrap",
+        "true",
+    ]);
+    let (out, _, code) = c.run("scontrol", &["-o", "show", "job", &id.to_string()]);
+    assert_eq!(code, 0);
+    let user = mock_cluster::cli::slurm::identity().0;
+    let from = out.find(" Features=").unwrap_or(0);
+    let tail = out[from..]
+        .replace(&c.work.display().to_string(), "<CWD>")
+        .replace(&format!("MailUser={user} "), "MailUser=<USER> ");
+    insta::assert_snapshot!("scontrol_show_job_optional_fields", tail);
+    assert!(out.contains(" Reboot=1 "), "{out}");
+    assert!(out.contains(" AccrueTime=Unknown "), "{out}");
+    assert!(out.contains(" NodeList= "), "{out}");
+}

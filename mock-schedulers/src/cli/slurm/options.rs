@@ -90,15 +90,15 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("bcast-exclude", None, Required, SRUN, A),
     o("begin", Some('b'), Required, ALL, M),
     o("bell", None, No, SALLOC, A),
-    o("bb", None, Required, ALL, A),
+    o("bb", None, Required, ALL, Rec),
     o("bbf", None, Required, ALL, A),
-    o("cluster-constraint", None, Required, ALL, A),
+    o("cluster-constraint", None, Required, ALL, Rec),
     o("chdir", Some('D'), Required, ALL, M),
     o("cluster", None, Required, ALL, M),
     o("clusters", Some('M'), Required, ALL, M),
-    o("comment", None, Required, ALL, A),
+    o("comment", None, Required, ALL, Rec),
     o("compress", None, Optional, SRUN, A),
-    o("container", None, Required, ALL, A),
+    o("container", None, Required, ALL, Rec),
     o("context", None, Required, ALL, A),
     o("contiguous", None, No, ALL, Rec),
     o("constraint", Some('C'), Required, ALL, M),
@@ -106,7 +106,7 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("cores-per-socket", None, Required, ALL, Rec),
     o("cpu-bind", None, Required, SRUN, A),
     o("cpu_bind", None, Required, SRUN, A),
-    o("cpu-freq", None, Required, ALL, A),
+    o("cpu-freq", None, Required, ALL, Rec),
     o("cpus-per-gpu", None, Required, ALL, Ref),
     o("cpus-per-task", Some('c'), Required, ALL, M),
     o("deadline", None, Required, ALL, Rec),
@@ -132,7 +132,7 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("gpus-per-socket", None, Required, ALL, Ref),
     o("gpus-per-task", None, Required, ALL, Ref),
     o("gres", None, Required, ALL, Ref),
-    o("gres-flags", None, Required, ALL, A),
+    o("gres-flags", None, Required, ALL, Rec),
     o("help", Some('h'), No, ALL, M),
     o("het-group", None, Required, SRUN, A),
     o("hint", None, Required, ALL, Rec),
@@ -148,8 +148,8 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("kill-on-invalid-dep", None, Required, SBATCH, M),
     o("label", Some('l'), No, SRUN, M),
     o("licenses", Some('L'), Required, ALL, Ref),
-    o("mail-type", None, Required, ALL, A),
-    o("mail-user", None, Required, ALL, A),
+    o("mail-type", None, Required, ALL, Rec),
+    o("mail-user", None, Required, ALL, Rec),
     o("threads", Some('T'), Required, SRUN, A),
     o("mcs-label", None, Required, ALL, A),
     o("mem", None, Required, ALL, M),
@@ -184,7 +184,7 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("pack-group", None, Required, SRUN, A),
     o("parsable", None, No, SBATCH, M),
     o("partition", Some('p'), Required, ALL, M),
-    o("power", None, Required, ALL, A),
+    o("power", None, Required, ALL, Rec),
     o("prefer", None, Required, ALL, Ref),
     o("preserve-env", Some('E'), No, SRUN, A),
     o("priority", None, Required, ALL, M),
@@ -195,7 +195,7 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("qos", Some('q'), Required, ALL, M),
     o("quiet", Some('Q'), No, ALL, M),
     o("quit-on-interrupt", None, No, SRUN, A),
-    o("reboot", None, No, ALL, A),
+    o("reboot", None, No, ALL, Rec),
     o("relative", Some('r'), Required, SRUN, A),
     o("requeue", None, No, SBATCH, A),
     o("reservation", None, Required, ALL, Ref),
@@ -204,8 +204,8 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("signal", None, Required, ALL, M),
     o("slurmd-debug", None, Required, SRUN, A),
     o("sockets-per-node", None, Required, ALL, Rec),
-    o("spread-job", None, No, ALL, A),
-    o("switches", None, Required, ALL, A),
+    o("spread-job", None, No, ALL, Rec),
+    o("switches", None, Required, ALL, Rec),
     o("task-epilog", None, Required, SRUN, A),
     o("task-prolog", None, Required, SRUN, A),
     o("tasks-per-node", None, Required, ALL, Rec),
@@ -678,6 +678,30 @@ pub struct Shown {
     per_socket: Option<u32>,
     /// `--ntasks-per-core`: its C.
     per_core: Option<u32>,
+    /// `--comment`: `Comment=`.
+    comment: Option<String>,
+    /// `--switches=N[@time]`: `Switches=N@time`.
+    switches: Option<String>,
+    /// `--bb`: `BurstBuffer=`.
+    burst_buffer: Option<String>,
+    /// `--cpu-freq`: `CPU_min_freq= CPU_max_freq= Governor=`.
+    cpu_freq: Option<String>,
+    /// `--power`: `Power=`.
+    power: Option<String>,
+    /// `--gres-flags=enforce-binding`: `GresEnforceBind=Yes`.
+    gres_enforce_bind: bool,
+    /// `--spread-job`: `SpreadJob=Yes`.
+    spread_job: bool,
+    /// `--mail-type`: `MailType=`.
+    mail_type: Option<String>,
+    /// `--mail-user`: `MailUser=` (with a mail type only).
+    mail_user: Option<String>,
+    /// `--container`: `Container=`.
+    container: Option<String>,
+    /// `--cluster-constraint`: `ClusterFeatures=`.
+    cluster_features: Option<String>,
+    /// `--reboot`: `Reboot=1`, and the node is the job's alone (`OverSubscribe=NO`).
+    reboot: bool,
 }
 
 impl Shown {
@@ -724,6 +748,22 @@ impl Shown {
                 self.oversubscribe = value.map(str::to_ascii_uppercase);
                 return false;
             }
+            "comment" => self.comment = Some(v.to_string()),
+            "switches" => self.switches = Some(v.to_string()),
+            "bb" => self.burst_buffer = Some(v.to_string()),
+            "cpu-freq" => self.cpu_freq = Some(v.to_string()),
+            "power" => self.power = Some(v.to_string()),
+            "gres-flags" => {
+                self.gres_enforce_bind = v
+                    .split(',')
+                    .any(|w| w.eq_ignore_ascii_case("enforce-binding"))
+            }
+            "spread-job" => self.spread_job = true,
+            "mail-type" => self.mail_type = Some(v.to_string()),
+            "mail-user" => self.mail_user = Some(v.to_string()),
+            "container" => self.container = Some(v.to_string()),
+            "cluster-constraint" => self.cluster_features = Some(v.to_string()),
+            "reboot" => self.reboot = true,
             _ => return false,
         }
         true
@@ -781,6 +821,46 @@ impl Shown {
                 format!("0:0:{}:{}", or_star(self.cores), or_star(self.threads)),
             );
         }
+        if let Some(c) = &self.comment {
+            put("Comment", c.clone());
+        }
+        if let Some(text) = self.switches.as_deref().and_then(switches_text) {
+            put("Switches", text);
+        }
+        if let Some(b) = &self.burst_buffer {
+            put("BurstBuffer", b.clone());
+        }
+        if let Some(text) = self.cpu_freq.as_deref().and_then(cpu_freq_text) {
+            put("CpuFreq", text);
+        }
+        if let Some(p) = &self.power {
+            put("Power", p.to_ascii_uppercase());
+        }
+        // Observed: these flags follow `Power=` on one line, glued together without a blank
+        // (`GresEnforceBind=YesKillOInInvalidDependent=YesSpreadJob=Yes`); the dependency
+        // flag is added by sbatch's own `--kill-on-invalid-dep`.
+        if self.gres_enforce_bind {
+            put("GresEnforceBind", "Yes".into());
+        }
+        if self.spread_job {
+            put("SpreadJob", "Yes".into());
+        }
+        if let Some(text) = self.mail_type.as_deref().and_then(mail_type_text) {
+            put("MailType", text);
+            if let Some(user) = &self.mail_user {
+                put("MailUser", user.clone());
+            }
+        }
+        if let Some(c) = &self.container {
+            put("Container", c.clone());
+        }
+        if let Some(f) = &self.cluster_features {
+            put("ClusterFeatures", f.clone());
+        }
+        if self.reboot {
+            put("Reboot", "1".into());
+            put("OverSubscribe", "NO".into());
+        }
         if self.per_node.is_some() || self.per_socket.is_some() || self.per_core.is_some() {
             put(
                 "NtasksPerN:B:S:C",
@@ -796,9 +876,150 @@ impl Shown {
     }
 }
 
+/// `Switches=N@HH:MM:SS`: the wait is capped at the controller's `MaxSwitchWait` (300 s by
+/// default) and is that cap without `@` (observed: `1@10` and `2` show `00:05:00`, `1@2:00`
+/// `00:02:00`).
+fn switches_text(v: &str) -> Option<String> {
+    const MAX_SWITCH_WAIT: u64 = 300;
+    let (count, wait) = match v.split_once('@') {
+        Some((count, wait)) => match crate::units::parse_time_limit(wait).ok()? {
+            crate::units::TimeLimit::Seconds(s) => (count, s.min(MAX_SWITCH_WAIT)),
+            crate::units::TimeLimit::Unlimited => (count, MAX_SWITCH_WAIT),
+        },
+        None => (v, MAX_SWITCH_WAIT),
+    };
+    let count: u32 = count.trim().parse().ok()?;
+    Some(format!(
+        "{count}@{}",
+        crate::units::format_long_duration(wait)
+    ))
+}
+
+/// `--cpu-freq=[min-]max[:governor]` or `governor`, as `scontrol show job` prints it
+/// (observed: `low` `CPU_max_freq=Low ` with its trailing blank, `low-high:ondemand`
+/// `CPU_min_freq=Low CPU_max_freq=High Governor=OnDemand`, `performance`
+/// `Governor=Performance`, `2000000` as given).
+fn cpu_freq_text(v: &str) -> Option<String> {
+    fn freq(word: &str) -> Option<String> {
+        let known = ["low", "medium", "high", "highm1"];
+        if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(word)) {
+            let mut c = k.chars();
+            return c
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + c.as_str());
+        }
+        word.parse::<u64>().ok().map(|n| n.to_string())
+    }
+    fn governor(word: &str) -> Option<&'static str> {
+        [
+            ("conservative", "Conservative"),
+            ("ondemand", "OnDemand"),
+            ("performance", "Performance"),
+            ("powersave", "PowerSave"),
+            ("userspace", "UserSpace"),
+            ("schedutil", "SchedUtil"),
+        ]
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(word))
+        .map(|(_, shown)| *shown)
+    }
+    if let Some(g) = governor(v) {
+        return Some(format!("Governor={g}"));
+    }
+    let (range, gov) = match v.split_once(':') {
+        Some((range, gov)) => (range, Some(governor(gov)?)),
+        None => (v, None),
+    };
+    let mut text = String::new();
+    match range.split_once('-') {
+        Some((min, max)) => {
+            text.push_str(&format!("CPU_min_freq={} ", freq(min)?));
+            text.push_str(&format!("CPU_max_freq={} ", freq(max)?));
+        }
+        None => text.push_str(&format!("CPU_max_freq={} ", freq(range)?)),
+    }
+    if let Some(g) = gov {
+        text.push_str(&format!("Governor={g}"));
+    }
+    Some(text)
+}
+
+/// `MailType=` in the order `print_mail_type()` (22.05 `src/common/proc_args.c`) tests the
+/// bits; `ALL` is BEGIN, END, FAIL, REQUEUE, STAGE_OUT and INVALID_DEPEND; `NONE` shows
+/// nothing (observed).
+fn mail_type_text(v: &str) -> Option<String> {
+    const ORDER: &[&str] = &[
+        "ARRAY_TASKS",
+        "INVALID_DEPEND",
+        "BEGIN",
+        "END",
+        "FAIL",
+        "REQUEUE",
+        "STAGE_OUT",
+        "TIME_LIMIT",
+        "TIME_LIMIT_90",
+        "TIME_LIMIT_80",
+        "TIME_LIMIT_50",
+    ];
+    let mut set: Vec<&str> = Vec::new();
+    for word in v.split(',') {
+        let word = word.to_ascii_uppercase();
+        if word == "ALL" {
+            set.extend([
+                "BEGIN",
+                "END",
+                "FAIL",
+                "REQUEUE",
+                "STAGE_OUT",
+                "INVALID_DEPEND",
+            ]);
+        } else if let Some(k) = ORDER.iter().find(|k| **k == word) {
+            set.push(k);
+        }
+    }
+    let shown: Vec<&str> = ORDER.iter().copied().filter(|k| set.contains(k)).collect();
+    (!shown.is_empty()).then(|| shown.join(","))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trailing_job_fields_as_observed() {
+        assert_eq!(switches_text("1@10").as_deref(), Some("1@00:05:00"));
+        assert_eq!(switches_text("2").as_deref(), Some("2@00:05:00"));
+        assert_eq!(switches_text("1@2:00").as_deref(), Some("1@00:02:00"));
+        assert_eq!(switches_text("x@2"), None);
+        assert_eq!(cpu_freq_text("low").as_deref(), Some("CPU_max_freq=Low "));
+        assert_eq!(
+            cpu_freq_text("low-high:ondemand").as_deref(),
+            Some("CPU_min_freq=Low CPU_max_freq=High Governor=OnDemand")
+        );
+        assert_eq!(
+            cpu_freq_text("performance").as_deref(),
+            Some("Governor=Performance")
+        );
+        assert_eq!(
+            cpu_freq_text("highm1").as_deref(),
+            Some("CPU_max_freq=Highm1 ")
+        );
+        assert_eq!(
+            cpu_freq_text("2000000").as_deref(),
+            Some("CPU_max_freq=2000000 ")
+        );
+        assert_eq!(cpu_freq_text("bogus"), None);
+        assert_eq!(
+            mail_type_text("ALL").as_deref(),
+            Some("INVALID_DEPEND,BEGIN,END,FAIL,REQUEUE,STAGE_OUT")
+        );
+        assert_eq!(mail_type_text("end,begin").as_deref(), Some("BEGIN,END"));
+        assert_eq!(
+            mail_type_text("TIME_LIMIT_90,ARRAY_TASKS").as_deref(),
+            Some("ARRAY_TASKS,TIME_LIMIT_90")
+        );
+        assert_eq!(mail_type_text("NONE"), None);
+    }
 
     #[test]
     fn each_command_has_slurm_2205s_option_count() {

@@ -107,10 +107,11 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             dependency_text(job)
         ),
         format!(
-            "Requeue={} Restarts={} BatchFlag={} Reboot=0 ExitCode={}",
+            "Requeue={} Restarts={} BatchFlag={} Reboot={} ExitCode={}",
             u8::from(!job.req.no_requeue),
             r.restarts,
             u8::from(job.req.kind == JobKind::Batch),
+            shown("Reboot", "0"),
             Job::exit_code_text(r.exit_status)
         ),
         format!(
@@ -123,7 +124,12 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             "SubmitTime={} EligibleTime={eligible}",
             date(Some(job.submit_time), "Unknown"),
         ),
-        format!("AccrueTime={}", date(Some(job.submit_time), "Unknown")),
+        // Observed: a job submitted held accrues no age (`AccrueTime=Unknown`), also once
+        // released and run.
+        format!(
+            "AccrueTime={}",
+            date((!job.req.hold).then_some(job.submit_time), "Unknown")
+        ),
         format!(
             "StartTime={} EndTime={end} Deadline={deadline}",
             date(
@@ -147,14 +153,13 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
                 .as_ref()
                 .map_or("(null)".into(), |n| crate::hostlist::compress(n))
         ),
+        // Observed: empty until the job has nodes (pending, held, cancelled while pending).
         format!(
             "NodeList={}",
             if started {
                 job.nodelist()
-            } else if array_pending {
-                String::new()
             } else {
-                "(null)".into()
+                String::new()
             }
         ),
     ];
@@ -204,6 +209,9 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             .unwrap_or_else(|| "(null)".into()),
         shown("DelayBoot", "00:00:00")
     ));
+    if let Some(f) = job.req.attributes.get("ClusterFeatures") {
+        lines.push(format!("ClusterFeatures={f}"));
+    }
     lines.push(format!(
         "OverSubscribe={} Contiguous={} Licenses=(null) Network={}",
         shown("OverSubscribe", if job.req.exclusive { "NO" } else { "OK" }),
@@ -212,6 +220,12 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
     ));
     lines.push(format!("Command={}", job.req.command));
     lines.push(format!("WorkDir={}", job.req.work_dir));
+    // The optional fields after it, in the order and with the blanks observed on Slurm 22.05
+    // (`docs/slurm-observed.md` 48).
+    let attribute = |key: &str| job.req.attributes.get(key);
+    if let Some(c) = attribute("Comment") {
+        lines.push(format!("Comment={c} "));
+    }
     if job.req.kind == JobKind::Batch {
         lines.push(format!(
             "StdErr={}",
@@ -226,7 +240,43 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             r.stdout_path.clone().unwrap_or_default()
         ));
     }
-    lines.push("Power=".into());
+    if let Some(w) = attribute("Switches") {
+        lines.push(format!("Switches={w}"));
+    }
+    if let Some(b) = attribute("BurstBuffer") {
+        lines.push(format!("BurstBuffer={b}"));
+    }
+    if let Some(f) = attribute("CpuFreq") {
+        lines.push(f.clone());
+    }
+    lines.push(format!(
+        "Power={}",
+        attribute("Power").map_or("", String::as_str)
+    ));
+    let mut flags = String::new();
+    if attribute("GresEnforceBind").is_some() {
+        flags.push_str("GresEnforceBind=Yes");
+    }
+    match job.req.relations.kill_on_invalid_dep {
+        Some(true) => flags.push_str("KillOInInvalidDependent=Yes"),
+        Some(false) => flags.push_str("KillOInInvalidDependent=No"),
+        None => {}
+    }
+    if attribute("SpreadJob").is_some() {
+        flags.push_str("SpreadJob=Yes");
+    }
+    if !flags.is_empty() {
+        lines.push(flags);
+    }
+    if let Some(types) = attribute("MailType") {
+        lines.push(format!(
+            "MailUser={} MailType={types}",
+            attribute("MailUser").unwrap_or(&job.req.user)
+        ));
+    }
+    if let Some(c) = attribute("Container") {
+        lines.push(format!("Container={c}"));
+    }
     lines
 }
 
@@ -239,7 +289,9 @@ fn group_name(gid: u32) -> String {
 
 fn print_record(lines: &[String], oneliner: bool, job: bool) {
     if oneliner {
-        println!("{}", lines.join(" "));
+        // A job's record ends in an empty line of its own, which `-o` turns into a trailing
+        // blank (observed: `... Power= ` ).
+        println!("{}{}", lines.join(" "), if job { " " } else { "" });
     } else {
         let mut text = String::new();
         for (i, l) in lines.iter().enumerate() {
