@@ -26,6 +26,21 @@ fn sacct_rows_and_exit_codes() {
     assert_eq!(out, "JobID|ExitCode|\n2|3:0|\n2.batch|3:0|\n");
     let (out, _, _) = c.run("sacct", &["-j", "42", "-n"]);
     assert_eq!(out, "");
+    // One width per field, the last given (src/sacct/options.c); `%0` prints nothing.
+    let (out, _, _) = c.run(
+        "sacct",
+        &[
+            "-j",
+            "1",
+            "-X",
+            "-o",
+            "JobName%6,JobName%-6,State%0,ExitCode%-3",
+        ],
+    );
+    assert_eq!(
+        out,
+        "JobNam JobNam  Exi \n------ ------  --- \nacct   acct    0:0 \n"
+    );
 }
 
 #[test]

@@ -5,9 +5,7 @@ use crate::cli::getopt::{HasArg::*, Opt, opt};
 use crate::model::{Job, JobKind, JobState, JobStep};
 use crate::units;
 
-use super::format::{
-    JobSelector, date, elapsed, field_width, job_id_text, select_jobs, split_job_list,
-};
+use super::format::{JobSelector, date, elapsed, job_id_text, select_jobs, split_job_list};
 
 const SPEC: &[Opt] = &[
     opt("allocations", Some('X'), No),
@@ -70,17 +68,49 @@ impl Row<'_> {
     }
 }
 
-fn default_width(field: &str) -> usize {
+/// A field's width in `sacct`'s `fields[]` (22.05 `src/sacct/sacct.c`): negative ones are
+/// left-justified, header included (observed: only `JobID` and `JobIDRaw`).
+fn default_width(field: &str) -> i64 {
     match field {
-        "jobid" | "jobidraw" => 12,
-        "exitcode" | "derivedexitcode" | "nnodes" | "reqcpus" => 8,
+        "jobid" | "jobidraw" => -12,
+        "exitcode" | "nnodes" | "reqcpus" | "ntasks" => 8,
+        "derivedexitcode" => 15,
         "start" | "end" | "submit" | "eligible" => 19,
         "nodelist" => 15,
-        "user" => 9,
+        "user" | "group" => 9,
         "uid" | "gid" => 6,
-        "workdir" => 20,
-        "reason" => 20,
+        "workdir" | "submitline" => 20,
+        "reason" => 22,
         _ => 10,
+    }
+}
+
+/// The width given after `%` (`JobName%20`, `State%-12`): read as `atoi()` reads it, so
+/// text without digits is 0 (observed: `%0` prints the field empty).
+fn given_width(text: &str) -> i64 {
+    i64::from(super::options::leading_int(text)).clamp(
+        -(super::format::MAX_FIELD_WIDTH as i64),
+        super::format::MAX_FIELD_WIDTH as i64,
+    )
+}
+
+/// One column: `field_len` wide, right-justified when positive, left when negative, as
+/// `print_fields_str()` (22.05 `src/common/print_fields.c`) prints it; a value longer than
+/// the width ends in `+`, the header is cut without one (observed: `Exi`, `wr+`).
+fn column(value: &str, width: i64, header: bool) -> String {
+    let w = width.unsigned_abs() as usize;
+    let mut v: String = value.to_string();
+    if v.chars().count() > w {
+        v = if header || w == 0 {
+            v.chars().take(w).collect()
+        } else {
+            v.chars().take(w - 1).collect::<String>() + "+"
+        };
+    }
+    if width < 0 {
+        format!("{v:<w$} ")
+    } else {
+        format!("{v:>w$} ")
     }
 }
 
@@ -189,6 +219,12 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
         "reqcpus" => job.cpus.to_string(),
         "state" => row.state.clone(),
         "exitcode" => row.exit.clone(),
+        // Observed: the job's row only, like the user, group, work directory, reason and
+        // priority below.
+        "derivedexitcode" if !row.is_job() => String::new(),
+        "uid" | "gid" | "group" | "workdir" | "reason" | "priority" if !row.is_job() => {
+            String::new()
+        }
         "derivedexitcode" => "0:0".into(),
         "elapsed" if job.run.start_unaccounted => units::format_long_duration(0),
         "elapsedraw" if job.run.start_unaccounted => "0".into(),
@@ -225,7 +261,13 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
         }
         "uid" => job.req.uid.to_string(),
         "gid" => job.req.gid.to_string(),
-        "group" => job.req.gid.to_string(),
+        "group" => nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(job.req.gid))
+            .ok()
+            .flatten()
+            .map_or_else(|| job.req.gid.to_string(), |g| g.name),
+        // Observed: empty on the job's row, 1 on its batch step's.
+        "ntasks" if row.is_job() => String::new(),
+        "ntasks" => "1".into(),
         "workdir" => job.req.work_dir.clone(),
         "qos" => {
             if row.is_job() {
@@ -394,10 +436,10 @@ pub fn main(call: &mut Call) -> i32 {
             DEFAULT_FIELDS.into()
         }
     });
-    let mut fields: Vec<(String, String, usize)> = Vec::new();
+    let mut fields: Vec<(String, String, i64)> = Vec::new();
     for f in fields_text.split(',').filter(|f| !f.is_empty()) {
         let (name, width) = match f.split_once('%') {
-            Some((n, w)) => (n, field_width(w)),
+            Some((n, w)) => (n, Some(given_width(w))),
             None => (f, None),
         };
         let key = name.to_ascii_lowercase();
@@ -406,6 +448,19 @@ pub fn main(call: &mut Call) -> i32 {
             key.clone(),
             width.unwrap_or_else(|| default_width(&key)),
         ));
+    }
+    // sacct sets a given width on its one entry per field (`fields[i].len = newlen` in
+    // 22.05 `src/sacct/options.c`), so a field named twice has the last width given both
+    // times (observed: `JobName%10,JobName%-10` prints both left-justified).
+    let given: Vec<(String, i64)> = fields_text
+        .split(',')
+        .filter_map(|f| f.split_once('%'))
+        .map(|(n, w)| (n.to_ascii_lowercase(), given_width(w)))
+        .collect();
+    for (_, key, width) in &mut fields {
+        if let Some((_, w)) = given.iter().rev().find(|(k, _)| k == key) {
+            *width = *w;
+        }
     }
     let (jobs, now, cluster) = match super::fetch_jobs(call, ids, true, "sacct: error: slurmdbd") {
         Ok(x) => x,
@@ -421,25 +476,15 @@ pub fn main(call: &mut Call) -> i32 {
     let parsable = cli.has("parsable2") || cli.has("parsable");
     let trailing = cli.has("parsable") && !cli.has("parsable2");
     let mut out = String::new();
-    let line = |vals: Vec<String>, left_first: bool, out: &mut String| {
+    let line = |vals: Vec<String>, header: bool, out: &mut String| {
         if parsable {
             out.push_str(&vals.join("|"));
             if trailing {
                 out.push('|');
             }
         } else {
-            for (i, (v, (_, key, w))) in vals.iter().zip(&fields).enumerate() {
-                let w = *w;
-                let mut v = v.clone();
-                if v.chars().count() > w {
-                    v = v.chars().take(w.saturating_sub(1)).collect::<String>() + "+";
-                }
-                let left = left_first && i == 0 && key.starts_with("jobid");
-                if left {
-                    out.push_str(&format!("{v:<w$} "));
-                } else {
-                    out.push_str(&format!("{v:>w$} "));
-                }
+            for (v, (_, _, w)) in vals.iter().zip(&fields) {
+                out.push_str(&column(v, *w, header));
             }
         }
         out.push('\n');
@@ -447,13 +492,16 @@ pub fn main(call: &mut Call) -> i32 {
     if !cli.has("noheader") {
         line(
             fields.iter().map(|(h, _, _)| h.clone()).collect(),
-            false,
+            true,
             &mut out,
         );
         if !parsable {
             line(
-                fields.iter().map(|(_, _, w)| "-".repeat(*w)).collect(),
-                false,
+                fields
+                    .iter()
+                    .map(|(_, _, w)| "-".repeat(w.unsigned_abs() as usize))
+                    .collect(),
+                true,
                 &mut out,
             );
         }
@@ -479,7 +527,7 @@ pub fn main(call: &mut Call) -> i32 {
                 .iter()
                 .map(|(_, key, _)| value(&row, key, now, &cluster))
                 .collect();
-            line(vals, true, &mut out);
+            line(vals, false, &mut out);
         }
     }
     print!("{out}");
