@@ -263,3 +263,39 @@ fn features_the_cluster_lacks_are_refused() {
         Ok(())
     });
 }
+
+/// `--test-only` says when and where the job would start, submits nothing and uses up a job
+/// id (also when it refuses the job, but not for an unknown partition).
+#[test]
+fn test_only_reports_a_start_and_uses_up_an_id() {
+    differential("test_only", FakeCluster::mirroring_ci_slurm(), |s| {
+        let first = s.submit("held job before", &held(&[]))?;
+        let cases: &[&[&str]] = &[
+            &[],
+            &["--parsable"],
+            &["-n", "2", "--mem", "100"],
+            &["-t", "120", "-p", "gitlab-ci"],
+            &["-c", "4"],
+            &["--mem", "9000"],
+            &["-p", "nope"],
+            &["-Q"],
+            &["-Q", "-c", "4"],
+        ];
+        for args in cases {
+            let mut argv = vec!["sbatch", "--test-only", "-o", "/dev/null"];
+            argv.extend_from_slice(args);
+            argv.extend(["--wrap", "true"]);
+            s.run(&format!("--test-only {}", args.join(" ")), &argv)?;
+        }
+        let last = s.submit("held job after", &held(&[]))?;
+        s.note("ids used up in between", (last - first - 1).to_string());
+        let ids = format!("{first},{last}");
+        s.run(
+            "squeue shows only the held jobs",
+            &[
+                "squeue", "-h", "-t", "all", "-j", &ids, "-o", "%i|%T", "-S", "i",
+            ],
+        )?;
+        Ok(())
+    });
+}

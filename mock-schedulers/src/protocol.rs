@@ -20,6 +20,12 @@ pub enum Request {
         /// Keep the connection until the job ends.
         wait: bool,
     },
+    /// `sbatch --test-only`: validate the job and say when and where it would start; nothing
+    /// is queued, but (as in Slurm) a job id is used up.
+    TestOnly {
+        /// The job.
+        req: Box<JobRequest>,
+    },
     /// Ask for an allocation (srun, salloc); the connection holds it until `Release` or EOF.
     Allocate {
         /// The job.
@@ -221,6 +227,19 @@ pub enum Response {
     StepCreated {
         /// The new step's id.
         step_id: u32,
+    },
+    /// What `TestOnly` found: the job would start at `start` on `nodes` of `partition`.
+    WouldRun {
+        /// The job id used up.
+        id: u32,
+        /// Expected start (simulated seconds since the epoch).
+        start: f64,
+        /// CPUs it would get.
+        cpus: u32,
+        /// Its nodes (a host list).
+        nodes: String,
+        /// Its partition.
+        partition: String,
     },
     /// Batch job accepted.
     Submitted {

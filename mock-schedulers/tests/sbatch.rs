@@ -32,6 +32,49 @@ fn parsable_and_quiet_change_only_stdout() {
     );
 }
 
+/// Observed on Slurm 22.05 (docs/slurm-observed.md 50): the answer on stderr, a job id used
+/// up each time (but not for an unknown partition), nothing queued.
+#[test]
+fn test_only_answers_on_stderr_and_uses_up_an_id() {
+    let c = TestCluster::fast();
+    let (out, err, code) = c.run("sbatch", &["--test-only", "--parsable", "--wrap", "true"]);
+    assert_eq!((out.as_str(), code), ("", 0));
+    let err = common::normalize_times(&err);
+    assert_eq!(
+        err,
+        "sbatch: Job 1 to start at <TIME> using 1 processors on nodes localhost in partition debug\n"
+    );
+    assert_eq!(
+        c.run("sbatch", &["--test-only", "-c", "4", "--wrap", "true"]),
+        (
+            String::new(),
+            "allocation failure: Requested node configuration is not available\n".into(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("sbatch", &["--test-only", "-p", "nope", "--wrap", "true"]),
+        (
+            String::new(),
+            "sbatch: error: invalid partition specified: nope\nallocation failure: Invalid partition name specified\n"
+                .into(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run("sbatch", &["--test-only", "-Q", "--wrap", "true"]),
+        (String::new(), String::new(), 0)
+    );
+    assert_eq!(
+        c.run("sbatch", &["--parsable", "-H", "--wrap", "true"]),
+        ("4\n".into(), String::new(), 0)
+    );
+    assert_eq!(
+        c.run("squeue", &["-h", "-t", "all", "-o", "%i"]),
+        ("4\n".into(), String::new(), 0)
+    );
+}
+
 #[test]
 fn wait_passes_exit_codes_through_like_slurm() {
     let c = TestCluster::fast();

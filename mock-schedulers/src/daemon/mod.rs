@@ -357,6 +357,7 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
                 cluster_name: st.cluster.cluster_name.clone(),
             }
         }
+        Request::TestOnly { req } => st.test_only(*req),
         Request::Cluster { status_command } => {
             if status_command && st.inject.status_timeout {
                 return Response::StatusTimeout;

@@ -340,6 +340,73 @@ impl State {
         })
     }
 
+    /// `sbatch --test-only` (Slurm's `slurm_job_will_run()`): the partition must exist (else
+    /// no id is used), then an id is used up and the job is refused when no node of the
+    /// partition could ever hold it (observed on Slurm 22.05: `-c 4`, `--mem 9000` on the
+    /// 2-CPU, 8000 MB node; the partition's time limit is not checked, nor a hold).
+    pub fn test_only(&mut self, req: JobRequest) -> Response {
+        let flavor = req.flavor;
+        let refused = |refusal: Refusal| {
+            let words = flavor.rules().words(&refusal);
+            Response::Error {
+                detail: words.detail,
+                message: words.message,
+            }
+        };
+        let partition = match &req.partition {
+            Some(p) => match p.split(',').find_map(|n| self.cluster.partition(n)) {
+                Some(part) => part.clone(),
+                None => return refused(Refusal::UnknownPartition(p.clone())),
+            },
+            None => match self.cluster.default_partition() {
+                Some(p) => p.clone(),
+                None => return refused(Refusal::NoDefaultPartition),
+            },
+        };
+        let id = match self.take_id() {
+            Ok(id) => id,
+            Err(refusal) => return refused(refusal),
+        };
+        let cpus = req
+            .ntasks
+            .unwrap_or(1)
+            .max(1)
+            .saturating_mul(req.cpus_per_task.unwrap_or(1).max(1));
+        let num_nodes = req.nodes.unwrap_or(1).max(1);
+        let cpus_per_node = cpus.div_ceil(num_nodes);
+        let mem_per_node = match (req.mem_mb, req.mem_per_cpu_mb) {
+            (Some(m), _) => m,
+            (None, Some(m)) => m.saturating_mul(cpus_per_node.into()),
+            (None, None) => 0,
+        };
+        let fitting: Vec<String> = partition
+            .nodes
+            .iter()
+            .filter(|n| {
+                self.cluster.node(n).is_some_and(|node| {
+                    node.cpus >= cpus_per_node && node.memory_mb >= mem_per_node
+                })
+            })
+            .cloned()
+            .collect();
+        if fitting.len() < num_nodes as usize {
+            return Response::Error {
+                detail: vec![],
+                message: "Requested node configuration is not available".into(),
+            };
+        }
+        let start = req
+            .begin_after
+            .map_or(self.now(), |after| self.now() + after.max(0.0));
+        Response::WouldRun {
+            id,
+            start,
+            cpus,
+            nodes: hostlist::compress(&fitting[..num_nodes as usize]),
+            partition: partition.name.clone(),
+        }
+    }
+
     fn admit(&mut self, mut req: JobRequest) -> Result<u32, Refusal> {
         if self.inject.submit_errors > 0 {
             self.inject.submit_errors -= 1;

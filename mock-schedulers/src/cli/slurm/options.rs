@@ -12,7 +12,7 @@
 //! - [`Handling::Refused`]: refused as the reference cluster refuses it, having no such feature
 //!   (no GRES, no licenses, no reservations, one cluster): texts in [`check`].
 //! - [`Handling::Unsupported`]: the fake cannot do what real Slurm does with it and says so
-//!   rather than pretend (`--test-only`, `--multi-prog`, ...).
+//!   rather than pretend (`--multi-prog`, srun's `--test-only`, ...).
 //!
 //! The texts and exit codes of [`check`] were observed on the reference cluster (`ci/slurm`,
 //! Slurm 22.05.8; `docs/slurm-observed.md`) and come from `slurm_opt.c`'s `arg_set_*`
@@ -209,7 +209,7 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("task-epilog", None, Required, SRUN, A),
     o("task-prolog", None, Required, SRUN, A),
     o("tasks-per-node", None, Required, ALL, Rec),
-    o("test-only", None, No, SBATCH | SRUN, U),
+    o("test-only", None, No, SBATCH | SRUN, M),
     o("thread-spec", None, Required, ALL, A),
     o("threads-per-core", None, Required, ALL, Rec),
     o("time", Some('t'), Required, ALL, M),
@@ -505,6 +505,12 @@ pub fn check(prog: &str, long: &str, value: Option<&str>, cluster: &str) -> Resu
             prog,
             "No DISPLAY variable set, cannot setup x11 forwarding.",
             255,
+        )),
+        // Modelled for sbatch only; srun's would have to skip running the command.
+        "test-only" if prog != "sbatch" => Err(Refusal::error(
+            prog,
+            "--test-only is not supported by mock-cluster",
+            1,
         )),
         // Observed on salloc: containers need the interactive step.
         "container" if prog == "salloc" => Err(Refusal::error(

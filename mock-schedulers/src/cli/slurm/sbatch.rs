@@ -288,6 +288,9 @@ pub fn main(call: &mut Call) -> i32 {
     req.name_from_stdin = script_name == "sbatch" && r.name.is_none();
     req.script = Some(script);
     req.args = args;
+    if all.has("test-only") {
+        return test_only(call, req, cli.has("quiet"));
+    }
     let wait = cli.has("wait");
     let conn = match call.conn() {
         Ok(c) => c,
@@ -364,6 +367,50 @@ pub fn main(call: &mut Call) -> i32 {
         }
         Waited::Gone => fail(&format!("Job {id} no longer found and exit code not found")),
         Waited::Unreachable => fail(CONNECT_FAILURE),
+    }
+}
+
+/// `sbatch --test-only`: asks when the job would start and submits nothing, though a job id
+/// is used up. Observed on Slurm 22.05 (`docs/slurm-observed.md` 50): `sbatch: Job N to start
+/// at TIME using C processors on nodes NODES in partition P` on stderr, exit 0, nothing on
+/// stdout (also with `--parsable`), nothing at all with `-Q`; a refusal is `allocation
+/// failure: <reason>` (after sbatch's own detail lines), exit 1.
+fn test_only(call: &mut Call, req: crate::model::JobRequest, quiet: bool) -> i32 {
+    let conn = match call.conn() {
+        Ok(c) => c,
+        Err(e) => {
+            call.unreachable(&e, &format!("allocation failure: {CONNECT_FAILURE}"));
+            return 1;
+        }
+    };
+    match conn.call(&Request::TestOnly { req: Box::new(req) }) {
+        Ok(Response::WouldRun {
+            id,
+            start,
+            cpus,
+            nodes,
+            partition,
+        }) => {
+            call.set_job_id(id);
+            if !quiet {
+                eprintln!(
+                    "sbatch: Job {id} to start at {} using {cpus} processors on nodes {nodes} in partition {partition}",
+                    super::format::date(Some(start), "Unknown")
+                );
+            }
+            0
+        }
+        Ok(Response::Error { detail, message }) => {
+            for d in detail {
+                eprintln!("sbatch: error: {d}");
+            }
+            eprintln!("allocation failure: {message}");
+            1
+        }
+        Ok(_) | Err(_) => {
+            eprintln!("allocation failure: {CONNECT_FAILURE}");
+            1
+        }
     }
 }
 
