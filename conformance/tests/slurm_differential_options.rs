@@ -299,3 +299,35 @@ fn test_only_reports_a_start_and_uses_up_an_id() {
         Ok(())
     });
 }
+
+/// A held job is not tried against the nodes: more memory than the node has is accepted
+/// with `-H` (refused without), and once released the job pends with `BadConstraints`.
+#[test]
+fn a_held_job_is_not_checked_against_the_nodes() {
+    differential(
+        "held_unsatisfiable",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            let id = s.submit("sbatch -H --mem 9000", &held(&["--mem", "9000"]))?;
+            s.record_state("held", id)?;
+            let ids = id.to_string();
+            s.run("scontrol release", &["scontrol", "release", &ids])?;
+            s.wait_for_reason(id, "BadConstraints")?;
+            s.record_scontrol(
+                "released",
+                id,
+                &["JobState", "Reason", "MinMemoryNode", "TRES"],
+            )?;
+            s.run("scancel", &["scancel", &ids])?;
+            s.record_final_state("cancelled", id)?;
+            let cpus = s.submit("sbatch -H -c 4", &held(&["-c", "4"]))?;
+            s.run(
+                "scontrol release -c 4",
+                &["scontrol", "release", &cpus.to_string()],
+            )?;
+            s.wait_for_reason(cpus, "PartitionConfig")?;
+            s.cancel_quietly(cpus);
+            Ok(())
+        },
+    );
+}

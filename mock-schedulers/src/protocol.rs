@@ -140,6 +140,10 @@ pub struct CancelRequest {
     pub uid: u32,
 }
 
+/// slurmctld's answer to releasing a job the partition's nodes are too small for
+/// (`ESLURM_REQUESTED_PART_CONFIG_UNAVAILABLE`); the job is released all the same.
+pub const PARTITION_CONFIG_NOW: &str = "Requested partition configuration not available now";
+
 /// What `scontrol` asks of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ControlVerb {

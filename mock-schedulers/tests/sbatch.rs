@@ -884,3 +884,37 @@ fn sbatch_directives_take_the_same_options() {
         )
     );
 }
+
+/// Observed on Slurm 22.05 (docs/slurm-observed.md 51): a held job is not tried against the
+/// nodes; released, it pends for what it asks.
+#[test]
+fn a_held_job_is_not_checked_against_the_nodes() {
+    let c = TestCluster::fast();
+    let mem = c.submit(&["-H", "--mem", "9000", "--wrap", "true"]);
+    assert_eq!(c.job_field(mem, "%T|%r"), "PENDING|JobHeldUser");
+    let id = mem.to_string();
+    assert_eq!(
+        c.run("scontrol", &["release", &id]),
+        (String::new(), String::new(), 0)
+    );
+    common::wait_for("BadConstraints", || {
+        c.job_field(mem, "%T|%r") == "PENDING|BadConstraints"
+    });
+    let cpus = c.submit(&["-H", "-c", "4", "--wrap", "true"]);
+    let id = cpus.to_string();
+    assert_eq!(
+        c.run("scontrol", &["release", &id]),
+        (
+            String::new(),
+            format!(
+                "Requested partition configuration not available now for job {cpus}\nslurm_suspend error: Requested partition configuration not available now\n"
+            ),
+            1
+        )
+    );
+    common::wait_for("PartitionConfig", || {
+        c.job_field(cpus, "%T|%r") == "PENDING|PartitionConfig"
+    });
+    // Not held, the memory is refused at once.
+    assert_eq!(c.run("sbatch", &["--mem", "9000", "--wrap", "true"]).2, 1);
+}

@@ -493,7 +493,11 @@ impl State {
             (Some(m), _) => m,
             (None, Some(m)) => m.saturating_mul(cpus_per_node.into()),
         };
-        if mem_per_node > max_mem {
+        // Observed on Slurm 22.05: a held job is not tried against the nodes, so one that asks
+        // for more memory than any node has is accepted; released, it pends with
+        // `BadConstraints` (see `static_reason`).
+        let untried = req.hold && req.flavor == Flavor::Slurm;
+        if mem_per_node > max_mem && !untried {
             let refusal = Refusal::TooMuchMemory;
             if req.flavor.rules().keeps_refused_job(&refusal) {
                 // The scheduler keeps a FAILED record of the refused job (and uses up its id).
@@ -697,6 +701,10 @@ impl State {
         };
         if cpus_per_node > max_cpus {
             return Some("PartitionConfig".into());
+        }
+        // Only a job submitted held gets here with more memory than a node has (`admit`).
+        if job.mem_per_node_mb > self.max_node_mem(&part.nodes) {
+            return Some("BadConstraints".into());
         }
         if job.num_nodes as usize > node_count || part.max_nodes.is_some_and(|m| job.num_nodes > m)
         {
@@ -1761,6 +1769,8 @@ impl State {
     }
 
     /// `scontrol requeue|requeuehold|hold|uhold|release`: the refusal in scontrol's words.
+    /// `release` may release the job and still answer
+    /// [`crate::protocol::PARTITION_CONFIG_NOW`].
     pub fn control(&mut self, verb: ControlVerb, id: u32) -> Result<(), String> {
         let now = self.now();
         let Some(job) = self.jobs.get(&id) else {
@@ -1809,11 +1819,27 @@ impl State {
             ControlVerb::Release => {
                 if state == JobState::Pending && job.run.priority == 0 {
                     let priority = self.base_priority(job);
+                    // Observed on Slurm 22.05: releasing a job that wants more CPUs per node
+                    // than the partition's nodes have releases it (it then pends with
+                    // `PartitionConfig`) but answers with an error.
+                    let too_wide = self.cluster.partition(&job.partition).is_some_and(|p| {
+                        let max_cpus = p
+                            .nodes
+                            .iter()
+                            .filter_map(|n| self.cluster.node(n))
+                            .map(|n| n.cpus)
+                            .max()
+                            .unwrap_or(0);
+                        job.cpus.div_ceil(job.num_nodes.max(1)) > max_cpus
+                    });
                     if let Some(j) = self.jobs.get_mut(&id) {
                         j.run.priority = priority;
                         j.run.held_by_admin = false;
                     }
                     self.requeue_pending(id);
+                    if too_wide {
+                        return Err(crate::protocol::PARTITION_CONFIG_NOW.into());
+                    }
                 }
                 Ok(())
             }

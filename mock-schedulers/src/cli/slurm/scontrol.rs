@@ -4,7 +4,7 @@ use super::{CONNECT_FAILURE, SOCKET_TIMEOUT};
 use crate::cli::Call;
 use crate::config::Cluster;
 use crate::model::{Job, JobKind, JobState};
-use crate::protocol::{ControlVerb, NodeUsage, Request, Response};
+use crate::protocol::{ControlVerb, NodeUsage, PARTITION_CONFIG_NOW, Request, Response};
 use crate::units::{self, TimeLimit};
 
 use super::format::{JobSelector, array_task_text, date, dependency_text, elapsed};
@@ -823,6 +823,11 @@ fn control(call: &mut Call, verb: ControlVerb, keyword: &str, ids: &[String]) ->
             Ok(Response::Ok) => {}
             Ok(Response::Error { message, .. }) => {
                 eprintln!("{message} for job {id}");
+                // Observed on Slurm 22.05: this answer to `release` (which released the job
+                // all the same) is also reported under the name of the call scontrol made.
+                if verb == ControlVerb::Release && message == PARTITION_CONFIG_NOW {
+                    eprintln!("slurm_suspend error: {message}");
+                }
                 code = 1;
             }
             _ => {
