@@ -331,3 +331,71 @@ fn a_held_job_is_not_checked_against_the_nodes() {
         },
     );
 }
+
+/// `#SBATCH` lines may say `--parsable` and `--wait` but not `-Q`/`--quiet`, which sbatch
+/// reads from its command line only.
+#[test]
+fn directives_take_parsable_and_wait_but_not_quiet() {
+    differential(
+        "directives_output_options",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            let scripts = [
+                (
+                    "parsable.sh",
+                    "#SBATCH --parsable\n#SBATCH -H\n#SBATCH -o /dev/null\ntrue\n",
+                ),
+                (
+                    "quiet.sh",
+                    "#SBATCH -Q\n#SBATCH -H\n#SBATCH -o /dev/null\ntrue\n",
+                ),
+                (
+                    "long-quiet.sh",
+                    "#SBATCH --quiet\n#SBATCH -H\n#SBATCH -o /dev/null\ntrue\n",
+                ),
+                (
+                    "test-only.sh",
+                    "#SBATCH --quiet\n#SBATCH --parsable\n#SBATCH --test-only\ntrue\n",
+                ),
+                (
+                    "wait.sh",
+                    "#SBATCH --wait\n#SBATCH --mem 100\n#SBATCH -o /dev/null\nexit 3\n",
+                ),
+            ];
+            for (name, body) in scripts {
+                let path = s.env.cwd().join(name);
+                std::fs::write(&path, format!("#!/bin/sh\n{body}"))
+                    .map_err(|e| CaseError(e.to_string()))?;
+                s.run(&format!("sbatch {name}"), &["sbatch", name])?;
+            }
+            // The command line's -Q still counts, over the script's --parsable too.
+            s.run("sbatch -Q parsable.sh", &["sbatch", "-Q", "parsable.sh"])?;
+            s.run(
+                "sbatch -Q --parsable",
+                &[
+                    "sbatch",
+                    "-Q",
+                    "--parsable",
+                    "-H",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    "true",
+                ],
+            )?;
+            // The held jobs that printed no id: found by their working directory (this
+            // case's own), so that the case cancels them.
+            let cwd = s.env.cwd().display().to_string();
+            let held = s.env.run(&["squeue", "-h", "-t", "PD", "-o", "%i %Z"])?;
+            for line in held.stdout.lines() {
+                if let Some((id, dir)) = line.split_once(' ')
+                    && dir == cwd
+                    && let Ok(id) = id.parse::<u64>()
+                {
+                    s.cancel_quietly(id);
+                }
+            }
+            Ok(())
+        },
+    );
+}

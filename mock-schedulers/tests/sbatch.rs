@@ -918,3 +918,33 @@ fn a_held_job_is_not_checked_against_the_nodes() {
     // Not held, the memory is refused at once.
     assert_eq!(c.run("sbatch", &["--mem", "9000", "--wrap", "true"]).2, 1);
 }
+
+/// Observed on Slurm 22.05 (docs/slurm-observed.md 52): `#SBATCH --parsable` counts, `#SBATCH
+/// -Q` does not, and the command line's `-Q` silences `--parsable`.
+#[test]
+fn directives_take_parsable_but_not_quiet() {
+    let c = TestCluster::fast();
+    std::fs::write(
+        c.path("p.sh"),
+        "#!/bin/sh\n#SBATCH --parsable\n#SBATCH -H\ntrue\n",
+    )
+    .unwrap();
+    std::fs::write(
+        c.path("q.sh"),
+        "#!/bin/sh\n#SBATCH --quiet\n#SBATCH -H\ntrue\n",
+    )
+    .unwrap();
+    assert_eq!(c.run("sbatch", &["p.sh"]), ("1\n".into(), String::new(), 0));
+    assert_eq!(
+        c.run("sbatch", &["q.sh"]),
+        ("Submitted batch job 2\n".into(), String::new(), 0)
+    );
+    assert_eq!(
+        c.run("sbatch", &["-Q", "p.sh"]),
+        (String::new(), String::new(), 0)
+    );
+    assert_eq!(
+        c.run("sbatch", &["-Q", "--parsable", "-H", "--wrap", "true"]),
+        (String::new(), String::new(), 0)
+    );
+}

@@ -291,7 +291,10 @@ pub fn main(call: &mut Call) -> i32 {
     if all.has("test-only") {
         return test_only(call, req, cli.has("quiet"));
     }
-    let wait = cli.has("wait");
+    // Observed on Slurm 22.05: `--wait` and `--parsable` count also in `#SBATCH` lines, `-Q`
+    // only on the command line (sbatch reads it before the script, in its first pass over
+    // the arguments).
+    let wait = all.has("wait");
     let conn = match call.conn() {
         Ok(c) => c,
         Err(e) => {
@@ -321,10 +324,11 @@ pub fn main(call: &mut Call) -> i32 {
         catch_kills();
     }
     // Observed: with --clusters the id comes with the cluster's name.
-    match (cli.has("parsable"), &cluster) {
+    // Observed: the command line's `-Q` silences `--parsable` too.
+    match (all.has("parsable"), &cluster) {
+        _ if cli.has("quiet") => {}
         (true, Some(name)) => println!("{id};{name}"),
         (true, None) => println!("{id}"),
-        (false, _) if cli.has("quiet") => {}
         (false, Some(name)) => println!("Submitted batch job {id} on cluster {name}"),
         (false, None) => println!("Submitted batch job {id}"),
     }
