@@ -182,3 +182,69 @@ fn dependencies_on_arrays_wait_for_all_tasks_or_task_by_task() {
         },
     );
 }
+
+/// `--kill-on-invalid-dep=yes`: squeue shows the cancelled job with `DependencyNeverSatisfied`,
+/// while sacct keeps the reason it had before: `Dependency` when it waited for a job that then
+/// failed, `None` when the dependency had failed before the job was first looked at.
+#[test]
+fn a_job_killed_for_its_dependency_keeps_its_earlier_reason_in_sacct() {
+    differential(
+        "kill_on_invalid_dep_sacct",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            let failed = submit_quietly(s, &["-o", "/dev/null", "--wrap", "exit 3"])?;
+            s.wait_for_state(failed, &["FAILED"])?;
+            let at_once = submit_quietly(
+                s,
+                &[
+                    "-d",
+                    &format!("afterok:{failed}"),
+                    "--kill-on-invalid-dep=yes",
+                    "--wrap",
+                    "true",
+                ],
+            )?;
+            let failing = submit_quietly(s, &["-o", "/dev/null", "--wrap", "sleep 4; exit 3"])?;
+            let later = submit_quietly(
+                s,
+                &[
+                    "-d",
+                    &format!("afterok:{failing}"),
+                    "--kill-on-invalid-dep=yes",
+                    "--wrap",
+                    "true",
+                ],
+            )?;
+            s.wait_for_reason(later, "Dependency")?;
+            for (key, id) in [("at once", at_once), ("later", later)] {
+                s.wait_for_state(id, &["CANCELLED"])?;
+                let ids = id.to_string();
+                s.run(
+                    &format!("squeue, killed {key}"),
+                    &["squeue", "-h", "-t", "all", "-j", &ids, "-o", "%i|%T|%r|%E"],
+                )?;
+                if !real_accounting() {
+                    if real_required() {
+                        return fail("the real Slurm has no accounting (slurmdbd)");
+                    }
+                    loud("sacct NOT COMPARED: the real Slurm runs without accounting");
+                    continue;
+                }
+                let argv = [
+                    "sacct",
+                    "-j",
+                    &ids,
+                    "-n",
+                    "-P",
+                    "-o",
+                    "JobID,State,Reason,ExitCode",
+                ];
+                let out = s
+                    .env
+                    .run_until(&argv, SACCT_DEADLINE, |o| o.stdout.contains("|CANCELLED|"))?;
+                s.record(&format!("sacct, killed {key}"), &argv, &out);
+            }
+            Ok(())
+        },
+    );
+}

@@ -448,6 +448,10 @@ pub struct JobRun {
     /// What the job still waits for (`None` once met, or when it waits for nothing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependency: Option<crate::dependency::Dependency>,
+    /// The reason accounting keeps when it differs from `reason`: a job cancelled for a
+    /// dependency that can never be met keeps there the reason it pended with before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounting_reason: Option<String>,
 }
 
 /// A step `srun` runs inside an existing allocation: its tasks share a process group of their
@@ -513,6 +517,7 @@ impl JobRun {
             held_by_admin: false,
             array: None,
             dependency: None,
+            accounting_reason: None,
         }
     }
 }

@@ -92,6 +92,23 @@ fn a_dependency_that_can_never_be_met() {
     wait_for("the job to be cancelled", || {
         row(&c, killed) == format!("CANCELLED|DependencyNeverSatisfied|afterok:{failed}(failed)")
     });
+    // Accounting keeps the reason the job had before: none, killed at its first look
+    // (docs/slurm-observed.md 53).
+    assert_eq!(
+        c.run(
+            "sacct",
+            &[
+                "-j",
+                &killed.to_string(),
+                "-n",
+                "-P",
+                "-o",
+                "State,Reason,ExitCode"
+            ]
+        )
+        .0,
+        "CANCELLED|None|0:0\n"
+    );
     assert_eq!(
         row(&c, either),
         format!("PENDING|Dependency|afterok:{failed}(failed)?afterok:{running}(unfulfilled)")

@@ -1113,7 +1113,10 @@ impl State {
             };
             job.run.dependency = (progress != Progress::Satisfied).then_some(dep);
             if kill {
-                // Observed: CANCELLED, reason DependencyNeverSatisfied, the dependency kept.
+                // Observed: CANCELLED, reason DependencyNeverSatisfied, the dependency kept;
+                // sacct keeps the reason the job had until then (`Dependency`, or `None` for
+                // a job killed at its first look).
+                job.run.accounting_reason = Some(job.run.reason.clone());
                 job.run.state = JobState::Cancelled;
                 job.run.reason = "DependencyNeverSatisfied".into();
                 job.run.end_time = Some(now);

@@ -283,7 +283,11 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
                 String::new()
             }
         }
-        "reason" => job.run.reason.clone(),
+        "reason" => job
+            .run
+            .accounting_reason
+            .clone()
+            .unwrap_or_else(|| job.run.reason.clone()),
         "cluster" => cluster.to_string(),
         "priority" => job.run.priority.to_string(),
         "submitline" => job.req.command.clone(),
