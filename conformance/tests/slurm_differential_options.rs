@@ -399,3 +399,112 @@ fn directives_take_parsable_and_wait_but_not_quiet() {
         },
     );
 }
+
+/// Seconds since 1970 of a `YYYY-MM-DDTHH:MM:SS` time, read as UTC (differences only).
+fn seconds(stamp: &str) -> Option<i64> {
+    let n = |range: std::ops::Range<usize>| stamp.get(range)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss) = (n(11..13)?, n(14..16)?, n(17..19)?);
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// `--deadline` takes every form of Slurm's `parse_time()`; the deadline shown is compared as
+/// seconds after the submission (`now+...`) or as the moment itself (dates, times of day);
+/// unreadable texts are refused by the command, past moments by the controller.
+#[test]
+fn deadline_takes_slurms_time_forms() {
+    differential("deadline_forms", FakeCluster::mirroring_ci_slurm(), |s| {
+        for form in [
+            "now+1hour",
+            "now+60",
+            "now+1minutes",
+            "now+2weeks",
+            "2027-01-01",
+            "2027-01-01T10:00",
+            "12/31/27",
+            "tomorrow",
+            "noon",
+            "teatime",
+            "10:00am",
+            "23:59:30",
+        ] {
+            let deadline = format!("--deadline={form}");
+            let out = s.env.run(&[
+                "sbatch",
+                "--parsable",
+                "-H",
+                "-o",
+                "/dev/null",
+                &deadline,
+                "--wrap",
+                "true",
+            ])?;
+            let Some(id) = conformance::normalize::submitted_job_id(&out.stdout) else {
+                s.note(
+                    &format!("--deadline={form}"),
+                    format!("refused: {:?} [{}]", out.stderr, out.status_text()),
+                );
+                continue;
+            };
+            s.norm.learn(id);
+            let record = s
+                .env
+                .run(&["scontrol", "-o", "show", "job", &id.to_string()])?;
+            let field = |name: &str| {
+                record
+                    .stdout
+                    .split_whitespace()
+                    .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (submit, shown) = (field("SubmitTime"), field("Deadline"));
+            let value = if form.starts_with("now") {
+                match (seconds(&submit), seconds(&shown)) {
+                    (Some(a), Some(b)) => format!("submission + {} s", b - a),
+                    _ => format!("unreadable: {submit} {shown}"),
+                }
+            } else {
+                shown
+            };
+            s.note(
+                &format!("--deadline={form}"),
+                format!("{value} TimeMin={}", field("TimeMin")),
+            );
+            s.cancel_quietly(id);
+        }
+        let with_limit = s.submit(
+            "-t 10 --deadline=now+1hour",
+            &held(&["-t", "10", "--deadline=now+1hour"]),
+        )?;
+        s.record_scontrol("with -t", with_limit, &["TimeMin", "TimeLimit"])?;
+        for form in [
+            "now+1foo",
+            "25:00",
+            "2027-13-01",
+            "",
+            "now+",
+            "5pm",
+            "now-1hour",
+            "2020-01-01",
+        ] {
+            let deadline = format!("--deadline={form}");
+            s.run(
+                &format!("refused {form:?}"),
+                &held(&[])
+                    .iter()
+                    .copied()
+                    .chain([deadline.as_str()])
+                    .collect::<Vec<_>>(),
+            )?;
+        }
+        Ok(())
+    });
+}

@@ -3,6 +3,7 @@
 
 pub mod format;
 pub mod options;
+pub mod parse_time;
 pub mod sacct;
 pub mod sbatch;
 pub mod scancel;

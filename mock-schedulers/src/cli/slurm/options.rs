@@ -419,18 +419,32 @@ pub fn check(prog: &str, long: &str, value: Option<&str>, cluster: &str) -> Resu
             Ok(_) => Ok(()),
             Err(_) => Err(invalid(prog, long)),
         },
-        "deadline" => match deadline_offset(v) {
-            Some(_) => Ok(()),
-            None => Err(Refusal {
-                lines: vec![
-                    format!("Invalid time specification (pos=0): {v}"),
-                    format!("{prog}: error: Invalid --deadline specification"),
-                ],
+        // slurm_opt.c arg_set_deadline: parse_time(), which names where it stopped reading;
+        // the controller refuses a deadline already past (observed on Slurm 22.05).
+        "deadline" => {
+            let mut lines = Vec::new();
+            match super::parse_time::parse_time(v, chrono::Local::now().timestamp()) {
+                Ok(super::parse_time::Parsed::At(t)) => {
+                    return if t < chrono::Local::now().timestamp() {
+                        Err(Refusal::controller(
+                            prog,
+                            "Requested time limit is invalid (missing or exceeds some limit)",
+                        ))
+                    } else {
+                        Ok(())
+                    };
+                }
+                Ok(super::parse_time::Parsed::Nothing) => {}
+                Err(pos) => lines.push(format!("Invalid time specification (pos={pos}): {v}")),
+            }
+            lines.push(format!("{prog}: error: Invalid --deadline specification"));
+            Err(Refusal {
+                lines,
                 stdout: Vec::new(),
                 code: 255,
                 deferred: false,
-            }),
-        },
+            })
+        }
         "distribution" => {
             if valid_distribution(v) {
                 Ok(())
@@ -552,9 +566,13 @@ pub fn command_bit(prog: &str) -> u8 {
     }
 }
 
-/// `--deadline`'s forms that the fake takes: `now[+N[units]]`, seconds after now.
+/// `--deadline` (any form of Slurm's `parse_time()`), in seconds after now.
 pub fn deadline_offset(v: &str) -> Option<f64> {
-    super::parse_begin(v)
+    let now = chrono::Local::now().timestamp();
+    match super::parse_time::parse_time(v, now) {
+        Ok(super::parse_time::Parsed::At(t)) => Some(t.saturating_sub(now) as f64),
+        _ => None,
+    }
 }
 
 /// `--distribution`: `block|cyclic|plane=N|arbitrary|*` with optional `:block|cyclic|fcyclic|*`
@@ -656,8 +674,10 @@ pub fn leading_int(v: &str) -> i32 {
 pub struct Shown {
     /// `--time-min`: `TimeMin`, seconds.
     time_min: Option<u64>,
-    /// `--deadline`: `Deadline`, seconds after submission.
+    /// `--deadline=now+N`: `Deadline`, seconds after submission.
     deadline_after: Option<f64>,
+    /// `--deadline` as a date or time of day: `Deadline`, seconds since the epoch.
+    deadline_at: Option<i64>,
     /// `--delay-boot`: `DelayBoot`, seconds.
     delay_boot: Option<u64>,
     /// `--mincpus`: `MinCPUsNode`.
@@ -684,6 +704,8 @@ pub struct Shown {
     per_socket: Option<u32>,
     /// `--ntasks-per-core`: its C.
     per_core: Option<u32>,
+    /// `-t` was given: then `--deadline` sets no `TimeMin` (observed).
+    time_given: bool,
     /// `--comment`: `Comment=`.
     comment: Option<String>,
     /// `--switches=N[@time]`: `Switches=N@time`.
@@ -721,7 +743,17 @@ impl Shown {
         };
         match long {
             "time-min" => self.time_min = limit(),
-            "deadline" => self.deadline_after = deadline_offset(v),
+            // A `now+N` deadline follows the (simulated) submission; a date or a time of day
+            // is a moment of the clock.
+            "deadline" if v.trim_start().to_ascii_lowercase().starts_with("now") => {
+                self.deadline_after = deadline_offset(v);
+                self.deadline_at = None;
+            }
+            "deadline" => {
+                self.deadline_at =
+                    deadline_offset(v).map(|after| chrono::Local::now().timestamp() + after as i64);
+                self.deadline_after = None;
+            }
             "delay-boot" => self.delay_boot = limit(),
             "mincpus" => self.mincpus = n(),
             "tmp" => self.tmp_mb = crate::units::parse_memory_mb(v).ok(),
@@ -754,6 +786,10 @@ impl Shown {
                 self.oversubscribe = value.map(str::to_ascii_uppercase);
                 return false;
             }
+            "time" => {
+                self.time_given = true;
+                return false;
+            }
             "comment" => self.comment = Some(v.to_string()),
             "switches" => self.switches = Some(v.to_string()),
             "bb" => self.burst_buffer = Some(v.to_string()),
@@ -783,16 +819,23 @@ impl Shown {
             out.insert(k.to_string(), v);
         };
         let or_star = |n: Option<u32>| n.map_or("*".to_string(), |n| n.to_string());
-        // Observed: a deadline without --time-min gives TimeMin=00:01:00.
+        // Observed: a deadline without --time-min and without -t gives TimeMin=00:01:00.
         let time_min = self
             .time_min
-            .or(self.deadline_after.map(|_| 60))
+            .or(
+                (self.deadline_after.is_some() || self.deadline_at.is_some())
+                    .then_some(60)
+                    .filter(|_| !self.time_given),
+            )
             .filter(|s| *s > 0);
         if let Some(s) = time_min {
             put("TimeMin", crate::units::format_long_duration(s));
         }
         if let Some(after) = self.deadline_after {
             put("DeadlineAfter", after.to_string());
+        }
+        if let Some(at) = self.deadline_at {
+            put("DeadlineAt", at.to_string());
         }
         if let Some(s) = self.delay_boot {
             put("DelayBoot", crate::units::format_long_duration(s));

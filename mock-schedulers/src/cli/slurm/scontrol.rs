@@ -51,12 +51,16 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             .cloned()
             .unwrap_or_else(|| default.to_string())
     };
-    let deadline = match job.req.attributes.get("DeadlineAfter") {
-        Some(after) => date(
+    let deadline = match (
+        job.req.attributes.get("DeadlineAfter"),
+        job.req.attributes.get("DeadlineAt"),
+    ) {
+        (Some(after), _) => date(
             after.parse::<f64>().ok().map(|a| job.submit_time + a),
             "N/A",
         ),
-        None => "N/A".into(),
+        (None, Some(at)) => date(at.parse::<f64>().ok(), "N/A"),
+        (None, None) => "N/A".into(),
     };
     // Observed on Slurm 22.05: an array's jobs name the array and their task after the id,
     // the throttle only when there is one; while pending they have no eligible time and an
