@@ -508,3 +508,35 @@ fn deadline_takes_slurms_time_forms() {
         Ok(())
     });
 }
+
+/// `srun` with `--overcommit --ntasks-per-core=1 --reboot --delay-boot=1 --deadline`, which was
+/// once seen to run its command twice: it runs it once, as one task (the "queued" lines the
+/// deadline brings are left out of the comparison, see `not_comparable`).
+#[test]
+fn srun_with_boot_and_deadline_options_runs_the_command_once() {
+    differential(
+        "srun_boot_deadline",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            for _ in 0..2 {
+                s.run(
+                    "srun with the options",
+                    &[
+                        "srun",
+                        "--mem",
+                        "100",
+                        "--overcommit",
+                        "--ntasks-per-core=1",
+                        "--reboot",
+                        "--delay-boot=1",
+                        "--deadline=now+1hour",
+                        "bash",
+                        "-c",
+                        "echo task $SLURM_PROCID of $SLURM_NTASKS",
+                    ],
+                )?;
+            }
+            Ok(())
+        },
+    );
+}

@@ -36,6 +36,26 @@ fn srun_runs_the_command_inside_an_allocation() {
     );
 }
 
+/// Observed on Slurm 22.05 (docs/slurm-observed.md 55): srun's task has the task count also
+/// without `-n`.
+#[test]
+fn srun_tasks_know_their_count() {
+    let c = TestCluster::fast();
+    assert_eq!(
+        c.run(
+            "srun",
+            &[
+                "--mem",
+                "100",
+                "bash",
+                "-c",
+                "echo $SLURM_NTASKS $SLURM_NPROCS"
+            ]
+        ),
+        ("1 1\n".into(), String::new(), 0)
+    );
+}
+
 #[test]
 fn srun_exit_codes_and_messages() {
     let c = TestCluster::fast();

@@ -192,6 +192,10 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
             "SLURM_STEP_TASKS_PER_NODE".into(),
             job.req.ntasks.unwrap_or(1).to_string(),
         );
+        // Observed on Slurm 22.05: srun's tasks have the task count also without `-n`.
+        let ntasks = job.req.ntasks.unwrap_or(1).to_string();
+        env.insert("SLURM_NTASKS".into(), ntasks.clone());
+        env.insert("SLURM_NPROCS".into(), ntasks);
         env.insert("SLURM_SRUN_COMM_HOST".into(), "127.0.0.1".into());
         env.insert("SLURM_LAUNCH_NODE_IPADDR".into(), "127.0.0.1".into());
     }
