@@ -49,7 +49,7 @@ fn a_job_starts_only_after_sbatch_has_returned() {
             s.env.write_file("made-after-submit/.keep", "")?;
             let id_text = id.to_string();
             // Observed: squeue right after sbatch shows the job pending with reason None
-            // (slurm-observed.md 47).
+            // (slurm-observed.md 56).
             s.run(
                 "squeue right after sbatch",
                 &["squeue", "-h", "-j", &id_text, "-o", "%T|%r|%S"],
@@ -63,7 +63,7 @@ fn a_job_starts_only_after_sbatch_has_returned() {
 }
 
 /// `sacct` hears of a start well after `squeue` shows it: a tool that reads the state from
-/// accounting sees PENDING at the moment the job runs (slurm-observed.md 48), then RUNNING,
+/// accounting sees PENDING at the moment the job runs (slurm-observed.md 57), then RUNNING,
 /// and the end at once.
 #[test]
 fn accounting_lags_the_controller_on_a_start_but_not_on_an_end() {

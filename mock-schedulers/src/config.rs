@@ -194,13 +194,13 @@ fn default_kill_wait() -> u64 {
 fn default_min_job_age() -> u64 {
     300
 }
-/// Observed on Slurm 22.05 with the stock event-triggered scheduling (slurm-observed.md 47):
+/// Observed on Slurm 22.05 with the stock event-triggered scheduling (slurm-observed.md 56):
 /// a batch job is first tried 0.13–0.66 s after `sbatch` returns.
 pub(crate) const DEFAULT_SCHED_DELAY: f64 = 0.3;
-/// Observed (slurm-observed.md 48): `sacct` knows nothing of a job for about 0.1 s after
+/// Observed (slurm-observed.md 57): `sacct` knows nothing of a job for about 0.1 s after
 /// `sbatch` returned.
 pub(crate) const DEFAULT_ACCOUNTING_SUBMIT_DELAY: f64 = 0.1;
-/// Observed (slurm-observed.md 48): `sacct` says PENDING for 1.2 s after `squeue` says RUNNING.
+/// Observed (slurm-observed.md 57): `sacct` says PENDING for 1.2 s after `squeue` says RUNNING.
 pub(crate) const DEFAULT_ACCOUNTING_START_DELAY: f64 = 1.2;
 fn default_sched_delay() -> Spanned<f64> {
     Spanned::new(0..0, DEFAULT_SCHED_DELAY)

@@ -436,7 +436,7 @@ pub struct JobRun {
     pub awaiting_reply: bool,
     /// In an accounting view: the job runs but the accounting database has not heard of its
     /// start yet: `sacct` shows it PENDING, with its start time and nodes but eligible
-    /// `Unknown` and no time elapsed (slurm-observed.md 48).
+    /// `Unknown` and no time elapsed (slurm-observed.md 57).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub start_unaccounted: bool,
     /// Held by an administrator (`scontrol hold`), not by its user.

@@ -953,7 +953,7 @@ impl State {
                     None if self.array_throttled(job) => Some("JobArrayTaskLimit".to_string()),
                     // Not yet seen by a scheduling pass: slurmctld sets the reasons above when
                     // it takes the job, and tries to start it only at its next pass, after
-                    // `sbatch` has its answer (slurm-observed.md 47).
+                    // `sbatch` has its answer (slurm-observed.md 56).
                     None if job.run.awaiting_reply => Some("None".to_string()),
                     None if job.run.first_pass_at.is_some_and(|t| t > now) => {
                         if let Some(t) = job.run.first_pass_at {
@@ -2039,7 +2039,7 @@ impl State {
 
     /// A Slurm job as the accounting database knows it `now`: slurmdbd hears of a submission a
     /// moment after `sbatch` returns and of a start well after `squeue` shows it, while the end
-    /// record (which carries the start) is there at once (slurm-observed.md 48).
+    /// record (which carries the start) is there at once (slurm-observed.md 57).
     fn as_accounted(&self, mut job: Job, now: f64) -> Option<Job> {
         if job.req.flavor != Flavor::Slurm || job.req.kind != JobKind::Batch {
             return Some(job);
