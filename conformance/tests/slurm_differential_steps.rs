@@ -122,3 +122,43 @@ fn signals_reach_steps_the_batch_shell_or_everything() {
         Ok(())
     });
 }
+
+/// `srun --output` inside an array task: `%A` and `%a` are the array's id and the task's index
+/// (index 5: the simulated cluster's first ids are small, and an index equal to one would read as
+/// that job's id after normalisation)
+/// (submitit names every task's files `logs/%A_%a/%A_%a_%t_log.out`); a file in a directory that
+/// does not exist ends the step before it runs, with srun's own message and exit 1.
+#[test]
+fn srun_output_patterns_in_an_array_task() {
+    differential(
+        "srun_output_in_array_task",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            let script = r#"#!/bin/bash
+srun --output=step_%A_%a_%j_%t.out bash -c 'echo task $SLURM_ARRAY_TASK_ID'
+echo "rc=$?"
+srun --output=missing/%A_%a.out bash -c 'echo never'
+echo "rc=$?"
+"#;
+            s.env.write_file("array.sh", script)?;
+            let id = s.submit(
+                "sbatch --array=5",
+                &[
+                    "sbatch",
+                    "--array=5",
+                    "--mem",
+                    "100",
+                    "-o",
+                    "array_%A_%a.out",
+                    "array.sh",
+                ],
+            )?;
+            s.wait_until_finished(id)?;
+            s.record_files("files");
+            s.record_file("batch output", &format!("array_{id}_5.out"));
+            s.record_file("step output", &format!("step_{id}_5_{id}_0.out"));
+            s.record_final_state("state", id)?;
+            Ok(())
+        },
+    );
+}

@@ -167,6 +167,12 @@ pub fn run(
     if let Some(c) = o.resources.cpus_per_task {
         env.insert("SLURM_CPUS_PER_TASK".into(), c.to_string());
     }
+    // In an array task `%A` and `%a` are the array's id and the task's index, as in the batch
+    // script's file names (observed on real Slurm 22.05: `srun --output x_%A_%a_%j.out` in task
+    // 1 of array 4623, whose own id is 4624, writes `x_4623_1_4624.out`).
+    let env_id = |key: &str| env.get(key).and_then(|v| v.parse::<u32>().ok());
+    let array_job_id = env_id("SLURM_ARRAY_JOB_ID").unwrap_or(job);
+    let array_task_id = env_id("SLURM_ARRAY_TASK_ID").unwrap_or(NO_ARRAY_TASK);
     let user = env.get("SLURM_JOB_USER").cloned().unwrap_or_default();
     let job_name = env.get("SLURM_JOB_NAME").cloned().unwrap_or_default();
     let step_text = step.to_string();
@@ -188,6 +194,7 @@ pub fn run(
     }
     let mut children: Vec<(Placement, Child)> = Vec::new();
     let mut failed_start = None;
+    let mut unopenable = None;
     for p in &placements {
         let node = &nodes[p.node];
         let mut task_env = env.clone();
@@ -202,8 +209,8 @@ pub fn run(
         }
         let fields = PatternFields {
             job_id: job,
-            array_job_id: job,
-            array_task_id: NO_ARRAY_TASK,
+            array_job_id,
+            array_task_id,
             job_name: &job_name,
             user: &user,
             node,
@@ -216,12 +223,17 @@ pub fn run(
                 .append(true)
                 .open(path)
         };
-        let out_file = o.output.map(open).transpose();
-        let err_file = o.error.map(open).transpose();
-        let (out_file, err_file) = match (out_file, err_file) {
-            (Ok(out), Ok(err)) => (out, err),
-            (Err(e), _) | (_, Err(e)) => {
-                failed_start = Some(e);
+        let out_file = match o.output.map(open).transpose() {
+            Ok(f) => f,
+            Err(e) => {
+                unopenable = Some(("stdout", e));
+                break;
+            }
+        };
+        let err_file = match o.error.map(open).transpose() {
+            Ok(f) => f,
+            Err(e) => {
+                unopenable = Some(("stderr", e));
                 break;
             }
         };
@@ -293,7 +305,14 @@ pub fn run(
         let node = nodes.first().cloned().unwrap_or_default();
         eprintln!("slurmstepd-{node}: error: execve(): {}: {e}", o.command[0]);
     }
-    let (code, worst_status) = report(&nodes, &outcomes, failed_start.is_some(), job, step);
+    let (mut code, worst_status) = report(&nodes, &outcomes, failed_start.is_some(), job, step);
+    // A file srun cannot open (its directory does not exist) ends the step before any task
+    // runs: `srun: error: Could not open stdout file: No such file or directory`, exit 1
+    // (observed on real Slurm 22.05).
+    if let Some((which, e)) = &unopenable {
+        eprintln!("srun: error: Could not open {which} file: {}", strerror(e));
+        code = 1;
+    }
     if let Ok(conn) = call.conn() {
         let _ = conn.call(&Request::StepEnded {
             job_id: job,
@@ -302,6 +321,13 @@ pub fn run(
         });
     }
     code
+}
+
+fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 /// Tells the controller which process group the step's tasks run in.
