@@ -1314,6 +1314,56 @@ fn unwritable_output_file_fails_the_job() {
     );
 }
 
+/// Every `-j` of sacct adds to the list of jobs: submitit polls `sacct -o JobID,State,NodeList
+/// --parsable2 -j A -j B` with one `-j` per job it follows (fact 59 of docs/slurm-observed.md).
+#[test]
+fn sacct_with_several_job_options() {
+    differential("sacct_several_j", FakeCluster::mirroring_ci_slurm(), |s| {
+        let mut ids = Vec::new();
+        for (key, script) in [("sbatch true", "true"), ("sbatch false", "false")] {
+            ids.push(s.submit(
+                key,
+                &[
+                    "sbatch",
+                    "-c",
+                    "1",
+                    "--mem",
+                    "100",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    script,
+                ],
+            )?);
+        }
+        for id in &ids {
+            s.wait_until_finished(*id)?;
+        }
+        if !real_accounting() {
+            loud("sacct_several_j NOT COMPARED: the real Slurm runs without accounting");
+            return Ok(());
+        }
+        let (a, b) = (ids[0].to_string(), ids[1].to_string());
+        let argv = [
+            "sacct",
+            "-o",
+            "JobID,State,ExitCode",
+            "--parsable2",
+            "-j",
+            &a,
+            "-j",
+            &b,
+        ];
+        let out = s.env.run_until(&argv, SACCT_DEADLINE, |out| {
+            out.stdout.lines().count() == 5
+                && !out.stdout.contains("|RUNNING|")
+                && !out.stdout.contains("|PENDING|")
+        })?;
+        s.record("sacct -j A -j B", &argv, &out);
+        Ok(())
+    });
+}
+
 #[test]
 fn scancel_options() {
     differential("scancel_options", FakeCluster::mirroring_ci_slurm(), |s| {

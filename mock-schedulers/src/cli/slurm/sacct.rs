@@ -403,8 +403,11 @@ pub fn main(call: &mut Call) -> i32 {
     };
     let mut ids: Option<Vec<u32>> = None;
     let mut selectors = Vec::new();
-    if let Some(list) = cli.value("jobs") {
-        for item in split_job_list(list) {
+    // Every `-j` adds to the list (observed on real Slurm 22.05: `-j 4700 -j 4701` reports both;
+    // submitit polls with one `-j` per job it follows).
+    let lists = cli.values("jobs");
+    if !lists.is_empty() {
+        for item in lists.into_iter().flat_map(split_job_list) {
             match JobSelector::parse(item) {
                 Some(s) => selectors.push(s),
                 None => {
