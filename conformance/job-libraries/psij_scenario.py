@@ -76,9 +76,16 @@ def main():
     status = job.wait(timeout=timedelta(seconds=120), target_states=[JobState.ACTIVE])
     say("sleeper state", status.state)
     say("sleeper listed", job.native_id in executor.list())
+    # Another Job object follows the same Slurm job by its native id, as a restarted client does.
+    attached = Job()
+    executor.attach(attached, job.native_id)
+    status = attached.wait(timeout=timedelta(seconds=120), target_states=[JobState.ACTIVE])
+    say("attached state", status.state)
     job.cancel()
     status = job.wait(timeout=timedelta(seconds=120))
     say("sleeper state after cancel", status.state)
+    status = attached.wait(timeout=timedelta(seconds=120))
+    say("attached state after cancel", status.state)
     return 0
 
 

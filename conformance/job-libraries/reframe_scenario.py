@@ -49,8 +49,19 @@ def squeue_states(name):
 
 
 def main():
+    # --flex-alloc-nodes=all: Flexible counts the partition's nodes whatever their state. With
+    # the default (idle nodes only) it would depend on whether the jobs submitted just before
+    # it have started yet: real Slurm shows the node IDLE until its scheduler starts them.
     run = subprocess.run(
-        reframe("-r", "-x", "Sleeper", "--exec-policy=async", "--report-file", "report.json"),
+        reframe(
+            "-r",
+            "-x",
+            "Sleeper",
+            "--exec-policy=async",
+            "--flex-alloc-nodes=all",
+            "--report-file",
+            "report.json",
+        ),
         capture_output=True,
         text=True,
     )

@@ -33,6 +33,10 @@ def square(x):
     return x * x
 
 
+def inverse(x):
+    return 1 / x
+
+
 def where():
     env = submitit.JobEnvironment()
     nodelist = os.environ["SLURM_JOB_NODELIST"]
@@ -82,6 +86,8 @@ def main():
     say("add result", job.result())
     say("add state", final_state(job))
     say("add stdout exists", os.path.exists(job.paths.stdout))
+    say("add log says", [line.split(" - ")[-1] for line in job.stdout().splitlines() if "completed" in line])
+    say("add stderr", repr(job.stderr()))
 
     job = executor.submit(fail)
     error = job.exception()
@@ -100,6 +106,11 @@ def main():
     say("array ids share a job", len({j.job_id.split("_")[0] for j in jobs}))
     say("array tasks", sorted(j.job_id.split("_")[1] for j in jobs))
     say("array states", sorted({final_state(j) for j in jobs}))
+
+    # One task of an array fails; the others are not affected.
+    jobs = executor.map_array(inverse, [1, 0, 4])
+    say("inverse states", [final_state(j) for j in jobs])
+    say("inverse outcomes", [type(j.exception()).__name__ if j.exception() else j.result() for j in jobs])
 
     job = executor.submit(where)
     say("where", sorted(job.result().items()))

@@ -146,6 +146,8 @@ fn submitit_submits_maps_an_array_fails_and_cancels_as_on_slurm() {
 add result 5
 add state COMPLETED
 add stdout exists True
+add log says ['Job completed successfully']
+add stderr ''
 fail exception FailedJobError
 fail message has ValueError True
 fail state FAILED
@@ -156,6 +158,8 @@ array results [1, 4, 9, 16]
 array ids share a job 1
 array tasks ['0', '1', '2', '3']
 array states ['COMPLETED']
+inverse states ['COMPLETED', 'FAILED', 'COMPLETED']
+inverse outcomes [1.0, 'FailedJobError', 0.25]
 where [('global_rank', 0), ('hostnames', ['localhost']), ('job_id_matches', True), ('num_nodes', 1), ('num_tasks', 1), ('scontrol', ['localhost'])]
 nap state before cancel RUNNING
 nap state after cancel CANCELLED
@@ -178,7 +182,9 @@ nodes state COMPLETED exit 0
 nodes nodefile 2 localhost
 sleeper state ACTIVE
 sleeper listed True
+attached state ACTIVE
 sleeper state after cancel CANCELED
+attached state after cancel CANCELED
 ",
     );
 }
@@ -230,10 +236,11 @@ fn reframe_runs_passing_and_failing_tests_and_cancels_on_interrupt_as_on_slurm()
         "\
 run exit 1
 ExitThree pass phase None exitcode 3 nodelist ['localhost'] jobid is a number True
+Flexible pass phase None exitcode 0 nodelist ['localhost'] jobid is a number True
 Hello pass phase None exitcode 0 nodelist ['localhost'] jobid is a number True
 Hostnames pass phase None exitcode 0 nodelist ['localhost'] jobid is a number True
 WrongOutput fail phase sanity exitcode 0 nodelist ['localhost'] jobid is a number True
-summary 4 cases 1 failed
+summary 5 cases 1 failed
 sleeper before interrupt ['RUNNING']
 interrupted exit 1
 interrupted says [    ABORT ] (1/1) Sleeper /3096fb9e @batchci:debug+plain

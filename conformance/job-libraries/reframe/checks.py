@@ -63,3 +63,17 @@ class Sleeper(_Base):
     @sanity_function
     def never(self):
         return sn.assert_true(False)
+
+
+@rfm.simple_test
+class Flexible(_Base):
+    # num_tasks = 0: reframe counts the partition's usable nodes itself, from `scontrol -a show
+    # -o partitions` and `scontrol -a show -o nodes`, and asks for one task on each.
+    num_tasks = 0
+    num_tasks_per_node = 1
+    executable = 'sh'
+    executable_opts = ['-c', '"echo tasks=$SLURM_NTASKS nodes=$SLURM_JOB_NUM_NODES"']
+
+    @sanity_function
+    def one_task_per_node(self):
+        return sn.assert_found(r'^tasks=1 nodes=1$', self.stdout)
