@@ -32,7 +32,7 @@ def say(*parts):
     print(*parts, flush=True)
 
 
-def spec(name, script, **resources):
+def spec(name, script, launcher=None, **resources):
     # --mem: without it a job takes the whole node's memory on real Slurm (docs/slurm-observed.md
     # fact 2) and jobs could not share the node.
     return JobSpec(
@@ -44,6 +44,7 @@ def spec(name, script, **resources):
         stderr_path=Path(f"{name}.err"),
         resources=ResourceSpecV1(memory=100 * 1024 * 1024, **resources),
         attributes=JobAttributes(queue_name="debug", duration=timedelta(minutes=5)),
+        launcher=launcher,
     )
 
 
@@ -70,6 +71,18 @@ def main():
     status = job.wait(timeout=timedelta(seconds=120))
     say("nodes state", status.state, "exit", status.exit_code)
     say("nodes nodefile", " ".join(Path("nodes.out").read_text().split()))
+
+    # The `srun` launcher: the executable runs as a step of process_count tasks.
+    job = Job(spec("ranks", "echo rank $SLURM_PROCID of $SLURM_NTASKS", launcher="srun", process_count=2))
+    executor.submit(job)
+    status = job.wait(timeout=timedelta(seconds=120))
+    say("ranks state", status.state, "exit", status.exit_code)
+    say("ranks stdout", sorted(Path("ranks.out").read_text().splitlines()))
+
+    job = Job(spec("rankfails", "exit $((5 + SLURM_PROCID))", launcher="srun", process_count=2))
+    executor.submit(job)
+    status = job.wait(timeout=timedelta(seconds=120))
+    say("rankfails state", status.state, "exit", status.exit_code)
 
     job = Job(spec("sleeper", "sleep 600"))
     executor.submit(job)

@@ -180,6 +180,9 @@ fails state FAILED exit 7
 fails stderr to stderr
 nodes state COMPLETED exit 0
 nodes nodefile 2 localhost
+ranks state COMPLETED exit 0
+ranks stdout ['rank 0 of 2', 'rank 1 of 2']
+rankfails state FAILED exit 6
 sleeper state ACTIVE
 sleeper listed True
 attached state ACTIVE
