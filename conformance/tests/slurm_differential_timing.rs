@@ -1,8 +1,10 @@
-//! Differential cases of time as Slurm spends it: a batch job starts at the controller's next
-//! scheduling pass, after `sbatch` has returned, and the accounting database lags the
-//! controller. Tools that read the job id and then prepare for the job (an output directory,
-//! a first `sacct`) meet these on every real cluster; the simulated cluster makes them meet
-//! them on a laptop. The shared machinery is in `differential/mod.rs`.
+//! Differential case of time as Slurm spends it: the accounting database lags the controller.
+//! Tools that read a job's state from `sacct` meet this on every real cluster; the simulated
+//! cluster makes them meet it on a laptop. When a batch job starts after `sbatch` returned is
+//! not compared here: on the reference cluster (`sched_interval=1`) a scheduling pass that
+//! happens to fall right after the submission starts the job within milliseconds, so the
+//! outcome of a client's race is luck there (slurm-observed.md 56); `mock-cluster`'s
+//! `sbatch.rs` pins the fake's rule instead. The shared machinery is in `differential/mod.rs`.
 
 mod differential;
 
@@ -26,40 +28,6 @@ fn times_as_words(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("|")
-}
-
-/// A tool that creates the job's output directory once `sbatch` has printed the id: on real
-/// Slurm the job is still pending (reason `None`, never tried) and finds the directory.
-#[test]
-fn a_job_starts_only_after_sbatch_has_returned() {
-    differential(
-        "start_after_sbatch_returns",
-        FakeCluster::mirroring_ci_slurm(),
-        |s| {
-            s.wait_for_quiet_node();
-            let id = s.submit(
-                "sbatch into a directory that does not exist yet",
-                &[
-                    "sbatch",
-                    "--output=made-after-submit/%j.out",
-                    "--wrap",
-                    "echo ran",
-                ],
-            )?;
-            s.env.write_file("made-after-submit/.keep", "")?;
-            let id_text = id.to_string();
-            // Observed: squeue right after sbatch shows the job pending with reason None
-            // (slurm-observed.md 56).
-            s.run(
-                "squeue right after sbatch",
-                &["squeue", "-h", "-j", &id_text, "-o", "%T|%r|%S"],
-            )?;
-            s.wait_until_finished(id)?;
-            s.record_final_state("the job, after the directory was made", id)?;
-            s.record_file("its output", &format!("made-after-submit/{id}.out"));
-            Ok(())
-        },
-    );
 }
 
 /// `sacct` hears of a start well after `squeue` shows it: a tool that reads the state from

@@ -948,3 +948,40 @@ fn directives_take_parsable_but_not_quiet() {
         (String::new(), String::new(), 0)
     );
 }
+
+/// A job never starts before its `sbatch` has returned, however short `sched_delay` is: a
+/// submitter that creates the output directory from the printed id always finds its job
+/// still waiting (slurm-observed.md 56). Twenty submissions with no delay at all: without
+/// the rule, jobs would start before the directory exists and fail with `JobLaunchFailure`.
+#[test]
+fn a_job_starts_only_after_sbatch_returned_even_without_a_scheduling_delay() {
+    let c = TestCluster::with_config(&format!("sched_delay = 0\n{}", common::FAST_CLUSTER));
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let id = c.submit(&[
+            "-o",
+            &format!("made-later-{n}/%j.out"),
+            "--wrap",
+            "echo ran",
+        ]);
+        std::fs::create_dir(c.path(&format!("made-later-{n}"))).unwrap();
+        ids.push((n, id));
+    }
+    for (n, id) in ids {
+        c.wait_state(id, "COMPLETED");
+        let out = std::fs::read_to_string(c.path(&format!("made-later-{n}/{id}.out"))).unwrap();
+        assert_eq!(out, "ran\n");
+    }
+}
+
+/// With the default `sched_delay` (0.3 s) and real time, `squeue` right after `sbatch` shows
+/// what Slurm 22.05 showed: pending, reason `None`, no start time; the pass then starts it.
+#[test]
+fn a_fresh_job_waits_for_the_next_pass_with_reason_none() {
+    let c = TestCluster::with_config(
+        &common::FAST_CLUSTER.replace("time_scale = 60.0", "time_scale = 1.0"),
+    );
+    let id = c.submit(&["--wrap", "true"]);
+    assert_eq!(c.job_field(id, "%T|%r|%S"), "PENDING|None|N/A");
+    c.wait_state(id, "COMPLETED");
+}
