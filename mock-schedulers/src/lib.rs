@@ -12,6 +12,7 @@ pub mod dependency;
 pub mod flavor;
 pub mod host;
 pub mod hostlist;
+pub(crate) mod import;
 pub mod model;
 pub mod pattern;
 pub mod protocol;

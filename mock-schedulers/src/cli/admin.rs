@@ -110,6 +110,12 @@ enum Command {
         #[command(subcommand)]
         what: Injection,
     },
+    /// Print a cluster file built from what a real cluster reports (Slurm, PBS)
+    #[command(after_help = crate::import::IMPORT_EXAMPLES)]
+    Import {
+        #[command(subcommand)]
+        what: crate::import::ImportCommand,
+    },
     /// Print the embedded default cluster description
     DefaultConfig,
     /// Validate a cluster description
@@ -434,6 +440,7 @@ fn run(cmd: Command) -> Result<(), i32> {
                 _ => Err(1),
             }
         }
+        Command::Import { what } => crate::import::run(what),
         Command::DefaultConfig => {
             print!("{DEFAULT_CLUSTER_TOML}");
             Ok(())
