@@ -3,7 +3,8 @@
 //! The Slurm stories read `tests/fixtures/slurm-22.05-capture/`, which `ci/slurm capture`
 //! wrote from a real Slurm 22.05 slurmctld (see its README.md); with real Slurm on this
 //! machine (`BATCHCI_REAL_SLURM=1` or `CI=true`) they also capture afresh and import the running
-//! cluster live.
+//! cluster live. The PBS stories read samples written in the formats OpenPBS prints (sources
+//! cited at each).
 
 mod common;
 
@@ -327,6 +328,69 @@ fn a_fresh_capture_imports_like_the_committed_one() {
     );
 }
 
+// ---- PBS --------------------------------------------------------------------------------------
+
+/// The PBS samples in `tests/fixtures/pbs/`, in the formats OpenPBS prints:
+/// - `pbsnodes-av.txt`: `src/cmds/pbsnodes.c` `prt_node` (the name, then `     attr = value`
+///   with five blanks, a blank line after each node); attributes as in the `pbsnodes -a` sample
+///   of OpenPBS's `INSTALL`; `queue` and `resources_available.ngpus` from
+///   `pbs_node_attributes(7B)`, sizes as `pbs_resources(7B)` writes them (`32gb`, `33554432kb`).
+/// - `qstat-Qf.txt`: `src/cmds/qstat.c` `display_statque` (`Queue: <name>`) and `prt_attr`
+///   (`    attr = value`, four blanks; values longer than a line continue after a tab);
+///   attributes from `pbs_queue_attributes(7B)`.
+/// - `qmgr-p-s.txt`: `src/cmds/qmgr.c` (`create queue <name>`, `set queue <name> attr = value`,
+///   `set server attr = value`), the server attributes `src/cmds/scripts/pbs_habitat.in` sets.
+#[test]
+fn a_pbs_cluster_imports_from_pbsnodes_and_qstat() {
+    let dir = fixtures("pbs");
+    let (toml, err, code) = mock_cluster(
+        &dir,
+        &[
+            "import",
+            "pbs",
+            "--nodes",
+            "pbsnodes-av.txt",
+            "--queues",
+            "qstat-Qf.txt",
+            "--server",
+            "qmgr-p-s.txt",
+            "--cluster-name",
+            "pbs01",
+        ],
+    );
+    assert_eq!((code, err.as_str()), (0, ""));
+    insta::assert_snapshot!("pbs_samples", toml);
+    let cluster = TestCluster::with_config(&toml);
+    let (out, _, code) = cluster.run("sinfo", &["-o", "%P %a %l %D %c %m %N"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        "PARTITION AVAIL TIMELIMIT NODES CPUS MEMORY NODELIST\n\
+         workq up 1-00:00:00 3 8 32768 cn[01-03]\n\
+         long* up 7-00:00:00 3 8 32768 cn[01-03]\n\
+         gpu down 4:00:00 1 16 131072 gn01\n"
+    );
+    // Without the server's settings the first queue is the default, and the output says so.
+    let (toml, _, code) = mock_cluster(
+        &dir,
+        &[
+            "import",
+            "pbs",
+            "--nodes",
+            "pbsnodes-av.txt",
+            "--queues",
+            "qstat-Qf.txt",
+            "--cluster-name",
+            "pbs01",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        toml.lines().nth(1),
+        Some("# default queue: workq, the first queue (no `qmgr -c 'p s'` output was given)")
+    );
+}
+
 // ---- Bad input --------------------------------------------------------------------------------
 
 /// Bad input is refused with the file and the line, exit code 2, nothing on stdout.
@@ -351,6 +415,14 @@ fn bad_input_names_the_file_and_line() {
         "NodeName=n1 Arch=x86_64 CoresPerSocket=1\n   CPUTot=2\n   RealMemory=16G\n",
     );
     write("missing.txt", "NodeName=n1 CPUTot=2\n");
+    write(
+        "pbsmem.txt",
+        "cn01\n     resources_available.ncpus = 8\n     resources_available.mem = 32 gigs\n",
+    );
+    write(
+        "queues.txt",
+        "Queue: workq\n    queue_type = Execution\n    enabled = True\n    started = True\n",
+    );
     let slurm = |nodes: &str, partitions: &str| -> Vec<String> {
         [
             "import",
@@ -404,6 +476,38 @@ fn bad_input_names_the_file_and_line() {
             .map(|s| s.to_string())
             .collect(),
             "mock-cluster: error: scontrol-show-nodes.txt:1: the cluster's name is not in this output: give --cluster-name NAME, or --config FILE with the output of `scontrol show config`\n",
+        ),
+        (
+            [
+                "import",
+                "pbs",
+                "--nodes",
+                "pbsmem.txt",
+                "--queues",
+                "queues.txt",
+                "--cluster-name",
+                "p",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            "mock-cluster: error: pbsmem.txt:3: node `cn01`: `resources_available.mem = 32 gigs`: unknown unit or not a size (b, kb, mb, gb, tb, pb)\n",
+        ),
+        (
+            [
+                "import",
+                "pbs",
+                "--nodes",
+                "scontrol-show-nodes.txt",
+                "--queues",
+                "queues.txt",
+                "--cluster-name",
+                "p",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+            "mock-cluster: error: scontrol-show-nodes.txt:1: expected a node name, found `NodeName=gpu01 CoresPerSocket=1`\n",
         ),
     ];
     for (args, expected) in cases {

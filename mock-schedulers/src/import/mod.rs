@@ -5,6 +5,7 @@
 //! cluster file cannot express is never guessed: it is listed as `# not imported: ...` comments
 //! at the top of the output, with the node, partition or QOS and the value.
 
+pub(crate) mod pbs;
 pub(crate) mod records;
 pub(crate) mod slurm;
 
@@ -254,6 +255,22 @@ pub(crate) enum ImportCommand {
         #[arg(long)]
         live: bool,
     },
+    /// From `pbsnodes -av` and `qstat -Qf` (flavor = "pbs")
+    #[command(after_help = PBS_EXAMPLES)]
+    Pbs {
+        /// Output of `pbsnodes -av`
+        #[arg(long, value_name = "FILE")]
+        nodes: std::path::PathBuf,
+        /// Output of `qstat -Qf`
+        #[arg(long, value_name = "FILE")]
+        queues: std::path::PathBuf,
+        /// Output of `qmgr -c 'p s'`, for the default queue (else the first queue is the default)
+        #[arg(long, value_name = "FILE")]
+        server: Option<std::path::PathBuf>,
+        /// The cluster's name (the PBS server's name; neither output has it)
+        #[arg(long, value_name = "NAME")]
+        cluster_name: String,
+    },
 }
 
 /// Examples of `import` (`mock-cluster import --help`).
@@ -265,6 +282,8 @@ pub(crate) const IMPORT_EXAMPLES: &str = "Examples:
   mock-cluster import slurm --nodes nodes.txt --partitions partitions.txt \\
       --config config.txt --qos qos.txt >site.toml
   mock-cluster import slurm --live >site.toml     # on the login node itself
+  mock-cluster import pbs --nodes pbsnodes.txt --queues queues.txt --server server.txt \\
+      --cluster-name pbs01 >site.toml
   eval \"$(mock-cluster env --config site.toml)\"
 
 What the cluster file cannot hold is listed as `# not imported: ...` lines at its top.";
@@ -278,6 +297,16 @@ const SLURM_EXAMPLES: &str = "Examples:
 The files hold what `scontrol show nodes`, `scontrol show partitions` (or their -o forms),
 `scontrol show config` and `sacctmgr -n -P show qos` printed. GRES, node weights, MaxCPUsPerNode,
 DefMemPerNode, AllowGroups and other settings a cluster file cannot hold are listed as
+`# not imported: ...` lines at the top of the output.";
+
+const PBS_EXAMPLES: &str = "Examples:
+  pbsnodes -av >pbsnodes.txt; qstat -Qf >queues.txt; qmgr -c 'p s' >server.txt
+  mock-cluster import pbs --nodes pbsnodes.txt --queues queues.txt --server server.txt \\
+      --cluster-name pbs01 >site.toml
+
+Nodes: resources_available.ncpus and .mem. Queues: execution queues, resources_max.walltime,
+resources_max.nodect, enabled/started (UP, DOWN, DRAIN, INACTIVE); nodes tied to a queue
+(`queue` attribute) belong to it only. What a cluster file cannot hold is listed as
 `# not imported: ...` lines at the top of the output.";
 
 /// Reads a file into a [`Source`] named by the path as given.
@@ -358,6 +387,20 @@ pub(crate) fn run(cmd: ImportCommand) -> Result<(), i32> {
                 }
             };
             slurm::import(&input)
+        }
+        ImportCommand::Pbs {
+            nodes,
+            queues,
+            server,
+            cluster_name,
+        } => {
+            let input = pbs::PbsInput {
+                nodes: read(&nodes)?,
+                queues: read(&queues)?,
+                server: server.as_deref().map(read).transpose()?,
+                cluster_name,
+            };
+            pbs::import(&input)
         }
     };
     match imported {

@@ -1,6 +1,6 @@
 //! The records schedulers print about their nodes and queues, split into `key = value` fields
 //! with the line each came from: Slurm's `Key=Value` records (`scontrol show`, one-line `-o`
-//! form too).
+//! form too) and PBS's `name` / `    attr = value` blocks (`pbsnodes -av`, `qstat -Qf`).
 
 use super::ImportError;
 
@@ -18,6 +18,8 @@ pub(crate) struct Field {
 pub(crate) struct Record {
     /// 1-based line where the record starts.
     pub(crate) line: usize,
+    /// The PBS record's name line (`node01`, `Queue: workq` gives `workq`); empty for Slurm.
+    pub(crate) name: String,
     pub(crate) fields: Vec<Field>,
 }
 
@@ -70,6 +72,7 @@ pub(crate) fn slurm_records(text: &str, file: &str) -> Result<Vec<Record>, Impor
         if !indented {
             records.push(Record {
                 line: line_no,
+                name: String::new(),
                 fields: Vec::new(),
             });
             open = true;
@@ -108,6 +111,101 @@ pub(crate) fn slurm_records(text: &str, file: &str) -> Result<Vec<Record>, Impor
                 }
             }
         }
+    }
+    Ok(records)
+}
+
+/// Splits PBS full-listing output into records: a name line (`node01` for `pbsnodes -av`,
+/// `Queue: workq` for `qstat -Qf`, so `header` is `""` or `"Queue: "`), then indented
+/// `attr = value` or `attr.resource = value` lines. A long value is continued on lines that
+/// start with a tab (`qstat.c` `prt_attr` breaks lines at 80 characters); `pbsnodes.c`
+/// `prt_node` indents by five blanks, `qstat` by four.
+pub(crate) fn pbs_records(
+    text: &str,
+    file: &str,
+    header: &str,
+) -> Result<Vec<Record>, ImportError> {
+    let mut records: Vec<Record> = Vec::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line_no = index + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        if raw.starts_with('\t') {
+            // A continuation of the previous value.
+            match records.last_mut().and_then(|r| r.fields.last_mut()) {
+                Some(field) => field.value.push_str(raw.trim()),
+                None => {
+                    return Err(ImportError::new(
+                        file,
+                        line_no,
+                        format!(
+                            "a continued value outside a record: `{}`",
+                            shorten(raw.trim())
+                        ),
+                    ));
+                }
+            }
+            continue;
+        }
+        if raw.starts_with(' ') {
+            let Some(record) = records.last_mut() else {
+                return Err(ImportError::new(
+                    file,
+                    line_no,
+                    format!("an attribute outside a record: `{}`", shorten(raw.trim())),
+                ));
+            };
+            let Some((key, value)) = raw.split_once(" = ") else {
+                return Err(ImportError::new(
+                    file,
+                    line_no,
+                    format!(
+                        "expected `attribute = value`, found `{}`",
+                        shorten(raw.trim())
+                    ),
+                ));
+            };
+            let key = key.trim();
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                return Err(ImportError::new(
+                    file,
+                    line_no,
+                    format!(
+                        "expected `attribute = value`, found `{}`",
+                        shorten(raw.trim())
+                    ),
+                ));
+            }
+            record.fields.push(Field {
+                key: key.to_string(),
+                value: value.trim().to_string(),
+                line: line_no,
+            });
+            continue;
+        }
+        let name = match raw.strip_prefix(header) {
+            Some(name) if !name.trim().is_empty() && !name.trim().contains(char::is_whitespace) => {
+                name.trim()
+            }
+            _ => {
+                let expected = if header.is_empty() {
+                    "a node name".to_string()
+                } else {
+                    format!("`{header}<name>`")
+                };
+                return Err(ImportError::new(
+                    file,
+                    line_no,
+                    format!("expected {expected}, found `{}`", shorten(raw.trim())),
+                ));
+            }
+        };
+        records.push(Record {
+            line: line_no,
+            name: name.to_string(),
+            fields: Vec::new(),
+        });
     }
     Ok(records)
 }
@@ -163,12 +261,30 @@ mod tests {
                 .to_string(),
             "f:2: an indented line outside a record: `CPUTot=2`"
         );
+        assert_eq!(
+            pbs_records("Queue: q\n    enabled True\n", "f", "Queue: ")
+                .unwrap_err()
+                .to_string(),
+            "f:2: expected `attribute = value`, found `enabled True`"
+        );
+    }
+
+    #[test]
+    fn pbs_values_continue_on_tab_lines() {
+        let text = "Queue: workq\n    queue_type = Execution\n    acl_users = alice,bob,\n\tcarol\n\nQueue: q2\n    enabled = True\n";
+        let r = pbs_records(text, "f", "Queue: ").unwrap();
+        assert_eq!(r.len(), 2);
+        assert_eq!(r[0].name, "workq");
+        assert_eq!(r[0].get("acl_users"), Some("alice,bob,carol"));
+        assert_eq!(r[1].line_of("enabled"), 7);
     }
 
     proptest! {
         #[test]
         fn no_input_panics(text in "(?s).{0,400}") {
             let _ = slurm_records(&text, "f");
+            let _ = pbs_records(&text, "f", "");
+            let _ = pbs_records(&text, "f", "Queue: ");
         }
 
         #[test]
@@ -176,6 +292,7 @@ mod tests {
             "( {0,5}|\t)?[A-Za-z.:_ ]{0,12}(=| = )?[A-Za-z0-9=:\\[\\], -]{0,20}", 0..20)) {
             let text = lines.join("\n");
             let _ = slurm_records(&text, "f");
+            let _ = pbs_records(&text, "f", "Queue: ");
         }
     }
 }
