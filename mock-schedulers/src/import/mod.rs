@@ -289,10 +289,12 @@ pub(crate) const IMPORT_EXAMPLES: &str = "Examples:
 What the cluster file cannot hold is listed as `# not imported: ...` lines at its top.";
 
 const SLURM_EXAMPLES: &str = "Examples:
-  mock-cluster import slurm --nodes nodes.txt --partitions partitions.txt --config config.txt >site.toml
-  mock-cluster import slurm --nodes nodes.txt --partitions partitions.txt --cluster-name site \\
-      --qos qos.txt >site.toml
-  mock-cluster import slurm --live >site.toml   # runs scontrol show nodes|partitions|config, sacctmgr -n -P show qos
+  mock-cluster import slurm --nodes nodes.txt --partitions partitions.txt \\
+      --config config.txt --qos qos.txt >site.toml
+  mock-cluster import slurm --nodes nodes.txt --partitions partitions.txt \\
+      --cluster-name site >site.toml
+  mock-cluster import slurm --live >site.toml
+      # runs scontrol show nodes|partitions|config and sacctmgr -n -P show qos
 
 The files hold what `scontrol show nodes`, `scontrol show partitions` (or their -o forms),
 `scontrol show config` and `sacctmgr -n -P show qos` printed. GRES, node weights, MaxCPUsPerNode,
