@@ -157,22 +157,6 @@ fn the_simulated_cluster_lists_the_captured_nodes() {
     );
 }
 
-/// Exactly as captured. Ignored: the simulated `sinfo -N` orders rows partition by partition
-/// (Slurm 22.05 by node name, the partitions of one node in no fixed order: see
-/// `a_fresh_capture_imports_like_the_committed_one`) and sizes NODELIST to the longest name
-/// (Slurm: 10 for these 6-character names, as for the 9-character `localhost`).
-#[test]
-#[ignore = "simulated sinfo -N row order and NODELIST width differ from Slurm 22.05"]
-fn the_simulated_sinfo_n_prints_exactly_what_real_sinfo_printed() {
-    let dir = capture_dir();
-    let cluster = TestCluster::with_config(&import_capture(&dir, false));
-    let captured = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
-    let (out, _, _) = cluster.run("sinfo", &["-N"]);
-    assert_eq!(out, normalise_unknown(&captured("sinfo-N.txt")));
-    let (out, _, _) = cluster.run("sinfo", &["-N", "-o", "%N %P %c %m %f %T"]);
-    assert_eq!(out, normalise_unknown(&captured("sinfo-N-o.txt")));
-}
-
 #[test]
 fn normalising_touches_only_the_state_column() {
     assert_eq!(
