@@ -157,6 +157,20 @@ fn the_simulated_cluster_lists_the_captured_nodes() {
     );
 }
 
+/// Exactly as captured: rows by node name, NODELIST 9 wide. Real Slurm's order of one node's
+/// partitions varies from run to run (see `a_fresh_capture_imports_like_the_committed_one`);
+/// this capture has them in declaration order, the simulated cluster's rule.
+#[test]
+fn the_simulated_sinfo_n_prints_exactly_what_real_sinfo_printed() {
+    let dir = capture_dir();
+    let cluster = TestCluster::with_config(&import_capture(&dir, false));
+    let captured = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
+    let (out, _, _) = cluster.run("sinfo", &["-N"]);
+    assert_eq!(out, normalise_unknown(&captured("sinfo-N.txt")));
+    let (out, _, _) = cluster.run("sinfo", &["-N", "-o", "%N %P %c %m %f %T"]);
+    assert_eq!(out, normalise_unknown(&captured("sinfo-N-o.txt")));
+}
+
 #[test]
 fn normalising_touches_only_the_state_column() {
     assert_eq!(

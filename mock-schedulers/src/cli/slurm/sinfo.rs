@@ -124,6 +124,14 @@ pub fn main(call: &mut Call) -> i32 {
             }
         }
     }
+    if node_mode {
+        // One row per node and partition, sorted by node name (observed: Slurm 22.05's own
+        // order of one node's partitions varies from run to run; here it is declaration order).
+        rows.sort_by(|a, b| {
+            let name = |r: &(String, bool, Vec<Member>)| r.2.first().map(|m| m.0.name.clone());
+            name(a).cmp(&name(b))
+        });
+    }
     let part_width = cluster
         .partitions
         .iter()
@@ -139,7 +147,9 @@ pub fn main(call: &mut Call) -> i32 {
         })
         .max()
         .unwrap_or(8)
-        .max(8);
+        // Observed on Slurm 22.05: `sinfo -N` gives NODELIST 9 columns for 6- and 9-character
+        // names alike.
+        .max(if node_mode { 9 } else { 8 });
     let pieces = parse_format(
         &fmt.replace("%.#P", &format!("%.{part_width}P"))
             .replace("%#P", &format!("%{part_width}P"))
