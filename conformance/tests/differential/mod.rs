@@ -467,6 +467,18 @@ impl Side {
     /// Records `sacct -j ID -n -P -o JobID,State,ExitCode` once accounting has `rows` rows with
     /// a final job state. Both sides skip it, loudly, when the real Slurm has no accounting.
     pub fn record_sacct(&mut self, key: &str, id: u64, rows: usize) -> CaseResult {
+        self.record_sacct_with(key, id, rows, |line| line.to_string())
+    }
+
+    /// [`Side::record_sacct`] with each line rewritten by `neutral` first: for a field that
+    /// real Slurm sets one way or another by a race (`slurm-observed.md` 19).
+    pub fn record_sacct_with(
+        &mut self,
+        key: &str,
+        id: u64,
+        rows: usize,
+        neutral: impl Fn(&str) -> String,
+    ) -> CaseResult {
         if !real_accounting() {
             if real_required() {
                 return fail(
@@ -491,14 +503,29 @@ impl Side {
                         && !l.contains("|COMPLETING|")
                 })
         })?;
+        let mut out = out;
+        out.stdout = out
+            .stdout
+            .lines()
+            .map(|line| format!("{}\n", neutral(line)))
+            .collect();
         self.record(key, &argv, &out);
         Ok(())
     }
 
-    /// Records a file of the working directory, normalised (or that it is missing).
+    /// Records a file of the working directory, normalised (or that it is missing). Lines that
+    /// `srun` inside the job printed or not by timing are left out ([`not_comparable`]).
     pub fn record_file(&mut self, key: &str, relative: &str) {
         let value = match self.env.read_file(relative) {
-            Some(text) => self.norm.text(&text),
+            Some(text) => {
+                let comparable: String = text
+                    .split_inclusive('\n')
+                    .filter(|line| {
+                        !not_comparable("srun", line.trim_end(), self.queueing_on_purpose)
+                    })
+                    .collect();
+                self.norm.text(&comparable)
+            }
             None => "(no such file)".to_string(),
         };
         self.note(key, value);
@@ -679,6 +706,12 @@ pub fn not_comparable(program: &str, line: &str, queueing_on_purpose: bool) -> b
             (!queueing_on_purpose
                 && (job_line("queued and waiting for resources")
                     || job_line("has been allocated resources")))
+                // A step that waited for the resources of the step before it, still being
+                // released (`step_ctx` retry loop, src/api/step_ctx.c): load-dependent.
+                || (!queueing_on_purpose
+                    && ((line.starts_with("srun: Job ")
+                        && line.contains(" step creation temporarily disabled, retrying"))
+                        || line.starts_with("srun: Step created for job ")))
                 // srun's I/O thread racing a step that is force-terminated before its I/O
                 // connection is up (src/api/step_io.c); seen only on a loaded node.
                 || line == "srun: error: IO: Hey, you told me node 0 was down!"
