@@ -9,8 +9,11 @@
 //! - [`normalize`]: turns job ids, host names, timestamps and paths into placeholders so that
 //!   two clusters' outputs can be compared;
 //! - [`observation`]: what a case saw, and a readable diff of two observations;
+//! - [`custom_driver`]: a stand-in for gitlab-runner's custom executor that calls any
+//!   driver's config/prepare/run/cleanup executables the way gitlab-runner does;
 //! - [`poll`]: waiting for a condition with a deadline.
 
+pub mod custom_driver;
 pub mod normalize;
 pub mod observation;
 pub mod poll;

@@ -9,8 +9,10 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use conformance::custom_driver::{
+    Driver, JobReport, JobSpec, JobStatus, PROJECT_PATH, SHORT_TOKEN,
+};
 use support::cluster::Cluster;
-use support::driver::{Driver, JobReport, JobSpec, JobStatus, PROJECT_PATH, SHORT_TOKEN};
 
 /// Runs `$case` against the simulated cluster and, when present, the real Slurm.
 macro_rules! on_both_clusters {
@@ -81,7 +83,7 @@ fn jacamar_config_named(dir: &Path, name: &str, extra_batch: &str) -> PathBuf {
 fn driver(dir: &Path, config: &Path, cluster: &Cluster) -> Driver {
     let work = dir.join("runner-tmp");
     std::fs::create_dir_all(&work).unwrap();
-    Driver::batchci(config, &work)
+    Driver::batchci(&support::workspace_binary("batchci"), config, &work)
         .runner_envs(&cluster.batchci_env())
         .graceful_kill_timeout(Duration::from_secs(10))
         .force_kill_timeout(Duration::from_secs(10))
@@ -148,7 +150,7 @@ fn config_exec_describes_the_builds_dir_and_the_driver_uses_it(dir: &Path, clust
     let config = jacamar_config(dir, "");
     let job = JobSpec::new(101).script(&["pwd", "cat README.md"]);
 
-    let report = driver(dir, &config, cluster).run(job);
+    let report = driver(dir, &config, cluster).run(job).unwrap();
 
     let data = dir.join("data");
     let builds = data.join("builds").join(SHORT_TOKEN).join("0");
@@ -210,7 +212,7 @@ fn a_one_runner_config_toml_works_the_same_way(dir: &Path, cluster: &Cluster) {
     .unwrap();
     let job = JobSpec::new(109).script(&["echo hello"]);
 
-    let report = driver(dir, &config, cluster).run(job);
+    let report = driver(dir, &config, cluster).run(job).unwrap();
 
     let json = report.config.clone().unwrap_or_default();
     assert_eq!(
@@ -240,7 +242,7 @@ fn a_passing_job_sends_only_build_script_through_sbatch(dir: &Path, cluster: &Cl
         .script(&["echo \"on $SLURM_JOB_NAME\"", "cat \"$SETTINGS_FILE\""])
         .after_script(&["echo \"after: ${SLURM_JOB_ID:-not in Slurm} $CI_JOB_STATUS\""]);
 
-    let report = driver(dir, &config, cluster).run(job);
+    let report = driver(dir, &config, cluster).run(job).unwrap();
 
     assert_eq!(report.status, JobStatus::Success, "{}", report.log);
     assert_eq!(
@@ -320,7 +322,7 @@ fn a_failing_script_reports_its_exit_code_and_after_script_sees_failed(
         .step("release", &["echo releasing"])
         .after_script(&["echo \"after: $CI_JOB_STATUS\""]);
 
-    let report = driver(dir, &config, cluster).run(job);
+    let report = driver(dir, &config, cluster).run(job).unwrap();
 
     assert_eq!(
         report.stages(),
@@ -379,13 +381,14 @@ fn scheduler_parameters_reach_sbatch_and_an_illegal_one_fails_prepare(
 
     let from_runner = JobSpec::new(111).script(&["echo \"$SLURM_JOB_PARTITION\""]);
 
-    let passed = driver.run(good);
-    let refused = driver.run(sneaky);
+    let passed = driver.run(good).unwrap();
+    let refused = driver.run(sneaky).unwrap();
     // Set in the runner's `environment`: only CUSTOM_ENV_ has it, not JOB_RESPONSE_FILE.
     let site_wide = driver
         .clone()
         .runner_variable("SCHEDULER_PARAMETERS", "--partition=gitlab-ci")
-        .run(from_runner);
+        .run(from_runner)
+        .unwrap();
 
     assert_eq!(passed.status, JobStatus::Success, "{}", passed.log);
     assert!(
@@ -435,7 +438,7 @@ fn sigterm_during_build_script_cancels_the_slurm_job_promptly(dir: &Path, cluste
     let job = JobSpec::new(106)
         .script(&["echo started", "sleep 300"])
         .after_script(&["echo \"after: $CI_JOB_STATUS\""]);
-    let running = driver(dir, &config, cluster).start(job);
+    let running = driver(dir, &config, cluster).start(job).unwrap();
     let id = running
         .wait_for_log("Submitted batch job ", PATIENCE)
         .trim_start_matches("Submitted batch job ")
@@ -488,7 +491,8 @@ fn a_sigkill_right_after_sigterm_still_releases_the_allocation(dir: &Path, clust
     let job = JobSpec::new(112).script(&["sleep 300"]);
     let running = driver(dir, &config, cluster)
         .graceful_kill_timeout(Duration::ZERO)
-        .start(job);
+        .start(job)
+        .unwrap();
     let id = running
         .wait_for_log("Submitted batch job ", PATIENCE)
         .trim_start_matches("Submitted batch job ")
@@ -534,7 +538,8 @@ fn a_killed_run_leaves_the_slurm_job_to_cleanup(dir: &Path, cluster: &Cluster) {
     let job = JobSpec::new(107).script(&["sleep 300"]);
     let running = driver(dir, &config, cluster)
         .hold_before_cleanup()
-        .start(job);
+        .start(job)
+        .unwrap();
     let id = running
         .wait_for_log("Submitted batch job ", PATIENCE)
         .trim_start_matches("Submitted batch job ")
@@ -588,7 +593,7 @@ fn a_killed_host_stage_leaves_no_process_behind(dir: &Path, cluster: &Cluster) {
         "echo waiting",
         "sleep 300",
     ]);
-    let running = driver(dir, &config, cluster).start(job);
+    let running = driver(dir, &config, cluster).start(job).unwrap();
     running.wait_for_log("$ sleep 300", PATIENCE);
 
     running.force_kill();
@@ -625,10 +630,12 @@ fn custom_failure_exit_codes_are_honoured(dir: &Path, cluster: &Cluster) {
 
     let failed = driver(dir, &config, cluster)
         .exit_codes(43, 42)
-        .run(failing.clone());
+        .run(failing.clone())
+        .unwrap();
     let unprepared = driver(dir, &broken, cluster)
         .exit_codes(43, 42)
-        .run(failing);
+        .run(failing)
+        .unwrap();
 
     assert_eq!(failed.invocation("build_script").exit, Some(43));
     assert_eq!(
@@ -669,7 +676,7 @@ fn a_broken_config_is_a_system_failure_naming_file_line_and_key(dir: &Path, clus
     let config = jacamar_config(dir, "poll_intervall = \"1s\"\n");
     let job = JobSpec::new(110).script(&["echo never"]);
 
-    let report = driver(dir, &config, cluster).run(job);
+    let report = driver(dir, &config, cluster).run(job).unwrap();
 
     assert_eq!(report.status, JobStatus::Failed);
     assert_eq!(report.failure_reason, Some("runner_system_failure"));
@@ -707,7 +714,7 @@ fn a_refused_submission_is_a_build_failure_with_sbatchs_words(dir: &Path, cluste
         .variable("SCHEDULER_PARAMETERS", "-p nonexistent")
         .script(&["echo never"]);
 
-    let report = driver(dir, &config, cluster).run(job);
+    let report = driver(dir, &config, cluster).run(job).unwrap();
 
     assert_eq!(report.status, JobStatus::Failed, "{}", report.log);
     assert_eq!(report.failure_reason, Some("script_failure"));
@@ -742,7 +749,8 @@ fn fake_an_unreachable_controller_is_a_system_failure() {
         .runner_env("MOCK_CLUSTER_STATE_DIR", &nowhere)
         .runner_env("MOCK_CLUSTER_NO_AUTOSTART", "1")
         .exit_codes(43, 42)
-        .run(job);
+        .run(job)
+        .unwrap();
 
     assert_eq!(report.invocation("build_script").exit, Some(42));
     assert_eq!(report.failure_reason, Some("runner_system_failure"));
@@ -800,8 +808,8 @@ fn pbs_cobalt_lsf_and_flux_run_build_script_and_report_its_exit_code() {
             .variable("SCHEDULER_PARAMETERS", parameters)
             .script(&["exit 6"]);
 
-        let passed = driver(dir.path(), &config, &cluster).run(passing);
-        let failed = driver(dir.path(), &config, &cluster).run(failing);
+        let passed = driver(dir.path(), &config, &cluster).run(passing).unwrap();
+        let failed = driver(dir.path(), &config, &cluster).run(failing).unwrap();
 
         assert_eq!(
             passed.status,

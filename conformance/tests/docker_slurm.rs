@@ -6,9 +6,9 @@ mod support;
 
 use std::process::Command;
 
+use conformance::custom_driver::{Driver, JobSpec, JobStatus as DriverStatus};
 use mock_gitlab::JobStatus;
 use support::cluster::Cluster;
-use support::driver::{Driver, JobSpec, JobStatus as DriverStatus};
 use support::{Batchci, Site, plain_lines};
 
 /// A docker+slurm runner on `cluster`: partition `gitlab-ci`, one CPU, 512 MB (unless `slurm`
@@ -556,11 +556,12 @@ fn real_custom_executor_allocates_in_prepare_runs_in_the_container_and_releases_
         ])
         .after_script(&["echo \"after: $CI_JOB_STATUS\""]);
 
-    let report = Driver::batchci(&config, &work)
+    let report = Driver::batchci(&support::workspace_binary("batchci"), &config, &work)
         .runner_envs(&cluster.batchci_env())
         .graceful_kill_timeout(std::time::Duration::from_secs(10))
         .force_kill_timeout(std::time::Duration::from_secs(10))
-        .run(job);
+        .run(job)
+        .unwrap();
 
     assert_eq!(report.status, DriverStatus::Success, "{}", report.log);
     let lines = report.lines();
@@ -761,7 +762,9 @@ fn the_custom_executor_allocates_in_prepare_runs_in_the_container_and_releases_i
         "echo \"cpus $(sed -n 's/^Cpus_allowed_list:[[:space:]]*//p' /proc/self/status)\"",
     ]);
 
-    let report = custom_driver(dir.path(), &config, &cluster).run(job);
+    let report = custom_driver(dir.path(), &config, &cluster)
+        .run(job)
+        .unwrap();
 
     assert_eq!(report.status, DriverStatus::Success, "{}", report.log);
     let (_, cpuset, node) = allocation_of(&report.log);
@@ -784,7 +787,8 @@ fn a_sigterm_while_prepare_waits_releases_the_allocation() {
     let config = custom_config(dir.path(), &cluster);
     let running = custom_driver(dir.path(), &config, &cluster)
         .hold_before_cleanup()
-        .start(JobSpec::new(141).script(&["echo never"]));
+        .start(JobSpec::new(141).script(&["echo never"]))
+        .unwrap();
     running.wait_for_log(
         "waiting for a Slurm allocation: job ",
         std::time::Duration::from_secs(60),
@@ -828,7 +832,7 @@ fn custom_config(dir: &std::path::Path, cluster: &Cluster) -> std::path::PathBuf
 fn custom_driver(dir: &std::path::Path, config: &std::path::Path, cluster: &Cluster) -> Driver {
     let work = dir.join("runner-tmp");
     std::fs::create_dir_all(&work).unwrap();
-    Driver::batchci(config, &work)
+    Driver::batchci(&support::workspace_binary("batchci"), config, &work)
         .runner_envs(&cluster.batchci_env())
         .graceful_kill_timeout(std::time::Duration::from_secs(10))
         .force_kill_timeout(std::time::Duration::from_secs(10))

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 pub mod cluster;
-pub mod driver;
 
 /// Turns `async fn case(cluster: &Cluster)` functions into two tests each: `fake::case` on the
 /// simulated cluster, and `real::case` on the real Slurm when `ci/test` started one (in CI a
@@ -326,34 +325,4 @@ impl Drop for Batchci {
 }
 
 /// The trace without ANSI sequences and section markers, line by line.
-pub fn plain_lines(trace: &str) -> Vec<String> {
-    let mut lines = Vec::new();
-    for raw in trace.split('\n') {
-        let mut line = String::new();
-        let mut chars = raw.chars().peekable();
-        while let Some(c) = chars.next() {
-            if c == '\x1b' {
-                // ESC [ ... letter
-                if chars.peek() == Some(&'[') {
-                    chars.next();
-                    for c in chars.by_ref() {
-                        if c.is_ascii_alphabetic() {
-                            break;
-                        }
-                    }
-                }
-                continue;
-            }
-            line.push(c);
-        }
-        // Section markers end with \r: keep what follows the last one.
-        let line = match line.rsplit_once('\r') {
-            Some((_, after)) => after.to_string(),
-            None => line,
-        };
-        if !line.is_empty() {
-            lines.push(line);
-        }
-    }
-    lines
-}
+pub use conformance::custom_driver::plain_lines;

@@ -1,6 +1,8 @@
 //! A stand-in for gitlab-runner's custom executor (R `executors/custom`, protocol reference §2):
-//! for one job it calls a driver's `config`, `prepare`, `run <script> <stage>` and `cleanup`
-//! the way gitlab-runner does, so a test sees the driver exactly as a site deploying it would.
+//! for one job it calls a driver's `config_exec`, `prepare_exec`, `run_exec <script> <stage>`
+//! and `cleanup_exec` the way gitlab-runner does, so a test sees the driver exactly as a site
+//! deploying it would. The driver is any set of executables ([`Executables`]): batchci's
+//! `custom` mode, or a site's shell scripts.
 //!
 //! What it reproduces:
 //! - a job temp dir `custom-executor*` that is the working directory of every call, holding
@@ -38,7 +40,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
-use super::plain_lines;
+use thiserror::Error;
 
 /// The project every job belongs to (`CI_PROJECT_PATH`).
 pub const PROJECT_PATH: &str = "group/project";
@@ -157,8 +159,9 @@ impl JobSpec {
 /// gitlab-runner's `[runners.custom]` pointing at one driver program.
 #[derive(Debug, Clone)]
 pub struct Driver {
-    program: PathBuf,
-    config: PathBuf,
+    executables: Executables,
+    builds_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
     work_dir: PathBuf,
     runner_env: Vec<(String, String)>,
     build_failure_exit_code: i32,
@@ -172,10 +175,32 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// batchci as every `*_exec`, with `*_args = ["custom", <stage>, "--config", config]`; job
-    /// temp dirs go under `work_dir` (gitlab-runner's `os.TempDir()`). The runner's own
-    /// environment starts as PATH and HOME only.
-    pub fn batchci(config: &Path, work_dir: &Path) -> Driver {
+    /// The batchci binary `program` as every `*_exec`, with
+    /// `*_args = ["custom", <stage>, "--config", config]`; see [`Driver::new`].
+    pub fn batchci(program: &Path, config: &Path, work_dir: &Path) -> Driver {
+        let exec = |verb: &str| Executable {
+            program: program.to_path_buf(),
+            args: ["custom", verb, "--config"]
+                .iter()
+                .map(|a| a.to_string())
+                .chain([config.display().to_string()])
+                .collect(),
+        };
+        Driver::new(
+            Executables {
+                config: Some(exec("config")),
+                prepare: Some(exec("prepare")),
+                run: exec("run"),
+                cleanup: Some(exec("cleanup")),
+            },
+            work_dir,
+        )
+    }
+
+    /// gitlab-runner's `[runners.custom]` with `executables`; job temp dirs go under
+    /// `work_dir` (gitlab-runner's `os.TempDir()`). The runner's own environment starts as
+    /// PATH and HOME only.
+    pub fn new(executables: Executables, work_dir: &Path) -> Driver {
         let mut runner_env = Vec::new();
         for key in ["PATH", "HOME"] {
             if let Ok(value) = std::env::var(key) {
@@ -183,8 +208,9 @@ impl Driver {
             }
         }
         Driver {
-            program: super::workspace_binary("batchci"),
-            config: config.to_path_buf(),
+            executables,
+            builds_dir: None,
+            cache_dir: None,
             work_dir: work_dir.to_path_buf(),
             runner_env,
             build_failure_exit_code: 1,
@@ -197,6 +223,14 @@ impl Driver {
             hold_before_cleanup: false,
             runner_variables: Vec::new(),
         }
+    }
+
+    /// The `[[runners]]` `builds_dir` and `cache_dir`, used when config_exec's JSON does not
+    /// name them (§2.1: one of the two must).
+    pub fn dirs(mut self, builds_dir: Option<PathBuf>, cache_dir: Option<PathBuf>) -> Driver {
+        self.builds_dir = builds_dir;
+        self.cache_dir = cache_dir;
+        self
     }
 
     /// A variable from the runner's `environment = ["KEY=value"]`: the job's scripts and
@@ -254,12 +288,27 @@ impl Driver {
     }
 
     /// Runs `job` to its end.
-    pub fn run(&self, job: JobSpec) -> JobReport {
-        self.start(job).finish()
+    pub fn run(&self, job: JobSpec) -> Result<JobReport, DriverError> {
+        Ok(self.start(job)?.finish())
     }
 
-    /// Starts `job` in the background.
-    pub fn start(&self, job: JobSpec) -> RunningJob {
+    /// Starts `job` in the background: makes the job temp dir with `JOB_RESPONSE_FILE` in it.
+    pub fn start(&self, job: JobSpec) -> Result<RunningJob, DriverError> {
+        let job_dir = tempfile::Builder::new()
+            .prefix("custom-executor")
+            .tempdir_in(&self.work_dir)
+            .map_err(|source| DriverError::JobDir {
+                dir: self.work_dir.clone(),
+                source,
+            })?
+            .keep();
+        let response = serde_json::to_vec_pretty(&job.response()).unwrap_or_default();
+        std::fs::write(job_dir.join("response.json"), response).map_err(|source| {
+            DriverError::JobDir {
+                dir: job_dir.clone(),
+                source,
+            }
+        })?;
         let (events, inbox) = mpsc::channel();
         let log = Arc::new(JobLog::default());
         let execution = Execution {
@@ -275,16 +324,52 @@ impl Driver {
             job_status: "running",
             builds_dir: PathBuf::new(),
             project_dir: PathBuf::new(),
-            job_dir: PathBuf::new(),
+            job_dir,
             invocations: Vec::new(),
         };
         let thread = std::thread::spawn(move || execution.run());
-        RunningJob {
+        Ok(RunningJob {
             control: events,
             log,
             thread: Some(thread),
-        }
+        })
     }
+}
+
+/// One `*_exec` with its `*_args`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executable {
+    /// The program (`*_exec`).
+    pub program: PathBuf,
+    /// Its arguments before any gitlab-runner adds (`*_args`).
+    pub args: Vec<String>,
+}
+
+/// The executables of `[runners.custom]` (§2.1): only `run_exec` is required; a missing
+/// config, prepare or cleanup executable is a stage gitlab-runner skips.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executables {
+    /// `config_exec`.
+    pub config: Option<Executable>,
+    /// `prepare_exec`.
+    pub prepare: Option<Executable>,
+    /// `run_exec`.
+    pub run: Executable,
+    /// `cleanup_exec`.
+    pub cleanup: Option<Executable>,
+}
+
+/// Why a job could not be started.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// The job temp dir or `JOB_RESPONSE_FILE` could not be written.
+    #[error("cannot write the job temp dir {}: {source}", dir.display())]
+    JobDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 /// How GitLab would see the job end.
@@ -309,6 +394,8 @@ pub struct Invocation {
     pub signals: Vec<Signal>,
     /// The first line of `BUILD_EXIT_CODE_FILE` after the call, when the file existed.
     pub build_exit_code_file: Option<String>,
+    /// Why the executable could not be started, when it could not.
+    pub spawn_error: Option<String>,
     /// Whether its stdout or stderr was still open `force_kill_timeout` after it ended (a
     /// process it started kept them).
     pub output_abandoned: bool,
@@ -352,11 +439,17 @@ impl JobReport {
         self.invocations.iter().map(|i| i.stage.as_str()).collect()
     }
 
-    /// The call of `stage`.
+    /// The first call of `stage`, if there was one.
+    pub fn find_invocation(&self, stage: &str) -> Option<&Invocation> {
+        self.invocations.iter().find(|i| i.stage == stage)
+    }
+
+    /// The call of `stage`, for tests.
+    ///
+    /// # Panics
+    /// When `stage` was not called (the message lists the calls).
     pub fn invocation(&self, stage: &str) -> &Invocation {
-        self.invocations
-            .iter()
-            .find(|i| i.stage == stage)
+        self.find_invocation(stage)
             .unwrap_or_else(|| panic!("no {stage} call; calls: {:?}", self.stages()))
     }
 }
@@ -370,21 +463,34 @@ pub struct RunningJob {
 
 impl RunningJob {
     /// Waits until a job log line contains `text` and returns that line.
+    ///
+    /// # Panics
+    /// When no such line came within `timeout` (the message holds the log); see
+    /// [`RunningJob::find_log_line`] for the non-panicking form.
     pub fn wait_for_log(&self, text: &str, timeout: Duration) -> String {
-        let found = self.log.wait_for(
+        self.find_log_line(text, timeout).unwrap_or_else(|| {
+            panic!(
+                "the job log has no line with {text:?} after {timeout:?}:\n{}",
+                self.log.text()
+            )
+        })
+    }
+
+    /// Waits until a job log line contains `text` and returns it; `None` after `timeout`.
+    pub fn find_log_line(&self, text: &str, timeout: Duration) -> Option<String> {
+        self.log.wait_for(
             |log, _| {
                 plain_lines(log)
                     .into_iter()
                     .find(|line| line.contains(text))
             },
             timeout,
-        );
-        found.unwrap_or_else(|| {
-            panic!(
-                "the job log has no line with {text:?} after {timeout:?}:\n{}",
-                self.log.text()
-            )
-        })
+        )
+    }
+
+    /// The job log so far, raw.
+    pub fn log_text(&self) -> String {
+        self.log.text()
     }
 
     /// Cancels the job as GitLab's cancel button does: SIGTERM, then SIGKILL after
@@ -401,13 +507,23 @@ impl RunningJob {
 
     /// With [`Driver::hold_before_cleanup`]: waits until every stage is done and cleanup is
     /// next.
+    ///
+    /// # Panics
+    /// When it did not within `timeout`; [`RunningJob::cleanup_is_next`] does not panic.
     pub fn wait_until_cleanup_is_next(&self, timeout: Duration) {
-        let held = self.log.wait_for(|_, held| held.then_some(()), timeout);
         assert!(
-            held.is_some(),
+            self.cleanup_is_next(timeout),
             "the job did not reach cleanup in {timeout:?}:\n{}",
             self.log.text()
         );
+    }
+
+    /// With [`Driver::hold_before_cleanup`]: whether every stage was done, with cleanup next,
+    /// within `timeout`.
+    pub fn cleanup_is_next(&self, timeout: Duration) -> bool {
+        self.log
+            .wait_for(|_, held| held.then_some(()), timeout)
+            .is_some()
     }
 
     /// Lets a held job go on with cleanup.
@@ -575,18 +691,6 @@ struct Execution {
 
 impl Execution {
     fn run(mut self) -> JobReport {
-        let job_dir = tempfile::Builder::new()
-            .prefix("custom-executor")
-            .tempdir_in(&self.driver.work_dir)
-            .expect("job temp dir")
-            .keep();
-        std::fs::write(
-            job_dir.join("response.json"),
-            serde_json::to_vec_pretty(&self.job.response()).expect("job JSON"),
-        )
-        .expect("JOB_RESPONSE_FILE");
-        self.job_dir = job_dir;
-
         let mut config = None;
         let mut result = StageResult::SystemFailure("not prepared".into());
         for attempt in 1..=self.driver.preparation_attempts {
@@ -668,10 +772,15 @@ impl Execution {
     /// config_exec, then prepare_exec.
     fn config_and_prepare(&mut self, config: &mut Option<serde_json::Value>) -> StageResult {
         self.job_env.clear();
-        let (invocation, stdout, _) = self.invoke("config", Vec::new(), Output::ConfigJson);
-        let result = self.interpret(&invocation);
-        if !matches!(result, StageResult::Passed) {
-            return result;
+        // §2.1: without config_exec the dirs come from config.toml alone.
+        let mut stdout = Vec::new();
+        if self.driver.executables.config.is_some() {
+            let (invocation, out, _) = self.invoke("config", Vec::new(), Output::ConfigJson);
+            let result = self.interpret(&invocation);
+            if !matches!(result, StageResult::Passed) {
+                return result;
+            }
+            stdout = out;
         }
         let json: serde_json::Value = if stdout.iter().all(u8::is_ascii_whitespace) {
             serde_json::json!({})
@@ -694,13 +803,17 @@ impl Execution {
         } else {
             self.log.line("Using Custom executor...");
         }
-        let Some(builds_dir) = json["builds_dir"].as_str() else {
+        let Some(builds_dir) = json["builds_dir"]
+            .as_str()
+            .map(PathBuf::from)
+            .or_else(|| self.driver.builds_dir.clone())
+        else {
             return StageResult::SystemFailure("the builds_dir is not configured".into());
         };
-        if json["cache_dir"].as_str().is_none() {
+        if json["cache_dir"].as_str().is_none() && self.driver.cache_dir.is_none() {
             return StageResult::SystemFailure("the cache_dir is not configured".into());
         }
-        self.builds_dir = PathBuf::from(builds_dir);
+        self.builds_dir = builds_dir;
         // R `common/build.go` ProjectUniqueDir: a shared builds dir gets the runner's short
         // token and the concurrent project id before the project's path.
         self.project_dir = if json["builds_dir_is_shared"].as_bool() == Some(true) {
@@ -718,6 +831,9 @@ impl Execution {
                 .collect();
         }
         *config = Some(json);
+        if self.driver.executables.prepare.is_none() {
+            return StageResult::Passed;
+        }
         let (invocation, _, _) = self.invoke("prepare", Vec::new(), Output::JobLog);
         self.interpret(&invocation)
     }
@@ -780,7 +896,15 @@ impl Execution {
             stage
         };
         self.log.section_start(section, header);
-        let script = self.write_script(stage);
+        let script = match self.write_script(stage) {
+            Ok(script) => script,
+            Err(error) => {
+                self.log.section_end(section);
+                return StageResult::SystemFailure(format!(
+                    "{stage}: cannot write the script: {error}"
+                ));
+            }
+        };
         let _ = std::fs::remove_file(self.job_dir.join("build_exit_code"));
         let (invocation, _, _) = self.invoke(
             stage,
@@ -860,13 +984,12 @@ impl Execution {
     }
 
     /// `<tmpdir>/script<random>/script`, as gitlab-runner's bash shell writes it.
-    fn write_script(&self, stage: &str) -> PathBuf {
+    fn write_script(&self, stage: &str) -> std::io::Result<PathBuf> {
         use std::fmt::Write;
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::Builder::new()
             .prefix("script")
-            .tempdir_in(&self.job_dir)
-            .expect("script dir")
+            .tempdir_in(&self.job_dir)?
             .keep();
         let file_dir = format!("{}.tmp", self.project_dir.display());
         let mut text = String::from(
@@ -927,10 +1050,9 @@ impl Execution {
             }
         }
         let path = dir.join("script");
-        std::fs::write(&path, text).expect("script file");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))
-            .expect("script mode");
-        path
+        std::fs::write(&path, text)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+        Ok(path)
     }
 
     /// Calls the driver for `stage` and waits for it, passing on cancels and kills.
@@ -940,14 +1062,20 @@ impl Execution {
         extra_args: Vec<OsString>,
         output: Output,
     ) -> (Invocation, Vec<u8>, Vec<u8>) {
-        let verb = match stage {
-            "config" | "prepare" | "cleanup" => stage,
-            _ => "run",
+        let executables = &self.driver.executables;
+        let executable = match stage {
+            "config" => executables.config.as_ref(),
+            "prepare" => executables.prepare.as_ref(),
+            "cleanup" => executables.cleanup.as_ref(),
+            _ => Some(&executables.run),
         };
-        let mut command = Command::new(&self.driver.program);
+        let Some(executable) = executable.cloned() else {
+            // A stage without an executable is skipped (§2.1); only cleanup gets here.
+            return (self.not_called(stage, None), Vec::new(), Vec::new());
+        };
+        let mut command = Command::new(&executable.program);
         command
-            .args(["custom", verb, "--config"])
-            .arg(&self.driver.config)
+            .args(&executable.args)
             .args(&extra_args)
             .env_clear()
             .envs(self.environment(stage))
@@ -956,8 +1084,14 @@ impl Execution {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("the driver program starts");
-        let group = Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
+        let mut child = match command.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                let error = format!("cannot start {}: {error}", executable.program.display());
+                return (self.not_called(stage, Some(error)), Vec::new(), Vec::new());
+            }
+        };
+        let group = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
         let (closed, output_closed) = mpsc::channel();
         self.reader(
             child.stdout.take(),
@@ -1054,10 +1188,28 @@ impl Execution {
             exit,
             signals,
             build_exit_code_file,
+            spawn_error: None,
             output_abandoned,
         };
         self.invocations.push(invocation.clone());
         (invocation, captured_stdout, captured_stderr)
+    }
+
+    /// A stage whose executable is absent (`error` None: skipped, not recorded) or could not
+    /// be started.
+    fn not_called(&mut self, stage: &str, error: Option<String>) -> Invocation {
+        let invocation = Invocation {
+            stage: stage.to_string(),
+            exit: None,
+            signals: Vec::new(),
+            build_exit_code_file: None,
+            spawn_error: error.clone(),
+            output_abandoned: false,
+        };
+        if error.is_some() {
+            self.invocations.push(invocation.clone());
+        }
+        invocation
     }
 
     /// Copies a pipe into the job log, or captures it; reports on `closed` at EOF.
@@ -1092,6 +1244,9 @@ impl Execution {
             return StageResult::Canceled;
         }
         let stage = &invocation.stage;
+        if let Some(error) = &invocation.spawn_error {
+            return StageResult::SystemFailure(format!("{stage}: {error}"));
+        }
         match invocation.exit {
             Some(0) => StageResult::Passed,
             Some(code) if code == self.driver.build_failure_exit_code => {
@@ -1119,4 +1274,37 @@ impl Execution {
 /// `value` single-quoted for bash.
 fn quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', "'\\''"))
+}
+
+/// A job log without ANSI sequences and section markers, line by line.
+pub fn plain_lines(trace: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    for raw in trace.split('\n') {
+        let mut line = String::new();
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\x1b' {
+                // ESC [ ... letter
+                if chars.peek() == Some(&'[') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if c.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+                continue;
+            }
+            line.push(c);
+        }
+        // Section markers end with \r: keep what follows the last one.
+        let line = match line.rsplit_once('\r') {
+            Some((_, after)) => after.to_string(),
+            None => line,
+        };
+        if !line.is_empty() {
+            lines.push(line);
+        }
+    }
+    lines
 }
