@@ -363,7 +363,7 @@ pub struct Executables {
 #[derive(Debug, Error)]
 pub enum DriverError {
     /// The job temp dir or `JOB_RESPONSE_FILE` could not be written.
-    #[error("cannot write the job temp dir {}: {source}", dir.display())]
+    #[error("cannot write the job temp dir {}", dir.display())]
     JobDir {
         /// The directory.
         dir: PathBuf,

@@ -11,8 +11,11 @@
 //! - [`observation`]: what a case saw, and a readable diff of two observations;
 //! - [`custom_driver`]: a stand-in for gitlab-runner's custom executor that calls any
 //!   driver's config/prepare/run/cleanup executables the way gitlab-runner does;
+//! - [`custom_conformance`]: the scenarios any custom executor is put through on a simulated
+//!   cluster (the `custom-executor-conformance` binary);
 //! - [`poll`]: waiting for a condition with a deadline.
 
+pub mod custom_conformance;
 pub mod custom_driver;
 pub mod normalize;
 pub mod observation;
