@@ -6,8 +6,9 @@ use std::process::Command;
 
 use thiserror::Error;
 
-/// The cluster file used when none is given: two nodes, one default partition.
-pub const DEFAULT_CLUSTER: &str = r#"cluster_name = "conformance"
+/// The cluster file used when none is given: two nodes, a default partition and a
+/// `gitlab-ci` partition.
+pub const DEFAULT_CLUSTER: &str = r#"cluster_name = "batchci"
 time_scale = 1.0
 kill_wait = 2
 min_job_age = 300
@@ -22,6 +23,11 @@ name = "debug"
 nodes = "node[01-02]"
 default = true
 max_time = "UNLIMITED"
+
+[[partitions]]
+name = "gitlab-ci"
+nodes = "node[01-02]"
+max_time = "60"
 "#;
 
 /// Why the simulated cluster cannot be used.
@@ -147,6 +153,8 @@ impl SimulatedCluster {
     pub fn nodes(&self) -> Result<Vec<String>, ClusterError> {
         let text = self.command("sinfo", &["-h", "-N", "-o", "%N"])?;
         let mut nodes: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+        // A node in several partitions has a line for each.
+        nodes.sort();
         nodes.dedup();
         Ok(nodes)
     }

@@ -359,25 +359,28 @@ impl Context {
     }
 }
 
-/// The job's end as one phrase: `success`, `failed (script_failure, exit code 1): <message>`.
+/// The job's end as one phrase: `success`, `failed (script_failure, exit code 1)`, or for a
+/// system failure its message too.
 fn outcome(report: &JobReport) -> String {
-    let error = report
-        .lines()
-        .into_iter()
-        .rev()
-        .find(|line| line.starts_with("ERROR: Job failed"))
-        .unwrap_or_default();
     match report.status {
         JobStatus::Success => "success".into(),
         JobStatus::Canceled => "canceled".into(),
-        JobStatus::Failed => format!(
-            "failed ({}{}): {error}",
-            report.failure_reason.unwrap_or("unknown"),
-            report
-                .exit_code
-                .map(|code| format!(", exit code {code}"))
-                .unwrap_or_default()
-        ),
+        JobStatus::Failed => {
+            let reason = report.failure_reason.unwrap_or("unknown_failure");
+            let detail = match report.exit_code {
+                Some(code) => format!(", exit code {code}"),
+                None => report
+                    .lines()
+                    .into_iter()
+                    .rev()
+                    .find_map(|line| {
+                        line.strip_prefix("ERROR: Job failed (system failure): ")
+                            .map(|message| format!(": {message}"))
+                    })
+                    .unwrap_or_default(),
+            };
+            format!("failed ({reason}{detail})")
+        }
     }
 }
 
@@ -507,14 +510,19 @@ fn cancel_in(context: &Context, state: &str, script: &[&str]) -> Outcome {
         .unwrap_or_default();
     let after_cleanup = context.queue()?;
     if let Some(job) = left.first() {
+        let when_cancelled = if job.state == state {
+            String::new()
+        } else {
+            format!(" ({state} when cancelled)")
+        };
         return Err(format!(
-            "Slurm job {} ({}) was {} when run_exec had ended on {} ({state} when cancelled); {}",
+            "Slurm job {} ({}) was still {}{when_cancelled} when run_exec ended on {}; {}",
             job.id,
             job.name,
             job.state,
             if signals > 1 { "SIGKILL" } else { "SIGTERM" },
             if after_cleanup.is_empty() {
-                "only cleanup_exec cancelled it, after the later stages"
+                "only cleanup_exec cancelled it, later"
             } else {
                 "cleanup_exec left it too"
             }

@@ -26,27 +26,8 @@ pub enum Cluster {
     },
 }
 
-const FAKE_CLUSTER: &str = r#"cluster_name = "batchci"
-time_scale = 1.0
-kill_wait = 2
-min_job_age = 300
-
-[[nodes]]
-names = "node[01-02]"
-cpus = 4
-memory_mb = 16000
-
-[[partitions]]
-name = "debug"
-nodes = "node[01-02]"
-default = true
-max_time = "UNLIMITED"
-
-[[partitions]]
-name = "gitlab-ci"
-nodes = "node[01-02]"
-max_time = "60"
-"#;
+/// The simulated cluster of every case: the one `custom-executor-conformance` uses too.
+const FAKE_CLUSTER: &str = conformance::custom_conformance::DEFAULT_CLUSTER;
 
 impl Cluster {
     /// A simulated cluster under `dir`.
