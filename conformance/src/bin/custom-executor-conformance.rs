@@ -19,13 +19,14 @@ use conformance::custom_conformance::{
   custom-executor-conformance --custom-executor \\
       config_exec=./config.sh,prepare_exec=./prepare.sh,run_exec=./run.sh,cleanup_exec=./cleanup.sh
   custom-executor-conformance --gitlab-runner-config /etc/gitlab-runner/config.toml --runner slurm
-  custom-executor-conformance --gitlab-runner-config config.toml --markdown report.md --junit report.xml
+  custom-executor-conformance --gitlab-runner-config config.toml --junit report.xml
 
 Exit status: 0 when every scenario holds, 1 when one does not, 2 on bad arguments or setup."
 )]
 struct Cli {
     /// The executor as KEY=VALUE,...: config_exec, prepare_exec, run_exec (required),
-    /// cleanup_exec, and *_args (words separated by spaces)
+    /// cleanup_exec, and *_args (words separated by spaces); ./relative paths are taken from
+    /// the current directory
     #[arg(
         long,
         value_name = "SPEC",
@@ -70,7 +71,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<bool> {
     let (subject, title) = match (&cli.custom_executor, &cli.gitlab_runner_config) {
-        (Some(spec), _) => (parse_custom_executor(spec)?, spec.clone()),
+        (Some(spec), _) => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            (
+                parse_custom_executor(spec)?.programs_from(&cwd),
+                spec.clone(),
+            )
+        }
         (None, Some(file)) => (
             load_gitlab_runner_config(file, cli.runner.as_deref())?,
             file.display().to_string(),

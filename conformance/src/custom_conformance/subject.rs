@@ -26,6 +26,29 @@ pub struct Subject {
     pub force_kill_timeout: Option<Duration>,
 }
 
+impl Subject {
+    /// The subject with each relative program path that has a `/` (`./run.sh`) taken from
+    /// `base`; gitlab-runner would take it from the job temp dir, where it cannot be.
+    pub fn programs_from(mut self, base: &Path) -> Subject {
+        let executables = &mut self.executables;
+        for executable in [
+            executables.config.as_mut(),
+            executables.prepare.as_mut(),
+            Some(&mut executables.run),
+            executables.cleanup.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let program = &executable.program;
+            if program.is_relative() && program.components().count() > 1 {
+                executable.program = base.join(program);
+            }
+        }
+        self
+    }
+}
+
 /// Why `--custom-executor` text cannot be used.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SpecError {
