@@ -6,32 +6,13 @@
 //! scheduler parameters, a refused parameter — and runs it with a real `batchci run`. It prints
 //! each job's log and a summary, and exits 0 when every job ended as the sample expects.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use mock_gitlab::api::{NewPipeline, NewRunner, Variable};
 use mock_gitlab::{JobStatus, MockConfig, MockGitlab};
 
-/// Whether this process was started as one of the simulated cluster's commands (the demo's
-/// fakes are links to the batchci binary).
-pub fn is_cluster_command(argv: &[std::ffi::OsString]) -> bool {
-    let program = argv
-        .first()
-        .and_then(|a| Path::new(a).file_name())
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    program == "mock-cluster"
-        || mock_cluster::cli::FAKES.contains(&program.as_str())
-        || argv.get(1).is_some_and(|a| a == "__launch")
-}
-
-/// Runs the simulated cluster's command this process was started as.
-pub fn cluster_command_main() -> i32 {
-    mock_cluster::cli::main()
-}
+use crate::mock_site;
 
 /// One job of the sample pipeline and how it must end.
 struct Expected {
@@ -235,7 +216,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
     println!("batchci demo in {}", root.display());
 
     let repo = root.join("repo");
-    make_repository(&repo)?;
+    mock_site::make_repository(&repo, "This is the batchci demo repository.\n")?;
     let mut config = MockConfig::default();
     config.settings.trace_update_interval = 1;
     let gitlab = MockGitlab::start(config).await?;
@@ -251,23 +232,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         ("cobalt", Some("cobalt")),
     ] {
         let cluster_dir = root.join(format!("cluster-{name}"));
-        let mut command = Command::new(&exe);
-        command
-            .arg0("mock-cluster")
-            .args(["env", "--state-dir"])
-            .arg(&cluster_dir);
-        if let Some(flavor) = flavor {
-            command.args(["--flavor", flavor]);
-        }
-        let env = command
-            .output()
-            .context("cannot start the simulated cluster")?;
-        if !env.status.success() {
-            bail!(
-                "the simulated cluster did not start: {}",
-                String::from_utf8_lossy(&env.stderr)
-            );
-        }
+        mock_site::start_cluster(&exe, &cluster_dir, None, flavor)?;
         clusters.push((name, cluster_dir));
     }
     // LSF's and Flux's commands are there in every cluster: they use the Slurm one.
@@ -338,13 +303,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         git_ref: "main".into(),
     })?;
 
-    let mut runner = Command::new(&exe)
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .env("BATCHCI_LOG", "error")
-        .stdin(Stdio::null())
-        .spawn()
-        .context("cannot start batchci run")?;
+    let mut runner = mock_site::spawn_runner(&exe, &config_path)?;
     println!(
         "batchci run started (pid {}); waiting for {} jobs\n",
         runner.id(),
@@ -378,20 +337,16 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         }
         if options.show_logs {
             println!("──── {} ({}) ────", expected.name, expected.executor);
-            print!("{}", readable(&trace));
+            print!("{}", mock_site::readable(&trace));
             println!();
         }
         all_ok &= problems.is_empty();
         rows.push((expected, view, problems));
     }
 
-    stop(&mut runner);
+    mock_site::stop_runner(&mut runner);
     for (_, cluster_dir) in &clusters {
-        let _ = Command::new(&exe)
-            .arg0("mock-cluster")
-            .args(["stop", "--state-dir"])
-            .arg(cluster_dir)
-            .output();
+        mock_site::stop_cluster(&exe, cluster_dir);
     }
 
     println!(
@@ -428,67 +383,4 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         }
     );
     Ok(all_ok)
-}
-
-fn stop(runner: &mut std::process::Child) {
-    use nix::sys::signal::{Signal, kill};
-    use nix::unistd::Pid;
-    if let Ok(pid) = i32::try_from(runner.id()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = runner.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = runner.kill();
-    let _ = runner.wait();
-}
-
-fn make_repository(repo: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(repo)?;
-    std::fs::write(
-        repo.join("README.md"),
-        "This is the batchci demo repository.\n",
-    )?;
-    for args in [
-        vec!["init", "-q"],
-        vec!["add", "README.md"],
-        vec!["commit", "-q", "-m", "demo"],
-    ] {
-        let status = Command::new("git")
-            .args([
-                "-c",
-                "user.name=batchci",
-                "-c",
-                "user.email=demo@batchci.invalid",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(&args)
-            .current_dir(repo)
-            .stdout(Stdio::null())
-            .status()
-            .context("git is needed for the demo repository")?;
-        if !status.success() {
-            bail!("git {} failed in {}", args.join(" "), repo.display());
-        }
-    }
-    Ok(())
-}
-
-/// The log without section markers, for a terminal.
-fn readable(trace: &str) -> String {
-    let mut out = String::new();
-    for line in trace.split('\n') {
-        let line = match line.rsplit_once('\r') {
-            Some((_, after)) => after,
-            None => line,
-        };
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
 }

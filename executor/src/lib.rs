@@ -15,6 +15,8 @@ pub mod demo;
 pub mod gitlab;
 pub mod job;
 pub mod metrics;
+#[cfg(feature = "demo")]
+pub mod mock_site;
 pub mod register;
 pub mod runner;
 pub mod script;
@@ -22,6 +24,8 @@ pub mod stages;
 pub mod state;
 pub mod tail;
 pub mod trace;
+#[cfg(feature = "demo")]
+pub mod verify;
 
 /// An error and all its causes in one line, `outer: inner: innermost`, leaving out a cause
 /// whose words its parent already says.

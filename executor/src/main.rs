@@ -90,6 +90,42 @@ running jobs (their scheduler jobs are cancelled), then exit."
         #[arg(long)]
         quiet: bool,
     },
+    /// Check a site's setup on a mock GitLab and its own cluster, simulated, before going live.
+    #[cfg(feature = "demo")]
+    #[command(after_help = VERIFY_HELP)]
+    Verify {
+        /// The site's batchci configuration (as `batchci run` reads it).
+        #[arg(long, short, default_value = "/etc/batchci/config.toml")]
+        config: PathBuf,
+        /// The site's cluster file (`mock-cluster import slurm|pbs` makes one).
+        #[arg(long)]
+        cluster: PathBuf,
+        /// A users' .gitlab-ci.yml whose jobs run too (repeatable).
+        #[arg(long = "pipeline", value_name = "FILE")]
+        pipelines: Vec<PathBuf>,
+        /// The tags a runner offers, `NAME=tag,tag` (repeatable; default: its name and its
+        /// executor's name).
+        #[arg(long = "tags", value_name = "NAME=TAGS", value_parser = parse_tags)]
+        tags: Vec<(String, Vec<String>)>,
+        /// Run the users' scripts instead of an `echo` stand-in.
+        #[arg(long)]
+        run_scripts: bool,
+        /// Write a JUnit XML report here.
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write a Markdown report here.
+        #[arg(long, value_name = "FILE")]
+        markdown: Option<PathBuf>,
+        /// Simulated seconds per real second (the cluster file's own when higher).
+        #[arg(long, default_value_t = 60.0)]
+        time_scale: f64,
+        /// Seconds one job may take before it counts as hung.
+        #[arg(long, default_value_t = 120)]
+        job_timeout: u64,
+        /// Keep the working directory (rewritten config, cluster state, builds) afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Validate a configuration and say what each runner will do.
     #[command(after_help = "Example:\n  batchci check --config /etc/batchci/config.toml")]
     Check {
@@ -131,12 +167,37 @@ enum CustomStage {
     },
 }
 
+#[cfg(feature = "demo")]
+const VERIFY_HELP: &str =
+    "Exit code: 0 when every check holds, 1 when one fails, 2 when the files given do not load.
+
+Examples:
+  batchci verify --config /etc/batchci/config.toml --cluster site.toml
+  batchci verify --config /etc/batchci/config.toml --cluster site.toml \\
+      --pipeline .gitlab-ci.yml --tags cluster-a=slurm,hpc \\
+      --junit verify.xml --markdown verify.md
+  mock-cluster import slurm --live >site.toml    # the cluster file, on a login node";
+
+#[cfg(feature = "demo")]
+fn parse_tags(text: &str) -> Result<(String, Vec<String>), String> {
+    let (name, tags) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected NAME=tag,tag"))?;
+    let tags = tags
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    Ok((name.to_string(), tags))
+}
+
 fn main() -> ExitCode {
     #[cfg(feature = "demo")]
     {
         let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-        if batchci::demo::is_cluster_command(&argv) {
-            return exit(batchci::demo::cluster_command_main());
+        if batchci::mock_site::is_cluster_command(&argv) {
+            return exit(batchci::mock_site::cluster_command_main());
         }
     }
     let cli = Cli::parse();
@@ -235,6 +296,46 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        #[cfg(feature = "demo")]
+        Command::Verify {
+            config,
+            cluster,
+            pipelines,
+            tags,
+            run_scripts,
+            junit,
+            markdown,
+            time_scale,
+            job_timeout,
+            keep,
+        } => {
+            init_logging("warn");
+            let options = batchci::verify::VerifyOptions {
+                config,
+                cluster,
+                pipelines,
+                junit,
+                markdown,
+                run_scripts,
+                tags,
+                time_scale,
+                job_timeout: std::time::Duration::from_secs(job_timeout),
+                keep,
+            };
+            match batchci::verify::run(options).await {
+                Ok(true) => Ok(ExitCode::SUCCESS),
+                Ok(false) => Ok(ExitCode::from(1)),
+                Err(error)
+                    if error
+                        .downcast_ref::<batchci::verify::UsageError>()
+                        .is_some() =>
+                {
+                    eprintln!("batchci verify: {error}");
+                    Ok(ExitCode::from(2))
+                }
+                Err(error) => Err(error),
+            }
         }
         Command::Check { config } => {
             let config = match batchci::config::Config::load(&config) {

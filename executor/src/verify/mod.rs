@@ -1,0 +1,226 @@
+//! `batchci verify`: a site checks its own setup before touching its cluster.
+//!
+//! It loads the site's configuration with the normal loader, starts the mock GitLab and the
+//! site's cluster (its cluster file) simulated, points each configured runner at them — only
+//! GitLab's URL and token and the scheduler commands' PATH change — and runs a real
+//! `batchci run` through the contract scenarios and, when given, the users' own pipelines.
+//! Each scenario is a named check with a one-line reason; the result is a summary on the
+//! terminal and, on request, JUnit XML and Markdown reports.
+
+mod cluster;
+mod jobs;
+mod pipeline;
+mod report;
+mod scenarios;
+mod site;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mock_gitlab::api::NewRunner;
+use mock_gitlab::{MockConfig, MockGitlab};
+
+use crate::config::{Config, ExecutorKind};
+use crate::mock_site;
+use cluster::SimCluster;
+use jobs::Harness;
+use report::{Check, Report};
+use site::{Registration, SiteRunner};
+
+/// Options of `batchci verify`.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// The site's batchci configuration.
+    pub config: PathBuf,
+    /// The site's cluster file.
+    pub cluster: PathBuf,
+    /// Users' `.gitlab-ci.yml` files.
+    pub pipelines: Vec<PathBuf>,
+    /// Where to write the JUnit XML report.
+    pub junit: Option<PathBuf>,
+    /// Where to write the Markdown report.
+    pub markdown: Option<PathBuf>,
+    /// Run the users' scripts instead of stand-ins.
+    pub run_scripts: bool,
+    /// The tags each runner offers (`NAME=a,b`); a runner not named offers its name and its
+    /// executor's name.
+    pub tags: Vec<(String, Vec<String>)>,
+    /// Simulated seconds per real second; the cluster file's own when higher.
+    pub time_scale: f64,
+    /// How long one job may take.
+    pub job_timeout: Duration,
+    /// Keep the working directory afterwards.
+    pub keep: bool,
+}
+
+/// A mistake in what verify was given (a file that does not load, a runner that does not
+/// exist): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// Runs verify; `Ok(true)` when every check holds.
+pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
+    let begun = Instant::now();
+    let (config, config_text) = site::load(&options.config).map_err(UsageError)?;
+    let cluster_text = std::fs::read_to_string(&options.cluster)
+        .map_err(|e| UsageError(format!("{}: {e}", options.cluster.display())))?;
+    mock_cluster::config::Cluster::load(&options.cluster).map_err(|e| UsageError(e.to_string()))?;
+    let mut pipelines = Vec::new();
+    for path in &options.pipelines {
+        pipelines.push(pipeline::load(path).map_err(UsageError)?);
+    }
+    for (name, _) in &options.tags {
+        if !config.runners.iter().any(|r| &r.name == name) {
+            return Err(UsageError(format!(
+                "--tags {name}=...: {} has no runner named {name}",
+                options.config.display()
+            ))
+            .into());
+        }
+    }
+
+    let exe = std::env::current_exe().context("cannot find the batchci executable")?;
+    let dir = tempfile::Builder::new()
+        .prefix("batchci-verify-")
+        .tempdir()
+        .context("cannot create a working directory")?;
+    let root = dir.path().to_path_buf();
+    println!("batchci verify in {}", root.display());
+
+    let (cluster_file, time_scale) = scaled_cluster(&cluster_text, options.time_scale, &root)
+        .with_context(|| format!("{}", options.cluster.display()))?;
+    let cluster_dir = root.join("cluster");
+    mock_site::start_cluster(&exe, &cluster_dir, Some(&cluster_file), None)?;
+    let cluster_config =
+        mock_cluster::config::Cluster::load(&cluster_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "simulated cluster {} from {} (time_scale {time_scale})",
+        cluster_config.cluster_name,
+        options.cluster.display()
+    );
+
+    let repo = root.join("repo");
+    mock_site::make_repository(&repo, "The batchci verify repository.\n")?;
+    let mut gitlab_config = MockConfig::default();
+    gitlab_config.settings.trace_update_interval = 1;
+    let gitlab = MockGitlab::start(gitlab_config).await?;
+    let project = gitlab.create_project("verify", Some(&repo))?;
+    println!("mock GitLab at {}", gitlab.url());
+
+    let mut runners = Vec::new();
+    let mut registrations = Vec::new();
+    for (index, runner) in config.runners.iter().enumerate() {
+        let tags = site::tags_of(&runner.name, runner.executor, &options.tags);
+        let own_tag = format!("batchci-verify-{index}");
+        let credentials = gitlab.register_runner(NewRunner {
+            description: runner.name.clone(),
+            tags: tags.iter().cloned().chain([own_tag.clone()]).collect(),
+            ..NewRunner::default()
+        });
+        registrations.push(Registration {
+            url: gitlab.url().to_string(),
+            token: credentials.token,
+        });
+        let partition = (runner.executor == ExecutorKind::DockerSlurm)
+            .then(|| runner.slurm.partition.clone())
+            .flatten();
+        runners.push((
+            SiteRunner {
+                name: runner.name.clone(),
+                executor: runner.executor,
+                tags,
+                own_tag,
+                partition,
+            },
+            runner.clone(),
+        ));
+    }
+    let (rewritten, rewrite) = site::rewrite(
+        &options.config,
+        &config_text,
+        &registrations,
+        &cluster_dir,
+        &root,
+    )?;
+    let run_config = root.join("config.toml");
+    std::fs::write(&run_config, &rewritten)?;
+    // What batchci run will read must load as the site's did.
+    Config::parse(&run_config, &rewritten).map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (site, _) in &runners {
+        println!(
+            "runner {} ({}) takes jobs tagged [{}]",
+            site.name,
+            site.executor,
+            site.tags.join(", ")
+        );
+    }
+    println!();
+
+    let mut child = mock_site::spawn_runner(&exe, &run_config)?;
+    let harness = Harness {
+        gitlab,
+        project,
+        cluster: SimCluster::new(&cluster_dir, cluster_config),
+        timeout: options.job_timeout,
+    };
+    let progress = |check: &Check| println!("{}", check.progress_line());
+    // Runners are independent: their scenarios run side by side, each runner's in turn.
+    let per_runner = futures::future::join_all(
+        runners
+            .iter()
+            .map(|(site, config)| scenarios::run(&harness, site, config, &progress)),
+    )
+    .await;
+    let mut checks: Vec<Check> = per_runner.into_iter().flatten().collect();
+    for pipeline in &pipelines {
+        checks.extend(
+            pipeline::run(&harness, pipeline, &runners, options.run_scripts, &progress).await,
+        );
+    }
+    mock_site::stop_runner(&mut child);
+    mock_site::stop_cluster(&exe, &cluster_dir);
+
+    let mut notes = rewrite.notes;
+    if !options.run_scripts && !pipelines.is_empty() {
+        notes.push("users' scripts were replaced by an echo (--run-scripts runs them)".into());
+    }
+    let report = Report {
+        checks,
+        notes,
+        took: begun.elapsed(),
+    };
+    println!();
+    print!("{}", report.summary());
+    write_report(options.junit.as_deref(), &report.junit())?;
+    write_report(options.markdown.as_deref(), &report.markdown())?;
+    if options.keep {
+        let kept = dir.keep();
+        println!("kept {}", kept.display());
+    }
+    Ok(report.passed())
+}
+
+fn write_report(path: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write the report {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The site's cluster file with `time_scale` raised to `wanted` (walltimes then cost little
+/// real time), written under `root`; and the scale used.
+fn scaled_cluster(text: &str, wanted: f64, root: &Path) -> anyhow::Result<(PathBuf, f64)> {
+    let mut table: toml::Table = toml::from_str(text).context("not a TOML table")?;
+    let configured = table
+        .get("time_scale")
+        .and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)))
+        .unwrap_or(1.0);
+    let scale = configured.max(wanted);
+    table.insert("time_scale".into(), toml::Value::Float(scale));
+    let path = root.join("site-cluster.toml");
+    std::fs::write(&path, toml::to_string(&table)?)?;
+    Ok((path, scale))
+}

@@ -1,0 +1,252 @@
+//! The site's users' own jobs: each job of a `.gitlab-ci.yml` whose tags a runner offers runs
+//! on it with its variables (`SCHEDULER_PARAMETERS` ...), its script replaced by a stand-in
+//! unless `--run-scripts`. Does it land in the partition it names, would it pend forever, does
+//! batchci or the scheduler refuse its parameters?
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use mock_cluster::model::JobState;
+use mock_gitlab::JobStatus;
+use mock_gitlab::ci_yaml::{CiConfig, JobSpec};
+use serde_json::json;
+
+use super::cluster::explain;
+use super::jobs::{CancelWhen, Harness};
+use super::report::{Check, Verdict};
+use super::scenarios::{ended, failure_line};
+use super::site::SiteRunner;
+use crate::config::{ExecutorKind, RunnerConfig};
+
+/// A user's pipeline file, parsed.
+pub(crate) struct UserPipeline {
+    /// The file.
+    pub path: PathBuf,
+    /// Its jobs.
+    pub ci: CiConfig,
+}
+
+/// Reads and parses a `.gitlab-ci.yml`; the error names the file and the line.
+pub(crate) fn load(path: &Path) -> Result<UserPipeline, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let ci = mock_gitlab::ci_yaml::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(UserPipeline {
+        path: path.to_path_buf(),
+        ci,
+    })
+}
+
+/// The partition (queue) a job's parameters name, read the way `executor`'s submit command
+/// reads its options.
+fn named_partition(executor: ExecutorKind, parameters: &str) -> Option<String> {
+    let words = shell_words::split(parameters).ok()?;
+    let (short, long) = match executor {
+        ExecutorKind::Slurm | ExecutorKind::DockerSlurm => ("-p", "--partition"),
+        ExecutorKind::Flux => ("-q", "--queue"),
+        _ => ("-q", "--queue"),
+    };
+    let mut named = None;
+    let mut words = words.iter();
+    while let Some(word) = words.next() {
+        if word == short || word == long {
+            named = words.next().cloned();
+        } else if let Some(value) = word.strip_prefix(&format!("{long}=")) {
+            named = Some(value.to_string());
+        } else if let Some(value) = word.strip_prefix(short).filter(|v| !v.is_empty()) {
+            named = Some(value.to_string());
+        }
+    }
+    named
+}
+
+/// The job as verify runs it: pinned to `site` by its own tag, the script a stand-in unless
+/// `run_scripts`.
+fn job_for(
+    spec: &JobSpec,
+    ci: &CiConfig,
+    site: &SiteRunner,
+    run_scripts: bool,
+) -> serde_json::Value {
+    let mut variables = serde_json::Map::new();
+    for (key, value) in ci.variables.iter().chain(&spec.variables) {
+        variables.insert(key.clone(), json!(value));
+    }
+    let mut tags = spec.tags.clone();
+    tags.push(site.own_tag.clone());
+    let mut job = json!({ "tags": tags, "variables": variables });
+    if run_scripts {
+        job["before_script"] = json!(spec.before_script);
+        job["script"] = json!(spec.script);
+        job["after_script"] = json!(spec.after_script);
+    } else {
+        job["script"] = json!([format!(
+            "echo 'batchci verify: stand-in for the script of {}'",
+            spec.name
+        )]);
+    }
+    if let Some(image) = &spec.image {
+        job["image"] = json!(image.name);
+    }
+    job
+}
+
+/// Runs every job of `pipeline` on the runner whose tags it asks for.
+pub(crate) async fn run(
+    harness: &Harness,
+    pipeline: &UserPipeline,
+    runners: &[(SiteRunner, RunnerConfig)],
+    run_scripts: bool,
+    done: &(dyn Fn(&Check) + Sync),
+) -> Vec<Check> {
+    let file = pipeline
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| pipeline.path.display().to_string());
+    let group = format!("pipeline {file}");
+    let mut checks = Vec::new();
+    for spec in &pipeline.ci.jobs {
+        let started = Instant::now();
+        let runner = runners.iter().find(|(site, _)| {
+            !spec.tags.is_empty() && spec.tags.iter().all(|t| site.tags.contains(t))
+        });
+        let (verdict, reason) = match runner {
+            None => (
+                Verdict::Skip,
+                format!(
+                    "no configured runner offers tags [{}] (give --tags RUNNER=TAG,...)",
+                    spec.tags.join(", ")
+                ),
+            ),
+            Some((site, config)) => judge(harness, pipeline, spec, site, config, run_scripts).await,
+        };
+        let check = Check {
+            group: group.clone(),
+            name: spec.name.clone(),
+            verdict,
+            reason,
+            took: started.elapsed(),
+        };
+        done(&check);
+        checks.push(check);
+    }
+    checks
+}
+
+async fn judge(
+    harness: &Harness,
+    pipeline: &UserPipeline,
+    spec: &JobSpec,
+    site: &SiteRunner,
+    config: &RunnerConfig,
+    run_scripts: bool,
+) -> (Verdict, String) {
+    let job = job_for(spec, &pipeline.ci, site, run_scripts);
+    let parameters = config.batch.arguments_variable.iter().find_map(|name| {
+        spec.variables
+            .iter()
+            .chain(&pipeline.ci.variables)
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    });
+    let named = parameters
+        .as_deref()
+        .and_then(|p| named_partition(site.executor, p));
+    let outcome = match harness
+        .run(&spec.name, job, vec![], CancelWhen::Never)
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(error) => return (Verdict::Fail, format!("{error:#}")),
+    };
+    let on = format!("runner {}", site.name);
+    if let (Some(reason), Some(seen)) = (&outcome.pend_forever, &outcome.seen) {
+        return (
+            Verdict::Fail,
+            format!(
+                "would pend forever ({reason}): {}",
+                explain(reason, seen, &harness.cluster.config)
+            ),
+        );
+    }
+    if outcome.timed_out {
+        return (
+            Verdict::Fail,
+            format!("did not end within {:?} on {on}", harness.timeout),
+        );
+    }
+    let Some(seen) = &outcome.seen else {
+        if site.executor == ExecutorKind::Shell {
+            return match outcome.view.status {
+                JobStatus::Success => (Verdict::Ok, format!("success on {on}")),
+                _ => (Verdict::Fail, ended(&outcome)),
+            };
+        }
+        let line = failure_line(&outcome.trace);
+        let whose = if outcome.trace.contains("is set by batchci") {
+            "batchci refuses its parameters"
+        } else {
+            "the scheduler refuses it"
+        };
+        return (Verdict::Fail, format!("{whose}: {line}"));
+    };
+    if let Some(named) = &named
+        && named != &seen.partition
+    {
+        return (
+            Verdict::Fail,
+            format!("names partition {named} but ran in {}", seen.partition),
+        );
+    }
+    if outcome.view.status != JobStatus::Success {
+        return (
+            Verdict::Fail,
+            format!("{} in {}", ended(&outcome), seen.partition),
+        );
+    }
+    let place = if seen.state == JobState::Pending {
+        "never started".to_string()
+    } else {
+        format!("on {}", seen.nodes)
+    };
+    let which = if named.is_some() {
+        "the partition it names"
+    } else {
+        "the default partition"
+    };
+    (
+        Verdict::Ok,
+        format!(
+            "ran in {} ({which}) {place}, {on}, {} CPUs",
+            seen.partition, seen.cpus
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_in_every_spelling() {
+        let slurm = ExecutorKind::Slurm;
+        assert_eq!(
+            named_partition(slurm, "-p gpu -t 10").as_deref(),
+            Some("gpu")
+        );
+        assert_eq!(named_partition(slurm, "-pgpu").as_deref(), Some("gpu"));
+        assert_eq!(
+            named_partition(slurm, "--partition=gpu").as_deref(),
+            Some("gpu")
+        );
+        assert_eq!(
+            named_partition(slurm, "--partition gpu").as_deref(),
+            Some("gpu")
+        );
+        assert_eq!(named_partition(slurm, "-t 10 -c 2"), None);
+        assert_eq!(
+            named_partition(ExecutorKind::Pbs, "-q batch -l walltime=1:00:00").as_deref(),
+            Some("batch")
+        );
+    }
+}

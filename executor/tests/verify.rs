@@ -1,0 +1,131 @@
+//! `batchci verify` on a sample site (`tests/fixtures/verify-site/`): the correct site passes,
+//! seeded misconfigurations fail naming the problem, and files that do not load exit 2.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+fn site(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/verify-site")
+        .join(file)
+}
+
+/// `batchci verify --config CONFIG --cluster <the sample cluster> [--pipeline PIPELINE] ARGS`.
+fn verify(config: &Path, pipeline: Option<&Path>, args: &[&Path]) -> std::process::Output {
+    let mut command = Command::cargo_bin("batchci").unwrap();
+    command
+        .arg("verify")
+        .timeout(std::time::Duration::from_secs(600))
+        .arg("--config")
+        .arg(config)
+        .arg("--cluster")
+        .arg(site("cluster.toml"));
+    if let Some(pipeline) = pipeline {
+        command.arg("--pipeline").arg(pipeline);
+    }
+    command.args(args).output().unwrap()
+}
+
+/// The Markdown report without what changes from run to run: times, job ids, nodes, paths.
+fn normalised(markdown: &str) -> String {
+    let rules = [
+        (r"\d+\.\d s", "T s"),
+        (r"in \d+\.\d s\)", "in T s)"),
+        (r"job \d+", "job N"),
+        (r"node(\[[0-9,\-]+\]|\d+)", "NODE"),
+        (r"\S*/batchci-verify-[^/\s]+", "TMP"),
+    ];
+    let mut text = markdown.to_string();
+    for (pattern, replacement) in rules {
+        text = regex::Regex::new(pattern)
+            .unwrap()
+            .replace_all(&text, replacement)
+            .into_owned();
+    }
+    text
+}
+
+#[test]
+fn a_correct_site_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let markdown = dir.path().join("verify.md");
+    let junit = dir.path().join("verify.xml");
+    let output = verify(
+        &site("config.toml"),
+        Some(&site("pipeline.yml")),
+        &[
+            Path::new("--markdown"),
+            &markdown,
+            Path::new("--junit"),
+            &junit,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("verify passed"), "{stdout}");
+    let junit = std::fs::read_to_string(&junit).unwrap();
+    assert!(junit.contains("failures=\"0\""), "{junit}");
+    let markdown = std::fs::read_to_string(&markdown).unwrap();
+    insta::assert_snapshot!(normalised(&markdown));
+}
+
+#[test]
+fn a_misconfigured_site_fails_naming_each_problem() {
+    let output = verify(
+        &site("config-bad.toml"),
+        Some(&site("pipeline-bad.yml")),
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    for needle in [
+        // The runner whose default partition does not exist.
+        "partition gpu (runners.slurm.partition) does not exist; the cluster has batch, short",
+        // A user job asking more cores than any node has.
+        "would pend forever (PartitionConfig): asks 64 CPUs; partition batch cannot give them (its largest node has 8)",
+        // A flag batchci sets itself.
+        "batchci refuses its parameters",
+        "--output is set by batchci",
+        "verify FAILED",
+    ] {
+        assert!(stdout.contains(needle), "no {needle:?} in\n{stdout}");
+    }
+    // The job that fits still passes.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("ok") && l.contains("pipeline-bad.yml / build")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn files_that_do_not_load_exit_2_naming_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[[runners]]\nname = \"a\"\nurl = \"http://x\"\ntoken = \"t\"\nexecutor = \"slrum\"\n",
+    )
+    .unwrap();
+    let output = verify(&config, None, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("config.toml:5: runners[0].executor: unknown executor `slrum`"),
+        "{stderr}"
+    );
+
+    let pipeline = dir.path().join("ci.yml");
+    std::fs::write(&pipeline, "build:\n  tags: [slurm]\n  scrpt: [make]\n").unwrap();
+    let output = verify(&site("config.toml"), Some(&pipeline), &[]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ci.yml: line "), "{stderr}");
+}
