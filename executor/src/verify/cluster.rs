@@ -1,7 +1,10 @@
 //! What the simulated cluster says about verify's jobs: found by the name batchci gives them
-//! (`ci-job-<GitLab job id>`), their partition, state and pending reason.
+//! (`ci-job-<GitLab job id>`), else (Cobalt names none) by the scheduler job id batchci wrote
+//! in its state directory; their partition, state and pending reason.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use mock_cluster::client::Conn;
 use mock_cluster::config::Cluster;
@@ -9,11 +12,15 @@ use mock_cluster::model::{Job, JobState};
 use mock_cluster::protocol::{Request, Response};
 
 /// The simulated cluster's daemon, asked over its socket.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct SimCluster {
     dir: PathBuf,
     /// The site's cluster as the daemon runs it.
     pub config: Cluster,
+    /// batchci's record of its submissions (the `state_dir` verify gave it).
+    state: Option<crate::state::StateStore>,
+    /// Scheduler job ids learnt from that record, which is removed when a job ends.
+    known: Mutex<HashMap<u64, u32>>,
 }
 
 /// A job as the cluster last showed it.
@@ -35,11 +42,37 @@ pub(crate) struct Seen {
 
 impl SimCluster {
     /// The cluster whose daemon serves `dir`.
-    pub(crate) fn new(dir: &Path, config: Cluster) -> SimCluster {
+    /// The cluster whose daemon serves `dir`, for the runner whose state directory is `state`.
+    pub(crate) fn new(dir: &Path, config: Cluster, state: &Path) -> SimCluster {
         SimCluster {
             dir: dir.to_path_buf(),
             config,
+            state: crate::state::StateStore::open(state).ok(),
+            known: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The scheduler job id batchci recorded for GitLab job `gitlab_id`, if it has one.
+    fn recorded_id(&self, gitlab_id: u64) -> Option<u32> {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = known.get(&gitlab_id) {
+            return Some(*id);
+        }
+        let submission = self
+            .state
+            .as_ref()?
+            .list()
+            .into_iter()
+            .find(|s| s.gitlab_job_id == gitlab_id)?;
+        // PBS ids carry the server (`4.sim`); the cluster's record has the number.
+        let digits: String = submission
+            .scheduler_job_id
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        let id = digits.parse().ok()?;
+        known.insert(gitlab_id, id);
+        Some(id)
     }
 
     /// Every job the controller knows (finished ones included), or `None` when the daemon
@@ -62,7 +95,13 @@ impl SimCluster {
         let jobs = self.jobs()?;
         // The newest record: an array or a requeue never applies to verify's jobs, but a
         // placeholder and its build could share a name.
-        let job = jobs.into_iter().rev().find(|j| j.req.name == name)?;
+        let job = match jobs.iter().rev().find(|j| j.req.name == name) {
+            Some(job) => job.clone(),
+            None => {
+                let id = self.recorded_id(gitlab_id)?;
+                jobs.into_iter().find(|j| j.id == id)?
+            }
+        };
         Some(Seen {
             id: job.id,
             partition: job.partition.clone(),

@@ -162,7 +162,7 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
     let harness = Harness {
         gitlab,
         project,
-        cluster: SimCluster::new(&cluster_dir, cluster_config),
+        cluster: SimCluster::new(&cluster_dir, cluster_config, &root.join("state")),
         timeout: options.job_timeout,
     };
     let progress = |check: &Check| println!("{}", check.progress_line());
