@@ -136,6 +136,20 @@ pub(crate) fn rewrite(
                 runner.insert(key.into(), toml::Value::String(here.display().to_string()));
             }
         }
+        // A docker+slurm runner's Docker client must reach the simulated nodes' daemons.
+        if let Some(docker) = runner.get_mut("docker").and_then(toml::Value::as_table_mut)
+            && docker.contains_key("docker_program")
+        {
+            let fake = cluster_dir.join("bin").join("docker");
+            docker.insert(
+                "docker_program".into(),
+                toml::Value::String(fake.display().to_string()),
+            );
+            rewrite.notes.push(format!(
+                "{name}: docker_program is the simulated cluster's {}",
+                fake.display()
+            ));
+        }
         let batch = runner
             .entry("batch")
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -160,4 +174,70 @@ pub(crate) fn rewrite(
     }
     let rewritten = toml::to_string(&table).context("cannot write the rewritten configuration")?;
     Ok((rewritten, rewrite))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SITE: &str = r#"concurrent = 2
+check_interval = 3
+listen_address = "127.0.0.1:9252"
+
+[[runners]]
+name = "a"
+url = "https://gitlab.example.com"
+token = "glrt-real"
+executor = "slurm"
+limit = 1
+builds_dir = "/nonexistent/builds"
+  [runners.batch]
+  scheduler_bin = "/opt/slurm/bin"
+  env_vars = ["SLURM_CONF"]
+  scheduler_environment = ["SLURM_CONF=/etc/slurm/b.conf"]
+  submit_retries = 7
+"#;
+
+    #[test]
+    fn only_what_must_point_at_the_mocks_changes() {
+        let root = Path::new("/tmp/verify-root");
+        let (text, rewrite) = rewrite(
+            Path::new("config.toml"),
+            SITE,
+            &[Registration {
+                url: "http://127.0.0.1:1".into(),
+                token: "glrt-mock".into(),
+            }],
+            Path::new("/tmp/verify-root/cluster"),
+            root,
+        )
+        .unwrap();
+        let config = Config::parse(Path::new("rewritten.toml"), &text).unwrap();
+        let runner = &config.runners[0];
+        assert_eq!(runner.url, "http://127.0.0.1:1");
+        assert_eq!(runner.token, "glrt-mock");
+        assert_eq!(
+            runner.batch.scheduler_bin.as_deref(),
+            Some(Path::new("/tmp/verify-root/cluster/bin"))
+        );
+        assert_eq!(
+            runner.batch.scheduler_environment,
+            [
+                "SLURM_CONF=/etc/slurm/b.conf",
+                "MOCK_CLUSTER_STATE_DIR=/tmp/verify-root/cluster",
+                "MOCK_CLUSTER_NO_AUTOSTART=1"
+            ]
+        );
+        assert_eq!(
+            runner.builds_dir.as_deref(),
+            Some(Path::new("/tmp/verify-root/builds_dir/a"))
+        );
+        // As configured.
+        assert_eq!(runner.limit, 1);
+        assert_eq!(runner.batch.submit_retries, 7);
+        assert_eq!(runner.batch.env_vars, ["SLURM_CONF"]);
+        assert_eq!(config.concurrent, 2);
+        assert_eq!(config.listen_address, None);
+        assert_eq!(rewrite.notes.len(), 3, "{:?}", rewrite.notes);
+    }
 }
