@@ -51,6 +51,8 @@ pub(crate) struct Harness {
     pub cluster: SimCluster,
     /// How long one job may take before verify gives up on it.
     pub timeout: Duration,
+    /// The `batchci run` serving the site's runners.
+    pub runner: std::sync::Mutex<std::process::Child>,
 }
 
 impl Harness {
@@ -108,6 +110,11 @@ impl Harness {
                 }
                 seen = Some(now);
             }
+            // A runner that stopped (a configuration `run` refuses, run-as without root)
+            // would leave every job waiting out its timeout.
+            if let Some(status) = self.runner_exited() {
+                anyhow::bail!("batchci run exited ({status}); its errors are above");
+            }
             if started.elapsed() > self.timeout && !timed_out {
                 timed_out = true;
                 self.gitlab.cancel_job(id, true)?;
@@ -134,6 +141,18 @@ impl Harness {
             released,
             timed_out,
         })
+    }
+
+    /// How `batchci run` ended, if it has.
+    fn runner_exited(&self) -> Option<std::process::ExitStatus> {
+        let mut runner = self.runner.lock().unwrap_or_else(|e| e.into_inner());
+        runner.try_wait().ok().flatten()
+    }
+
+    /// Stops `batchci run`.
+    pub(crate) fn stop_runner(&self) {
+        let mut runner = self.runner.lock().unwrap_or_else(|e| e.into_inner());
+        crate::mock_site::stop_runner(&mut runner);
     }
 
     /// Whether the scheduler's job of GitLab job `id` has ended (left the queue, its

@@ -158,12 +158,13 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
     }
     println!();
 
-    let mut child = mock_site::spawn_runner(&exe, &run_config)?;
+    let child = mock_site::spawn_runner(&exe, &run_config)?;
     let harness = Harness {
         gitlab,
         project,
         cluster: SimCluster::new(&cluster_dir, cluster_config, &root.join("state")),
         timeout: options.job_timeout,
+        runner: std::sync::Mutex::new(child),
     };
     let progress = |check: &Check| println!("{}", check.progress_line());
     // Runners are independent: their scenarios run side by side, each runner's in turn.
@@ -179,7 +180,7 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
             pipeline::run(&harness, pipeline, &runners, options.run_scripts, &progress).await,
         );
     }
-    mock_site::stop_runner(&mut child);
+    harness.stop_runner();
     mock_site::stop_cluster(&exe, &cluster_dir);
 
     let mut notes = rewrite.notes;
