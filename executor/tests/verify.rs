@@ -89,6 +89,8 @@ fn a_misconfigured_site_fails_naming_each_problem() {
         "partition gpu (runners.slurm.partition) does not exist; the cluster has batch, short",
         // A user job asking more cores than any node has.
         "would pend forever (PartitionConfig): asks 64 CPUs; partition batch cannot give them (its largest node has 8)",
+        // A time limit over its partition's QOS.
+        "long: would pend forever (QOSMaxWallDurationPerJobLimit): asks more than QOS ci allows, in partition short",
         // A partition the cluster does not have.
         "gpu: the scheduler refuses it: sbatch refused the job (exit code 1): Batch job submission failed: Invalid partition name specified",
         // A flag batchci sets itself.

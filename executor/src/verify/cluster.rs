@@ -36,6 +36,8 @@ pub(crate) struct Seen {
     pub reason: String,
     /// CPUs it asked for.
     pub cpus: u32,
+    /// Its QOS.
+    pub qos: String,
     /// The nodes it ran on.
     pub nodes: String,
 }
@@ -108,6 +110,7 @@ impl SimCluster {
             state: job.run.state,
             reason: job.run.reason.clone(),
             cpus: job.cpus,
+            qos: job.qos.clone(),
             nodes: job.nodelist(),
         })
     }
@@ -148,6 +151,10 @@ pub(crate) fn explain(reason: &str, seen: &Seen, cluster: &Cluster) -> String {
         "PartitionDown" | "PartitionInactive" => {
             format!("partition {} is not UP", seen.partition)
         }
+        qos if qos.starts_with("QOS") => format!(
+            "asks more than QOS {} allows, in partition {}",
+            seen.qos, seen.partition
+        ),
         _ => format!("in partition {}", seen.partition),
     }
 }
