@@ -196,27 +196,25 @@ impl Report {
 
     /// A JUnit XML document, one test case per scenario.
     pub fn junit(&self, subject: &str) -> String {
-        let failed = self.verdicts.iter().filter(|v| v.failure.is_some()).count();
-        let mut text = format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites>\n  <testsuite name=\"custom-executor-conformance: {}\" tests=\"{}\" failures=\"{failed}\">\n",
-            xml_escape(subject),
-            self.verdicts.len()
-        );
+        use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+        let mut suite = TestSuite::new(format!("custom-executor-conformance: {subject}"));
         for verdict in &self.verdicts {
-            match &verdict.failure {
-                None => text.push_str(&format!(
-                    "    <testcase name=\"{}\"/>\n",
-                    xml_escape(verdict.scenario)
-                )),
-                Some(reason) => text.push_str(&format!(
-                    "    <testcase name=\"{}\">\n      <failure message=\"{}\"/>\n    </testcase>\n",
-                    xml_escape(verdict.scenario),
-                    xml_escape(reason)
-                )),
-            }
+            let status = match &verdict.failure {
+                None => TestCaseStatus::success(),
+                Some(reason) => {
+                    let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    status.set_message(reason.as_str());
+                    status
+                }
+            };
+            suite.add_test_case(TestCase::new(verdict.scenario, status));
         }
-        text.push_str("  </testsuite>\n</testsuites>\n");
-        text
+        let mut report = quick_junit::Report::new("custom-executor-conformance");
+        report.add_test_suite(suite);
+        // Serialising into memory fails only on an I/O error, which a String cannot have.
+        report
+            .to_string()
+            .unwrap_or_else(|e| format!("<!-- JUnit report not written: {e} -->\n"))
     }
 }
 
@@ -229,13 +227,6 @@ fn reason(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 impl Context {
