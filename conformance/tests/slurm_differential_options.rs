@@ -8,7 +8,7 @@
 mod differential;
 use differential::*;
 
-use conformance::slurm_env::FakeCluster;
+use conformance::slurm_env::{FakeCluster, RunOptions};
 
 fn differential(name: &str, fake: FakeCluster, case: Case) {
     if let Err(report) = differential_result(name, fake, case) {
@@ -539,4 +539,88 @@ fn srun_with_boot_and_deadline_options_runs_the_command_once() {
             Ok(())
         },
     );
+}
+
+/// sbatch's input environment variables (sbatch(1), INPUT ENVIRONMENT VARIABLES): a site sets
+/// a runner's default partition with `SBATCH_PARTITION`. They override `#SBATCH` lines, the
+/// command line overrides them, and their values are checked as the options' own.
+#[test]
+fn input_environment_variables_sit_between_directives_and_the_command_line() {
+    differential(
+        "sbatch_input_environment",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            let env = |pairs: &[(&str, &str)]| RunOptions {
+                env: pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..RunOptions::default()
+            };
+            s.env.write_file(
+                "s.sh",
+                "#!/bin/sh\n#SBATCH -J fromscript\n#SBATCH -t 7\ntrue\n",
+            )?;
+            let argv = ["sbatch", "--wrap", "true"];
+            s.run_with(
+                "SBATCH_PARTITION=nope",
+                &argv,
+                &env(&[("SBATCH_PARTITION", "nope")]),
+            )?;
+            let from_env = env(&[
+                ("SBATCH_JOB_NAME", "fromenv"),
+                ("SBATCH_TIMELIMIT", "5"),
+                ("SBATCH_PARTITION", "gitlab-ci"),
+                ("SBATCH_NO_REQUEUE", "1"),
+            ]);
+            let over_script = submit_with(
+                s,
+                "environment over #SBATCH",
+                &["sbatch", "-H", "s.sh"],
+                &from_env,
+            )?;
+            s.record_scontrol(
+                "environment over #SBATCH: the job",
+                over_script,
+                &["JobName", "TimeLimit", "Partition", "Requeue"],
+            )?;
+            let over_env = submit_with(
+                s,
+                "command line over environment",
+                &["sbatch", "-H", "-J", "cli", "s.sh"],
+                &from_env,
+            )?;
+            s.record_scontrol(
+                "command line over environment: the job",
+                over_env,
+                &["JobName", "TimeLimit"],
+            )?;
+            for (var, value) in [("SBATCH_TIMELIMIT", "abc"), ("SBATCH_EXCLUSIVE", "1")] {
+                s.run_with(
+                    &format!("{var}={value}"),
+                    &["sbatch", "-H", "--wrap", "true"],
+                    &env(&[(var, value)]),
+                )?;
+            }
+            s.cancel_quietly(over_script);
+            s.cancel_quietly(over_env);
+            Ok(())
+        },
+    );
+}
+
+/// Runs a submission with extra environment, learns the job id it printed and records it.
+fn submit_with(
+    s: &mut Side,
+    key: &str,
+    argv: &[&str],
+    options: &RunOptions,
+) -> Result<u64, CaseError> {
+    let out = s.env.run_with(argv, options)?;
+    let Some(id) = conformance::normalize::submitted_job_id(&out.stdout) else {
+        return fail(format!("`{}` printed no job id: {out:?}", argv.join(" ")));
+    };
+    s.norm.learn(id);
+    s.record(key, argv, &out);
+    Ok(id)
 }

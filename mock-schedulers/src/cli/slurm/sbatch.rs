@@ -123,6 +123,51 @@ fn export_env(spec: Option<&str>) -> BTreeMap<String, String> {
 }
 
 /// Runs sbatch; returns the exit code.
+/// sbatch's input environment variables and the options they set (sbatch(1) of 22.05, INPUT
+/// ENVIRONMENT VARIABLES): those of the options the simulated cluster acts on or records.
+const INPUT_ENVIRONMENT: &[(&str, &str)] = &[
+    ("SBATCH_ACCOUNT", "account"),
+    ("SBATCH_ARRAY_INX", "array"),
+    ("SBATCH_CONSTRAINT", "constraint"),
+    ("SBATCH_EXCLUSIVE", "exclusive"),
+    ("SBATCH_EXPORT", "export"),
+    ("SBATCH_GET_USER_ENV", "get-user-env"),
+    ("SBATCH_HINT", "hint"),
+    ("SBATCH_JOB_NAME", "job-name"),
+    ("SBATCH_MEM_PER_CPU", "mem-per-cpu"),
+    ("SBATCH_MEM_PER_NODE", "mem"),
+    ("SBATCH_NO_KILL", "no-kill"),
+    ("SBATCH_NO_REQUEUE", "no-requeue"),
+    ("SBATCH_OPEN_MODE", "open-mode"),
+    ("SBATCH_OVERCOMMIT", "overcommit"),
+    ("SBATCH_PARTITION", "partition"),
+    ("SBATCH_QOS", "qos"),
+    ("SBATCH_REQUEUE", "requeue"),
+    ("SBATCH_RESERVATION", "reservation"),
+    ("SBATCH_SIGNAL", "signal"),
+    ("SBATCH_TIMELIMIT", "time"),
+    ("SBATCH_WAIT", "wait"),
+    ("SBATCH_WCKEY", "wckey"),
+];
+
+/// The options this process's environment sets, as if given in that order: a flag is set by
+/// any value (`SBATCH_WAIT=1`), an option with a value takes the variable's text and is checked
+/// like one on the command line (`SBATCH_TIMELIMIT=abc`: `Invalid --time specification`,
+/// `SBATCH_EXCLUSIVE=1`: `Invalid --exclusive specification`, as Slurm 22.05 answers).
+fn input_environment(spec: &[crate::cli::getopt::Opt]) -> Vec<(&'static str, Option<String>)> {
+    INPUT_ENVIRONMENT
+        .iter()
+        .filter_map(|(var, long)| {
+            let value = std::env::var(var).ok()?;
+            let kind = spec.iter().find(|o| o.long == *long)?.arg;
+            Some((
+                *long,
+                (kind != crate::cli::getopt::HasArg::No).then_some(value),
+            ))
+        })
+        .collect()
+}
+
 pub fn main(call: &mut Call) -> i32 {
     let spec = options::spec(SBATCH);
     let cli = match super::parse_command_line(call, &spec, true, 255, true, HELP) {
@@ -180,10 +225,13 @@ pub fn main(call: &mut Call) -> i32 {
             return 255;
         }
     };
+    // Input environment variables override `#SBATCH` lines, the command line overrides both
+    // (sbatch(1), INPUT ENVIRONMENT VARIABLES; observed on Slurm 22.05).
     let mut all = Parsed {
         opts: from_script.opts,
         operands: Vec::new(),
     };
+    all.opts.extend(input_environment(&spec));
     all.opts.extend(cli.opts.iter().cloned());
     let mut cluster = None;
     if let Err(code) = super::check_options("sbatch", &all.opts, || {
@@ -271,8 +319,8 @@ pub fn main(call: &mut Call) -> i32 {
     req.stderr = error;
     req.stdin = input;
     req.append = append;
-    // The later of --requeue and --no-requeue wins.
-    req.no_requeue = cli
+    // The later of --requeue and --no-requeue wins (command line, environment, #SBATCH).
+    req.no_requeue = all
         .opts
         .iter()
         .rev()
