@@ -949,29 +949,40 @@ fn directives_take_parsable_but_not_quiet() {
     );
 }
 
-/// A job never starts before its `sbatch` has returned, however short `sched_delay` is: a
-/// submitter that creates the output directory from the printed id always finds its job
-/// still waiting (slurm-observed.md 56). Twenty submissions with no delay at all: without
-/// the rule, jobs would start before the directory exists and fail with `JobLaunchFailure`.
+/// A job never starts before its `sbatch` has returned, however short `sched_delay` is
+/// (slurm-observed.md 56). An `sbatch` held up while printing the id (its stdout is a full pipe)
+/// has not returned: its job stays pending with reason `None` while a later job submitted and
+/// run shows that scheduling passes went on; once the id is read, the job runs.
 #[test]
-fn a_job_starts_only_after_sbatch_returned_even_without_a_scheduling_delay() {
+fn a_job_never_starts_before_its_sbatch_has_returned() {
+    use std::io::{Read, Write};
     let c = TestCluster::with_config(&format!("sched_delay = 0\n{}", common::FAST_CLUSTER));
-    let mut ids = Vec::new();
-    for n in 0..20 {
-        let id = c.submit(&[
-            "-o",
-            &format!("made-later-{n}/%j.out"),
-            "--wrap",
-            "echo ran",
-        ]);
-        std::fs::create_dir(c.path(&format!("made-later-{n}"))).unwrap();
-        ids.push((n, id));
-    }
-    for (n, id) in ids {
-        c.wait_state(id, "COMPLETED");
-        let out = std::fs::read_to_string(c.path(&format!("made-later-{n}/{id}.out"))).unwrap();
-        assert_eq!(out, "ran\n");
-    }
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    // SAFETY: F_GETPIPE_SZ only reads the pipe's capacity.
+    let capacity =
+        unsafe { libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&writer), libc::F_GETPIPE_SZ) };
+    let capacity = usize::try_from(capacity).expect("the pipe's capacity");
+    writer.write_all(&vec![b'.'; capacity]).unwrap();
+    let mut held = c.spawn_with_stdout("sbatch", &["-J", "held-up", "--wrap", "true"], writer);
+    common::wait_for("the held-up job to be queued", || {
+        c.run("squeue", &["-h", "-n", "held-up", "-o", "%T|%r"]).0 == "PENDING|None\n"
+    });
+    let later = c.submit(&["-J", "later", "--wrap", "true"]);
+    c.wait_state(later, "COMPLETED");
+    assert_eq!(
+        c.run("squeue", &["-h", "-n", "held-up", "-o", "%T|%r"]).0,
+        "PENDING|None\n"
+    );
+    let mut printed = Vec::new();
+    reader.read_to_end(&mut printed).unwrap();
+    assert!(held.wait().unwrap().success());
+    let printed = String::from_utf8_lossy(&printed[capacity..]).into_owned();
+    let id: u32 = printed
+        .trim()
+        .strip_prefix("Submitted batch job ")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("sbatch printed {printed:?}"));
+    c.wait_state(id, "COMPLETED");
 }
 
 /// With the default `sched_delay` (0.3 s) and real time, `squeue` right after `sbatch` shows

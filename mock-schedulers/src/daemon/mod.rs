@@ -233,8 +233,9 @@ fn write_response(stream: &mut UnixStream, resp: &Response) -> std::io::Result<(
 }
 
 /// Jobs this connection submitted whose client may not have read its answer yet. They wait
-/// for the client to ask something else or to hang up (`sbatch` exiting), whatever way the
-/// connection ends: a job never starts before its `sbatch` has returned.
+/// for the client to ask something else than to record its call, or to hang up (`sbatch`
+/// exiting), whatever way the connection ends: a job never starts before its `sbatch` has
+/// returned.
 struct Unanswered<'a> {
     shared: &'a Arc<Shared>,
     ids: Vec<u32>,
@@ -269,9 +270,7 @@ fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Resul
     loop {
         line.clear();
         // Bytes, not a String: a line that is not UTF-8 gets an answer like any other garbage.
-        let read = reader.read_until(b'\n', &mut line);
-        unanswered.release();
-        if read? == 0 {
+        if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
         let req: Request = match serde_json::from_slice(&line) {
@@ -287,6 +286,11 @@ fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Resul
                 continue;
             }
         };
+        // The record of the call is the last thing a fake sends before it exits: its jobs
+        // wait for the hang-up. Anything else means the client has read its answer.
+        if !matches!(req, Request::Record(_)) {
+            unanswered.release();
+        }
         match req {
             Request::Allocate { req } => return handle_allocation(shared, reader, writer, *req),
             Request::Submit { req, wait } => {

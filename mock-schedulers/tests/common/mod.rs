@@ -137,6 +137,16 @@ impl TestCluster {
 
     /// Starts a fake in the background with piped stdin/stdout/stderr.
     pub fn spawn(&self, name: &str, args: &[&str]) -> std::process::Child {
+        self.spawn_with_stdout(name, args, std::process::Stdio::piped())
+    }
+
+    /// [`TestCluster::spawn`] with its standard output going to `stdout`.
+    pub fn spawn_with_stdout(
+        &self,
+        name: &str,
+        args: &[&str],
+        stdout: impl Into<std::process::Stdio>,
+    ) -> std::process::Child {
         std::process::Command::new(self.state.join("bin").join(name))
             .args(args)
             .env("MOCK_CLUSTER_STATE_DIR", &self.state)
@@ -144,7 +154,7 @@ impl TestCluster {
             .env_remove("SLURM_JOB_ID")
             .current_dir(&self.work)
             .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
+            .stdout(stdout)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
