@@ -232,8 +232,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         ("cobalt", Some("cobalt")),
     ] {
         let cluster_dir = root.join(format!("cluster-{name}"));
-        mock_site::start_cluster(&exe, &cluster_dir, None, flavor)?;
-        clusters.push((name, cluster_dir));
+        let cluster = mock_site::start_cluster(&exe, &cluster_dir, None, flavor)?;
+        clusters.push((name, cluster_dir, cluster));
     }
     // LSF's and Flux's commands are there in every cluster: they use the Slurm one.
     let cluster_of = |executor: &str| {
@@ -243,8 +243,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         };
         clusters
             .iter()
-            .find(|(name, _)| *name == cluster)
-            .map(|(_, dir)| dir.clone())
+            .find(|(name, _, _)| *name == cluster)
+            .map(|(_, dir, _)| dir.clone())
     };
     println!(
         "simulated Slurm, PBS and Cobalt clusters in {}",
@@ -344,9 +344,9 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
         rows.push((expected, view, problems));
     }
 
-    mock_site::stop_runner(&mut runner);
-    for (_, cluster_dir) in &clusters {
-        mock_site::stop_cluster(&exe, cluster_dir);
+    runner.stop();
+    for (_, _, cluster) in &mut clusters {
+        cluster.stop();
     }
 
     println!(

@@ -291,7 +291,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 keep,
                 show_logs: !quiet,
             };
-            Ok(if batchci::demo::run(options).await? {
+            let cancel = cancel_on_signal();
+            // On SIGINT or SIGTERM the run is dropped: its runner child, its simulated cluster
+            // and its directory go with it.
+            let passed = tokio::select! {
+                passed = batchci::demo::run(options) => passed?,
+                () = cancel.cancelled() => anyhow::bail!("interrupted; nothing left running"),
+            };
+            Ok(if passed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -323,7 +330,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 job_timeout: std::time::Duration::from_secs(job_timeout),
                 keep,
             };
-            match batchci::verify::run(options).await {
+            let cancel = cancel_on_signal();
+            // On SIGINT or SIGTERM the run is dropped: its runner child, its simulated cluster
+            // and its directory go with it.
+            let outcome = tokio::select! {
+                outcome = batchci::verify::run(options) => outcome,
+                () = cancel.cancelled() => anyhow::bail!("interrupted; nothing left running"),
+            };
+            match outcome {
                 Ok(true) => Ok(ExitCode::SUCCESS),
                 Ok(false) => Ok(ExitCode::from(1)),
                 Err(error)

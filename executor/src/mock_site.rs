@@ -28,6 +28,33 @@ pub fn cluster_command_main() -> i32 {
     mock_cluster::cli::main()
 }
 
+/// A simulated cluster this process started, stopped (with its jobs) when dropped: a demo or
+/// verify run that is interrupted or fails half-way leaves no daemon behind.
+pub(crate) struct Cluster {
+    exe: std::path::PathBuf,
+    dir: std::path::PathBuf,
+    stopped: bool,
+}
+
+impl Cluster {
+    /// Stops the cluster and the jobs still running in it; stopping it twice is harmless.
+    pub(crate) fn stop(&mut self) {
+        if !std::mem::replace(&mut self.stopped, true) {
+            let _ = cluster_admin(
+                &self.exe,
+                &self.dir,
+                &["stop".into(), "--cancel-jobs".into()],
+            );
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Creates a simulated cluster in `dir` (`mock-cluster env`): its fakes in `dir/bin`, the
 /// cluster file `config` (else the embedded default) and the `qsub` flavour `flavor`.
 pub(crate) fn start_cluster(
@@ -35,7 +62,7 @@ pub(crate) fn start_cluster(
     dir: &Path,
     config: Option<&Path>,
     flavor: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Cluster> {
     let mut env: Vec<OsString> = vec!["env".into()];
     if let Some(config) = config {
         env.extend(["--config".into(), config.into()]);
@@ -44,15 +71,16 @@ pub(crate) fn start_cluster(
         env.extend(["--flavor".into(), flavor.into()]);
     }
     cluster_admin(exe, dir, &env).context("the simulated cluster did not start")?;
+    let cluster = Cluster {
+        exe: exe.to_path_buf(),
+        dir: dir.to_path_buf(),
+        stopped: false,
+    };
     // Started here rather than by the first fake that finds none: its errors then surface
     // here, and the fakes may forbid starting one (MOCK_CLUSTER_NO_AUTOSTART).
     cluster_admin(exe, dir, &["start".into()])
-        .context("the simulated cluster's daemon did not start")
-}
-
-/// Stops the simulated cluster of `dir` and the jobs still running in it.
-pub(crate) fn stop_cluster(exe: &Path, dir: &Path) {
-    let _ = cluster_admin(exe, dir, &["stop".into(), "--cancel-jobs".into()]);
+        .context("the simulated cluster's daemon did not start")?;
+    Ok(cluster)
 }
 
 /// `mock-cluster ARGS --state-dir DIR`; its standard error is the error when it fails.
@@ -70,23 +98,66 @@ fn cluster_admin(exe: &Path, dir: &Path, args: &[OsString]) -> anyhow::Result<()
     Ok(())
 }
 
-/// Starts `batchci run --config <config>` with its own log reduced to errors.
-pub(crate) fn spawn_runner(exe: &Path, config: &Path) -> anyhow::Result<Child> {
-    Command::new(exe)
+/// A `batchci run` child, stopped when dropped: a demo or verify run that is interrupted or
+/// fails half-way leaves no runner behind.
+pub(crate) struct Runner(Child);
+
+impl Runner {
+    /// The child's pid.
+    pub(crate) fn id(&self) -> u32 {
+        self.0.id()
+    }
+
+    /// How the child ended, if it has.
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
+
+    /// Stops the child (see [`stop_runner`]); stopping it twice is harmless.
+    pub(crate) fn stop(&mut self) {
+        stop_runner(&mut self.0);
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts `batchci run --config <config>` with its own log reduced to errors. The child dies
+/// with this process, also when this process is killed outright: it would otherwise poll a mock
+/// GitLab that is gone, forever.
+pub(crate) fn spawn_runner(exe: &Path, config: &Path) -> anyhow::Result<Runner> {
+    let mut command = Command::new(exe);
+    command
         .args(["run", "--config"])
         .arg(config)
         .env("BATCHCI_LOG", "error")
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                .map_err(std::io::Error::from)
+        });
+    }
+    command
         .spawn()
+        .map(Runner)
         .context("cannot start batchci run")
 }
 
-/// Stops a `batchci run` child: SIGTERM, then SIGKILL after 30 s.
-pub(crate) fn stop_runner(runner: &mut Child) {
+/// Stops a `batchci run` child: SIGINT (running jobs are cancelled), then SIGKILL after 30 s.
+/// A child already stopped is left alone (its pid may belong to another process by now).
+fn stop_runner(runner: &mut Child) {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
+    if !matches!(runner.try_wait(), Ok(None)) {
+        return;
+    }
     if let Ok(pid) = i32::try_from(runner.id()) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGINT);
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {

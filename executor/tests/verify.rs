@@ -133,3 +133,56 @@ fn files_that_do_not_load_exit_2_naming_file_and_line() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("ci.yml: line "), "{stderr}");
 }
+
+/// Interrupted with SIGINT while its runner works, verify stops it, the simulated cluster and
+/// its directory: nothing of the run is left on the machine.
+#[test]
+fn an_interrupted_verify_leaves_nothing_behind() {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("batchci"))
+        .arg("verify")
+        .arg("--config")
+        .arg(site("config.toml"))
+        .arg("--cluster")
+        .arg(site("cluster.toml"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut dir = None;
+    // Its working directory, then the first finished check: the runner is serving jobs.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(path) = line.strip_prefix("batchci verify in ") {
+            dir = Some(PathBuf::from(path));
+        }
+        if line.starts_with("ok ") || line.starts_with("FAIL ") {
+            break;
+        }
+    }
+    let dir = dir.expect("verify names its working directory");
+    assert!(dir.exists());
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("interrupted; nothing left running"),
+        "{stderr}"
+    );
+    assert!(!dir.exists(), "{} is left", dir.display());
+    // No process of the run is left: its runner, its cluster's daemon, their jobs.
+    let needle = dir.to_string_lossy().into_owned();
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| std::fs::read(entry.ok()?.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&needle))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}

@@ -52,7 +52,7 @@ pub(crate) struct Harness {
     /// How long one job may take before verify gives up on it.
     pub timeout: Duration,
     /// The `batchci run` serving the site's runners.
-    pub runner: std::sync::Mutex<std::process::Child>,
+    pub runner: std::sync::Mutex<crate::mock_site::Runner>,
 }
 
 impl Harness {
@@ -146,13 +146,13 @@ impl Harness {
     /// How `batchci run` ended, if it has.
     fn runner_exited(&self) -> Option<std::process::ExitStatus> {
         let mut runner = self.runner.lock().unwrap_or_else(|e| e.into_inner());
-        runner.try_wait().ok().flatten()
+        runner.exited()
     }
 
-    /// Stops `batchci run`.
+    /// Stops `batchci run` (dropping the harness stops it too); stopping it twice is harmless.
     pub(crate) fn stop_runner(&self) {
         let mut runner = self.runner.lock().unwrap_or_else(|e| e.into_inner());
-        crate::mock_site::stop_runner(&mut runner);
+        runner.stop();
     }
 
     /// Whether the scheduler's job of GitLab job `id` has ended (left the queue, its

@@ -92,7 +92,7 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
     let (cluster_file, time_scale) = scaled_cluster(&cluster_text, options.time_scale, &root)
         .with_context(|| format!("{}", options.cluster.display()))?;
     let cluster_dir = root.join("cluster");
-    mock_site::start_cluster(&exe, &cluster_dir, Some(&cluster_file), None)?;
+    let mut cluster = mock_site::start_cluster(&exe, &cluster_dir, Some(&cluster_file), None)?;
     let cluster_config =
         mock_cluster::config::Cluster::load(&cluster_file).map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
@@ -181,7 +181,7 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
         );
     }
     harness.stop_runner();
-    mock_site::stop_cluster(&exe, &cluster_dir);
+    cluster.stop();
 
     let mut notes = rewrite.notes;
     if !options.run_scripts && !pipelines.is_empty() {
