@@ -85,8 +85,9 @@ fn a_misconfigured_site_fails_naming_each_problem() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     for needle in [
-        // The runner whose default partition does not exist.
+        // The runners whose default partition does not exist.
         "partition gpu (runners.slurm.partition) does not exist; the cluster has batch, short",
+        "runner cluster-b / default partition: partition bigmem (SBATCH_PARTITION in runners.batch.scheduler_environment) does not exist; the cluster has batch, short",
         // A user job asking more cores than any node has.
         "would pend forever (PartitionConfig): asks 64 CPUs; partition batch cannot give them (its largest node has 8)",
         // A time limit over its partition's QOS.

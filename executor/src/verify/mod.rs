@@ -123,9 +123,26 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
             url: gitlab.url().to_string(),
             token: credentials.token,
         });
-        let partition = (runner.executor == ExecutorKind::DockerSlurm)
-            .then(|| runner.slurm.partition.clone())
-            .flatten();
+        let partition = match runner.executor {
+            ExecutorKind::DockerSlurm => runner
+                .slurm
+                .partition
+                .clone()
+                .map(|name| (name, "runners.slurm.partition")),
+            ExecutorKind::Slurm => runner
+                .batch
+                .scheduler_environment
+                .iter()
+                .rev()
+                .find_map(|pair| pair.strip_prefix("SBATCH_PARTITION="))
+                .map(|name| {
+                    (
+                        name.to_string(),
+                        "SBATCH_PARTITION in runners.batch.scheduler_environment",
+                    )
+                }),
+            _ => None,
+        };
         runners.push((
             SiteRunner {
                 name: runner.name.clone(),

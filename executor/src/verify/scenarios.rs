@@ -321,14 +321,12 @@ fn default_partition(harness: &Harness, site: &SiteRunner, outcome: &Outcome) ->
         .collect::<Vec<_>>()
         .join(", ");
     let partition = match &site.partition {
-        Some(name) => match cluster.partition(name) {
+        Some((name, setting)) => match cluster.partition(name) {
             Some(partition) => partition,
             None => {
                 return (
                     Verdict::Fail,
-                    format!(
-                        "partition {name} (runners.slurm.partition) does not exist; the cluster has {names}"
-                    ),
+                    format!("partition {name} ({setting}) does not exist; the cluster has {names}"),
                 );
             }
         },

@@ -19,8 +19,10 @@ pub(crate) struct SiteRunner {
     pub tags: Vec<String>,
     /// The tag only verify's own jobs for this runner carry.
     pub own_tag: String,
-    /// `[runners.slurm] partition` (docker+slurm's placeholder partition), when set.
-    pub partition: Option<String>,
+    /// The partition the runner's jobs go to unless they name one, and the setting that says
+    /// so: docker+slurm's `[runners.slurm] partition`, or `SBATCH_PARTITION` in a Slurm
+    /// runner's `scheduler_environment` (sbatch reads it).
+    pub partition: Option<(String, &'static str)>,
 }
 
 /// What had to change in a runner's settings to run it here, for the report.
