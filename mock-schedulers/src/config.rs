@@ -172,6 +172,8 @@ struct RawQos {
     #[serde(default)]
     max_wall: Option<Spanned<String>>,
     #[serde(default)]
+    max_cpus_per_job: Option<u32>,
+    #[serde(default)]
     priority: u32,
 }
 
@@ -341,6 +343,10 @@ pub struct Qos {
     pub max_submit_jobs_per_user: Option<u32>,
     /// Longest time limit.
     pub max_wall: Option<TimeLimit>,
+    /// Most CPUs one job may have (`MaxTRESPerJob=cpu=N`); a job asking more pends with
+    /// `QOSMaxCpuPerJobLimit`.
+    #[serde(default)]
+    pub max_cpus_per_job: Option<u32>,
     /// Added to job priority.
     pub priority: u32,
 }
@@ -582,6 +588,7 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
                 max_jobs_per_user: q.max_jobs_per_user,
                 max_submit_jobs_per_user: q.max_submit_jobs_per_user,
                 max_wall,
+                max_cpus_per_job: q.max_cpus_per_job,
                 priority: q.priority,
             },
         );

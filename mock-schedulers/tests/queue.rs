@@ -157,10 +157,12 @@ fn finished_jobs_are_hidden_unless_asked_for_and_unknown_ids_fail() {
 #[test]
 fn pending_reasons_follow_slurm() {
     let c = TestCluster::with_config(&format!(
-        "{}\n[[qos]]\nname = \"one\"\nmax_jobs_per_user = 1\n",
+        "{}\n[[qos]]\nname = \"one\"\nmax_jobs_per_user = 1\n[[qos]]\nname = \"small\"\nmax_cpus_per_job = 1\n",
         common::FAST_CLUSTER
     ));
     let cpus = c.submit(&["-c", "3", "--wrap", "true"]);
+    // Within the node but over its QOS's MaxTRESPerJob cpu.
+    let qos_cpus = c.submit(&["-q", "small", "-c", "2", "--wrap", "true"]);
     let time = c.submit(&["-p", "gitlab-ci", "-t", "120", "--wrap", "true"]);
     let nodes = c.submit(&["-N", "2", "--wrap", "true"]);
     let held = c.submit(&["-H", "--wrap", "true"]);
@@ -182,6 +184,10 @@ fn pending_reasons_follow_slurm() {
     assert_eq!(c.job_field(time, "%T %r"), "PENDING PartitionTimeLimit");
     assert_eq!(c.job_field(nodes, "%T %r"), "PENDING PartitionNodeLimit");
     assert_eq!(c.job_field(held, "%T %r"), "PENDING JobHeldUser");
+    assert_eq!(
+        c.job_field(qos_cpus, "%T %r"),
+        "PENDING QOSMaxCpuPerJobLimit"
+    );
     let later = c.submit(&["--begin=now+60", "--mem", "10", "--wrap", "true"]);
     common::wait_for("begin reason", || c.job_field(later, "%r") == "BeginTime");
     // One simulated minute is one real second here.

@@ -719,6 +719,11 @@ impl State {
             {
                 return Some("QOSMaxWallDurationPerJobLimit".into());
             }
+            // A job over its QOS's MaxTRESPerJob cpu waits for a limit that never changes by
+            // itself (Slurm's resource_limits: reason QOSMaxCpuPerJobLimit).
+            if q.max_cpus_per_job.is_some_and(|max| job.cpus > max) {
+                return Some("QOSMaxCpuPerJobLimit".into());
+            }
             if let Some(max) = q.max_jobs_per_user
                 && running_per_user_qos
                     .get(&(job.req.uid, job.qos.clone()))

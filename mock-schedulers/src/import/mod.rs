@@ -113,6 +113,7 @@ pub(crate) struct QosOut {
     pub(crate) name: String,
     pub(crate) priority: u32,
     pub(crate) max_wall: Option<String>,
+    pub(crate) max_cpus_per_job: Option<u32>,
     pub(crate) max_jobs_per_user: Option<u32>,
     pub(crate) max_submit_jobs_per_user: Option<u32>,
 }
@@ -213,6 +214,9 @@ impl Imported {
             }
             if let Some(w) = &q.max_wall {
                 out.push_str(&format!("max_wall = {}\n", quoted(w)));
+            }
+            if let Some(n) = q.max_cpus_per_job {
+                out.push_str(&format!("max_cpus_per_job = {n}\n"));
             }
             out.push_str(&format!("priority = {}\n", q.priority));
         }

@@ -118,7 +118,7 @@ const QOS_COLUMNS: &[&str] = &[
 ];
 
 /// QOS columns whose empty (or listed) value means "not set"; any other value is listed as
-/// not imported. Name, Priority, MaxWall, MaxJobsPU and MaxSubmitPU are imported.
+/// not imported. Name, Priority, MaxWall, MaxTRES's cpu, MaxJobsPU and MaxSubmitPU are imported.
 const QOS_UNSET: &[(&str, &[&str])] = &[
     ("GraceTime", &["00:00:00"]),
     ("PreemptMode", &["cluster"]),
@@ -530,10 +530,20 @@ fn parse_qos(src: &Source, not_imported: &mut NotImported) -> Result<Vec<QosOut>
                 Some(text.to_string())
             }
         };
+        // MaxTRES is per job (`cpu=8,mem=16G`): its cpu part is imported, the rest listed.
+        let mut max_cpus_per_job = None;
+        let mut other_tres = Vec::new();
+        for tres in get("MaxTRES").split(',').filter(|t| !t.is_empty()) {
+            match tres.strip_prefix("cpu=").map(str::parse::<u32>) {
+                Some(Ok(n)) => max_cpus_per_job = Some(n),
+                _ => other_tres.push(tres),
+            }
+        }
         let qos = QosOut {
             name: name.to_string(),
             priority: number("Priority")?.unwrap_or(0),
             max_wall,
+            max_cpus_per_job,
             max_jobs_per_user: number("MaxJobsPU")?,
             max_submit_jobs_per_user: number("MaxSubmitPU")?,
         };
@@ -541,6 +551,12 @@ fn parse_qos(src: &Source, not_imported: &mut NotImported) -> Result<Vec<QosOut>
             if ["Name", "Priority", "MaxWall", "MaxJobsPU", "MaxSubmitPU"].contains(&col.as_str())
                 || value.is_empty()
             {
+                continue;
+            }
+            if col == "MaxTRES" {
+                if !other_tres.is_empty() {
+                    not_imported.other(format!("qos {name}: MaxTRES={}", other_tres.join(",")));
+                }
                 continue;
             }
             let unset = QOS_UNSET
@@ -627,7 +643,8 @@ mod tests {
     #[test]
     fn qos_limits_in_the_sacctmgr_columns() {
         // The 26 columns of Slurm 22.05's `sacctmgr -n -P show qos` (QOS_COLUMNS), here with
-        // Priority 100, MaxWall 2:00:00, MaxJobsPU 2, MaxSubmitPU 20 and a GrpTRES limit.
+        // Priority 100, MaxWall 2:00:00, MaxTRES cpu=16 (and a GPU count the cluster file
+        // cannot hold), MaxJobsPU 2, MaxSubmitPU 20 and a GrpTRES limit.
         let mut fields = vec![""; QOS_COLUMNS.len()];
         for (column, value) in [
             ("Name", "ci"),
@@ -637,6 +654,7 @@ mod tests {
             ("UsageFactor", "1.000000"),
             ("GrpTRES", "cpu=8"),
             ("MaxWall", "2:00:00"),
+            ("MaxTRES", "cpu=16,gres/gpu=2"),
             ("MaxJobsPU", "2"),
             ("MaxSubmitPU", "20"),
         ] {
@@ -652,13 +670,17 @@ mod tests {
                 name: "ci".into(),
                 priority: 100,
                 max_wall: Some("2:00:00".into()),
+                max_cpus_per_job: Some(16),
                 max_jobs_per_user: Some(2),
                 max_submit_jobs_per_user: Some(20),
             }]
         );
         assert_eq!(
             notes.comment_lines(),
-            vec!["# not imported: qos ci: GrpTRES=cpu=8"]
+            vec![
+                "# not imported: qos ci: GrpTRES=cpu=8",
+                "# not imported: qos ci: MaxTRES=gres/gpu=2"
+            ]
         );
         assert_eq!(
             parse_qos(&source("qos.txt", "normal|0\n"), &mut notes)
