@@ -43,6 +43,11 @@ pub(crate) struct Source {
     pub(crate) text: String,
 }
 
+/// An error at `line` of the captured output `src`.
+pub(crate) fn err(src: &Source, line: usize, message: impl Into<String>) -> ImportError {
+    ImportError::new(&src.name, line, message)
+}
+
 /// What the importer could not carry into the cluster file: `(subject, setting)` pairs in the
 /// order met, merged so that one setting shared by many nodes is one line.
 #[derive(Debug, Default)]

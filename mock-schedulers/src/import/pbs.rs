@@ -4,8 +4,8 @@
 
 use std::collections::HashSet;
 
-use super::records::{Record, pbs_records, shorten};
-use super::{ImportError, Imported, NotImported, PartitionOut, Source, group_nodes};
+use super::records::{pbs_records, shorten};
+use super::{ImportError, Imported, NotImported, PartitionOut, Source, err, group_nodes};
 
 /// What `mock-cluster import pbs` reads.
 #[derive(Debug, Clone)]
@@ -67,21 +67,6 @@ const QUEUE_READ: &[&str] = &[
     "resources_max.walltime",
     "resources_max.nodect",
 ];
-
-fn err(src: &Source, line: usize, message: impl Into<String>) -> ImportError {
-    ImportError::new(&src.name, line, message)
-}
-
-fn required<'a>(
-    src: &Source,
-    record: &'a Record,
-    what: &str,
-    key: &str,
-) -> Result<&'a str, ImportError> {
-    record
-        .get(key)
-        .ok_or_else(|| err(src, record.line, format!("{what}: no `{key} = `")))
-}
 
 /// A PBS size (`pbs_resources(7B)`, "Size": an integer with an optional suffix `b`, `kb`, `mb`,
 /// `gb`, `tb`, `pb`, or `w`, `kw`, ... for words; no suffix means bytes; `k` is 1024) in
@@ -246,7 +231,7 @@ fn parse_nodes(src: &Source, not_imported: &mut NotImported) -> Result<Vec<PbsNo
             ));
         }
         let what = format!("node `{name}`");
-        let ncpus = required(src, record, &what, "resources_available.ncpus")?;
+        let ncpus = record.required(src, &what, "resources_available.ncpus", " = ")?;
         let cpus = ncpus
             .parse::<u32>()
             .ok()
@@ -258,7 +243,7 @@ fn parse_nodes(src: &Source, not_imported: &mut NotImported) -> Result<Vec<PbsNo
                     format!("{what}: `resources_available.ncpus = {ncpus}` is not a number of CPUs (1 to 65535)"),
                 )
             })?;
-        let mem = required(src, record, &what, "resources_available.mem")?;
+        let mem = record.required(src, &what, "resources_available.mem", " = ")?;
         let memory_mb = size_mb(mem).ok_or_else(|| {
             err(
                 src,
@@ -328,9 +313,9 @@ fn parse_queues(
             ));
         }
         let what = format!("queue `{name}`");
-        let queue_type = required(src, record, &what, "queue_type")?;
+        let queue_type = record.required(src, &what, "queue_type", " = ")?;
         let flag = |key: &str| -> Result<bool, ImportError> {
-            match required(src, record, &what, key)? {
+            match record.required(src, &what, key, " = ")? {
                 "True" | "true" | "TRUE" | "1" | "y" | "Y" => Ok(true),
                 "False" | "false" | "FALSE" | "0" | "n" | "N" => Ok(false),
                 other => Err(err(

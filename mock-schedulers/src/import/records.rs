@@ -24,6 +24,19 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// A field the record must have; its absence is an error naming `what` and the key as
+    /// the scheduler writes it (`assign`: `=` for Slurm, ` = ` for PBS).
+    pub(crate) fn required(
+        &self,
+        src: &super::Source,
+        what: &str,
+        key: &str,
+        assign: &str,
+    ) -> Result<&str, ImportError> {
+        self.get(key)
+            .ok_or_else(|| super::err(src, self.line, format!("{what}: no `{key}{assign}`")))
+    }
+
     /// The value of the first field named `key`.
     pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.fields

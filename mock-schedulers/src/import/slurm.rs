@@ -5,8 +5,8 @@
 
 use std::collections::HashSet;
 
-use super::records::{Record, slurm_records};
-use super::{ImportError, Imported, NotImported, PartitionOut, QosOut, Source, group_nodes};
+use super::records::slurm_records;
+use super::{ImportError, Imported, NotImported, PartitionOut, QosOut, Source, err, group_nodes};
 use crate::hostlist;
 use crate::units;
 
@@ -125,22 +125,6 @@ const QOS_UNSET: &[(&str, &[&str])] = &[
     ("UsageFactor", &["1.000000"]),
 ];
 
-fn err(src: &Source, line: usize, message: impl Into<String>) -> ImportError {
-    ImportError::new(&src.name, line, message)
-}
-
-/// A required field of a record.
-fn required<'a>(
-    src: &Source,
-    record: &'a Record,
-    what: &str,
-    key: &str,
-) -> Result<&'a str, ImportError> {
-    record
-        .get(key)
-        .ok_or_else(|| err(src, record.line, format!("{what}: no `{key}=`")))
-}
-
 /// A node name the cluster file can hold (a hostlist of one name).
 fn valid_name(name: &str) -> bool {
     !name.is_empty() && !name.contains([',', '[', ']', ' ', '\t', '"', '\\'])
@@ -258,7 +242,7 @@ fn parse_nodes(
             ));
         }
         let what = format!("node `{name}`");
-        let total_text = required(src, record, &what, "CPUTot")?;
+        let total_text = record.required(src, &what, "CPUTot", "=")?;
         let cpus_of = |key: &str, text: &str| -> Result<u32, ImportError> {
             text.parse::<u32>()
                 .ok()
@@ -281,7 +265,7 @@ fn parse_nodes(
         if cpus != total {
             not_imported.node(name, format!("CPUTot={total} (CPUEfctv={cpus} imported)"));
         }
-        let memory_text = required(src, record, &what, "RealMemory")?;
+        let memory_text = record.required(src, &what, "RealMemory", "=")?;
         let memory_mb = memory_text.parse::<u64>().map_err(|_| {
             err(
                 src,
@@ -366,9 +350,9 @@ fn parse_partitions(
             ));
         }
         let what = format!("partition `{name}`");
-        let node_list = required(src, record, &what, "Nodes")?;
-        let max_time = required(src, record, &what, "MaxTime")?;
-        let state = required(src, record, &what, "State")?;
+        let node_list = record.required(src, &what, "Nodes", "=")?;
+        let max_time = record.required(src, &what, "MaxTime", "=")?;
+        let state = record.required(src, &what, "State", "=")?;
         units::parse_time_limit(max_time).map_err(|_| {
             err(
                 src,

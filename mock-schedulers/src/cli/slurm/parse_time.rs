@@ -144,6 +144,27 @@ fn get_time(s: &[u8], pos: usize) -> Result<(usize, u32, u32, u32), usize> {
 }
 
 /// `_get_date()`: `YYYY-MM-DD`, or `MM[/.]DD[[/.]YY]`; month (1-12), day and year (when given).
+/// One or two digits at `*o` (the first one checked by the caller) within `range`; out of it,
+/// the position `_get_date()` reports: the number's start.
+fn one_or_two_digits(
+    s: &[u8],
+    o: &mut usize,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<u32, usize> {
+    let start = *o;
+    let mut n = u32::from(at(s, *o).wrapping_sub(b'0'));
+    *o += 1;
+    if digit(at(s, *o)) {
+        n = n * 10 + u32::from(at(s, *o) - b'0');
+        *o += 1;
+    }
+    if range.contains(&n) {
+        Ok(n)
+    } else {
+        Err(start.min(o.saturating_sub(2)))
+    }
+}
+
 fn get_date(s: &[u8], pos: usize) -> Result<(usize, u32, u32, Option<i32>), usize> {
     let mut o = pos;
     let read = |o: &mut usize| -> u32 {
@@ -160,46 +181,22 @@ fn get_date(s: &[u8], pos: usize) -> Result<(usize, u32, u32, Option<i32>), usiz
             year = year * 10 + read(&mut o);
         }
         o += 1;
-        let mut month = read(&mut o);
-        if digit(at(s, o)) {
-            month = month * 10 + read(&mut o);
-        }
-        if !(1..=12).contains(&month) {
-            return Err(o - 2);
-        }
+        let month = one_or_two_digits(s, &mut o, 1..=12)?;
         o += 1;
         if !digit(at(s, o)) {
             return Err(o);
         }
-        let mut day = read(&mut o);
-        if digit(at(s, o)) {
-            day = day * 10 + read(&mut o);
-        }
-        if !(1..=31).contains(&day) {
-            return Err(o - 2);
-        }
+        let day = one_or_two_digits(s, &mut o, 1..=31)?;
         return Ok((o - 1, month, day, i32::try_from(year).ok()));
     }
-    let mut month = read(&mut o);
-    if digit(at(s, o)) {
-        month = month * 10 + read(&mut o);
-    }
-    if !(1..=12).contains(&month) {
-        return Err(o.saturating_sub(2));
-    }
+    let month = one_or_two_digits(s, &mut o, 1..=12)?;
     if matches!(at(s, o), b'.' | b'/') {
         o += 1;
     }
     if !digit(at(s, o)) {
         return Err(o);
     }
-    let mut day = read(&mut o);
-    if digit(at(s, o)) {
-        day = day * 10 + read(&mut o);
-    }
-    if !(1..=31).contains(&day) {
-        return Err(o - 2);
-    }
+    let day = one_or_two_digits(s, &mut o, 1..=31)?;
     if matches!(at(s, o), b'.' | b'/') {
         o += 1;
     }
@@ -430,5 +427,18 @@ mod tests {
             let _ = parse_time(text, now());
         }
         assert_eq!(shown("2027-02-31"), "2027-03-03T00:00:00");
+    }
+
+    proptest::proptest! {
+        /// Whatever a user writes after `--deadline`: an answer, never a panic, and a refusal
+        /// position inside the text.
+        #[test]
+        fn any_text_gets_an_answer(text in "(?s).{0,40}", tail in "[0-9:/.+ -]{0,20}") {
+            for candidate in [text.clone(), format!("now+{tail}"), format!("{tail}{text}")] {
+                if let Err(pos) = parse_time(&candidate, now()) {
+                    proptest::prop_assert!(pos <= candidate.len());
+                }
+            }
+        }
     }
 }
