@@ -122,7 +122,7 @@ impl CommandSpec {
     }
 
     fn command(&self) -> Command {
-        let mut command = Command::new(&self.program);
+        let mut command = Command::new(self.resolved_program());
         command
             .args(&self.args)
             .env_clear()
@@ -137,6 +137,24 @@ impl CommandSpec {
             command.uid(run_as.uid).gid(run_as.gid);
         }
         command
+    }
+
+    /// The program with its directory: a bare name is looked up in the command's own `PATH`
+    /// here, as `execvp` in the child would. Rust's standard library starts a command with
+    /// `posix_spawn` (no copy of batchci's page tables, which grow with the logs it holds)
+    /// only when the program is named with a directory or the command keeps batchci's own
+    /// `PATH`, and with `fork` otherwise; batchci's commands always set `PATH`. A name found
+    /// nowhere stays bare, and starting it fails with "not found" as before.
+    fn resolved_program(&self) -> PathBuf {
+        let bare = self.program.components().count() == 1
+            && !self.program.as_os_str().as_encoded_bytes().contains(&b'/');
+        if !bare {
+            return self.program.clone();
+        }
+        let Some((_, path)) = self.env.iter().rev().find(|(key, _)| key == "PATH") else {
+            return self.program.clone();
+        };
+        find_in_path(&self.program, path, &self.cwd).unwrap_or_else(|| self.program.clone())
     }
 
     /// Starts the command with stdout and stderr merged into one pipe, in the order written.
@@ -226,6 +244,18 @@ impl CommandSpec {
         };
         std::io::Error::new(error.kind(), message)
     }
+}
+
+/// The first executable regular file named `program` in the directories of `path`, as
+/// `execvp` searches them: an empty entry is the working directory, and so are relative
+/// entries taken from it (the child's, `cwd`).
+fn find_in_path(program: &Path, path: &std::ffi::OsStr, cwd: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::split_paths(path).find_map(|dir| {
+        let candidate = cwd.join(dir).join(program);
+        let metadata = std::fs::metadata(&candidate).ok()?;
+        (metadata.is_file() && metadata.permissions().mode() & 0o111 != 0).then_some(candidate)
+    })
 }
 
 /// `word` as a shell would need it written: bare when it has only safe characters.
@@ -427,6 +457,57 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(exit_code(status), 128 + 15);
+    }
+
+    fn write_program(dir: &Path, name: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, "#!/bin/sh\necho \"$0\"\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    /// A bare program name is resolved in the command's own PATH before the start (so that
+    /// the standard library can use `posix_spawn`): the first executable regular file wins,
+    /// as with `execvp`; a file without execute bits or a directory of that name is passed
+    /// over; an empty entry is the working directory.
+    #[tokio::test]
+    async fn a_bare_program_is_found_in_the_commands_own_path_as_execvp_would() {
+        let root = tempfile::tempdir().unwrap();
+        let (plain, dir_named, good, later, cwd) = (
+            root.path().join("plain"),
+            root.path().join("dir-named"),
+            root.path().join("good"),
+            root.path().join("later"),
+            root.path().join("cwd"),
+        );
+        for dir in [&plain, &dir_named, &good, &later, &cwd] {
+            std::fs::create_dir(dir).unwrap();
+        }
+        write_program(&plain, "sbatch", 0o644);
+        std::fs::create_dir(dir_named.join("sbatch")).unwrap();
+        write_program(&good, "sbatch", 0o755);
+        write_program(&later, "sbatch", 0o755);
+        write_program(&cwd, "squeue", 0o755);
+        let path = std::env::join_paths([&plain, &dir_named, &good, &later]).unwrap();
+
+        let spec = CommandSpec::new("sbatch", Vec::<String>::new(), &cwd).env("PATH", &path);
+        assert_eq!(spec.resolved_program(), good.join("sbatch"));
+        let output = spec.output().await.unwrap();
+        assert_eq!(
+            output.stdout_text(),
+            format!("{}\n", good.join("sbatch").display())
+        );
+        // What the log shows is still what a person would type.
+        assert_eq!(spec.display(), "sbatch");
+
+        let here = CommandSpec::new("squeue", Vec::<String>::new(), &cwd)
+            .env("PATH", format!("/nonexistent::{}", later.display()));
+        assert_eq!(here.resolved_program(), cwd.join("squeue"));
+
+        let named = CommandSpec::new("./sbatch", Vec::<String>::new(), &good).env("PATH", &path);
+        assert_eq!(named.resolved_program(), PathBuf::from("./sbatch"));
+        let no_path = CommandSpec::new("sbatch", Vec::<String>::new(), &cwd);
+        assert_eq!(no_path.resolved_program(), PathBuf::from("sbatch"));
     }
 
     #[tokio::test]

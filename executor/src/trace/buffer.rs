@@ -5,11 +5,13 @@
 //! configured output limit. The final `PUT /jobs/:id` reports the CRC-32 and size of exactly
 //! these bytes, and the trace sender patches them to GitLab from any offset GitLab asks for.
 //!
-//! The bytes are kept in blocks of [`MAX_PATCH_BYTES`]: a full block never moves again and a
-//! patch of it shares it instead of copying it, and the log grows without reallocating.
+//! The bytes are kept in blocks (the first of [`MAX_PATCH_BYTES`], the others of two): a full
+//! block never moves again and a patch of it shares it instead of copying it, and the log grows
+//! without reallocating.
 
 use bytes::Bytes;
 
+use super::block::{BLOCK_BYTES, Block};
 use super::mask::Masker;
 
 /// gitlab-runner's default `output_limit`: 4096 KiB.
@@ -93,22 +95,29 @@ impl TraceBuffer {
         for block in &data.full {
             out.extend_from_slice(block);
         }
-        out.extend_from_slice(&data.current);
+        out.extend_from_slice(data.current.filled());
         out
     }
 
-    /// The next patch to send when GitLab holds `offset` bytes: at most [`MAX_PATCH_BYTES`],
-    /// and never past the end of the block `offset` is in, so that patches after the first
-    /// are whole blocks, shared, not copied. Empty when everything was sent (and also when
+    /// The next patch to send when GitLab holds `offset` bytes: up to the log's next whole
+    /// mebibyte ([`MAX_PATCH_BYTES`]), so that after a short first patch the next ones are
+    /// whole mebibytes; past the log's first one they are shared, not copied. Empty when everything was sent (and also when
     /// `offset` is beyond the log).
     pub fn patch_from(&self, offset: usize) -> Bytes {
         let data = &self.accepted.data;
-        let start = offset.min(data.len);
-        let index = start / MAX_PATCH_BYTES;
-        let within = start % MAX_PATCH_BYTES;
+        let (index, within) = data.locate(offset.min(data.len));
         match data.full.get(index) {
-            Some(block) => block.slice(within..),
-            None => Bytes::copy_from_slice(&data.current[within..]),
+            Some(block) => block.slice(within..block.len().min(next_mebibyte(within))),
+            None => match &data.current {
+                Current::First(first) => {
+                    let end = first.len().min(within + MAX_PATCH_BYTES);
+                    Bytes::copy_from_slice(&first[within..end])
+                }
+                Current::Later(block) => {
+                    let end = block.filled().len().min(next_mebibyte(within));
+                    block.share().slice(within..end)
+                }
+            },
         }
     }
 
@@ -116,6 +125,12 @@ impl TraceBuffer {
     pub fn checksum(&self) -> String {
         format!("crc32:{:08x}", self.accepted.crc.clone().finalize())
     }
+}
+
+/// The end of the mebibyte that `within` (an offset in a block) is in: blocks begin on a
+/// mebibyte of the log, so this is also the log's next mebibyte.
+fn next_mebibyte(within: usize) -> usize {
+    (within / MAX_PATCH_BYTES + 1) * MAX_PATCH_BYTES
 }
 
 impl Accepted {
@@ -203,38 +218,79 @@ impl Accepted {
     }
 }
 
-/// The log's bytes: full blocks of [`MAX_PATCH_BYTES`], then the block being filled.
+/// The log's bytes: its first block, of at most [`MAX_PATCH_BYTES`], grows by doubling, so a
+/// short log stays small; the log past it is kept in blocks of [`BLOCK_BYTES`] (see
+/// [`super::block`]). Full blocks are frozen and shared by the patches cut from them.
 #[derive(Debug, Default)]
 struct Blocks {
     full: Vec<Bytes>,
-    current: Vec<u8>,
+    /// The block being filled: the first one, or a later one.
+    current: Current,
     len: usize,
+}
+
+#[derive(Debug)]
+enum Current {
+    First(Vec<u8>),
+    Later(Block),
+}
+
+impl Default for Current {
+    fn default() -> Self {
+        Current::First(Vec::new())
+    }
+}
+
+impl Current {
+    fn filled(&self) -> &[u8] {
+        match self {
+            Current::First(vec) => vec,
+            Current::Later(block) => block.filled(),
+        }
+    }
 }
 
 impl Blocks {
     fn extend(&mut self, mut bytes: &[u8]) {
         self.len += bytes.len();
         while !bytes.is_empty() {
-            let room = MAX_PATCH_BYTES - self.current.len();
-            let (now, later) = bytes.split_at(room.min(bytes.len()));
-            if self.current.capacity() - self.current.len() < now.len() {
-                // A log past its first block gets whole blocks at once; a small log grows
-                // by doubling, never past one block, and stays small.
-                let wanted = if self.full.is_empty() {
-                    (self.current.len() + now.len())
-                        .next_power_of_two()
-                        .clamp(4096, MAX_PATCH_BYTES)
-                } else {
-                    MAX_PATCH_BYTES
-                };
-                self.current.reserve_exact(wanted - self.current.len());
-            }
-            self.current.extend_from_slice(now);
-            if self.current.len() == MAX_PATCH_BYTES {
-                self.full
-                    .push(Bytes::from(std::mem::take(&mut self.current)));
-            }
-            bytes = later;
+            let taken = match &mut self.current {
+                Current::First(first) => {
+                    let now = &bytes[..bytes.len().min(MAX_PATCH_BYTES - first.len())];
+                    if first.capacity() - first.len() < now.len() {
+                        let wanted = (first.len() + now.len())
+                            .next_power_of_two()
+                            .clamp(4096, MAX_PATCH_BYTES);
+                        first.reserve_exact(wanted - first.len());
+                    }
+                    first.extend_from_slice(now);
+                    if first.len() == MAX_PATCH_BYTES {
+                        let first = std::mem::take(first);
+                        self.full.push(Bytes::from(first));
+                        self.current = Current::Later(Block::new());
+                    }
+                    now.len()
+                }
+                Current::Later(block) => {
+                    let taken = block.fill(bytes);
+                    if block.is_full() {
+                        self.full.push(block.share());
+                        *block = Block::new();
+                    }
+                    taken
+                }
+            };
+            bytes = &bytes[taken..];
+        }
+    }
+
+    /// The block holding byte `offset` (`full.len()` for the current one) and the offset in it.
+    fn locate(&self, offset: usize) -> (usize, usize) {
+        if offset < MAX_PATCH_BYTES {
+            (0, offset)
+        } else {
+            let later = offset - MAX_PATCH_BYTES;
+            (1 + later / BLOCK_BYTES, later % BLOCK_BYTES)
         }
     }
 }
@@ -298,12 +354,13 @@ mod tests {
         assert!(buffer.patch_from(usize::MAX).is_empty());
     }
 
-    /// Blocks are filled across writes of any size; a patch ends where its block does, so
-    /// that after a small first patch the next ones are whole blocks; GitLab may ask for any
-    /// offset, and every byte is there once, in order.
+    /// Blocks are filled across writes of any size; a patch ends at the log's next mebibyte,
+    /// so that after a small first patch the next ones are whole mebibytes; GitLab may ask
+    /// for any offset, and every byte is there once, in order.
     #[test]
     fn a_log_of_many_blocks_reassembles_from_any_offset() {
-        let input: Vec<u8> = (0..5 * MAX_PATCH_BYTES / 2)
+        // The first block, two whole later ones (1–3 MiB, 3–5 MiB) and half of one.
+        let input: Vec<u8> = (0..13 * MAX_PATCH_BYTES / 2)
             .map(|n| b'a' + (n % 23) as u8)
             .collect();
         let mut buffer = TraceBuffer::new(plain(), usize::MAX);
@@ -324,6 +381,10 @@ mod tests {
             MAX_PATCH_BYTES - 1,
             MAX_PATCH_BYTES,
             2 * MAX_PATCH_BYTES + 7,
+            3 * MAX_PATCH_BYTES - 1,
+            3 * MAX_PATCH_BYTES,
+            5 * MAX_PATCH_BYTES + 1,
+            6 * MAX_PATCH_BYTES + 5,
         ] {
             let mut received = Vec::new();
             let mut sizes = Vec::new();

@@ -1,6 +1,7 @@
 //! The job-log pipeline: masking, the trace buffer GitLab's checksum is computed over, and
 //! chunking for `PATCH /jobs/:id/trace`.
 
+mod block;
 mod buffer;
 pub mod format;
 mod log;
