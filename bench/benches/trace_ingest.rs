@@ -59,6 +59,7 @@ impl Target {
                 ci_yaml: "ingest:\n  script: [x]\n".into(),
                 variables: vec![],
                 git_ref: "main".into(),
+                ..Default::default()
             })
             .expect("pipeline");
         let reply: Value = self

@@ -23,6 +23,7 @@ fn fault(
         drop_connection,
         count: Some(count),
         retry_after_s: None,
+        mode: None,
     }
 }
 

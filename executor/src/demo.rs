@@ -301,6 +301,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<bool> {
             masked: true,
         }],
         git_ref: "main".into(),
+        ..Default::default()
     })?;
 
     let mut runner = mock_site::spawn_runner(&exe, &config_path)?;

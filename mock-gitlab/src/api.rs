@@ -85,7 +85,34 @@ pub struct NewPipeline {
     /// Branch the pipeline runs on (default `main`).
     #[serde(rename = "ref", default = "default_ref")]
     pub git_ref: String,
+    /// Login of the user who started the pipeline: the jobs' `GITLAB_USER_LOGIN` and the
+    /// `user_login` claim of their ID tokens. Default [`DEFAULT_USER_LOGIN`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_login: Option<String>,
+    /// That user's id (only with `user_login`). Default: the id the mock gave that login
+    /// before, or the next free one (`root` is 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<u64>,
 }
+
+impl Default for NewPipeline {
+    /// A pipeline on `main` of project 0 (set `project_id` and `ci_yaml`), started by `root`.
+    fn default() -> Self {
+        NewPipeline {
+            project_id: 0,
+            ci_yaml: String::new(),
+            variables: Vec::new(),
+            git_ref: default_ref(),
+            user_login: None,
+            user_id: None,
+        }
+    }
+}
+
+/// Who starts a pipeline that names no user: GitLab's first administrator.
+pub const DEFAULT_USER_LOGIN: &str = "root";
+/// The id of [`DEFAULT_USER_LOGIN`], as on a new GitLab instance.
+pub const DEFAULT_USER_ID: u64 = 1;
 
 fn default_ref() -> String {
     "main".into()
@@ -125,6 +152,10 @@ pub struct PipelineView {
     pub git_ref: String,
     /// Commit.
     pub sha: String,
+    /// Login of the user who started the pipeline.
+    pub user_login: String,
+    /// That user's id.
+    pub user_id: u64,
     /// Composite status (`pending`, `running`, `success`, `failed`, `canceled`, ...).
     pub status: String,
     /// Jobs in file order.
@@ -214,7 +245,28 @@ pub enum FaultEndpoint {
     /// Every `/api/v4` endpoint.
     #[serde(rename = "*")]
     All,
+    /// The ID tokens of jobs with `id_tokens:`, as they are issued at hand-out; the fault's
+    /// [`mode`](FaultSpec::mode) says what is wrong with them. `*` does not include it.
+    #[serde(rename = "id_token")]
+    IdToken,
 }
+
+/// What an `id_token` fault does to a job's ID token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdTokenFault {
+    /// Signed with a key that is not published, under the published key's `kid`.
+    WrongKey,
+    /// Expired an hour ago (`exp` one hour before the hand-out).
+    Expired,
+    /// For the audience [`WRONG_AUDIENCE`] instead of the one the job asked for.
+    WrongAudience,
+    /// Not delivered: the job's variables lack it.
+    Missing,
+}
+
+/// The `aud` of a token hit by [`IdTokenFault::WrongAudience`].
+pub const WRONG_AUDIENCE: &str = "https://wrong-audience.example";
 
 /// `POST /admin/api/faults`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -240,6 +292,9 @@ pub struct FaultSpec {
     /// retrying a 429 or 5xx).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after_s: Option<u64>,
+    /// For endpoint `id_token` (and only there): what is wrong with the tokens it hits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<IdTokenFault>,
 }
 
 fn default_rate() -> f64 {
@@ -257,6 +312,16 @@ impl FaultSpec {
             drop_connection: false,
             count: None,
             retry_after_s: None,
+            mode: None,
+        }
+    }
+
+    /// A fault spoiling every job ID token issued from now on in the way `mode` says.
+    pub fn id_token(mode: IdTokenFault) -> Self {
+        FaultSpec {
+            mode: Some(mode),
+            status: None,
+            ..FaultSpec::status(FaultEndpoint::IdToken, 500)
         }
     }
 

@@ -1,10 +1,10 @@
 //! The `.gitlab-ci.yml` subset the mock understands.
 //!
 //! Supported keywords: `stages`, `default` (`image`, `services`, `before_script`,
-//! `after_script`, `tags`, `timeout`), global and job `variables`, `before_script`,
+//! `after_script`, `tags`, `timeout`, `id_tokens`), global and job `variables`, `before_script`,
 //! `script`, `after_script`, `tags`, `timeout`, `image`, `services`, `allow_failure`,
 //! `when`, `needs`, `dependencies`, `artifacts` (`paths`, `exclude`, `name`, `when`,
-//! `expire_in`, `untracked`) and `stage`. Hidden jobs (names starting with `.`) and YAML
+//! `expire_in`, `untracked`), `id_tokens` (`aud`) and `stage`. Hidden jobs (names starting with `.`) and YAML
 //! anchors/merge keys work as in GitLab. Anything else is an error that names the line and
 //! the key, the way GitLab's linter names the offending key.
 
@@ -97,6 +97,25 @@ pub struct Need {
     pub artifacts: bool,
 }
 
+/// One entry of a job's `id_tokens:`: GitLab signs a JWT for the job and delivers it in the
+/// variable `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdTokenSpec {
+    /// Variable the token is delivered in, e.g. `BATCHCI_ID_TOKEN`.
+    pub name: String,
+    /// The token's `aud` claim, as written: one audience or a list.
+    pub aud: Audience,
+}
+
+/// The `aud` of an ID token: GitLab copies a string as a string and a list as a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// `aud: https://batchci.example`.
+    One(String),
+    /// `aud: [https://a.example, https://b.example]`.
+    Many(Vec<String>),
+}
+
 /// `artifacts:` of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ArtifactsSpec {
@@ -149,6 +168,8 @@ pub struct JobSpec {
     pub dependencies: Option<Vec<String>>,
     /// `artifacts:`.
     pub artifacts: Option<ArtifactsSpec>,
+    /// `id_tokens:` (own or from `default:`), in file order.
+    pub id_tokens: Vec<IdTokenSpec>,
 }
 
 /// A parsed pipeline definition.
@@ -190,6 +211,7 @@ struct Defaults {
     after_script: Vec<String>,
     tags: Vec<String>,
     timeout: Option<u64>,
+    id_tokens: Vec<IdTokenSpec>,
 }
 
 impl Parser<'_> {
@@ -307,6 +329,7 @@ impl Parser<'_> {
             "after_script" => defaults.after_script = self.script(v, path)?,
             "tags" => defaults.tags = self.string_list(v, path)?,
             "timeout" => defaults.timeout = Some(self.timeout(v, path)?),
+            "id_tokens" => defaults.id_tokens = self.id_tokens(v, path)?,
             _ => return Err(self.err(path, "unknown key in default")),
         }
         Ok(())
@@ -339,6 +362,7 @@ impl Parser<'_> {
             needs: None,
             dependencies: None,
             artifacts: None,
+            id_tokens: defaults.id_tokens.clone(),
         };
         let mut has_script = false;
         let mut never = false;
@@ -387,6 +411,7 @@ impl Parser<'_> {
                 "needs" => job.needs = Some(self.needs(v, &path)?),
                 "dependencies" => job.dependencies = Some(self.string_list(v, &path)?),
                 "artifacts" => job.artifacts = Some(self.artifacts(v, &path)?),
+                "id_tokens" => job.id_tokens = self.id_tokens(v, &path)?,
                 k if IGNORED_JOB_KEYS.contains(&k) => {}
                 _ => return Err(self.err(&path, "unknown key")),
             }
@@ -652,6 +677,55 @@ impl Parser<'_> {
             .collect()
     }
 
+    fn id_tokens(&self, v: &Value, path: &[&str]) -> Result<Vec<IdTokenSpec>, CiYamlError> {
+        let Some(map) = v.as_mapping() else {
+            return Err(self.err(path, "must be a mapping of variable names to {aud: ...}"));
+        };
+        let mut out = Vec::new();
+        for (name, spec) in map {
+            let Some(name) = name.as_str().filter(|n| is_variable_name(n)) else {
+                return Err(self.err(
+                    path,
+                    "token names are variable names (letters, digits and '_')",
+                ));
+            };
+            let mut p = path.to_vec();
+            p.push(name);
+            let Some(spec) = spec.as_mapping() else {
+                return Err(self.err(&p, "must be a mapping with aud"));
+            };
+            let mut aud = None;
+            for (key, value) in spec {
+                let key = key.as_str().unwrap_or("?");
+                let mut q = p.clone();
+                q.push(key);
+                match key {
+                    "aud" => {
+                        aud = Some(match value {
+                            Value::Sequence(_) => {
+                                let list = self.string_list(value, &q)?;
+                                if list.is_empty() {
+                                    return Err(self.err(&q, "must name at least one audience"));
+                                }
+                                Audience::Many(list)
+                            }
+                            other => Audience::One(self.scalar(other, &q)?),
+                        })
+                    }
+                    _ => return Err(self.err(&q, "unknown key")),
+                }
+            }
+            let Some(aud) = aud else {
+                return Err(self.err(&p, "missing aud"));
+            };
+            out.push(IdTokenSpec {
+                name: name.to_string(),
+                aud,
+            });
+        }
+        Ok(out)
+    }
+
     fn artifacts(&self, v: &Value, path: &[&str]) -> Result<ArtifactsSpec, CiYamlError> {
         let Some(map) = v.as_mapping() else {
             return Err(self.err(path, "must be a mapping"));
@@ -684,6 +758,11 @@ impl Parser<'_> {
         }
         Ok(spec)
     }
+}
+
+/// Whether `name` can be a CI/CD variable name: letters, digits and `_`.
+fn is_variable_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Parses GitLab-style durations: `3600` (seconds), `90m`, `1h 30m`, `2 hours`, `1 day`.
@@ -822,6 +901,70 @@ mod tests {
             config.jobs[0].variables,
             [("N".to_string(), "4".to_string())]
         );
+    }
+
+    #[test]
+    fn id_tokens_take_one_audience_or_a_list_and_default_applies() {
+        let config = parse(
+            "default:\n  id_tokens:\n    SITE_TOKEN: {aud: https://site.example}\n\
+             a:\n  script: [x]\n\
+             b:\n  id_tokens:\n    BATCHCI_ID_TOKEN:\n      aud: https://batchci.example\n    \
+             VAULT_TOKEN:\n      aud: [https://vault.example, https://other.example]\n  script: [y]\n",
+        )
+        .unwrap();
+
+        assert_eq!(
+            config.jobs[0].id_tokens,
+            [IdTokenSpec {
+                name: "SITE_TOKEN".into(),
+                aud: Audience::One("https://site.example".into()),
+            }]
+        );
+        assert_eq!(
+            config.jobs[1].id_tokens,
+            [
+                IdTokenSpec {
+                    name: "BATCHCI_ID_TOKEN".into(),
+                    aud: Audience::One("https://batchci.example".into()),
+                },
+                IdTokenSpec {
+                    name: "VAULT_TOKEN".into(),
+                    aud: Audience::Many(vec![
+                        "https://vault.example".into(),
+                        "https://other.example".into()
+                    ]),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn id_tokens_errors_name_the_line_and_key() {
+        let cases = [
+            (
+                "b:\n  script: [x]\n  id_tokens:\n    T:\n      audience: x\n",
+                "line 5: jobs:b:id_tokens:T:audience: unknown key",
+            ),
+            (
+                "b:\n  script: [x]\n  id_tokens:\n    T: {}\n",
+                "line 4: jobs:b:id_tokens:T: missing aud",
+            ),
+            (
+                "b:\n  script: [x]\n  id_tokens:\n    T:\n      aud: []\n",
+                "line 5: jobs:b:id_tokens:T:aud: must name at least one audience",
+            ),
+            (
+                "b:\n  script: [x]\n  id_tokens: [T]\n",
+                "line 3: jobs:b:id_tokens: must be a mapping of variable names to {aud: ...}",
+            ),
+            (
+                "b:\n  script: [x]\n  id_tokens:\n    MY-TOKEN: {aud: x}\n",
+                "line 3: jobs:b:id_tokens: token names are variable names (letters, digits and '_')",
+            ),
+        ];
+        for (yaml, expected) in cases {
+            assert_eq!(parse(yaml).unwrap_err().to_string(), expected, "{yaml}");
+        }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! It serves the runner API v4 with GitLab's semantics (registration, job request with tag
 //! matching and two-phase start, incremental trace with `Content-Range`, job update with
 //! trace checksums, graceful and hard cancel, artifacts), each project's git repository over
-//! smart HTTP with job-token authentication, and an admin API to create pipelines from a
+//! smart HTTP with job-token authentication, the signed ID tokens of jobs with `id_tokens:` and
+//! the key set that verifies them, and an admin API to create pipelines from a
 //! `.gitlab-ci.yml` subset, read jobs and traces, cancel jobs and inject faults.
 //!
 //! Start it in-process and drive it:
@@ -19,6 +20,7 @@
 //!     ci_yaml: "build:\n  script: [make]\n".into(),
 //!     variables: vec![],
 //!     git_ref: "main".into(),
+//!     ..Default::default()
 //! })?;
 //! // ... point a runner at gitlab.url() with gitlab.registration_token() ...
 //! let job = gitlab
@@ -34,6 +36,7 @@ pub mod api;
 pub mod ci_yaml;
 mod client;
 mod git_http;
+pub mod id_token;
 mod model;
 mod payload;
 mod runner_api;

@@ -69,7 +69,8 @@ enum PipelineCommand {
     /// Create a pipeline from a .gitlab-ci.yml and print its id and jobs.
     #[command(after_help = "Examples:\n  \
         mock-gitlab pipeline create --url http://127.0.0.1:8080 .gitlab-ci.yml\n  \
-        mock-gitlab pipeline create --url http://127.0.0.1:8080 --project app --repo ~/src/app --var DEPLOY=0 ci.yml")]
+        mock-gitlab pipeline create --url http://127.0.0.1:8080 --project app --repo ~/src/app --var DEPLOY=0 ci.yml\n  \
+        mock-gitlab pipeline create --url http://127.0.0.1:8080 --user alice --user-id 1001 ci.yml")]
     Create {
         /// Base URL of the mock.
         #[arg(long)]
@@ -89,6 +90,12 @@ enum PipelineCommand {
         /// Masked pipeline variable KEY=VALUE (repeatable).
         #[arg(long = "masked-var")]
         masked_variables: Vec<String>,
+        /// Login of the user who starts the pipeline (default root).
+        #[arg(long = "user")]
+        user_login: Option<String>,
+        /// That user's id (default: the id the mock gave the login, or the next free one).
+        #[arg(long, requires = "user_login")]
+        user_id: Option<u64>,
         /// The .gitlab-ci.yml file.
         file: PathBuf,
     },
@@ -202,6 +209,8 @@ async fn run(cli: Cli) -> Result<()> {
                     git_ref,
                     variables,
                     masked_variables,
+                    user_login,
+                    user_id,
                     file,
                 },
         } => {
@@ -238,6 +247,8 @@ async fn run(cli: Cli) -> Result<()> {
                     ci_yaml,
                     variables,
                     git_ref,
+                    user_login,
+                    user_id,
                 })
                 .await
                 .with_context(|| format!("creating a pipeline from {}", file.display()))?;

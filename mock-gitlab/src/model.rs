@@ -1,7 +1,8 @@
 //! The mock's state: runners, projects, pipelines and jobs, and how jobs move between states.
 
 use crate::api::{
-    FaultSpec, JobCall, JobView, PipelineJob, PipelineView, Settings, Variable as ApiVariable,
+    DEFAULT_USER_ID, DEFAULT_USER_LOGIN, FaultEndpoint, FaultSpec, IdTokenFault, JobCall, JobView,
+    PipelineJob, PipelineView, Settings, Variable as ApiVariable,
 };
 use crate::ci_yaml::{CiConfig, JobSpec, When};
 use rand::Rng;
@@ -119,11 +120,38 @@ pub struct Project {
     pub repo: Option<PathBuf>,
 }
 
+/// A GitLab user, as far as jobs see one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: u64,
+    pub login: String,
+    /// `<login>@example.com`; `admin@example.com` for `root`, as on a new GitLab.
+    pub email: String,
+}
+
+impl User {
+    /// The user `login` with id `id`.
+    pub fn new(id: u64, login: &str) -> User {
+        let email = if login == DEFAULT_USER_LOGIN {
+            "admin@example.com".to_string()
+        } else {
+            format!("{login}@example.com")
+        };
+        User {
+            id,
+            login: login.to_string(),
+            email,
+        }
+    }
+}
+
 /// A pipeline: a set of jobs from one `.gitlab-ci.yml`.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     pub id: u64,
     pub project_id: u64,
+    /// Who started it.
+    pub user: User,
     pub git_ref: String,
     pub sha: String,
     pub before_sha: String,
@@ -244,6 +272,8 @@ pub struct Store {
     pub pipelines: BTreeMap<u64, Pipeline>,
     pub jobs: BTreeMap<u64, Job>,
     pub faults: Vec<ActiveFault>,
+    /// Users that started pipelines: login to id (`root` is 1 from the start).
+    pub users: BTreeMap<String, u64>,
     /// Ticks whenever a job becomes pending; echoed as `X-GitLab-Last-Update`.
     pub queue_version: u64,
     next_id: u64,
@@ -274,6 +304,7 @@ impl Store {
             pipelines: BTreeMap::new(),
             jobs: BTreeMap::new(),
             faults: Vec::new(),
+            users: BTreeMap::from([(DEFAULT_USER_LOGIN.to_string(), DEFAULT_USER_ID)]),
             queue_version: 1,
             next_id: 1,
         }
@@ -285,6 +316,62 @@ impl Store {
         let id = self.next_id;
         self.next_id += 1;
         id
+    }
+
+    /// The user a pipeline creation names: `root` without a login; a login seen before keeps
+    /// its id; a new login gets `id` or the next free id. `Err` says which field is wrong.
+    pub fn user(&mut self, login: Option<&str>, id: Option<u64>) -> Result<User, String> {
+        let Some(login) = login else {
+            return match id {
+                None => Ok(User::new(DEFAULT_USER_ID, DEFAULT_USER_LOGIN)),
+                Some(_) => Err("user_id: give user_login with it".into()),
+            };
+        };
+        if login.is_empty()
+            || !login
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err("user_login: use letters, digits, '-', '_' and '.' only".into());
+        }
+        if let Some(&known) = self.users.get(login) {
+            return match id {
+                Some(id) if id != known => {
+                    Err(format!("user_id: user {login} is user {known}, not {id}"))
+                }
+                _ => Ok(User::new(known, login)),
+            };
+        }
+        let id = match id {
+            Some(0) => return Err("user_id: ids start at 1".into()),
+            Some(id) => {
+                if let Some((other, _)) = self.users.iter().find(|(_, v)| **v == id) {
+                    return Err(format!("user_id: {id} is already user {other}"));
+                }
+                id
+            }
+            None => self.users.values().max().map_or(1, |max| max + 1),
+        };
+        self.users.insert(login.to_string(), id);
+        Ok(User::new(id, login))
+    }
+
+    /// Takes one hit of the first `id_token` fault that has hits left (and wins its `rate`
+    /// draw): what is wrong with the next ID token issued.
+    pub fn take_id_token_fault(&mut self) -> Option<IdTokenFault> {
+        for fault in self.faults.iter_mut() {
+            if fault.spec.endpoint != FaultEndpoint::IdToken || fault.remaining == Some(0) {
+                continue;
+            }
+            if fault.spec.rate < 1.0 && rand::rng().random::<f64>() >= fault.spec.rate {
+                continue;
+            }
+            if let Some(n) = fault.remaining.as_mut() {
+                *n -= 1;
+            }
+            return fault.spec.mode;
+        }
+        None
     }
 
     /// Registers a runner and returns it.
@@ -324,6 +411,7 @@ impl Store {
     pub fn add_pipeline(
         &mut self,
         project_id: u64,
+        user: User,
         git_ref: String,
         sha: String,
         config: CiConfig,
@@ -361,6 +449,7 @@ impl Store {
             Pipeline {
                 id: pipeline_id,
                 project_id,
+                user,
                 git_ref,
                 sha,
                 before_sha: "0000000000000000000000000000000000000000".into(),
@@ -523,6 +612,8 @@ impl Store {
             project_id: pipeline.project_id,
             git_ref: pipeline.git_ref.clone(),
             sha: pipeline.sha.clone(),
+            user_login: pipeline.user.login.clone(),
+            user_id: pipeline.user.id,
             status: self.pipeline_status(pipeline).to_string(),
             jobs: pipeline
                 .job_ids

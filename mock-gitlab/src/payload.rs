@@ -47,8 +47,24 @@ fn image(spec: &ImageSpec) -> Value {
     image
 }
 
-/// Builds the payload a runner receives for `job`.
-pub fn job_payload(store: &Store, job: &Job, runner: &Runner, base_url: &str) -> Value {
+/// The job's timeout as the runner gets it: its own (or GitLab's default), capped at the
+/// runner's `maximum_timeout`.
+pub fn job_timeout(job: &Job, runner: &Runner) -> u64 {
+    let job_timeout = job.spec.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT);
+    runner
+        .maximum_timeout
+        .map_or(job_timeout, |max| job_timeout.min(max))
+}
+
+/// Builds the payload a runner receives for `job`; `id_tokens` are its signed ID tokens as
+/// `(variable, token)`.
+pub fn job_payload(
+    store: &Store,
+    job: &Job,
+    runner: &Runner,
+    base_url: &str,
+    id_tokens: &[(String, String)],
+) -> Value {
     let host_port = base_url
         .strip_prefix("http://")
         .unwrap_or(base_url)
@@ -70,18 +86,17 @@ pub fn job_payload(store: &Store, job: &Job, runner: &Runner, base_url: &str) ->
         job.token
     );
     let project_url = format!("{base_url}/{full_path}");
-    // GitLab caps the job's timeout at the runner's maximum_timeout.
-    let job_timeout = job.spec.timeout.unwrap_or(DEFAULT_JOB_TIMEOUT);
-    let timeout = runner
-        .maximum_timeout
-        .map_or(job_timeout, |max| job_timeout.min(max));
+    let timeout = job_timeout(job, runner);
     let spec = &job.spec;
+    let (user_id, user_login, user_email) = pipeline
+        .map(|p| (p.user.id, p.user.login.clone(), p.user.email.clone()))
+        .unwrap_or_default();
 
     let id = job.id.to_string();
     let pipeline_id = job.pipeline_id.to_string();
     let project_id = job.project_id.to_string();
     let short_sha: String = sha.chars().take(8).collect();
-    let predefined: [(&str, String); 38] = [
+    let predefined: [(&str, String); 40] = [
         ("CI", "true".into()),
         ("GITLAB_CI", "true".into()),
         ("CI_SERVER", "yes".into()),
@@ -122,7 +137,9 @@ pub fn job_payload(store: &Store, job: &Job, runner: &Runner, base_url: &str) ->
         ("CI_RUNNER_ID", runner.id.to_string()),
         ("CI_RUNNER_DESCRIPTION", runner.description.clone()),
         ("CI_RUNNER_TAGS", json!(runner.tags).to_string()),
-        ("GITLAB_USER_LOGIN", "root".into()),
+        ("GITLAB_USER_ID", user_id.to_string()),
+        ("GITLAB_USER_LOGIN", user_login),
+        ("GITLAB_USER_EMAIL", user_email),
     ];
     let mut variables: Vec<Value> = Vec::new();
     for (key, value) in &predefined {
@@ -143,6 +160,10 @@ pub fn job_payload(store: &Store, job: &Job, runner: &Runner, base_url: &str) ->
         for v in &pipeline.variables {
             variables.push(variable(&v.key, &v.value, false, v.masked));
         }
+    }
+    // Last, so no YAML or pipeline variable of the same name can replace a token.
+    for (name, token) in id_tokens {
+        variables.push(variable(name, token, false, true));
     }
 
     let mut steps = vec![json!({
@@ -217,7 +238,7 @@ pub fn job_payload(store: &Store, job: &Job, runner: &Runner, base_url: &str) ->
             "namespace_id": 1,
             "root_namespace_id": 1,
             "organization_id": 1,
-            "user_id": 1,
+            "user_id": user_id,
             "time_in_queue_seconds": time_in_queue,
             "project_jobs_running_on_instance_runners_count": "0",
             "queue_size": queue_size,

@@ -1,8 +1,9 @@
 //! The runner API (`/api/v4/...`) with GitLab's semantics; see the protocol reference §1.
 
 use crate::api::JobCall;
+use crate::id_token;
 use crate::model::{Artifact, FAILURE_REASONS, JobStatus, Store};
-use crate::payload::job_payload;
+use crate::payload::{job_payload, job_timeout};
 use crate::server::{ApiError, App, JSON_BODY_LIMIT, TRACE_BODY_LIMIT, parse_json};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -340,25 +341,32 @@ fn try_assign(
         })
         .map(|job| job.id);
     Ok(match candidate {
-        Some(job_id) => Assignment::Job(assign_job(store, job_id, &runner, two_phase, base_url)),
+        Some(job_id) => Assignment::Job(assign_job(store, job_id, &runner, two_phase, base_url)?),
         None => Assignment::Nothing(queue_value),
     })
 }
 
 /// Hands a job to a runner. Without two-phase commit the job runs at once; with it the job
 /// stays pending (taken, unacknowledged) until the runner's first `PUT state=running`.
+/// A job whose ID tokens cannot be signed stays in the queue (500).
 fn assign_job(
     store: &mut Store,
     job_id: u64,
     runner: &crate::model::Runner,
     two_phase: bool,
     base_url: &str,
-) -> Value {
+) -> Result<Value, ApiError> {
+    let timeout = store
+        .jobs
+        .get(&job_id)
+        .map_or(0, |job| job_timeout(job, runner));
+    let id_tokens = id_token::issue(store, job_id, runner, base_url, timeout)
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     if let Some(job) = store.jobs.get_mut(&job_id) {
         job.runner_id = Some(runner.id);
     }
     let payload = match store.jobs.get(&job_id) {
-        Some(job) => job_payload(store, job, runner, base_url),
+        Some(job) => job_payload(store, job, runner, base_url, &id_tokens),
         None => Value::Null,
     };
     if !two_phase {
@@ -371,7 +379,7 @@ fn assign_job(
             two_phase,
         },
     );
-    payload
+    Ok(payload)
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -286,7 +286,17 @@ impl App {
         if !store.projects.contains_key(&req.project_id) {
             return Err(ApiError::not_found(format!("Project {}", req.project_id)));
         }
-        let id = store.add_pipeline(req.project_id, req.git_ref, sha, config, req.variables);
+        let user = store
+            .user(req.user_login.as_deref(), req.user_id)
+            .map_err(|message| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, message))?;
+        let id = store.add_pipeline(
+            req.project_id,
+            user,
+            req.git_ref,
+            sha,
+            config,
+            req.variables,
+        );
         let view = store
             .pipelines
             .get(&id)
@@ -396,6 +406,30 @@ impl App {
     }
 
     fn add_fault(&self, spec: FaultSpec) -> Result<u64, ApiError> {
+        let unprocessable = |message: &str| {
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                message.to_string(),
+            ))
+        };
+        if spec.endpoint == FaultEndpoint::IdToken {
+            if spec.mode.is_none() {
+                return unprocessable(
+                    "mode: endpoint id_token needs one of wrong_key, expired, wrong_audience, missing",
+                );
+            }
+            if spec.status.is_some()
+                || spec.delay_ms > 0
+                || spec.drop_connection
+                || spec.retry_after_s.is_some()
+            {
+                return unprocessable(
+                    "endpoint id_token takes mode, rate and count only (it spoils tokens, not replies)",
+                );
+            }
+        } else if spec.mode.is_some() {
+            return unprocessable("mode: only for endpoint id_token");
+        }
         if !(0.0..=1.0).contains(&spec.rate) {
             return Err(ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -794,6 +828,11 @@ fn router(app: Arc<App>) -> Router {
             "/admin/api/settings",
             get(admin_settings).put(admin_set_settings),
         )
+        .route(crate::id_token::JWKS_PATH, get(jwks))
+        .route(
+            "/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
         .layer(DefaultBodyLimit::max(JSON_BODY_LIMIT));
     let runner =
         runner_api::routes().layer(middleware::from_fn_with_state(app.clone(), inject_faults));
@@ -804,6 +843,26 @@ fn router(app: Arc<App>) -> Router {
         .layer(DefaultBodyLimit::max(GIT_BODY_LIMIT))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
+}
+
+/// `GET /oauth/discovery/keys`: the public key of the job ID tokens, as GitLab publishes it.
+async fn jwks() -> Result<impl IntoResponse, ApiError> {
+    let keys = crate::id_token::jwks()
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(axum::Json(keys))
+}
+
+/// `GET /.well-known/openid-configuration`: the parts of GitLab's OpenID discovery document a
+/// verifier of job ID tokens reads.
+async fn openid_configuration(State(app): State<Arc<App>>) -> impl IntoResponse {
+    let base = &app.base_url;
+    axum::Json(serde_json::json!({
+        "issuer": base,
+        "jwks_uri": format!("{base}{}", crate::id_token::JWKS_PATH),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    }))
 }
 
 /// Logs every request at debug level (`RUST_LOG=mock_gitlab=debug`).

@@ -63,7 +63,8 @@ async fn create_project_and_pipeline_answer_the_documented_shapes() {
     assert_eq!(
         view,
         json!({"id": id, "project_id": project_id, "ref": "main",
-               "sha": "0000000000000000000000000000000000000000", "status": "pending",
+               "sha": "0000000000000000000000000000000000000000",
+               "user_login": "root", "user_id": 1, "status": "pending",
                "jobs": body["jobs"]})
     );
 }

@@ -156,3 +156,31 @@ fn help_shows_examples() {
                 .and(predicate::str::contains("mock-gitlab serve --listen")),
         );
 }
+
+#[test]
+fn pipeline_create_names_the_user_who_starts_it() {
+    let served = serve(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(".gitlab-ci.yml");
+    std::fs::write(&file, "build:\n  script: [make]\n").unwrap();
+    let create = |user: &[&str]| {
+        Command::new(cargo_bin("mock-gitlab"))
+            .args(["pipeline", "create", "--url", &served.url])
+            .args(user)
+            .arg(&file)
+            .assert()
+    };
+
+    create(&["--user", "alice", "--user-id", "1001"]).success();
+
+    create(&["--user", "alice", "--user-id", "7"])
+        .code(1)
+        .stderr(predicate::str::contains(
+            "422: user_id: user alice is user 1001, not 7",
+        ));
+    create(&["--user-id", "7"])
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the following required arguments were not provided",
+        ));
+}

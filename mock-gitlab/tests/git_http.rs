@@ -63,6 +63,7 @@ async fn setup() -> Setup {
             ci_yaml: "build:\n  script: [make]\n".into(),
             variables: vec![],
             git_ref: "main".into(),
+            ..Default::default()
         })
         .unwrap();
     let job: Value = fx.request_job().await.json().await.unwrap();

@@ -115,6 +115,7 @@ async fn a_gitlab_runner_crate_runner_streams_the_log_and_finishes_the_job() {
             ci_yaml: "build:\n  before_script: [echo preparing]\n  script:\n    - echo part one\n    - await-upload\n    - echo part two\n  after_script: [echo cleanup]\n".into(),
             variables: vec![],
             git_ref: "main".into(),
+            ..Default::default()
         })
         .unwrap();
     let id = pipeline.jobs[0].id;
@@ -177,6 +178,7 @@ async fn a_failing_script_ends_failed_with_script_failure_and_the_whole_log() {
             ci_yaml: "stages: [build, test]\nbuild:\n  stage: build\n  script: [echo compiling, exit 1, echo never]\ntest:\n  stage: test\n  script: [echo testing]\n".into(),
             variables: vec![Variable { key: "K".into(), value: "v".into(), masked: false }],
             git_ref: "main".into(),
+            ..Default::default()
         })
         .unwrap();
     let (build, test) = (pipeline.jobs[0].id, pipeline.jobs[1].id);
@@ -210,6 +212,7 @@ async fn a_tagged_job_waits_for_a_runner_with_its_tags() {
             ci_yaml: "hpc:\n  tags: [slurm]\n  script: [echo on the cluster]\n".into(),
             variables: vec![],
             git_ref: "main".into(),
+            ..Default::default()
         })
         .unwrap();
 
@@ -236,6 +239,7 @@ async fn a_hard_cancel_reaches_the_crate_as_403_with_job_status_canceled_and_sto
             ci_yaml: "long:\n  script: [echo started, await-hard-cancel]\n".into(),
             variables: vec![],
             git_ref: "main".into(),
+            ..Default::default()
         })
         .unwrap();
     let id = pipeline.jobs[0].id;

@@ -61,6 +61,7 @@ async fn a_pending_job_is_201_with_json_content_type_and_the_full_payload() {
                 masked: true,
             }],
             git_ref: "main".into(),
+            ..Default::default()
         })
         .unwrap();
     let job_id = pipeline.jobs[0].id;

@@ -55,6 +55,7 @@ async fn ingest(s: &Shared, data: &[u8], cuts: &[usize]) -> (u64, u16) {
             ci_yaml: "job:\n  script: [x]\n".into(),
             variables: vec![],
             git_ref: "main".into(),
+            ..Default::default()
         })
         .unwrap();
     let id = pipeline.jobs[0].id;

@@ -234,6 +234,7 @@ async fn pipeline(setup: &Setup, jobs: usize, git_strategy: &str) -> Result<Vec<
             ci_yaml: yaml,
             variables: Vec::new(),
             git_ref: "main".into(),
+            ..Default::default()
         })
         .map_err(|e| e.to_string())?;
     let mut finished = Vec::new();

@@ -101,6 +101,7 @@ async fn measure(options: &Options, backend: &str) -> Result<Vec<(String, Vec<f6
                 ci_yaml: yaml,
                 variables: Vec::new(),
                 git_ref: "main".into(),
+                ..Default::default()
             })
             .map_err(|e| e.to_string())
             .map(|p| p.jobs[0].id)

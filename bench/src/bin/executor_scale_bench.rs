@@ -215,6 +215,7 @@ async fn measure(options: &Options, wait: &str, jobs: usize) -> Result<Measureme
             ci_yaml: pipeline_yaml(jobs, options.job_seconds),
             variables: Vec::new(),
             git_ref: "main".into(),
+            ..Default::default()
         })
         .map_err(|e| e.to_string())?;
     let mut most_instances = 0;

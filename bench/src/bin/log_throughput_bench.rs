@@ -282,6 +282,7 @@ async fn run_job(gitlab: &Gitlab, yaml: String) -> Result<(u64, Vec<(f64, u64)>)
                 masked: true,
             }],
             git_ref: "main".into(),
+            ..Default::default()
         })
         .map_err(|e| e.to_string())?;
     let id = created.jobs[0].id;

@@ -141,6 +141,7 @@ impl Site {
                     })
                     .collect(),
                 git_ref: "main".into(),
+                ..Default::default()
             })
             .expect("pipeline is valid")
     }

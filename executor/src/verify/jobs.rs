@@ -72,6 +72,7 @@ impl Harness {
             ci_yaml: serde_json::Value::Object(yaml).to_string(),
             variables,
             git_ref: "main".into(),
+            ..Default::default()
         })?;
         let id = pipeline
             .jobs

@@ -74,6 +74,7 @@ impl Fixture {
                 ci_yaml: yaml.into(),
                 variables: vec![],
                 git_ref: "main".into(),
+                ..Default::default()
             })
             .expect("pipeline")
     }
