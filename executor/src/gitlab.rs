@@ -212,6 +212,12 @@ impl GitlabClient {
         })
     }
 
+    /// The HTTP client of this GitLab's calls (user agent, timeouts, TLS), for other requests
+    /// to the same GitLab, such as fetching the keys of its job ID tokens.
+    pub fn http_client(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
     /// Shortens the first retry pause (tests use this; the default is 100 ms).
     pub fn with_retry_base(mut self, base: Duration) -> Self {
         self.retry_base = base;
