@@ -9,8 +9,9 @@
 //! batchci custom cleanup --config F          → always, also after a failure or a kill
 //! ```
 //!
-//! Only `build_script` (before_script + script) goes to the scheduler; the other stages run on
-//! this host with bash. Failures exit with `BUILD_FAILURE_EXIT_CODE` (the script's own code in
+//! Only user code — `build_script` (before_script + script), and any `step_<name>` — goes to
+//! the scheduler; gitlab-runner's own stages run on this host with bash, and a stage name
+//! batchci does not know is refused, never run on the host. Failures exit with `BUILD_FAILURE_EXIT_CODE` (the script's own code in
 //! `BUILD_EXIT_CODE_FILE`) or `SYSTEM_FAILURE_EXIT_CODE`, read from the environment as
 //! gitlab-runner asks. SIGTERM cancels the scheduler job and exits promptly; scheduler jobs
 //! still recorded at `cleanup` (the `run` process was killed) are cancelled there.
@@ -376,11 +377,24 @@ pub async fn run(
         Ok(ctx) => ctx,
         Err(failure) => return report(&*log, &failure, codes),
     };
-    // Only before_script + script (gitlab-runner's `build_script`) go to the scheduler;
-    // docker+slurm runs the user's stages (and after_script) in its container.
-    let on_scheduler = stage == "build_script";
+    // The user's script goes to the scheduler; docker+slurm runs it (and after_script) in
+    // its container. A stage batchci does not know is not run at all: it may be user code.
+    let place = StagePlace::of(stage);
+    if place == StagePlace::Unknown {
+        return report(
+            &*log,
+            &JobFailure::system(format!(
+                "gitlab-runner asked for stage `{stage}`, which batchci does not know; it is not \
+                 run, since it may hold user code and batchci runs user code only on the \
+                 scheduler. A gitlab-runner newer than batchci may have added it: see \
+                 docs/admin.md (custom executor stages)."
+            )),
+            codes,
+        );
+    }
+    let on_scheduler = place == StagePlace::Scheduler;
     let in_container = settings.runner.executor == ExecutorKind::DockerSlurm
-        && (on_scheduler || stage == "after_script" || stage.starts_with("step_"));
+        && (on_scheduler || stage == "after_script");
     let outcome = if in_container {
         match std::fs::read(script) {
             Ok(text) => crate::backends::docker_slurm_custom::run(&ctx, &text, &cancel).await,
@@ -434,6 +448,40 @@ pub async fn run(
         }
         Ok(StepOutcome::Cancelled) => codes.system_failure,
         Err(failure) => report(&*log, &failure, codes),
+    }
+}
+
+/// Where a stage of gitlab-runner's `run` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StagePlace {
+    /// User code: the job script (`build_script`, `step_script` as gitlab-runner names it
+    /// once it stops translating it) and any other user step (`step_<name>`).
+    Scheduler,
+    /// gitlab-runner's own work on this host: sources, caches, artifacts, `after_script`.
+    Host,
+    /// A name gitlab-runner's documentation does not list.
+    Unknown,
+}
+
+impl StagePlace {
+    /// The place of stage `name` (gitlab-runner's custom executor documentation, "run").
+    pub(crate) fn of(name: &str) -> StagePlace {
+        match name {
+            "build_script" | "step_script" => StagePlace::Scheduler,
+            _ if name.starts_with("step_") => StagePlace::Scheduler,
+            "prepare_script"
+            | "get_sources"
+            | "clear_worktree"
+            | "restore_cache"
+            | "download_artifacts"
+            | "after_script"
+            | "archive_cache"
+            | "archive_cache_on_failure"
+            | "upload_artifacts_on_success"
+            | "upload_artifacts_on_failure"
+            | "cleanup_file_variables" => StagePlace::Host,
+            _ => StagePlace::Unknown,
+        }
     }
 }
 
@@ -532,6 +580,38 @@ async fn run_on_host(
                 let _ = child.kill().await;
             }
             Ok(StepOutcome::Cancelled)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StagePlace;
+
+    /// The stages of gitlab-runner's custom executor documentation ("run"), and the user
+    /// steps it names `step_<name>`: `step_script` is the job script once gitlab-runner stops
+    /// translating it to `build_script`.
+    #[test]
+    fn user_code_goes_to_the_scheduler_gitlab_runners_own_stages_to_the_host() {
+        for stage in ["build_script", "step_script", "step_release"] {
+            assert_eq!(StagePlace::of(stage), StagePlace::Scheduler, "{stage}");
+        }
+        for stage in [
+            "prepare_script",
+            "get_sources",
+            "restore_cache",
+            "download_artifacts",
+            "after_script",
+            "archive_cache",
+            "archive_cache_on_failure",
+            "upload_artifacts_on_success",
+            "upload_artifacts_on_failure",
+            "cleanup_file_variables",
+        ] {
+            assert_eq!(StagePlace::of(stage), StagePlace::Host, "{stage}");
+        }
+        for stage in ["", "build", "Build_script", "stage_release"] {
+            assert_eq!(StagePlace::of(stage), StagePlace::Unknown, "{stage:?}");
         }
     }
 }

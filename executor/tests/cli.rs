@@ -181,3 +181,49 @@ fn check_describes_the_allocation_of_a_docker_slurm_runner() {
         "{stdout}"
     );
 }
+
+/// gitlab-runner names each stage it asks `run` for. One batchci does not know may hold user
+/// code, which batchci runs only on the scheduler: it is refused as a system failure and its
+/// script never runs, here or anywhere. A host stage it knows runs as before.
+#[test]
+fn an_unknown_custom_stage_is_refused_and_its_script_never_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("custom.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[general]\nexecutor = \"shell\"\ndata_dir = \"{}\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let marker = dir.path().join("ran");
+    let script = dir.path().join("stage.sh");
+    std::fs::write(&script, format!("touch '{}'\n", marker.display())).unwrap();
+    let run = |stage: &str| {
+        batchci()
+            .args(["custom", "run", "--config"])
+            .arg(&config)
+            .arg(&script)
+            .arg(stage)
+            .env("SYSTEM_FAILURE_EXIT_CODE", "42")
+            .env("BUILD_FAILURE_EXIT_CODE", "41")
+            .output()
+            .unwrap()
+    };
+
+    let refused = run("stage_release_notes");
+    assert_eq!(refused.status.code(), Some(42));
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stdout),
+        "\x1b[31;1mERROR: gitlab-runner asked for stage `stage_release_notes`, which batchci \
+          does not know; it is not run, since it may hold user code and batchci runs \
+         user code only on the scheduler. A gitlab-runner newer than batchci may have added \
+         it: see docs/admin.md (custom executor stages).\n\x1b[0;m"
+    );
+    assert!(!marker.exists());
+
+    let known = run("get_sources");
+    assert_eq!(known.status.code(), Some(0));
+    assert!(marker.exists());
+}
