@@ -17,3 +17,4 @@ pub mod model;
 pub mod pattern;
 pub mod protocol;
 pub mod units;
+pub(crate) mod users;

@@ -613,6 +613,13 @@ pub struct CallRecord {
     pub argv: Vec<String>,
     /// Working directory.
     pub cwd: String,
+    /// The caller's uid, as the kernel reports the peer of the daemon's socket
+    /// (`SO_PEERCRED`), never what the caller says.
+    #[serde(default)]
+    pub uid: u32,
+    /// The user name of `uid` (the number when it has none).
+    #[serde(default)]
+    pub user: String,
     /// Selected environment variables.
     pub env: BTreeMap<String, String>,
     /// Exit code of the call.

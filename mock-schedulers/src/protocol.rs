@@ -136,7 +136,8 @@ pub struct CancelRequest {
     /// Which of a running batch job's processes a signal reaches.
     #[serde(default)]
     pub scope: SignalScope,
-    /// uid of the caller.
+    /// uid of the caller: the daemon replaces whatever the client sent with the uid the kernel
+    /// reports for the connection.
     pub uid: u32,
 }
 
@@ -182,6 +183,9 @@ pub enum CancelOutcome {
     InvalidId(u32),
     /// Already finished.
     AlreadyDone(u32),
+    /// The caller may not act on another user's job (neither root nor the cluster's own
+    /// user).
+    Denied(u32),
 }
 
 /// Run-time injection changes.

@@ -379,6 +379,10 @@ fn run(cmd: Command) -> Result<(), i32> {
                 }
             }
             match ask(&dir, &Request::Shutdown) {
+                Ok(Response::Error { message, .. }) => {
+                    eprintln!("mock-cluster: error: {message}");
+                    Err(1)
+                }
                 Ok(_) => {
                     // Wait until the daemon has released the state directory.
                     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -411,7 +415,10 @@ fn run(cmd: Command) -> Result<(), i32> {
                 } else {
                     for c in calls {
                         let argv = shell_words::join(&c.argv);
-                        println!("{} exit={} cwd={} {argv}", c.time, c.exit_code, c.cwd);
+                        println!(
+                            "{} exit={} user={} cwd={} {argv}",
+                            c.time, c.exit_code, c.user, c.cwd
+                        );
                     }
                 }
                 Ok(())
@@ -436,6 +443,10 @@ fn run(cmd: Command) -> Result<(), i32> {
                 Response::Injections { inject } => {
                     println!("{}", serde_json::to_string(&inject).unwrap_or_default());
                     Ok(())
+                }
+                Response::Error { message, .. } => {
+                    eprintln!("mock-cluster: error: {message}");
+                    Err(1)
                 }
                 _ => Err(1),
             }

@@ -135,6 +135,8 @@ impl Call {
         let cwd = std::env::current_dir()
             .map(|p| p.display().to_string())
             .unwrap_or_default();
+        // What the caller believes it is; the daemon replaces both with what the kernel says.
+        let (user, uid, _) = slurm::identity();
         Call {
             prog: prog.to_string(),
             dir: state_dir_from_env(),
@@ -143,6 +145,8 @@ impl Call {
                 program: prog.to_string(),
                 argv: argv.clone(),
                 cwd,
+                uid,
+                user,
                 env: chosen_env(),
                 exit_code: 0,
                 time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),

@@ -74,7 +74,15 @@ impl Journal {
                 }
             }
         }
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            // The journal holds every job's environment: its owner's alone.
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&path)?
+        };
         let mut journal = Journal {
             path,
             file,
@@ -128,7 +136,7 @@ impl Journal {
         clock: f64,
     ) -> std::io::Result<()> {
         let tmp = self.path.with_extension("jsonl.tmp");
-        let mut out = std::io::BufWriter::new(File::create(&tmp)?);
+        let mut out = std::io::BufWriter::new(crate::users::private_file(&tmp)?);
         let mut lines = 0;
         for job in jobs {
             serde_json::to_writer(&mut out, &Entry::Job(Box::new(job.clone())))

@@ -2,6 +2,12 @@
 //! __launch SPEC`) in its own session; the launcher opens the output files, starts the script in
 //! a new process group bound to the allocated CPUs, and writes the script's raw wait status to a
 //! file. The status survives a daemon restart, so jobs keep running across one.
+//!
+//! A job of another user (the daemon runs as root) runs as that user, as slurmstepd runs it:
+//! the launcher takes the user's groups and effective ids to open the output files (so they
+//! are the user's, and a file the user may not write fails the job), the script runs with the
+//! user's real, effective and saved ids, and the launcher is root again only to write its own
+//! files in the state directory.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -51,6 +57,86 @@ pub struct LaunchSpec {
     /// The scheduler whose words the node's messages use.
     #[serde(default)]
     pub flavor: crate::flavor::Flavor,
+    /// The user the job runs as, when the launcher (root) must become another user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<RunAs>,
+}
+
+/// A user a job runs as: ids and the groups `initgroups(3)` gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunAs {
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Every group of the user, the primary one included.
+    pub groups: Vec<u32>,
+}
+
+/// Which identity the launcher acts with. Acting as the user sets the effective ids and the
+/// groups only: root stays the real and saved uid, so the launcher can be root again.
+struct Identity<'a> {
+    run_as: Option<&'a RunAs>,
+}
+
+impl Identity<'_> {
+    /// Takes the user's groups and effective gid and uid (nothing when the job is the
+    /// launcher's own user).
+    fn user(&self) -> std::io::Result<()> {
+        let Some(r) = self.run_as else {
+            return Ok(());
+        };
+        let groups: Vec<nix::unistd::Gid> = r
+            .groups
+            .iter()
+            .map(|g| nix::unistd::Gid::from_raw(*g))
+            .collect();
+        // Groups and gid first: once the effective uid is not root, they cannot change.
+        nix::unistd::setgroups(&groups)?;
+        nix::unistd::setegid(nix::unistd::Gid::from_raw(r.gid))?;
+        nix::unistd::seteuid(nix::unistd::Uid::from_raw(r.uid))?;
+        Ok(())
+    }
+
+    /// Root again (the real uid), with root's gid and no supplementary groups.
+    fn root(&self) -> std::io::Result<()> {
+        if self.run_as.is_none() {
+            return Ok(());
+        }
+        nix::unistd::seteuid(nix::unistd::Uid::from_raw(0))?;
+        nix::unistd::setegid(nix::unistd::Gid::from_raw(0))?;
+        nix::unistd::setgroups(&[])?;
+        Ok(())
+    }
+}
+
+/// In the job's forked process, before exec: every uid and gid the user's, so the job cannot
+/// become root again (the launcher's real and saved uid are root's). Only calls `setresgid`
+/// and `setresuid`, which are async-signal-safe.
+fn become_user_for_good(run_as: Option<(u32, u32)>) -> std::io::Result<()> {
+    let Some((uid, gid)) = run_as else {
+        return Ok(());
+    };
+    // SAFETY: plain system calls on this process's credentials.
+    unsafe {
+        if libc::setresgid(gid, gid, gid) != 0 || libc::setresuid(uid, uid, uid) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether the launcher, acting as the job's user, may make `dir` its working directory: a
+/// directory the user may search (`faccessat` with the effective ids, as `chdir` checks).
+fn can_enter(dir: &str) -> bool {
+    let Ok(path) = std::ffi::CString::new(dir) else {
+        return false;
+    };
+    // SAFETY: `path` is a NUL-terminated string that outlives the call.
+    let searchable =
+        unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::X_OK, libc::AT_EACCESS) }
+            == 0;
+    searchable && Path::new(dir).is_dir()
 }
 
 /// Paths of one job's launcher files.
@@ -72,7 +158,8 @@ pub fn spawn_launcher(
     log: &Path,
 ) -> std::io::Result<std::process::Child> {
     let text = serde_json::to_vec(spec).map_err(std::io::Error::other)?;
-    write_atomic(spec_path, &text)?;
+    // The spec holds the job's environment: the daemon's user alone may read it.
+    write_atomic_private(spec_path, &text)?;
     let log = OpenOptions::new().create(true).append(true).open(log)?;
     let mut cmd = Command::new(exe);
     cmd.arg("__launch")
@@ -101,6 +188,13 @@ pub fn in_new_session(cmd: &mut Command) {
 pub fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// [`write_atomic`] of a file only its owner may read (`0600`).
+fn write_atomic_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    crate::users::private_file(&tmp)?.write_all(data)?;
     std::fs::rename(&tmp, path)
 }
 
@@ -178,7 +272,24 @@ pub fn launcher_main(spec_path: &Path) -> i32 {
             return 1;
         }
     };
-    let status = run_job(&spec);
+    let identity = Identity {
+        run_as: spec.run_as.as_ref(),
+    };
+    let status = match identity.user() {
+        Ok(()) => run_job(&spec, &identity),
+        Err(e) => {
+            eprintln!(
+                "mock-cluster launcher: job {}: cannot become its user: {e}",
+                spec.job_id
+            );
+            1 << 8
+        }
+    };
+    // Whatever happened, the launcher's own files are written as root.
+    if let Err(e) = identity.root() {
+        eprintln!("mock-cluster launcher: cannot become root again: {e}");
+        return 1;
+    }
     if let Err(e) = write_atomic(&spec.status_file, status.to_string().as_bytes()) {
         eprintln!(
             "mock-cluster launcher: cannot write {}: {e}",
@@ -198,18 +309,22 @@ fn output_delay(real_secs: f64) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-fn run_job(spec: &LaunchSpec) -> i32 {
+/// Runs the job and returns its raw wait status. Called acting as the job's user (see
+/// [`Identity`]), which it is again when it returns; it is root only to write the pid file.
+fn run_job(spec: &LaunchSpec, identity: &Identity<'_>) -> i32 {
     let delay = output_delay(spec.output_delay_real);
     let delayed = !delay.is_zero();
     let same = spec.stdout == spec.stderr;
     let mut work_dir = spec.work_dir.clone();
     let mut early_lines = Vec::new();
-    if !Path::new(&work_dir).is_dir() {
+    if !can_enter(&work_dir) {
         early_lines.push(spec.flavor.rules().chdir_failed(&spec.node, &work_dir));
         work_dir = "/tmp".into();
     }
     let (stdout, stderr): (Stdio, Stdio);
-    let mut copier = None;
+    // With a delay the job writes into a pipe; a copier puts what it wrote into the file once
+    // the file "appears". It starts after the pid file is written (see below).
+    let mut delayed_output = None;
     if delayed {
         let (reader, writer) = match std::io::pipe() {
             Ok(p) => p,
@@ -229,12 +344,7 @@ fn run_job(spec: &LaunchSpec) -> i32 {
                 Err(_) => return OUTPUT_OPEN_FAILED,
             }
         };
-        let path = spec.stdout.clone();
-        let append = spec.append;
-        let early = early_lines.concat();
-        copier = Some(std::thread::spawn(move || {
-            delayed_copy(reader, &path, append, delay, early)
-        }));
+        delayed_output = Some((reader, early_lines.concat()));
     } else {
         let out = match open_output(&spec.stdout, spec.append) {
             Ok(f) => f,
@@ -269,15 +379,17 @@ fn run_job(spec: &LaunchSpec) -> i32 {
         .stderr(stderr)
         .process_group(0);
     let cpus = spec.cpus.clone();
+    let run_as = spec.run_as.as_ref().map(|r| (r.uid, r.gid));
     let exec = match ExecWithPid::new(spec) {
         Ok(e) => e,
         Err(_) => return 1 << 8,
     };
-    // SAFETY: the hook only calls sched_setaffinity, writes digits into memory prepared before
-    // the fork and calls execve; all async-signal-safe.
+    // SAFETY: the hook only calls sched_setaffinity, setresgid and setresuid, writes digits
+    // into memory prepared before the fork and calls execve; all async-signal-safe.
     unsafe {
         cmd.pre_exec(move || {
             bind_cpus(&cpus)?;
+            become_user_for_good(run_as)?;
             exec.exec()
         });
     }
@@ -296,7 +408,22 @@ fn run_job(spec: &LaunchSpec) -> i32 {
         }
     };
     drop(cmd);
-    let _ = write_atomic(&spec.pid_file, child.id().to_string().as_bytes());
+    // The pid file is the launcher's own, in the state directory; the copier opens the job's
+    // file as the job's user, so it starts once the launcher is that user again.
+    match identity.root() {
+        Ok(()) => {
+            let _ = write_atomic(&spec.pid_file, child.id().to_string().as_bytes());
+        }
+        Err(e) => eprintln!("mock-cluster launcher: cannot become root again: {e}"),
+    }
+    if let Err(e) = identity.user() {
+        eprintln!("mock-cluster launcher: cannot become the job's user again: {e}");
+    }
+    let copier = delayed_output.map(|(reader, early)| {
+        let path = spec.stdout.clone();
+        let append = spec.append;
+        std::thread::spawn(move || delayed_copy(reader, &path, append, delay, early))
+    });
     let status = match child.wait() {
         Ok(s) => s.into_raw(),
         Err(_) => 1 << 8,

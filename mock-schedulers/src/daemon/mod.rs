@@ -17,6 +17,7 @@ use crate::model::{JobKind, JobState};
 use crate::protocol::{Request, Response};
 
 pub use crate::flavor::slurm::compress_counts;
+use crate::users::User;
 use state::{Effect, State};
 pub use state::{absolute, format_sim_time};
 
@@ -91,6 +92,7 @@ pub fn run(dir: &Path, cluster: Cluster) -> anyhow::Result<bool> {
     let sock = socket_path(dir);
     let _ = std::fs::remove_file(&sock);
     let listener = UnixListener::bind(&sock)?;
+    share_with_local_users(dir, &sock);
     let _ = std::fs::write(dir.join("daemon.pid"), std::process::id().to_string());
     let shared = Arc::new(Shared {
         state: Mutex::new(state),
@@ -130,6 +132,38 @@ pub fn run(dir: &Path, cluster: Cluster) -> anyhow::Result<bool> {
     let _ = std::fs::remove_file(dir.join("daemon.pid"));
     drop(lock);
     Ok(true)
+}
+
+/// The directories of a state directory where the commands and jobs of every user make
+/// files of their own (world-writable and sticky, as `/tmp` is): `tmp/` (PBS's per-job
+/// `TMPDIR`, LSF's interactive scripts) and Flux's `flux/` (the output of jobs, `kvs/`, and
+/// their temporary directories).
+const SHARED_SCRATCH: &[&str] = &["tmp", "flux", "flux/kvs"];
+
+/// Makes a cluster started by root usable by every local user, as a real scheduler is: the
+/// state directory and its `bin/` readable and searchable, the socket connectable by anyone
+/// (the daemon learns who connected from the kernel), [`SHARED_SCRATCH`] `1777`. The journal,
+/// the call record and the job files stay private (see [`State::open`]). A cluster of another
+/// user is its user's alone: the socket is `0600`.
+fn share_with_local_users(dir: &Path, sock: &Path) {
+    if crate::users::is_root() {
+        crate::users::open_up_dir(dir);
+        let bin = dir.join("bin");
+        if bin.is_dir() {
+            crate::users::open_up_dir(&bin);
+        }
+        for scratch in SHARED_SCRATCH {
+            let path = dir.join(scratch);
+            if let Err(error) = std::fs::create_dir_all(&path) {
+                tracing::warn!(path = %path.display(), %error, "cannot create a shared directory");
+                continue;
+            }
+            crate::users::set_mode(&path, 0o1777);
+        }
+        crate::users::set_mode(sock, 0o666);
+    } else {
+        crate::users::set_mode(sock, 0o600);
+    }
 }
 
 /// Exits when the state directory disappears (a test's temporary directory was removed).
@@ -259,8 +293,38 @@ impl Drop for Unanswered<'_> {
     }
 }
 
+/// Puts the caller's identity, as the kernel reported it for the connection, into every
+/// request that carries one: a client cannot claim to be someone else.
+fn stamp(req: &mut Request, peer: &User) {
+    match req {
+        Request::Submit { req, .. } | Request::TestOnly { req } | Request::Allocate { req } => {
+            req.uid = peer.uid;
+            req.gid = peer.gid;
+            req.user = peer.name.clone();
+        }
+        Request::Cancel(c) => c.uid = peer.uid,
+        Request::Record(call) => {
+            call.uid = peer.uid;
+            call.user = peer.name.clone();
+        }
+        _ => {}
+    }
+}
+
 fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
+    let peer = match User::of_peer(&stream) {
+        Ok(peer) => peer,
+        Err(e) => {
+            return write_response(
+                &mut writer,
+                &Response::Error {
+                    detail: vec![],
+                    message: format!("cannot tell who connected: {e}"),
+                },
+            );
+        }
+    };
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     let mut unanswered = Unanswered {
@@ -273,7 +337,7 @@ fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Resul
         if reader.read_until(b'\n', &mut line)? == 0 {
             return Ok(());
         }
-        let req: Request = match serde_json::from_slice(&line) {
+        let mut req: Request = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => {
                 write_response(
@@ -291,8 +355,11 @@ fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Resul
         if !matches!(req, Request::Record(_)) {
             unanswered.release();
         }
+        stamp(&mut req, &peer);
         match req {
-            Request::Allocate { req } => return handle_allocation(shared, reader, writer, *req),
+            Request::Allocate { req } => {
+                return handle_allocation(shared, reader, writer, *req, &peer);
+            }
             Request::Submit { req, wait } => {
                 let mut st = shared.lock();
                 let result = st.submit(*req);
@@ -334,14 +401,22 @@ fn handle_connection(shared: &Arc<Shared>, stream: UnixStream) -> std::io::Resul
                 }
             }
             other => {
-                let resp = handle_simple(shared, other);
+                let resp = handle_simple(shared, other, &peer);
                 write_response(&mut writer, &resp)?;
             }
         }
     }
 }
 
-fn handle_simple(shared: &Shared, req: Request) -> Response {
+/// A refusal of a caller who may not act on a job or on the cluster.
+fn denied(message: &str) -> Response {
+    Response::Error {
+        detail: vec![],
+        message: message.into(),
+    }
+}
+
+fn handle_simple(shared: &Shared, req: Request, peer: &User) -> Response {
     let mut st = shared.lock();
     match req {
         Request::Ping => Response::Pong {
@@ -383,7 +458,7 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
             name,
             ntasks,
             cpus,
-        } => match st.create_step(job_id, name, ntasks, cpus) {
+        } => match st.create_step(job_id, name, ntasks, cpus, peer.uid) {
             Ok(step_id) => Response::StepCreated { step_id },
             Err(message) => Response::Error {
                 detail: vec![],
@@ -395,6 +470,10 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
             step_id,
             pgid,
         } => {
+            // The daemon signals this process group later: it must be the caller's own.
+            if !st.may_act_on(job_id, peer.uid) || !st.owns_process(peer.uid, pgid) {
+                return denied(crate::flavor::slurm::ACCESS_DENIED);
+            }
             st.step_running(job_id, step_id, pgid);
             Response::Ok
         }
@@ -403,11 +482,14 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
             step_id,
             status,
         } => {
+            if !st.may_act_on(job_id, peer.uid) {
+                return denied(crate::flavor::slurm::ACCESS_DENIED);
+            }
             st.step_ended(job_id, step_id, status);
             shared.changed.notify_all();
             Response::Ok
         }
-        Request::Control { verb, id } => match st.control(verb, id) {
+        Request::Control { verb, id } => match st.control(verb, id, peer.uid) {
             Ok(()) => {
                 shared.wake.notify_all();
                 shared.changed.notify_all();
@@ -426,6 +508,9 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
             calls: st.calls().to_vec(),
         },
         Request::Inject(i) => {
+            if let Err(message) = st.admin_only(peer.uid, "change the injections of") {
+                return denied(&message);
+            }
             st.apply_injection(&i);
             shared.wake.notify_all();
             shared.changed.notify_all();
@@ -437,7 +522,7 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
             summary: st.summary(),
         },
         Request::UpdateDependency { id, dependency } => {
-            match st.update_dependency(id, &dependency) {
+            match st.update_dependency(id, &dependency, peer.uid) {
                 Ok(()) => {
                     shared.wake.notify_all();
                     Response::Ok
@@ -449,6 +534,9 @@ fn handle_simple(shared: &Shared, req: Request) -> Response {
             }
         }
         Request::Shutdown => {
+            if let Err(message) = st.admin_only(peer.uid, "stop") {
+                return denied(&message);
+            }
             st.shutdown = true;
             shared.wake.notify_all();
             let sock = socket_path(st.dir());
@@ -479,6 +567,7 @@ fn handle_allocation(
     mut reader: BufReader<UnixStream>,
     mut writer: UnixStream,
     req: crate::model::JobRequest,
+    peer: &User,
 ) -> std::io::Result<()> {
     let immediate = req.immediate;
     let (id, passes) = {
@@ -493,6 +582,7 @@ fn handle_allocation(
     };
     shared.wake.notify_all();
     let reader_shared = shared.clone();
+    let peer = peer.clone();
     std::thread::spawn(move || {
         let shared = reader_shared;
         let mut line = Vec::new();
@@ -503,12 +593,16 @@ fn handle_allocation(
                 Ok(0) | Err(_) => break,
                 Ok(_) => {}
             }
-            let Ok(msg) = serde_json::from_slice::<Request>(&line) else {
+            let Ok(mut msg) = serde_json::from_slice::<Request>(&line) else {
                 continue;
             };
+            stamp(&mut msg, &peer);
             let mut st = shared.lock();
             match msg {
-                Request::StepStarted { pgid, name } => st.step_started(id, pgid, name),
+                // The daemon signals this process group later: it must be the caller's own.
+                Request::StepStarted { pgid, name } if st.owns_process(peer.uid, pgid) => {
+                    st.step_started(id, pgid, name)
+                }
                 Request::Release { status } => {
                     st.release(id, Some(status));
                     released = true;
@@ -598,4 +692,40 @@ fn handle_allocation(
             .unwrap_or_else(|p| p.into_inner().0);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CallRecord;
+    use crate::protocol::CancelRequest;
+
+    #[test]
+    fn what_a_client_says_it_is_gives_way_to_what_the_kernel_says() {
+        let peer = User {
+            uid: 1001,
+            gid: 1002,
+            name: "ci-alice".into(),
+        };
+        let mut cancel = Request::Cancel(CancelRequest {
+            ids: vec![7],
+            uid: 0,
+            ..CancelRequest::default()
+        });
+        stamp(&mut cancel, &peer);
+        assert!(matches!(cancel, Request::Cancel(c) if c.uid == 1001 && c.ids == [7]));
+        let mut record = Request::Record(Box::new(CallRecord {
+            program: "sbatch".into(),
+            argv: vec!["sbatch".into()],
+            cwd: "/".into(),
+            uid: 0,
+            user: "root".into(),
+            env: Default::default(),
+            exit_code: 0,
+            time: String::new(),
+            job_id: None,
+        }));
+        stamp(&mut record, &peer);
+        assert!(matches!(record, Request::Record(c) if c.uid == 1001 && c.user == "ci-alice"));
+    }
 }

@@ -19,6 +19,7 @@ use crate::protocol::{
     CancelOutcome, CancelRequest, ControlVerb, InjectRequest, NodeUsage, Response, SignalScope,
 };
 use crate::units::TimeLimit;
+use crate::users::{self, User};
 
 use super::clock::SimClock;
 use super::journal::Journal;
@@ -61,6 +62,9 @@ pub struct State {
     real_cpus: Vec<usize>,
     dir: PathBuf,
     exe: PathBuf,
+    /// The user the daemon runs as: like Slurm's `SlurmUser`, it may act on every job (as root
+    /// may); unless it is root, it can run jobs of its own user only.
+    owner: User,
     /// Work for the caller after a pass.
     pub effects: Vec<Effect>,
 }
@@ -107,7 +111,8 @@ fn write_notices(job: &Job, notices: Vec<crate::flavor::Notice>) {
             NoticeFile::Path(path) => Some(path.clone()),
         };
         let Some(path) = path else { continue };
-        if let Ok(mut f) = OpenOptions::new().create(true).append(true).open(&path) {
+        // A file the scheduler's line creates belongs to the job's user, as the job's own do.
+        if let Ok(mut f) = users::append_as(Path::new(&path), job.req.uid, job.req.gid) {
             let _ = f.write_all(notice.line.as_bytes());
         }
     }
@@ -129,8 +134,11 @@ fn stage_out(job: &mut Job) {
         if copied.contains(&spool) {
             continue;
         }
-        if let Err(error) = std::fs::copy(&spool, &target) {
-            tracing::warn!(%spool, %target, %error, "cannot stage a job's output back");
+        match std::fs::copy(&spool, &target) {
+            Ok(_) => users::give(Path::new(&target), job.req.uid, job.req.gid),
+            Err(error) => {
+                tracing::warn!(%spool, %target, %error, "cannot stage a job's output back");
+            }
         }
         let _ = std::fs::remove_file(&spool);
         copied.push(spool);
@@ -172,6 +180,8 @@ impl State {
     /// Builds the state from the configuration and the replayed journal.
     pub fn open(cluster: Cluster, dir: &Path, exe: PathBuf) -> std::io::Result<State> {
         std::fs::create_dir_all(dir.join("jobs"))?;
+        // Job files are reached by name (a job's script by its user); nobody lists them.
+        users::set_mode(&dir.join("jobs"), 0o711);
         let (journal, replayed) = Journal::open(dir)?;
         if replayed.bad_lines > 0 {
             // A crash can tear the last line; whatever else is unreadable is dropped, not fatal.
@@ -187,10 +197,15 @@ impl State {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
-        let calls_file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&calls_path)?;
+        let calls_file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(&calls_path)?
+        };
+        users::set_mode(&calls_path, 0o600);
         let inject = replayed
             .inject
             .clone()
@@ -216,6 +231,7 @@ impl State {
             real_cpus: launch::available_cpus(),
             dir: dir.to_path_buf(),
             exe,
+            owner: User::current(),
             effects: Vec::new(),
         };
         let ids: Vec<u32> = state.jobs.keys().copied().collect();
@@ -258,6 +274,52 @@ impl State {
     /// The state directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether `uid` may act on every job: root, and the user the daemon runs as (Slurm's
+    /// `SlurmUser`, PBS's managers, LSF's administrators, Flux's instance owner).
+    pub(crate) fn privileged(&self, uid: u32) -> bool {
+        uid == 0 || uid == self.owner.uid
+    }
+
+    /// The refusal of an administrator's request (`stop`, `inject`) from any other user.
+    pub(crate) fn admin_only(&self, uid: u32, what: &str) -> Result<(), String> {
+        if self.privileged(uid) {
+            return Ok(());
+        }
+        let who = if self.owner.uid == 0 {
+            "root".to_string()
+        } else {
+            format!("root and {}", self.owner.name)
+        };
+        Err(format!(
+            "only {who} may {what} this cluster, not {}",
+            users::name_of(uid)
+        ))
+    }
+
+    /// Whether `uid` may act on job `id`: its owner or a privileged user. Unknown jobs are
+    /// left to the request's own answer.
+    pub(crate) fn may_act_on(&self, id: u32, uid: u32) -> bool {
+        self.privileged(uid) || self.jobs.get(&id).is_none_or(|j| j.req.uid == uid)
+    }
+
+    /// Whether the process (group leader) `pid` that a client reports belongs to that client,
+    /// so that the daemon, which signals it later, never signals someone else's processes.
+    pub(crate) fn owns_process(&self, uid: u32, pid: i32) -> bool {
+        self.privileged(uid) || users::owner_of_process(pid) == Some(uid)
+    }
+
+    /// The refusal of a job that this daemon cannot run: one of another user, when the daemon
+    /// is not root.
+    fn runnable(&self, req: &JobRequest) -> Result<(), Refusal> {
+        if self.owner.uid == 0 || req.uid == self.owner.uid {
+            return Ok(());
+        }
+        Err(Refusal::OtherUser(format!(
+            "this simulated cluster's daemon runs as {} (uid {}), not as root, and runs jobs of {} only, not of {} (uid {}); start the cluster as root to run jobs of other users",
+            self.owner.name, self.owner.uid, self.owner.name, req.user, req.uid
+        )))
     }
 
     fn journal_run(&mut self, id: u32) {
@@ -353,6 +415,9 @@ impl State {
                 message: words.message,
             }
         };
+        if let Err(refusal) = self.runnable(&req) {
+            return refused(refusal);
+        }
         let partition = match &req.partition {
             Some(p) => match p.split(',').find_map(|n| self.cluster.partition(n)) {
                 Some(part) => part.clone(),
@@ -408,6 +473,7 @@ impl State {
     }
 
     fn admit(&mut self, mut req: JobRequest) -> Result<u32, Refusal> {
+        self.runnable(&req)?;
         if self.inject.submit_errors > 0 {
             self.inject.submit_errors -= 1;
             // A busy controller: what sbatch reports without retrying on its own.
@@ -1063,11 +1129,14 @@ impl State {
     /// `scontrol update jobid=N dependency=...`: replaces what a pending job waits for; an
     /// empty text removes it. Errors in Slurm's words, as scontrol prints them before `for job
     /// N` (observed).
-    pub fn update_dependency(&mut self, id: u32, text: &str) -> Result<(), String> {
+    pub fn update_dependency(&mut self, id: u32, text: &str, uid: u32) -> Result<(), String> {
         let now = self.now();
         match self.jobs.get(&id) {
             Some(j) if self.is_purged(j, now) => return Err("Invalid job id specified".into()),
             None => return Err("Invalid job id specified".into()),
+            Some(j) if !self.privileged(uid) && j.req.uid != uid => {
+                return Err(crate::flavor::slurm::INVALID_USER_ID.into());
+            }
             Some(j) if j.run.state.is_finished() => return Err("Job has already finished".into()),
             Some(j) if j.run.state != JobState::Pending => {
                 return Err("Job is no longer pending execution".into());
@@ -1428,6 +1497,8 @@ impl State {
                     .as_bytes(),
             )?;
         }
+        // The job's user runs its script (slurmd's `slurm_script` is the user's too).
+        users::give(&script_path, job.req.uid, job.req.gid);
         // Output staged at the end is written to a spool meanwhile; a merged stream stays one
         // file.
         let (live_stdout, live_stderr) = if job.req.stage_out {
@@ -1438,6 +1509,10 @@ impl State {
             } else {
                 spool("ER").display().to_string()
             };
+            // The spool is the user's, who writes it (pbs_mom's spool files are the user's).
+            for path in [&out, &err] {
+                let _ = users::append_as(Path::new(path), job.req.uid, job.req.gid);
+            }
             (out, err)
         } else {
             (stdout.clone(), stderr.clone())
@@ -1463,6 +1538,11 @@ impl State {
             status_file,
             node,
             flavor: job.req.flavor,
+            run_as: (self.owner.uid == 0 && job.req.uid != 0).then(|| launch::RunAs {
+                uid: job.req.uid,
+                gid: job.req.gid,
+                groups: users::groups_of(&job.req.user, job.req.gid),
+            }),
         };
         let child =
             launch::spawn_launcher(&self.exe, &spec, &spec_path, &self.dir.join("daemon.log"))?;
@@ -1613,11 +1693,15 @@ impl State {
             let ended = |j: &Job| {
                 j.run.state.is_finished() || j.run.term_sent.is_some() && req.signal.is_none()
             };
+            // slurmctld refuses another user's job before it looks at its state.
+            let privileged = self.privileged(req.uid);
+            let denied = |j: &Job| !privileged && j.req.uid != req.uid && matches(j);
             for &id in &req.ids {
                 let members = self.array_members(id);
                 match self.jobs.get(&id) {
                     None => results.push(CancelOutcome::InvalidId(id)),
                     Some(j) if self.is_purged(j, now) => results.push(CancelOutcome::InvalidId(id)),
+                    Some(j) if denied(j) => results.push(CancelOutcome::Denied(id)),
                     // An array's id: every task of it that has not ended.
                     Some(_) if members.len() > 1 => {
                         let live: Vec<u32> = members
@@ -1642,6 +1726,17 @@ impl State {
                     .values()
                     .find(|j| j.array_job_id() == array && j.array_task() == Some(task))
                     .map(|j| (j.id, ended(j)));
+                let record = self.jobs.get(&array);
+                if own.is_none() && record.is_some_and(denied) {
+                    results.push(CancelOutcome::Denied(array));
+                    continue;
+                }
+                if let Some((id, _)) = own
+                    && self.jobs.get(&id).is_some_and(denied)
+                {
+                    results.push(CancelOutcome::Denied(id));
+                    continue;
+                }
                 match own {
                     Some((id, true)) => results.push(CancelOutcome::AlreadyDone(id)),
                     Some((id, false)) => targets.push(id),
@@ -1653,6 +1748,10 @@ impl State {
             }
         }
         for id in targets {
+            if !self.may_act_on(id, req.uid) {
+                results.push(CancelOutcome::Denied(id));
+                continue;
+            }
             self.ensure_pgid(id);
             let Some(job) = self.jobs.get_mut(&id) else {
                 continue;
@@ -1715,8 +1814,12 @@ impl State {
         name: String,
         ntasks: u32,
         cpus: u32,
+        uid: u32,
     ) -> Result<u32, String> {
         let now = self.now();
+        if !self.may_act_on(id, uid) {
+            return Err(crate::flavor::slurm::ACCESS_DENIED.into());
+        }
         let Some(job) = self.jobs.get_mut(&id) else {
             return Err("Invalid job id specified".into());
         };
@@ -1779,13 +1882,24 @@ impl State {
     /// `scontrol requeue|requeuehold|hold|uhold|release`: the refusal in scontrol's words.
     /// `release` may release the job and still answer
     /// [`crate::protocol::PARTITION_CONFIG_NOW`].
-    pub fn control(&mut self, verb: ControlVerb, id: u32) -> Result<(), String> {
+    pub fn control(&mut self, verb: ControlVerb, id: u32, uid: u32) -> Result<(), String> {
         let now = self.now();
         let Some(job) = self.jobs.get(&id) else {
             return Err("Invalid job id specified".into());
         };
         if self.is_purged(job, now) {
             return Err("Invalid job id specified".into());
+        }
+        // Observed on Slurm 22.05: requeueing another user's job is "Access/permission
+        // denied"; holding or releasing it, "Invalid user id".
+        if !self.privileged(uid) && job.req.uid != uid {
+            return Err(match verb {
+                ControlVerb::Requeue | ControlVerb::RequeueHold => {
+                    crate::flavor::slurm::ACCESS_DENIED
+                }
+                _ => crate::flavor::slurm::INVALID_USER_ID,
+            }
+            .into());
         }
         let state = job.run.state;
         match verb {

@@ -108,7 +108,7 @@ impl Rules for Cobalt {
     /// `Restriction.maxqueuedjobs`); qsub prints them as an XML-RPC fault.
     fn words(&self, refusal: &Refusal) -> Words {
         let message = match refusal {
-            Refusal::Injected(text) => text.clone(),
+            Refusal::Injected(text) | Refusal::OtherUser(text) => text.clone(),
             Refusal::UnknownPartition(name) => {
                 format!("trying to add job to non-existent queue '{name}'")
             }

@@ -315,7 +315,7 @@ pub fn render(template: &str, id: u32, req: &JobRequest, node: &str) -> String {
 impl Rules for Flux {
     fn words(&self, refusal: &Refusal) -> Words {
         let message = match refusal {
-            Refusal::Injected(text) => text.clone(),
+            Refusal::Injected(text) | Refusal::OtherUser(text) => text.clone(),
             // job-ingest's defaults frobnicator (`frobnicator/plugins/defaults.py`).
             Refusal::UnknownPartition(name) => format!("Invalid queue '{name}' specified"),
             // job-manager `queues_lookup` (`src/modules/job-manager/queues.c`).

@@ -71,6 +71,9 @@ pub mod errmsg {
     pub const NO_JOBID: &str = "No job Id can be used now";
     /// `LSBE_NO_JOB`.
     pub const NO_JOB: &str = "No matching job found";
+    /// `LSBE_PERMISSION`: another user's job (mbatchd allows root, the LSF administrators and
+    /// the job's owner).
+    pub const PERMISSION: &str = "User permission denied";
     /// `LSBE_JOB_FINISH`.
     pub const JOB_FINISHED: &str = "Job has already finished";
     /// `LSBE_NOT_STARTED`.
@@ -285,7 +288,7 @@ impl Rules for Lsf {
     /// queue error); bsub adds `. Job not submitted.`.
     fn words(&self, refusal: &Refusal) -> Words {
         let message = match refusal {
-            Refusal::Injected(text) => text.clone(),
+            Refusal::Injected(text) | Refusal::OtherUser(text) => text.clone(),
             Refusal::UnknownPartition(name) => {
                 format!("{}: {}", name.replace(',', " "), errmsg::BAD_QUEUE)
             }

@@ -64,6 +64,9 @@ pub enum Refusal {
     InvalidArray,
     /// A dependency that names no job or is malformed.
     DependencyProblem,
+    /// A job of another user on a cluster whose daemon does not run as root, and so can run
+    /// jobs of its own user only; the text says so.
+    OtherUser(String),
 }
 
 /// A refusal in a scheduler's words: lines said first, then the error itself.

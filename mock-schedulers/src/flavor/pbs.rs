@@ -21,6 +21,8 @@ pub struct Pbs;
 pub mod errno {
     /// Unknown Job Identifier.
     pub const UNKJOBID: i32 = 15001;
+    /// Unauthorized Request (another user's job).
+    pub const PERM: i32 = 15007;
     /// Bad attribute value.
     pub const BADATVAL: i32 = 15014;
     /// Request invalid for job state.
@@ -143,6 +145,7 @@ impl Rules for Pbs {
         let (code, message) = match refusal {
             // A server that fails to answer: a protocol error is the closest pbs_errno.
             Refusal::Injected(text) => (errno::PROTOCOL, text.clone()),
+            Refusal::OtherUser(text) => (errno::PERM, text.clone()),
             Refusal::UnknownPartition(_) => (errno::UNKQUE, "Unknown queue".into()),
             Refusal::NoDefaultPartition => (errno::QUENODFLT, "No default queue specified".into()),
             Refusal::UnknownQos(_)
@@ -220,13 +223,22 @@ impl Rules for Pbs {
                 nodes.push_str(&alloc.node);
                 nodes.push('\n');
             }
+            // The job's own directory (0700, the job's user's) in a directory everyone may
+            // search, as pbs_mom makes it in /var/tmp.
             let made_tmp = {
                 use std::os::unix::fs::DirBuilderExt;
-                std::fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&tmpdir)
-                    .is_ok()
+                let tmpdir = std::path::Path::new(&tmpdir);
+                let made = tmpdir
+                    .parent()
+                    .is_some_and(|parent| std::fs::create_dir_all(parent).is_ok())
+                    && match std::fs::DirBuilder::new().mode(0o700).create(tmpdir) {
+                        Ok(()) => true,
+                        Err(e) => e.kind() == std::io::ErrorKind::AlreadyExists,
+                    };
+                if made {
+                    crate::users::give(tmpdir, job.req.uid, job.req.gid);
+                }
+                made
             };
             if made_tmp {
                 set("TMPDIR", tmpdir);

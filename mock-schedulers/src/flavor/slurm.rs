@@ -10,6 +10,14 @@ use crate::model::{Job, JobState};
 #[derive(Debug)]
 pub struct Slurm;
 
+/// `slurm_strerror(ESLURM_ACCESS_DENIED)`: what a user hears who acts on another user's job
+/// (`scancel`, `scontrol requeue`, `srun --jobid`; observed on Slurm 22.05).
+pub const ACCESS_DENIED: &str = "Access/permission denied";
+
+/// `slurm_strerror(ESLURM_USER_ID_MISSING)`: the answer to `scontrol hold|uhold|release|update`
+/// of another user's job (observed on Slurm 22.05).
+pub const INVALID_USER_ID: &str = "Invalid user id";
+
 impl Rules for Slurm {
     fn words(&self, refusal: &Refusal) -> Words {
         let plain = |message: &str| Words {
@@ -17,7 +25,7 @@ impl Rules for Slurm {
             message: message.into(),
         };
         match refusal {
-            Refusal::Injected(text) => plain(text),
+            Refusal::Injected(text) | Refusal::OtherUser(text) => plain(text),
             Refusal::UnknownPartition(name) => Words {
                 detail: vec![format!("invalid partition specified: {name}")],
                 message: "Invalid partition name specified".into(),

@@ -102,7 +102,8 @@ pub fn main(call: &mut Call) -> i32 {
         match r {
             CancelOutcome::Done(id) => deleted.push(id),
             CancelOutcome::AlreadyDone(id) => again.push(id),
-            CancelOutcome::InvalidId(_) => {}
+            // cqm's del_jobs matches the caller's jobs only: another user's is not found.
+            CancelOutcome::InvalidId(_) | CancelOutcome::Denied(_) => {}
         }
     }
     // Jobs already being killed are still in the queue: listed again, and the queue manager

@@ -1,8 +1,10 @@
 //! Fake `flux cancel` (`src/cmd/flux-cancel.py`; error texts from
 //! `src/modules/job-manager/raise.c`). Raises a `cancel` exception on each job: a pending job
 //! ends at once, a running one gets SIGTERM and SIGKILL after the cluster's `kill_wait`.
-//! Silent on success; `flux-cancel: ERROR: <id>: unknown job id` or `... job is inactive`,
-//! exit 1. `--all`, `-u`, `-S` cancel the caller's (or every) active job and say how many.
+//! Silent on success; `flux-cancel: ERROR: <id>: unknown job id`, `... job is inactive` or,
+//! for another user's job, `... guests can only raise exceptions on their own jobs`, exit 1.
+//! `--all`, `-u`, `-S` cancel the caller's (or every) active job and say how many; only the
+//! instance owner (root here) may name other users.
 
 use super::args::{self, Opt, Takes, opt, opt_alias};
 use super::info::{self, caller_f58};
@@ -49,6 +51,15 @@ fn error(msg: &str) -> i32 {
     1
 }
 
+/// raise.c's refusal of a guest's exception on another user's job.
+const NOT_YOURS: &str = "guests can only raise exceptions on their own jobs";
+
+/// Whether `uid` may cancel `job`: its owner, or the instance owner (root). The daemon checks
+/// again, by the uid the kernel reports.
+fn may_cancel(uid: u32, job: &Job) -> bool {
+    uid == 0 || job.req.uid == uid
+}
+
 fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
 }
@@ -66,9 +77,10 @@ fn fetch(call: &mut Call, ids: Option<Vec<u32>>) -> Result<Vec<Job>, i32> {
     }
 }
 
-fn send(call: &mut Call, ids: Vec<u32>) -> Result<(), i32> {
+/// Cancels `ids`; the ids the daemon refused as another user's.
+fn send(call: &mut Call, ids: Vec<u32>) -> Result<Vec<u32>, i32> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     // SAFETY: getuid cannot fail.
     let uid = unsafe { libc::getuid() };
@@ -80,7 +92,13 @@ fn send(call: &mut Call, ids: Vec<u32>) -> Result<(), i32> {
         uid,
         ..CancelRequest::default()
     })) {
-        Ok(Response::Cancelled { .. }) => Ok(()),
+        Ok(Response::Cancelled { results }) => Ok(results
+            .into_iter()
+            .filter_map(|r| match r {
+                crate::protocol::CancelOutcome::Denied(id) => Some(id),
+                _ => None,
+            })
+            .collect()),
         _ => Err(error("no answer from the mock-cluster daemon")),
     }
 }
@@ -130,6 +148,8 @@ pub fn main(call: &mut Call, argv: &[String]) -> i32 {
         Ok(j) => j,
         Err(code) => return code,
     };
+    // SAFETY: getuid cannot fail.
+    let me = unsafe { libc::getuid() };
     let mut targets = Vec::new();
     let mut errors = Vec::new();
     for (text, id) in &ids {
@@ -140,11 +160,17 @@ pub fn main(call: &mut Call, argv: &[String]) -> i32 {
             Some(j) if j.run.state.is_finished() => {
                 errors.push(format!("{shown}: job is inactive"));
             }
+            Some(j) if !may_cancel(me, j) => errors.push(format!("{shown}: {NOT_YOURS}")),
             Some(j) => targets.push(j.id),
         }
     }
-    if let Err(code) = send(call, targets) {
-        return code;
+    match send(call, targets) {
+        Err(code) => return code,
+        Ok(refused) => errors.extend(
+            refused
+                .into_iter()
+                .map(|id| format!("{}: {NOT_YOURS}", caller_f58(id))),
+        ),
     }
     for e in &errors {
         eprintln!("flux-cancel: ERROR: {e}");
@@ -177,6 +203,10 @@ fn cancel_all(call: &mut Call, parsed: &args::Parsed, dry: bool) -> i32 {
             None => return error(&format!("Invalid user {u} specified")),
         },
     };
+    // The job manager's raiseall: a guest may only name itself.
+    if me != 0 && user != Some(me) {
+        return error(NOT_YOURS);
+    }
     let mut states: Vec<String> = Vec::new();
     for s in parsed.values("states") {
         for state in s.split(',') {
@@ -217,8 +247,10 @@ fn cancel_all(call: &mut Call, parsed: &args::Parsed, dry: bool) -> i32 {
         if dry {
             log(&format!("Would cancel {}", plural(count, "job")));
         } else {
-            if let Err(code) = send(call, targets) {
-                return code;
+            match send(call, targets) {
+                Err(code) => return code,
+                Ok(refused) if !refused.is_empty() => return error(NOT_YOURS),
+                Ok(_) => {}
             }
             log(&format!(
                 "Canceled {} ({})",

@@ -2,7 +2,8 @@
 //! `lsf/cmdtools/lib/jobid.c`): kills jobs (a pending one is removed; a running one gets
 //! SIGINT, the flavour's first signal, then SIGKILL after `kill_wait`) or sends `-s SIG`.
 //! `Job <N> is being terminated` / `is being signaled` on stdout; `Job <N>: <lsb_errmsg>` on
-//! stderr for a job it cannot act on, and then exit 255.
+//! stderr for a job it cannot act on (`User permission denied` for another user's), and then
+//! exit 255.
 
 use std::io::Write;
 
@@ -133,6 +134,9 @@ pub fn main(call: &mut Call) -> i32 {
     for (id, job) in targets {
         let done = match job {
             None => Err(errmsg::NO_JOB),
+            // mbatchd checks the requester before the job's state: root, the administrators
+            // (here root) and the job's owner (the daemon checks again, by the kernel's uid).
+            Some(j) if uid != 0 && j.req.uid != uid => Err(errmsg::PERMISSION),
             Some(j) if j.run.state.is_finished() => Err(errmsg::JOB_FINISHED),
             Some(j) if signal.is_some() && j.run.state == JobState::Pending => {
                 Err(errmsg::NOT_STARTED)
@@ -187,6 +191,7 @@ fn cancel(
             Some(CancelOutcome::AlreadyDone(_)) if job.run.state == JobState::Running => Ok(()),
             Some(CancelOutcome::AlreadyDone(_)) => Err(errmsg::JOB_FINISHED),
             Some(CancelOutcome::InvalidId(_)) | None => Err(errmsg::NO_JOB),
+            Some(CancelOutcome::Denied(_)) => Err(errmsg::PERMISSION),
         },
         _ => Err(errmsg::CONN_REFUSED),
     }

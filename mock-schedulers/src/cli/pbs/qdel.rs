@@ -117,7 +117,9 @@ pub fn main(call: &mut Call) -> i32 {
             }
         },
     };
-    // chk_job_request: unknown, finished (history) and exiting jobs are refused.
+    let uid = crate::cli::slurm::identity().1;
+    // chk_job_request: unknown and finished (history) jobs are refused, then another user's
+    // (svr_authorize_jobreq), then exiting ones.
     let plans: Vec<(String, Plan)> = ids
         .into_iter()
         .map(|(typed, id)| {
@@ -126,6 +128,7 @@ pub fn main(call: &mut Call) -> i32 {
                 None => Plan::Refuse(errno::UNKJOBID),
                 Some(j) if j.run.state.is_finished() && history => Plan::Nothing,
                 Some(j) if j.run.state.is_finished() => Plan::Refuse(errno::HISTJOBID),
+                Some(j) if !may_delete(uid, j) => Plan::Refuse(errno::PERM),
                 Some(j) if state_letter(j) == 'E' && !force => Plan::Refuse(errno::BADSTATE),
                 Some(j) => Plan::Delete {
                     seq: j.id,
@@ -135,7 +138,6 @@ pub fn main(call: &mut Call) -> i32 {
             (typed, plan)
         })
         .collect();
-    let uid = crate::cli::slurm::identity().1;
     let kill: Vec<u32> = plans
         .iter()
         .filter_map(|(_, p)| match p {
@@ -200,6 +202,7 @@ pub fn main(call: &mut Call) -> i32 {
             Plan::Nothing => continue,
             Plan::Delete { seq, kill } => match outcomes.iter().find(|o| outcome_id(o) == seq) {
                 Some(CancelOutcome::InvalidId(_)) => errno::UNKJOBID,
+                Some(CancelOutcome::Denied(_)) => errno::PERM,
                 // Ended between the look-up and the deletion (a forced kill ends it at once).
                 Some(CancelOutcome::AlreadyDone(_)) if !kill => errno::HISTJOBID,
                 _ => continue,
@@ -211,11 +214,18 @@ pub fn main(call: &mut Call) -> i32 {
     exit_code(any_failed)
 }
 
+/// `svr_authorize_jobreq`: the job's owner and the managers (root) may delete it. The daemon
+/// checks again, by the uid the kernel reports.
+fn may_delete(uid: u32, job: &crate::model::Job) -> bool {
+    uid == 0 || job.req.uid == uid
+}
+
 fn outcome_id(o: &CancelOutcome) -> u32 {
     match o {
-        CancelOutcome::Done(id) | CancelOutcome::InvalidId(id) | CancelOutcome::AlreadyDone(id) => {
-            *id
-        }
+        CancelOutcome::Done(id)
+        | CancelOutcome::InvalidId(id)
+        | CancelOutcome::AlreadyDone(id)
+        | CancelOutcome::Denied(id) => *id,
     }
 }
 
@@ -223,6 +233,8 @@ fn outcome_id(o: &CancelOutcome) -> u32 {
 fn message(code: i32) -> &'static str {
     match code {
         errno::UNKJOBID => "Unknown Job Id",
+        // msg_perm, with its trailing blank.
+        errno::PERM => "Unauthorized Request ",
         errno::HISTJOBID => "Job has finished",
         errno::BADSTATE => "Request invalid for state of job",
         _ => "Batch protocol error",

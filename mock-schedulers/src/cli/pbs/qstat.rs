@@ -551,7 +551,7 @@ impl<'a> View<'a> {
         put("substate", self.substate().to_string());
         put("Variable_List", variable_list(&a.variable_list));
         put("euser", job.req.user.clone());
-        put("egroup", group_name(job.req.gid));
+        put("egroup", crate::users::group_name(job.req.gid));
         if let Some(c) = self.comment() {
             put("comment", c);
         }
@@ -737,14 +737,6 @@ fn local_time(t: f64, format: &str) -> String {
         }
         chrono::LocalResult::None => String::new(),
     }
-}
-
-fn group_name(gid: u32) -> String {
-    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
-        .ok()
-        .flatten()
-        .map(|g| g.name)
-        .unwrap_or_else(|| gid.to_string())
 }
 
 /// Cuts `value` to `len` characters, the last one `*`, when it is longer (`DISPLAY_TRUNC_CHAR`).

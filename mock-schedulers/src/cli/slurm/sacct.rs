@@ -261,10 +261,7 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
         }
         "uid" => job.req.uid.to_string(),
         "gid" => job.req.gid.to_string(),
-        "group" => nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(job.req.gid))
-            .ok()
-            .flatten()
-            .map_or_else(|| job.req.gid.to_string(), |g| g.name),
+        "group" => crate::users::group_name(job.req.gid),
         // Observed: empty on the job's row, 1 on its batch step's.
         "ntasks" if row.is_job() => String::new(),
         "ntasks" => "1".into(),
@@ -469,6 +466,7 @@ pub fn main(call: &mut Call) -> i32 {
             *width = *w;
         }
     }
+    let named_jobs = ids.is_some();
     let (jobs, now, cluster) = match super::fetch_jobs(call, ids, true, "sacct: error: slurmdbd") {
         Ok(x) => x,
         Err(code) => return code,
@@ -479,6 +477,11 @@ pub fn main(call: &mut Call) -> i32 {
     let users: Option<Vec<String>> = cli
         .value("user")
         .map(|u| u.split(',').map(str::to_string).collect());
+    // Observed on Slurm 22.05: without -j, -u or -a a user sees its own jobs, root everyone's.
+    let (_, uid, _) = super::identity();
+    let users = users.or_else(|| {
+        (!named_jobs && !cli.has("allusers") && uid != 0).then(|| vec![uid.to_string()])
+    });
     let names: Option<Vec<&str>> = cli.value("name").map(|n| n.split(',').collect());
     let parsable = cli.has("parsable2") || cli.has("parsable");
     let trailing = cli.has("parsable") && !cli.has("parsable2");

@@ -51,7 +51,12 @@ Examples:
 enum Outcome {
     Invalid,
     Finished,
+    Denied,
 }
+
+/// scancel's exit status when a job was another user's: `ESLURM_ACCESS_DENIED` (2002), of
+/// which `exit()` keeps the low 8 bits (observed on Slurm 22.05).
+const ACCESS_DENIED_EXIT: i32 = 2002 & 0xff;
 
 /// Runs scancel; returns the exit code.
 pub fn main(call: &mut Call) -> i32 {
@@ -149,6 +154,7 @@ pub fn main(call: &mut Call) -> i32 {
             CancelOutcome::Done(id) => (id, None),
             CancelOutcome::InvalidId(id) => (id, Some(Outcome::Invalid)),
             CancelOutcome::AlreadyDone(id) => (id, Some(Outcome::Finished)),
+            CancelOutcome::Denied(id) => (id, Some(Outcome::Denied)),
         };
         if verbose {
             match signal {
@@ -158,6 +164,16 @@ pub fn main(call: &mut Call) -> i32 {
         }
         match (err, signal) {
             (None, _) => {}
+            // Another user's job: said whatever the signal, with or without -v (observed).
+            (Some(Outcome::Denied), _) => {
+                code = code.max(ACCESS_DENIED_EXIT);
+                if !quiet {
+                    eprintln!(
+                        "scancel: error: Kill job error on job id {id}: {}",
+                        crate::flavor::slurm::ACCESS_DENIED
+                    );
+                }
+            }
             // Silent when cancelling (SIGKILL) without -v.
             (Some(_), None) if !verbose => {}
             // With -v a finished job is reported, yet scancel succeeds (observed).
@@ -170,7 +186,7 @@ pub fn main(call: &mut Call) -> i32 {
             }
             // A signal to a finished or unknown job: "Invalid job id specified", rc 1 (observed).
             (Some(_), _) => {
-                code = 1;
+                code = code.max(1);
                 if !quiet {
                     eprintln!(
                         "scancel: error: Kill job error on job id {id}: Invalid job id specified"

@@ -92,7 +92,7 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
             "UserId={}({}) GroupId={}({}) MCS_label=N/A",
             job.req.user,
             job.req.uid,
-            group_name(job.req.gid),
+            crate::users::group_name(job.req.gid),
             job.req.gid
         ),
         format!(
@@ -282,13 +282,6 @@ fn job_text(job: &Job, now: f64, alloc_host: &str) -> Vec<String> {
         lines.push(format!("Container={c}"));
     }
     lines
-}
-
-fn group_name(gid: u32) -> String {
-    nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid))
-        .ok()
-        .flatten()
-        .map_or_else(|| gid.to_string(), |g| g.name)
 }
 
 fn print_record(lines: &[String], oneliner: bool, job: bool) {
@@ -828,8 +821,15 @@ fn control(call: &mut Call, verb: ControlVerb, keyword: &str, ids: &[String]) ->
             Ok(Response::Error { message, .. }) => {
                 eprintln!("{message} for job {id}");
                 // Observed on Slurm 22.05: this answer to `release` (which released the job
-                // all the same) is also reported under the name of the call scontrol made.
-                if verb == ControlVerb::Release && message == PARTITION_CONFIG_NOW {
+                // all the same), and the refusal to hold or release another user's job, are
+                // also reported under the name of the call scontrol made.
+                let suspend_call = matches!(
+                    verb,
+                    ControlVerb::Hold | ControlVerb::UserHold | ControlVerb::Release
+                );
+                if verb == ControlVerb::Release && message == PARTITION_CONFIG_NOW
+                    || suspend_call && message == crate::flavor::slurm::INVALID_USER_ID
+                {
                     eprintln!("slurm_suspend error: {message}");
                 }
                 code = 1;

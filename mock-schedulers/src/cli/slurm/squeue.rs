@@ -93,6 +93,8 @@ fn header(code: char) -> &'static str {
         'K' => "ARRAY_TASK_ID",
         'E' => "DEPENDENCY",
         'U' => "UID",
+        // Observed on Slurm 22.05: both are headed GROUP.
+        'g' | 'G' => "GROUP",
         _ => "",
     }
 }
@@ -127,6 +129,8 @@ fn field(job: &Job, code: char, now: f64) -> String {
         'j' => job.req.name.clone(),
         'u' => job.req.user.clone(),
         'U' => job.req.uid.to_string(),
+        'g' => crate::users::group_name(job.req.gid),
+        'G' => job.req.gid.to_string(),
         't' => state_short(job).into(),
         'T' => state_long(job).into(),
         'M' => units::format_squeue_duration(elapsed(job, now)),
@@ -208,6 +212,8 @@ fn long_field_code(name: &str) -> Option<char> {
         "name" => 'j',
         "username" | "user" => 'u',
         "userid" | "uid" => 'U',
+        "groupname" => 'g',
+        "groupid" => 'G',
         "statecompact" => 't',
         "state" => 'T',
         "timeused" => 'M',
