@@ -253,6 +253,43 @@ fn a_slurm_job_is_its_submitters_and_only_she_may_cancel_it() {
             1
         )
     );
+    // Holding, releasing or changing her pending job: "Invalid user id" (observed).
+    let (pending, _, code) = s.run(alice, "sbatch", &["--parsable", "-H", "--wrap", "true"]);
+    assert_eq!(code, 0);
+    let pending = pending.trim().to_string();
+    for verb in ["hold", "uhold", "release"] {
+        assert_eq!(
+            s.run(bob, "scontrol", &[verb, &pending]),
+            (
+                String::new(),
+                format!(
+                    "Invalid user id for job {pending}\nslurm_suspend error: Invalid user id\n"
+                ),
+                1
+            ),
+            "{verb}"
+        );
+    }
+    assert_eq!(
+        s.run(
+            bob,
+            "scontrol",
+            &[
+                "update",
+                &format!("jobid={pending}"),
+                "dependency=afterok:1"
+            ]
+        ),
+        (
+            String::new(),
+            format!("Invalid user id for job {pending}\n"),
+            1
+        )
+    );
+    assert_eq!(
+        s.c.job_field(pending.parse().unwrap(), "%T %r"),
+        "PENDING JobHeldUser"
+    );
     let mut step = s.cmd(bob, "srun", &["true"]);
     step.env("SLURM_JOB_ID", &id);
     let out = step.output().unwrap();
@@ -340,6 +377,7 @@ fn a_slurm_job_is_its_submitters_and_only_she_may_cancel_it() {
             ("sbatch".into(), "ci-alice".into(), a, 0),
             ("scancel".into(), "ci-bob".into(), b, 210),
             ("scancel".into(), "ci-bob".into(), b, 210),
+            ("sbatch".into(), "ci-alice".into(), a, 0),
             ("sbatch".into(), "ci-bob".into(), b, 0),
             ("scancel".into(), "ci-alice".into(), a, 0),
         ]
@@ -384,6 +422,20 @@ fn a_slurm_job_opens_its_files_as_its_submitter() {
         ("FAILED|0:53\n".into(), String::new(), 0)
     );
     assert!(!Path::new("/root/mock-cluster-denied.out").exists());
+    // A working directory she may not enter: slurmstepd says so and goes to /tmp.
+    let out_path = s.c.path("chdir.out");
+    let out_arg = out_path.display().to_string();
+    let (out, _, code) = s.run(
+        &s.alice,
+        "sbatch",
+        &["--parsable", "-D", "/root", "-o", &out_arg, "--wrap", "pwd"],
+    );
+    assert_eq!(code, 0);
+    s.c.wait_state(out.trim().parse().unwrap(), "COMPLETED");
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap(),
+        "slurmstepd-localhost: error: couldn't chdir to `/root': Permission denied: going to /tmp instead\n/tmp\n"
+    );
     // Interactive jobs run in the caller's own process, as the caller.
     assert_eq!(
         s.run(&s.bob, "srun", &["id", "-un"]),

@@ -127,16 +127,24 @@ fn become_user_for_good(run_as: Option<(u32, u32)>) -> std::io::Result<()> {
 }
 
 /// Whether the launcher, acting as the job's user, may make `dir` its working directory: a
-/// directory the user may search (`faccessat` with the effective ids, as `chdir` checks).
-fn can_enter(dir: &str) -> bool {
+/// directory the user may search (`faccessat` with the effective ids, as `chdir` checks);
+/// else the errno `chdir` would fail with.
+fn can_enter(dir: &str) -> Result<(), i32> {
     let Ok(path) = std::ffi::CString::new(dir) else {
-        return false;
+        return Err(libc::ENOENT);
     };
     // SAFETY: `path` is a NUL-terminated string that outlives the call.
-    let searchable =
-        unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::X_OK, libc::AT_EACCESS) }
-            == 0;
-    searchable && Path::new(dir).is_dir()
+    let rc =
+        unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::X_OK, libc::AT_EACCESS) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::ENOENT));
+    }
+    if !Path::new(dir).is_dir() {
+        return Err(libc::ENOTDIR);
+    }
+    Ok(())
 }
 
 /// Paths of one job's launcher files.
@@ -317,8 +325,12 @@ fn run_job(spec: &LaunchSpec, identity: &Identity<'_>) -> i32 {
     let same = spec.stdout == spec.stderr;
     let mut work_dir = spec.work_dir.clone();
     let mut early_lines = Vec::new();
-    if !can_enter(&work_dir) {
-        early_lines.push(spec.flavor.rules().chdir_failed(&spec.node, &work_dir));
+    if let Err(errno) = can_enter(&work_dir) {
+        early_lines.push(
+            spec.flavor
+                .rules()
+                .chdir_failed(&spec.node, &work_dir, errno),
+        );
         work_dir = "/tmp".into();
     }
     let (stdout, stderr): (Stdio, Stdio);

@@ -179,9 +179,10 @@ impl Rules for Cobalt {
 
     /// cobalt-launcher.py's `os.chdir` raising (a Python 2 traceback; the job then fails with
     /// exit code 1, see the job's wrapper written by qsub).
-    fn chdir_failed(&self, _node: &str, dir: &str) -> String {
+    fn chdir_failed(&self, _node: &str, dir: &str, errno: i32) -> String {
         format!(
-            "Traceback (most recent call last):\n  File \"/usr/bin/cobalt-launcher.py\", line 69, in <module>\n    main()\n  File \"/usr/bin/cobalt-launcher.py\", line 47, in main\n    os.chdir(opt.cwd)\nOSError: [Errno 2] No such file or directory: '{dir}'\n"
+            "Traceback (most recent call last):\n  File \"/usr/bin/cobalt-launcher.py\", line 69, in <module>\n    main()\n  File \"/usr/bin/cobalt-launcher.py\", line 47, in main\n    os.chdir(opt.cwd)\nOSError: [Errno {errno}] {}: '{dir}'\n",
+            super::strerror(errno)
         )
     }
 

@@ -396,8 +396,11 @@ impl Rules for Flux {
         }
     }
 
-    fn chdir_failed(&self, _node: &str, dir: &str) -> String {
-        format!("flux-shell: FATAL: Could not change dir to {dir}: No such file or directory\n")
+    fn chdir_failed(&self, _node: &str, dir: &str, errno: i32) -> String {
+        format!(
+            "flux-shell: FATAL: Could not change dir to {dir}: {}\n",
+            super::strerror(errno)
+        )
     }
 
     fn exec_failed(&self, node: &str, script: &str, error: &str) -> String {

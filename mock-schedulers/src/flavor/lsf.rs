@@ -401,7 +401,7 @@ impl Rules for Lsf {
 
     /// sbatchd falls back to `/tmp` without a word in the job's files (`cwdJob` in
     /// `lsf/daemons/sbatchd/file.c`).
-    fn chdir_failed(&self, _node: &str, _dir: &str) -> String {
+    fn chdir_failed(&self, _node: &str, _dir: &str, _errno: i32) -> String {
         String::new()
     }
 

@@ -69,6 +69,11 @@ pub enum Refusal {
     OtherUser(String),
 }
 
+/// `strerror(errno)`: the C library's text for an error number.
+pub fn strerror(errno: i32) -> &'static str {
+    nix::errno::Errno::from_raw(errno).desc()
+}
+
 /// A refusal in a scheduler's words: lines said first, then the error itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Words {
@@ -155,9 +160,10 @@ pub trait Rules: Sync {
         false
     }
 
-    /// The line the job's node writes to its stderr when the working directory `dir` is
-    /// missing (the job then starts in `/tmp`).
-    fn chdir_failed(&self, node: &str, dir: &str) -> String;
+    /// The line the job's node writes to its stderr when the job cannot enter its working
+    /// directory `dir` (the job then starts in `/tmp`); `errno` says why (`ENOENT` for a
+    /// missing directory, `EACCES` for one its user may not search).
+    fn chdir_failed(&self, node: &str, dir: &str, errno: i32) -> String;
 
     /// The line the job's node writes to its stderr when the script cannot be started.
     fn exec_failed(&self, node: &str, script: &str, error: &str) -> String;

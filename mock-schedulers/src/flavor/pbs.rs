@@ -256,7 +256,7 @@ impl Rules for Pbs {
 
     /// pbs_mom's line when the home directory is missing (`src/resmom/start_exec.c`,
     /// "Could not chdir to home directory").
-    fn chdir_failed(&self, _node: &str, _dir: &str) -> String {
+    fn chdir_failed(&self, _node: &str, _dir: &str, _errno: i32) -> String {
         "Could not chdir to home directory\n".into()
     }
 

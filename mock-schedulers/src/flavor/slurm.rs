@@ -177,9 +177,10 @@ impl Rules for Slurm {
         Some("SLURM_TASK_PID")
     }
 
-    fn chdir_failed(&self, node: &str, dir: &str) -> String {
+    fn chdir_failed(&self, node: &str, dir: &str, errno: i32) -> String {
         format!(
-            "slurmstepd-{node}: error: couldn't chdir to `{dir}': No such file or directory: going to /tmp instead\n"
+            "slurmstepd-{node}: error: couldn't chdir to `{dir}': {}: going to /tmp instead\n",
+            super::strerror(errno)
         )
     }
 
