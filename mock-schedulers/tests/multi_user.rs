@@ -422,7 +422,8 @@ fn a_slurm_job_opens_its_files_as_its_submitter() {
         ("FAILED|0:53\n".into(), String::new(), 0)
     );
     assert!(!Path::new("/root/mock-cluster-denied.out").exists());
-    // A working directory she may not enter: slurmstepd says so and goes to /tmp.
+    // A working directory she may not enter: slurmstepd says so (twice, as observed on Slurm
+    // 22.05) and goes to /tmp.
     let out_path = s.c.path("chdir.out");
     let out_arg = out_path.display().to_string();
     let (out, _, code) = s.run(
@@ -434,7 +435,9 @@ fn a_slurm_job_opens_its_files_as_its_submitter() {
     s.c.wait_state(out.trim().parse().unwrap(), "COMPLETED");
     assert_eq!(
         std::fs::read_to_string(&out_path).unwrap(),
-        "slurmstepd-localhost: error: couldn't chdir to `/root': Permission denied: going to /tmp instead\n/tmp\n"
+        "slurmstepd-localhost: error: couldn't chdir to `/root': Permission denied: going to /tmp instead\n"
+            .repeat(2)
+            + "/tmp\n"
     );
     // Interactive jobs run in the caller's own process, as the caller.
     assert_eq!(

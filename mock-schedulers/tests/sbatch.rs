@@ -474,6 +474,33 @@ fn export_and_chdir_shape_the_job() {
 }
 
 #[test]
+fn a_missing_working_directory_sends_the_job_to_tmp() {
+    // Observed on Slurm 22.05: slurmstepd says so twice (before it starts the task, and the
+    // task), the job runs in /tmp and ends well.
+    let c = TestCluster::fast();
+    let out = c.path("missing.out");
+    let (_, _, code) = c.run(
+        "sbatch",
+        &[
+            "--wait",
+            "-D",
+            "/nonexistent-mock-cluster",
+            "-o",
+            out.to_str().unwrap(),
+            "--wrap",
+            "pwd",
+        ],
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "slurmstepd-localhost: error: couldn't chdir to `/nonexistent-mock-cluster': No such file or directory: going to /tmp instead\n"
+            .repeat(2)
+            + "/tmp\n"
+    );
+}
+
+#[test]
 fn cpu_affinity_is_the_allocated_cores() {
     let c = TestCluster::fast();
     let (_, _, code) = c.run(

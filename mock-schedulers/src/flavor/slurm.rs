@@ -177,11 +177,14 @@ impl Rules for Slurm {
         Some("SLURM_TASK_PID")
     }
 
+    /// Observed on Slurm 22.05 (a missing directory, one the user may not search): the line
+    /// comes twice, from slurmstepd before it starts the task and from the task.
     fn chdir_failed(&self, node: &str, dir: &str, errno: i32) -> String {
         format!(
             "slurmstepd-{node}: error: couldn't chdir to `{dir}': {}: going to /tmp instead\n",
             super::strerror(errno)
         )
+        .repeat(2)
     }
 
     fn exec_failed(&self, node: &str, script: &str, error: &str) -> String {
