@@ -211,6 +211,35 @@ pub struct RunOptions {
     pub stdin: Option<Vec<u8>>,
     /// Working directory relative to the environment's directory (default: that directory).
     pub subdir: Option<PathBuf>,
+    /// Run as this local user (the caller must be root), with the `HOME`, `USER` and `LOGNAME`
+    /// of a login of that user; see [`SlurmEnv::share_with_local_users`].
+    pub user: Option<LocalUser>,
+}
+
+/// A local user a command can run as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalUser {
+    /// User name.
+    pub name: String,
+    /// uid.
+    pub uid: u32,
+    /// Primary gid.
+    pub gid: u32,
+    /// Home directory.
+    pub home: PathBuf,
+}
+
+impl LocalUser {
+    /// The user `name` of the user database, if there is one.
+    pub fn lookup(name: &str) -> Option<LocalUser> {
+        let user = nix::unistd::User::from_name(name).ok().flatten()?;
+        Some(LocalUser {
+            name: user.name,
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            home: user.dir,
+        })
+    }
 }
 
 impl SlurmEnv {
@@ -331,6 +360,23 @@ impl SlurmEnv {
         self.cwd.path()
     }
 
+    /// Lets other local users reach the working directory and, for a simulated cluster, its
+    /// state directory (both are in temporary directories only their creator may enter):
+    /// adds read and search permission for everyone. A real Slurm's configuration is readable
+    /// already.
+    pub fn share_with_local_users(&self) -> Result<(), EnvError> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut dirs = vec![self.cwd.path().to_path_buf()];
+        if let Backend::Fake { _state, .. } = &self.backend {
+            dirs.push(_state.path().to_path_buf());
+        }
+        for dir in dirs {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                .map_err(io_err(format!("opening up {}", dir.display())))?;
+        }
+        Ok(())
+    }
+
     /// Runs `argv` to completion with stdin `/dev/null`.
     pub fn run(&self, argv: &[&str]) -> Result<RunOutput, EnvError> {
         self.run_with(argv, &RunOptions::default())
@@ -368,8 +414,16 @@ impl SlurmEnv {
         cmd.args(args)
             .current_dir(&cwd)
             .env_clear()
-            .envs(&self.base_env)
-            .envs(options.env.iter().map(|(k, v)| (k, v)))
+            .envs(&self.base_env);
+        if let Some(user) = &options.user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(user.uid)
+                .gid(user.gid)
+                .env("HOME", &user.home)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+        }
+        cmd.envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
