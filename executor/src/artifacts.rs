@@ -19,25 +19,42 @@ pub async fn upload(ctx: &JobContext, artifacts: &[Artifact]) -> Result<(), JobF
         ctx.log
             .write(format::notice("Uploading artifacts...").as_bytes());
         let root = ctx.dirs.project_dir.clone();
-        let mut files = Vec::new();
-        for pattern in &artifact.paths {
-            let matched = matching(&root, pattern);
+        let patterns = artifact.paths.clone();
+        let user = ctx.files_user().cloned();
+        // Found and read as the job's user: a link the job left to a file it may not read
+        // stays unreadable.
+        let found = tokio::task::spawn_blocking(move || {
+            crate::auth::downscope::as_user_if(user.as_ref(), || {
+                let mut counts = Vec::new();
+                let mut files = Vec::new();
+                for pattern in &patterns {
+                    let matched = matching(&root, pattern);
+                    counts.push((pattern.clone(), matched.len()));
+                    files.extend(matched);
+                }
+                files.sort();
+                files.dedup();
+                let archive = if files.is_empty() {
+                    None
+                } else {
+                    Some(zip_files(&root, &files)?)
+                };
+                Ok((counts, archive))
+            })
+        })
+        .await
+        .map_err(|e| JobFailure::system(format!("archiving artifacts failed: {e}")))?
+        .map_err(|e| JobFailure::system(format!("archiving artifacts failed: {e}")))?;
+        let (counts, archive) = found;
+        for (pattern, count) in counts {
             ctx.log.info(&format!(
-                "{pattern}: found {} matching artifact files and directories",
-                matched.len()
+                "{pattern}: found {count} matching artifact files and directories"
             ));
-            files.extend(matched);
         }
-        files.sort();
-        files.dedup();
-        if files.is_empty() {
+        let Some(archive) = archive else {
             ctx.log.warning("no files to upload");
             continue;
-        }
-        let archive = tokio::task::spawn_blocking(move || zip_files(&root, &files))
-            .await
-            .map_err(|e| JobFailure::system(format!("archiving artifacts failed: {e}")))?
-            .map_err(|e| JobFailure::system(format!("archiving artifacts failed: {e}")))?;
+        };
         let name = if artifact.name.is_empty() {
             "artifacts.zip".to_string()
         } else if artifact.name.ends_with(".zip") {
@@ -91,9 +108,15 @@ pub async fn download(ctx: &JobContext) -> Result<(), JobFailure> {
                 ))
             })?;
         let target = ctx.dirs.project_dir.clone();
+        let user = ctx.files_user().cloned();
+        // Unpacked as the job's user: the files are the user's, and a link in the checkout
+        // cannot lead the writes anywhere the user may not write.
         tokio::task::spawn_blocking(move || {
-            let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))?;
-            archive.extract(&target)
+            crate::auth::downscope::as_user_if(user.as_ref(), || {
+                let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+                    .map_err(std::io::Error::other)?;
+                archive.extract(&target).map_err(std::io::Error::other)
+            })
         })
         .await
         .map_err(|e| JobFailure::system(format!("unpacking artifacts failed: {e}")))?

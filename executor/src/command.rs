@@ -13,17 +13,38 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::{Child, Command};
 
-/// Another user (and group) to run a command as; needs root.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a command becomes another user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Switch {
+    /// batchci sets the uid, gid and groups itself in the child before `exec`.
+    Setuid,
+    /// The child is `sudo -n -u USER -- env -i -C DIR NAME=value... program args` (the sudo
+    /// program found at this path).
+    Sudo(PathBuf),
+}
+
+/// Another user to run a command as; needs root (or CAP_SETUID and CAP_SETGID).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunAs {
     /// User id.
     pub uid: u32,
-    /// Group id.
+    /// Primary group id.
     pub gid: u32,
+    /// Supplementary groups (empty: none).
+    pub groups: Vec<u32>,
+    /// User name.
+    pub name: String,
+    /// Home directory.
+    pub home: PathBuf,
+    /// Login shell.
+    pub shell: PathBuf,
+    /// How the switch is made.
+    pub switch: Switch,
 }
 
 impl RunAs {
-    /// Looks up `user` (and `group`, else the user's primary group).
+    /// Looks up `user` (and `group`, else the user's primary group), for `[runners.slurm]
+    /// user`: no supplementary groups, switched by setuid.
     pub fn lookup(user: &str, group: Option<&str>) -> Result<RunAs, String> {
         let found = nix::unistd::User::from_name(user)
             .map_err(|e| format!("cannot look up user `{user}`: {e}"))?
@@ -40,8 +61,110 @@ impl RunAs {
         Ok(RunAs {
             uid: found.uid.as_raw(),
             gid: gid.as_raw(),
+            groups: Vec::new(),
+            name: found.name,
+            home: found.dir,
+            shell: found.shell,
+            switch: Switch::Setuid,
         })
     }
+
+    /// The login basics a command run as this user gets instead of batchci's own: `HOME`,
+    /// `USER`, `LOGNAME`, `SHELL`.
+    pub fn login_env(&self) -> Vec<(OsString, OsString)> {
+        vec![
+            ("HOME".into(), self.home.clone().into_os_string()),
+            ("USER".into(), self.name.clone().into()),
+            ("LOGNAME".into(), self.name.clone().into()),
+            ("SHELL".into(), self.shell.clone().into_os_string()),
+        ]
+    }
+}
+
+/// A `std` command for `program args` with exactly `env`, in `cwd`, as `run_as` when given
+/// (see [`Switch`]). As another user, nothing of batchci's privileges reaches the program: the
+/// child drops to the user's uid, gid and groups, then every capability, then enters `cwd`
+/// again as the user; or sudo does the switch and `env -i` gives the program `env` alone.
+pub(crate) fn command_as(
+    program: &Path,
+    args: &[OsString],
+    env: &[(OsString, OsString)],
+    cwd: &Path,
+    run_as: Option<&RunAs>,
+) -> std::io::Result<std::process::Command> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
+    let Some(run_as) = run_as else {
+        let mut command = std::process::Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .current_dir(cwd);
+        return Ok(command);
+    };
+    if let Switch::Sudo(sudo) = &run_as.switch {
+        // `env` would read a program name with `=` as one more variable.
+        if program.as_os_str().as_bytes().contains(&b'=') {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "cannot start {} through sudo: its name has `=`",
+                    program.display()
+                ),
+            ));
+        }
+        let mut command = std::process::Command::new(sudo);
+        command
+            .args(["-n", "-u"])
+            .arg(&run_as.name)
+            .args(["--", "/usr/bin/env", "-i", "-C"])
+            .arg(cwd);
+        for (key, value) in env {
+            let mut pair = key.clone();
+            pair.push("=");
+            pair.push(value);
+            command.arg(pair);
+        }
+        command
+            .arg(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .current_dir("/");
+        return Ok(command);
+    }
+    let mut command = std::process::Command::new(program);
+    command
+        .args(args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .current_dir(cwd);
+    let groups: Vec<libc::gid_t> = run_as.groups.clone();
+    let (uid, gid) = (run_as.uid, run_as.gid);
+    let cwd = std::ffi::CString::new(cwd.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "a NUL in the path"))?;
+    // SAFETY: the hook makes system calls only (setgroups, setgid, setuid, capset, chdir) on
+    // memory prepared before the fork; all async-signal-safe.
+    unsafe {
+        command.pre_exec(move || {
+            let check = |result: libc::c_int| {
+                if result == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            };
+            check(libc::setgroups(groups.len(), groups.as_ptr()))?;
+            check(libc::setgid(gid))?;
+            check(libc::setuid(uid))?;
+            // A batchci that is not root keeps its capabilities across setuid: drop them.
+            crate::auth::downscope::drop_capabilities()?;
+            // Entered as root before; now as the user, with the user's permissions.
+            check(libc::chdir(cwd.as_ptr()))
+        });
+    }
+    Ok(command)
 }
 
 /// What the child's standard input is.
@@ -106,8 +229,8 @@ impl CommandSpec {
     }
 
     /// Runs as another user.
-    pub fn run_as(mut self, run_as: Option<RunAs>) -> Self {
-        self.run_as = run_as;
+    pub fn run_as(mut self, run_as: Option<&RunAs>) -> Self {
+        self.run_as = run_as.cloned();
         self
     }
 
@@ -121,22 +244,19 @@ impl CommandSpec {
             .join(" ")
     }
 
-    fn command(&self) -> Command {
-        let mut command = Command::new(self.resolved_program());
-        command
-            .args(&self.args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.cwd)
-            .process_group(0)
-            .stdin(match self.input {
-                Input::Null => Stdio::null(),
-                Input::Piped => Stdio::piped(),
-            });
-        if let Some(run_as) = self.run_as {
-            command.uid(run_as.uid).gid(run_as.gid);
-        }
-        command
+    fn command(&self) -> std::io::Result<Command> {
+        let mut command = Command::from(command_as(
+            &self.resolved_program(),
+            &self.args,
+            &self.env,
+            &self.cwd,
+            self.run_as.as_ref(),
+        )?);
+        command.process_group(0).stdin(match self.input {
+            Input::Null => Stdio::null(),
+            Input::Piped => Stdio::piped(),
+        });
+        Ok(command)
     }
 
     /// The program with its directory: a bare name is looked up in the command's own `PATH`
@@ -161,7 +281,7 @@ impl CommandSpec {
     pub fn spawn_merged(&self) -> std::io::Result<MergedChild> {
         let (reader, writer) = std::io::pipe()?;
         let error_writer = writer.try_clone()?;
-        let mut command = self.command();
+        let mut command = self.command().map_err(|e| self.spawn_error(e))?;
         command.stdout(writer).stderr(error_writer);
         let child = command.spawn().map_err(|e| self.spawn_error(e))?;
         // The command holds the write ends; ours must close for EOF to arrive.
@@ -190,7 +310,7 @@ impl CommandSpec {
 
     /// Runs the command to its end, capturing stdout and stderr separately.
     pub async fn output(&self) -> std::io::Result<CapturedOutput> {
-        let mut command = self.command();
+        let mut command = self.command().map_err(|e| self.spawn_error(e))?;
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let output = command.output().await.map_err(|e| self.spawn_error(e))?;
         Ok(CapturedOutput {
@@ -202,14 +322,14 @@ impl CommandSpec {
 
     /// Starts the command with batchci's own stdout and stderr.
     pub fn spawn_inherited(&self) -> std::io::Result<Child> {
-        let mut command = self.command();
+        let mut command = self.command().map_err(|e| self.spawn_error(e))?;
         command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
         command.spawn().map_err(|e| self.spawn_error(e))
     }
 
     /// Starts the command with stdout and stderr piped separately.
     pub fn spawn_piped(&self) -> std::io::Result<Child> {
-        let mut command = self.command();
+        let mut command = self.command().map_err(|e| self.spawn_error(e))?;
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         command.spawn().map_err(|e| self.spawn_error(e))
     }
@@ -217,7 +337,7 @@ impl CommandSpec {
     /// Starts the command with the given standard streams (its own `input` is ignored): for
     /// a process that must outlive batchci, whose streams are files or another's pipe.
     pub fn spawn_with(&self, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> std::io::Result<Child> {
-        let mut command = self.command();
+        let mut command = self.command().map_err(|e| self.spawn_error(e))?;
         command.stdin(stdin).stdout(stdout).stderr(stderr);
         command.spawn().map_err(|e| self.spawn_error(e))
     }
@@ -373,16 +493,30 @@ pub fn search_path(scheduler_bin: Option<&Path>) -> OsString {
     }
 }
 
-/// The environment of scheduler commands: PATH (`scheduler_bin` first), the basics of a login,
-/// the variables named in `env_vars` taken from batchci's own environment, and the runner's
-/// own `scheduler_environment` pairs.
-pub fn scheduler_env(batch: &crate::config::BatchConfig) -> Vec<(OsString, OsString)> {
+/// The environment of scheduler commands: PATH (`scheduler_bin` first), the basics of a login
+/// (the user's own `HOME USER LOGNAME SHELL` for a command run as `run_as`), the variables
+/// named in `env_vars` taken from batchci's own environment, and the runner's own
+/// `scheduler_environment` pairs.
+pub fn scheduler_env(
+    batch: &crate::config::BatchConfig,
+    run_as: Option<&RunAs>,
+) -> Vec<(OsString, OsString)> {
     let mut env = vec![(
         OsString::from("PATH"),
         search_path(batch.scheduler_bin.as_deref()),
     )];
-    let basics = ["HOME", "USER", "LOGNAME", "LANG", "TZ"].map(String::from);
+    let own: &[&str] = match run_as {
+        Some(run_as) => {
+            env.extend(run_as.login_env());
+            &["LANG", "TZ"]
+        }
+        None => &["HOME", "USER", "LOGNAME", "LANG", "TZ"],
+    };
+    let basics: Vec<String> = own.iter().map(|key| key.to_string()).collect();
     for key in basics.iter().chain(&batch.env_vars) {
+        if run_as.is_some() && env.iter().any(|(k, _)| k == key.as_str()) {
+            continue;
+        }
         if let Some(value) = std::env::var_os(key) {
             env.push((key.into(), value));
         }

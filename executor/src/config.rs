@@ -117,6 +117,13 @@ pub struct RunnerConfig {
     /// Docker settings (executor `docker+slurm`).
     #[serde(default)]
     pub docker: DockerConfig,
+    /// Who jobs run as: the ID token, the local account, downscoping.
+    #[serde(default, skip_serializing_if = "is_default_auth")]
+    pub auth: crate::auth::AuthConfig,
+}
+
+fn is_default_auth(auth: &crate::auth::AuthConfig) -> bool {
+    *auth == crate::auth::AuthConfig::default()
 }
 
 /// `[runners.batch]`: what every batch backend shares.
@@ -557,6 +564,10 @@ impl Config {
                     ));
                 }
             }
+            let fixed_user = runner.slurm.user.as_deref().is_some_and(|u| !u.is_empty());
+            if let Some(problem) = runner.auth.problem(runner.executor, fixed_user) {
+                return Err(auth_error(path, text, &key("auth"), problem));
+            }
             for (n, entry) in runner.environment.iter().enumerate() {
                 if !entry.contains('=') {
                     return Err(fail(
@@ -578,6 +589,24 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+/// The error for a `problem` of the auth table at dotted `table` (`runners[0].auth`, `auth`).
+pub(crate) fn auth_error(
+    path: &Path,
+    text: &str,
+    table: &str,
+    problem: crate::auth::AuthProblem,
+) -> ConfigError {
+    let line = line_of_key(text, &format!("{table}.{}", problem.key))
+        .or_else(|| line_of_key(text, &format!("{table}.{}", problem.line_key)))
+        .or_else(|| line_of_key(text, table));
+    ConfigError {
+        file: path.to_path_buf(),
+        line,
+        key: format!("{table}.{}", problem.key),
+        message: problem.message,
     }
 }
 
@@ -892,7 +921,7 @@ executor = "sbatch"
             "{MINIMAL}\n[runners.batch]\nenv_vars = [\"HOME\"]\nscheduler_environment = [\"HOME=/site\", \"SLURM_CONF=/etc/a.conf\"]\n"
         );
         let config = parse(&good).unwrap();
-        let env = crate::command::scheduler_env(&config.runners[0].batch);
+        let env = crate::command::scheduler_env(&config.runners[0].batch, None);
         let value = |key: &str| {
             env.iter()
                 .filter(|(k, _)| k == key)
@@ -946,6 +975,48 @@ executor = "sbatch"
             parse(&text).unwrap_err(),
             "/etc/batchci/config.toml:11: runners[0].batch.arguments_variable[0]: `SITE PARAMS` is not a variable name"
         );
+    }
+
+    #[test]
+    fn an_auth_table_gets_defaults_and_downscoping_needs_an_audience() {
+        let config = parse(MINIMAL).unwrap();
+        assert!(!config.runners[0].auth.enabled());
+        let text = format!(
+            "{MINIMAL}\n[runners.auth]\ndownscope = \"setuid\"\naudience = \"https://ci.example.com\"\nuser_blocklist = [\"admin\"]\n"
+        );
+        let auth = &parse(&text).unwrap().runners[0].auth;
+        assert_eq!(auth.downscope, crate::auth::Downscope::Setuid);
+        assert_eq!(auth.token_variable, "BATCHCI_ID_TOKEN");
+        assert_eq!(auth.validation_timeout, Duration::from_secs(30));
+        assert!(!auth.allow_root);
+        assert!(auth.enabled());
+    }
+
+    #[test]
+    fn auth_table_errors_name_file_line_and_key() {
+        let auth = |table: &str| parse(&format!("{MINIMAL}\n[runners.auth]\n{table}"));
+        let cases = [
+            auth("downscope = \"setuid\"\n"),
+            auth("downscope = \"su\"\naudience = \"a\"\n"),
+            auth("downscope = \"sudo\"\naudience = \"a\"\nuser_alowlist = [\"x\"]\n"),
+            auth("downscope = \"sudo\"\naudience = \"\"\n"),
+            auth("audience = \"a\"\ntoken_variable = \"ID TOKEN\"\n"),
+            auth("audience = \"a\"\nuser_allowlist = [\"alice\", \"\"]\n"),
+            auth("audience = \"a\"\nvalidation_script = \"validate.sh\"\n"),
+            auth("audience = \"a\"\nvalidation_timeout = \"0s\"\n"),
+            parse(&format!(
+                "{}\n[runners.auth]\ndownscope = \"setuid\"\naudience = \"a\"\n",
+                MINIMAL.replace("\"sbatch\"", "\"docker+slurm\"")
+            )),
+            parse(&format!(
+                "{MINIMAL}\n[runners.slurm]\nuser = \"ci\"\n[runners.auth]\ndownscope = \"setuid\"\naudience = \"a\"\n"
+            )),
+        ];
+        let report: Vec<String> = cases
+            .into_iter()
+            .map(|case| case.expect_err("the table is refused"))
+            .collect();
+        insta::assert_snapshot!(report.join("\n"));
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct CustomFile {
     /// `[docker]`.
     #[serde(default)]
     pub docker: DockerConfig,
+    /// `[auth]`: who jobs run as.
+    #[serde(default)]
+    pub auth: crate::auth::JacamarAuth,
 }
 
 /// `[general]` of a Jacamar-style file.
@@ -105,6 +108,25 @@ pub struct CustomSettings {
     pub state_dir: PathBuf,
     /// How long cancelling may take.
     pub kill_timeout: Duration,
+    /// The auth table's name in messages: `[auth]` or `[runners.auth]`.
+    pub auth_table: &'static str,
+    /// Settings of the file batchci ignores, one line each (`file:line: key: why`).
+    pub warnings: Vec<String>,
+}
+
+/// The Jacamar name of a key of batchci's auth table.
+fn jacamar_key(key: &str) -> String {
+    for (ours, theirs) in [
+        ("group_allowlist", "groups_allowlist"),
+        ("group_blocklist", "groups_blocklist"),
+        ("validation_script", "runas.validation_script"),
+        ("validation_timeout", "runas.validation_timeout"),
+    ] {
+        if let Some(rest) = key.strip_prefix(ours) {
+            return format!("{theirs}{rest}");
+        }
+    }
+    key.to_string()
 }
 
 impl CustomSettings {
@@ -121,6 +143,26 @@ impl CustomSettings {
             .unwrap_or(false);
         if is_jacamar {
             let file: CustomFile = crate::config::deserialize(path, &text)?;
+            let in_jacamar_terms = |mut problem: crate::auth::AuthProblem| {
+                problem.key = jacamar_key(&problem.key);
+                problem.line_key = jacamar_key(&problem.line_key);
+                crate::config::auth_error(path, &text, "auth", problem)
+            };
+            let (auth, ignored) = file.auth.to_auth().map_err(in_jacamar_terms)?;
+            let fixed_user = file.slurm.user.as_deref().is_some_and(|u| !u.is_empty());
+            if let Some(problem) = auth.problem(file.general.executor, fixed_user) {
+                return Err(in_jacamar_terms(problem));
+            }
+            let warnings = ignored
+                .into_iter()
+                .map(|(key, why)| {
+                    let key = format!("auth.{key}");
+                    let line = crate::config::line_of_key(&text, &key)
+                        .map(|line| format!(":{line}"))
+                        .unwrap_or_default();
+                    format!("{}{line}: {key}: {why}", path.display())
+                })
+                .collect();
             let state_dir = file
                 .general
                 .state_dir
@@ -143,12 +185,15 @@ impl CustomSettings {
                 batch: file.batch,
                 slurm: file.slurm,
                 docker: file.docker,
+                auth,
             };
             return Ok(CustomSettings {
                 runner,
                 data_dir: file.general.data_dir,
                 state_dir,
                 kill_timeout: file.general.kill_timeout,
+                auth_table: "[auth]",
+                warnings,
             });
         }
         let config = Config::parse(path, &text)?;
@@ -169,6 +214,8 @@ impl CustomSettings {
             data_dir,
             state_dir: config.state_dir.clone(),
             kill_timeout: default_kill_timeout(),
+            auth_table: "[runners.auth]",
+            warnings: Vec::new(),
         })
     }
 }
@@ -217,7 +264,95 @@ fn custom_env() -> HashMap<String, String> {
         .collect()
 }
 
-/// `batchci custom config`: the JSON gitlab-runner reads.
+/// `batchci custom config`: checks the job's identity when the configuration asks for it
+/// (and makes the user's own builds and cache directories), then prints the JSON
+/// gitlab-runner reads. Returns the exit code.
+pub async fn config(settings: &CustomSettings) -> i32 {
+    let codes = ExitCodes::from_env();
+    for warning in &settings.warnings {
+        eprintln!("batchci: warning: {warning}");
+    }
+    let log = StderrSink;
+    let user = match identity(settings).await {
+        Ok(identity) => identity.and_then(|i| i.run_as),
+        Err(failure) => return report(&log, &failure, codes),
+    };
+    let mut settings = settings.clone();
+    if let Some(user) = &user {
+        let builds = settings
+            .runner
+            .builds_dir
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("builds"));
+        let cache = settings
+            .runner
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| settings.data_dir.join("cache"));
+        let made = crate::auth::downscope::ensure_user_dir(&builds, user).and_then(|builds| {
+            crate::auth::downscope::ensure_user_dir(&cache, user).map(|cache| (builds, cache))
+        });
+        match made {
+            Ok((builds, cache)) => {
+                settings.runner.builds_dir = Some(builds);
+                settings.runner.cache_dir = Some(cache);
+            }
+            Err(error) => return report(&log, &JobFailure::system(error), codes),
+        }
+    }
+    println!("{}", config_json(&settings));
+    0
+}
+
+/// The job's verified identity, when the configuration's auth table asks for one; the failure
+/// says why the job may not run.
+async fn identity(settings: &CustomSettings) -> Result<Option<crate::auth::Identity>, JobFailure> {
+    let auth = &settings.runner.auth;
+    if !auth.enabled() {
+        return Ok(None);
+    }
+    let table = settings.auth_table;
+    if let Some(why) = crate::auth::privilege_problem(auth) {
+        return Err(JobFailure::system(format!("{table} {why}")));
+    }
+    let env = custom_env();
+    let job_id = env
+        .get("CI_JOB_ID")
+        .and_then(|id| id.trim().parse().ok())
+        .unwrap_or(0);
+    let gitlab_url = env.get("CI_SERVER_URL").cloned().unwrap_or_default();
+    let check = crate::auth::Check {
+        table,
+        auth,
+        gitlab_url: &gitlab_url,
+        job_id,
+    };
+    let variables: Vec<crate::job::Variable> = env
+        .get(&auth.token_variable)
+        .map(|value| crate::job::Variable {
+            key: auth.token_variable.clone(),
+            value: value.clone(),
+            ..Default::default()
+        })
+        .into_iter()
+        .collect();
+    let gitlab = crate::gitlab::GitlabClient::new(&gitlab_url, settings.runner.executor.name())
+        .map_err(|e| {
+            JobFailure::system(format!(
+                "{table}: the job's GitLab (CI_SERVER_URL) is unusable: {e}"
+            ))
+        })?;
+    let verifier = crate::auth::token::TokenVerifier::new(
+        gitlab_url.trim_end_matches('/'),
+        gitlab.http_client(),
+    );
+    crate::auth::identify(&check, &verifier, &variables)
+        .await
+        .map(Some)
+        .map_err(JobFailure::system)
+}
+
+/// The JSON gitlab-runner reads from `batchci custom config`.
 pub fn config_json(settings: &CustomSettings) -> String {
     let env = custom_env();
     let short = env
@@ -269,8 +404,13 @@ fn sanitize(part: &str) -> String {
         .collect()
 }
 
-/// Builds the job context from gitlab-runner's environment.
-fn context(settings: &CustomSettings, log: Arc<dyn LogSink>) -> Result<JobContext, JobFailure> {
+/// Builds the job context from gitlab-runner's environment, with the job's user when the
+/// configuration downscopes.
+async fn context(
+    settings: &CustomSettings,
+    log: Arc<dyn LogSink>,
+) -> Result<JobContext, JobFailure> {
+    let run_as = identity(settings).await?.and_then(|i| i.run_as);
     let mut job = match std::env::var_os("JOB_RESPONSE_FILE") {
         Some(path) => {
             let bytes = std::fs::read(&path).map_err(|e| {
@@ -326,7 +466,8 @@ fn context(settings: &CustomSettings, log: Arc<dyn LogSink>) -> Result<JobContex
         exports: Vec::<Export>::new(),
         state,
         gitlab: None,
-        run_as: None,
+        downscoped: run_as.is_some(),
+        run_as,
         kill_timeout: settings.kill_timeout,
     })
 }
@@ -336,7 +477,7 @@ fn context(settings: &CustomSettings, log: Arc<dyn LogSink>) -> Result<JobContex
 pub async fn prepare(settings: &CustomSettings, cancel: CancellationToken) -> i32 {
     let codes = ExitCodes::from_env();
     let log: Arc<dyn LogSink> = Arc::new(Stdout);
-    let ctx = match context(settings, log.clone()) {
+    let ctx = match context(settings, log.clone()).await {
         Ok(ctx) => ctx,
         Err(failure) => return report(&*log, &failure, codes),
     };
@@ -373,7 +514,7 @@ pub async fn run(
 ) -> i32 {
     let codes = ExitCodes::from_env();
     let log: Arc<dyn LogSink> = Arc::new(Stdout);
-    let ctx = match context(settings, log.clone()) {
+    let ctx = match context(settings, log.clone()).await {
         Ok(ctx) => ctx,
         Err(failure) => return report(&*log, &failure, codes),
     };
@@ -404,7 +545,7 @@ pub async fn run(
             ))),
         }
     } else if on_scheduler {
-        if let Err(error) = crate::stages::create_private_dir(&ctx.dirs.tmp_dir) {
+        if let Err(error) = ctx.as_user(|| crate::stages::create_private_dir(&ctx.dirs.tmp_dir)) {
             return report(
                 &*log,
                 &JobFailure::system(format!(
@@ -438,7 +579,7 @@ pub async fn run(
         backend.cleanup(&ctx).await;
         result
     } else {
-        run_on_host(script, &cancel, ctx.kill_timeout).await
+        run_on_host(&ctx, script, &cancel).await
     };
     match outcome {
         Ok(StepOutcome::Exited(0)) => 0,
@@ -488,7 +629,7 @@ impl StagePlace {
 /// `batchci custom cleanup`: cancels scheduler jobs a killed `run` left behind.
 pub async fn cleanup(settings: &CustomSettings) -> i32 {
     let log: Arc<dyn LogSink> = Arc::new(StderrSink);
-    let Ok(ctx) = context(settings, log.clone()) else {
+    let Ok(ctx) = context(settings, log.clone()).await else {
         return 0;
     };
     if settings.runner.executor == ExecutorKind::DockerSlurm {
@@ -506,12 +647,13 @@ pub async fn cleanup(settings: &CustomSettings) -> i32 {
                     "batchci: cancelling {} job {} left by an interrupted stage",
                     leftover.executor, leftover.scheduler_job_id
                 );
-                crate::runner::cancel_leftover(&leftover, Some(&settings.runner)).await;
+                crate::runner::cancel_leftover(&leftover, Some(&settings.runner), ctx.files_user())
+                    .await;
             }
             store.remove(&leftover.gitlab_url, leftover.gitlab_job_id);
         }
     }
-    let _ = std::fs::remove_dir_all(&ctx.dirs.tmp_dir);
+    let _ = ctx.as_user(|| std::fs::remove_dir_all(&ctx.dirs.tmp_dir));
     0
 }
 
@@ -548,20 +690,64 @@ fn write_exit_code(code: i32) {
 /// Unlike scheduler commands, the script stays in batchci's process group: gitlab-runner ends
 /// a stage by signalling that group (SIGTERM, then SIGKILL), and a SIGKILL cannot be passed
 /// on, so a script in a group of its own would outlive a force kill.
+///
+/// Downscoped, bash runs as the job's user with the user's login basics and reads the script
+/// on its standard input: gitlab-runner's script file is in a directory of gitlab-runner's
+/// that the user cannot read, and nothing of gitlab-runner's or batchci's environment reaches
+/// user code (the script sets the job's variables itself).
 async fn run_on_host(
+    ctx: &JobContext,
     script: &Path,
     cancel: &CancellationToken,
-    grace: Duration,
 ) -> Result<StepOutcome, JobFailure> {
-    let mut child = tokio::process::Command::new("/bin/bash")
-        .arg(script)
-        .env_clear()
-        .envs(std::env::vars_os().filter(|(k, _)| !k.to_string_lossy().starts_with("CUSTOM_ENV_")))
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::inherit())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .map_err(|e| JobFailure::system(format!("cannot start /bin/bash: {e}")))?;
+    let grace = ctx.kill_timeout;
+    let spawned = match ctx.files_user() {
+        None => tokio::process::Command::new("/bin/bash")
+            .arg(script)
+            .env_clear()
+            .envs(
+                std::env::vars_os()
+                    .filter(|(k, _)| !k.to_string_lossy().starts_with("CUSTOM_ENV_")),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::inherit())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .map(|child| (child, None)),
+        Some(user) => {
+            let text = std::fs::read(script).map_err(|e| {
+                JobFailure::system(format!("cannot read {}: {e}", script.display()))
+            })?;
+            let mut env = user.login_env();
+            env.push(("PATH".into(), crate::command::search_path(None)));
+            if let Some(lang) = std::env::var_os("LANG") {
+                env.push(("LANG".into(), lang));
+            }
+            let cwd = if ctx.dirs.builds_dir.is_dir() {
+                ctx.dirs.builds_dir.clone()
+            } else {
+                PathBuf::from("/")
+            };
+            crate::command::command_as(Path::new("/bin/bash"), &[], &env, &cwd, Some(user))
+                .map(tokio::process::Command::from)
+                .and_then(|mut command| {
+                    command
+                        .stdin(std::process::Stdio::piped())
+                        .stdout(std::process::Stdio::inherit())
+                        .stderr(std::process::Stdio::inherit())
+                        .spawn()
+                })
+                .map(|child| (child, Some(text)))
+        }
+    };
+    let (mut child, text) =
+        spawned.map_err(|e| JobFailure::system(format!("cannot start /bin/bash: {e}")))?;
+    if let (Some(text), Some(mut stdin)) = (text, child.stdin.take()) {
+        use tokio::io::AsyncWriteExt;
+        tokio::spawn(async move {
+            let _ = stdin.write_all(&text).await;
+        });
+    }
     tokio::select! {
         status = child.wait() => {
             let status = status.map_err(|e| JobFailure::system(format!("waiting for bash failed: {e}")))?;
@@ -586,7 +772,68 @@ async fn run_on_host(
 
 #[cfg(test)]
 mod tests {
-    use super::StagePlace;
+    use super::*;
+
+    fn load(text: &str) -> Result<CustomSettings, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custom.toml");
+        std::fs::write(&path, text).unwrap();
+        CustomSettings::load(&path)
+            .map_err(|e| {
+                e.to_string()
+                    .replace(&path.display().to_string(), "custom.toml")
+            })
+            .map(|mut settings| {
+                for warning in &mut settings.warnings {
+                    *warning = warning.replace(&path.display().to_string(), "custom.toml");
+                }
+                settings
+            })
+    }
+
+    const GENERAL: &str = "[general]\nexecutor = \"slurm\"\ndata_dir = \"/scratch/ci\"\n\n";
+
+    #[test]
+    fn jacamars_auth_table_maps_to_batchcis_and_warns_about_what_it_ignores() {
+        let settings = load(&format!("{GENERAL}[auth]\ndowndscope = \"setuid\"\n"));
+        assert_eq!(
+            settings.unwrap_err(),
+            "custom.toml:6: auth.downdscope: unknown key `downdscope`; did you mean `downscope`?"
+        );
+        let settings = load(&format!(
+            "{GENERAL}[auth]\ndownscope = \"sudo\"\naudience = \"https://ci.example.com\"\nuser_allowlist = [\"ci-alice\"]\ngroups_allowlist = [\"hpc\"]\ngroups_blocklist = [\"banned\"]\nroot_dir_creation = true\n\n[auth.runas]\nvalidation_script = \"/etc/batchci/validate\"\nuser_variable = \"SERVICE_USER\"\n"
+        ))
+        .unwrap();
+        let auth = &settings.runner.auth;
+        assert_eq!(settings.auth_table, "[auth]");
+        assert_eq!(auth.downscope, crate::auth::Downscope::Sudo);
+        assert_eq!(auth.token_variable, "BATCHCI_ID_TOKEN");
+        assert_eq!(auth.user_allowlist, ["ci-alice"]);
+        assert_eq!(auth.group_allowlist, ["hpc"]);
+        assert_eq!(auth.group_blocklist, ["banned"]);
+        assert_eq!(
+            auth.validation_script.as_deref(),
+            Some(Path::new("/etc/batchci/validate"))
+        );
+        insta::assert_snapshot!(settings.warnings.join("\n"));
+    }
+
+    #[test]
+    fn jacamar_policies_batchci_does_not_enforce_are_refused_by_their_jacamar_names() {
+        let cases = [
+            "[auth]\ndownscope = \"setuid\"\n",
+            "[auth]\ndownscope = \"setuid\"\naudience = \"a\"\npipeline_source_allowlist = [\"push\"]\n",
+            "[auth]\ndownscope = \"setuid\"\naudience = \"a\"\nshell_allowlist = [\"/bin/bash\"]\n",
+            "[auth]\ndownscope = \"setuid\"\naudience = \"a\"\n[auth.runas]\nsha256 = \"e258\"\n",
+            "[auth]\naudience = \"a\"\ngroups_allowlist = [\"two words\"]\n",
+            "[auth]\naudience = \"a\"\n[auth.runas]\nvalidation_script = \"validate\"\n",
+        ];
+        let report: Vec<String> = cases
+            .iter()
+            .map(|case| load(&format!("{GENERAL}{case}")).expect_err("refused"))
+            .collect();
+        insta::assert_snapshot!(report.join("\n"));
+    }
 
     /// The stages of gitlab-runner's custom executor documentation ("run"), and the user
     /// steps it names `step_<name>`: `step_script` is the job script once gitlab-runner stops

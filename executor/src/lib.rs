@@ -6,7 +6,7 @@
 
 pub mod args;
 pub mod artifacts;
-pub(crate) mod auth;
+pub mod auth;
 pub mod backends;
 pub mod command;
 pub mod config;

@@ -391,10 +391,7 @@ async fn custom(stage: CustomStage) -> ExitCode {
         }
     };
     match stage {
-        CustomStage::Config { .. } => {
-            println!("{}", custom::config_json(&settings));
-            ExitCode::SUCCESS
-        }
+        CustomStage::Config { .. } => exit(custom::config(&settings).await),
         CustomStage::Prepare { .. } => exit(custom::prepare(&settings, cancel_on_signal()).await),
         CustomStage::Run { script, stage, .. } => {
             exit(custom::run(&settings, &script, &stage, cancel_on_signal()).await)

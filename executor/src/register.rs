@@ -142,15 +142,19 @@ pub fn describe(config: &Config) -> String {
 
 /// What keeps a runner of `config` from working at all, one line each.
 pub fn problems(config: &Config) -> Vec<String> {
-    config
-        .runners
-        .iter()
-        .filter_map(|runner| {
-            crate::backends::AnyBackend::new(runner.executor)
-                .err()
-                .map(|why| format!("runner {:?}: {why}", runner.name))
-        })
-        .collect()
+    let mut problems = Vec::new();
+    for runner in &config.runners {
+        if let Err(why) = crate::backends::AnyBackend::new(runner.executor) {
+            problems.push(format!("runner {:?}: {why}", runner.name));
+        }
+        if let Some(why) = crate::auth::privilege_problem(&runner.auth) {
+            problems.push(format!("runner {:?}: [runners.auth] {why}", runner.name));
+        }
+        if let Some(why) = crate::auth::validation_script_problem(&runner.auth) {
+            problems.push(format!("runner {:?}: [runners.auth] {why}", runner.name));
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

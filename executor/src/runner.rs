@@ -43,6 +43,18 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     if config.runners.is_empty() {
         anyhow::bail!("the configuration has no [[runners]]; add one with `batchci register`");
     }
+    // A runner that cannot switch users would run every job as batchci's own user.
+    let unprivileged: Vec<String> = config
+        .runners
+        .iter()
+        .filter_map(|r| {
+            crate::auth::privilege_problem(&r.auth)
+                .map(|why| format!("runner {:?}: [runners.auth] {why}", r.name))
+        })
+        .collect();
+    if !unprivileged.is_empty() {
+        anyhow::bail!("{}", unprivileged.join("; "));
+    }
     let state = StateStore::open(&config.state_dir)
         .map_err(|e| anyhow::anyhow!("state_dir {}: {e}", config.state_dir.display()))?;
     recover_orphans(&config, &state).await;
@@ -67,6 +79,10 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             continue;
         }
         METRICS.set_runner_ready(&runner.name, true);
+        let verifier = Arc::new(crate::auth::token::TokenVerifier::new(
+            runner.url.trim_end_matches('/'),
+            client.http_client(),
+        ));
         let runner_limit = runner.limit;
         let poller = Poller {
             client,
@@ -80,6 +96,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
             state: state.clone(),
             shutdown: shutdown.clone(),
             slots: Arc::new(Mutex::new(BTreeSet::new())),
+            verifier,
         };
         tasks.spawn(poller.run());
     }
@@ -116,6 +133,7 @@ struct Poller {
     state: StateStore,
     shutdown: Shutdown,
     slots: Arc<Mutex<BTreeSet<usize>>>,
+    verifier: Arc<crate::auth::token::TokenVerifier>,
 }
 
 impl Poller {
@@ -159,6 +177,7 @@ impl Poller {
                         state: self.state.clone(),
                         cancel: self.shutdown.cancel.clone(),
                         slot,
+                        verifier: self.verifier.clone(),
                     };
                     let slots = self.slots.clone();
                     jobs.spawn(async move {
@@ -228,6 +247,8 @@ pub struct JobTask {
     pub cancel: CancellationToken,
     /// Concurrency slot, for the builds directory.
     pub slot: usize,
+    /// Checks the jobs' ID tokens against the keys of the runner's GitLab (kept between jobs).
+    pub(crate) verifier: Arc<crate::auth::token::TokenVerifier>,
 }
 
 impl JobTask {
@@ -287,50 +308,17 @@ impl JobTask {
             })
         };
 
-        let builds_dir = self
-            .runner
-            .builds_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("batchci-builds"));
-        let dirs = job_dirs(&builds_dir, &self.runner.token, self.slot, &job);
-        let exports = job_exports(&job, &self.runner, &dirs, self.slot);
-        let run_as = match &self.runner.slurm.user {
-            Some(user) if !user.is_empty() => {
-                match crate::command::RunAs::lookup(user, self.runner.slurm.group.as_deref()) {
-                    Ok(run_as) => Some(run_as),
-                    Err(error) => {
-                        log.error(&error);
-                        None
-                    }
-                }
+        let result = match self.identify(&job).await {
+            Ok((identity, builds_dir)) => {
+                self.run(job.clone(), &log, identity, &builds_dir, requests_rx)
+                    .await
             }
-            _ => None,
-        };
-        let ctx = JobContext {
-            job: job.clone(),
-            runner: self.runner.clone(),
-            log: log.clone() as Arc<dyn LogSink>,
-            dirs,
-            exports,
-            state: Some(self.state.clone()),
-            gitlab: Some(self.client.clone()),
-            run_as,
-            kill_timeout: KILL_TIMEOUT,
-        };
-        let result = match AnyBackend::new(self.runner.executor) {
-            Ok(backend) => {
-                run_job(JobRun {
-                    ctx,
-                    backend,
-                    remote: requests_rx,
-                    shutdown: self.cancel.clone(),
-                })
-                .await
-            }
-            Err(error) => {
-                log.error(&format!("Job failed (system failure): {error}"));
+            // Refused before anything of the job ran.
+            Err(failure) => {
+                crate::stages::write_header(&*log, &self.runner);
+                log.error(&format!("Job failed (system failure): {}", failure.message));
                 crate::stages::JobResult {
-                    failure: Some(JobFailure::system(error)),
+                    failure: Some(failure),
                 }
             }
         };
@@ -357,6 +345,103 @@ impl JobTask {
             ?outcome,
             "job finished"
         );
+    }
+}
+
+impl JobTask {
+    /// The job's verified identity, when the runner checks it, and the builds directory its
+    /// directories go in (the user's own under `builds_dir` when downscoped).
+    async fn identify(
+        &self,
+        job: &Job,
+    ) -> Result<(Option<crate::auth::Identity>, std::path::PathBuf), JobFailure> {
+        let builds_dir = self
+            .runner
+            .builds_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("batchci-builds"));
+        let auth = &self.runner.auth;
+        if !auth.enabled() {
+            return Ok((None, builds_dir));
+        }
+        let check = crate::auth::Check {
+            table: "[runners.auth]",
+            auth,
+            gitlab_url: &self.runner.url,
+            job_id: job.id,
+        };
+        let identity = crate::auth::identify(&check, &self.verifier, &job.variables)
+            .await
+            .map_err(JobFailure::system)?;
+        let builds_dir = match &identity.run_as {
+            Some(user) => crate::auth::downscope::ensure_user_dir(&builds_dir, user)
+                .map_err(JobFailure::system)?,
+            None => builds_dir,
+        };
+        tracing::info!(job = job.id, user = %identity.user.name, gitlab_user = %identity.claims.user_login, "job identity verified");
+        Ok((Some(identity), builds_dir))
+    }
+
+    /// Runs the job's stages, as its user when it has one.
+    async fn run(
+        &self,
+        job: Arc<Job>,
+        log: &Arc<JobLog>,
+        identity: Option<crate::auth::Identity>,
+        builds_dir: &std::path::Path,
+        remote: mpsc::UnboundedReceiver<crate::trace::RemoteRequest>,
+    ) -> crate::stages::JobResult {
+        let dirs = job_dirs(builds_dir, &self.runner.token, self.slot, &job);
+        let exports = job_exports(&job, &self.runner, &dirs, self.slot);
+        let mut notes = Vec::new();
+        let (run_as, downscoped) = match &identity {
+            Some(identity) => {
+                notes.push(identity.describe(self.runner.auth.downscope));
+                (identity.run_as.clone(), identity.run_as.is_some())
+            }
+            None => match &self.runner.slurm.user {
+                Some(user) if !user.is_empty() => {
+                    match crate::command::RunAs::lookup(user, self.runner.slurm.group.as_deref()) {
+                        Ok(run_as) => (Some(run_as), false),
+                        Err(error) => {
+                            log.error(&error);
+                            (None, false)
+                        }
+                    }
+                }
+                _ => (None, false),
+            },
+        };
+        let ctx = JobContext {
+            job: job.clone(),
+            runner: self.runner.clone(),
+            log: log.clone() as Arc<dyn LogSink>,
+            dirs,
+            exports,
+            state: Some(self.state.clone()),
+            gitlab: Some(self.client.clone()),
+            run_as,
+            downscoped,
+            kill_timeout: KILL_TIMEOUT,
+        };
+        match AnyBackend::new(self.runner.executor) {
+            Ok(backend) => {
+                run_job(JobRun {
+                    ctx,
+                    backend,
+                    remote,
+                    shutdown: self.cancel.clone(),
+                    notes,
+                })
+                .await
+            }
+            Err(error) => {
+                log.error(&format!("Job failed (system failure): {error}"));
+                crate::stages::JobResult {
+                    failure: Some(JobFailure::system(error)),
+                }
+            }
+        }
     }
 }
 
@@ -435,7 +520,12 @@ pub async fn recover_orphans(config: &Config, state: &StateStore) {
         );
         release_leftovers(&orphan, runner).await;
         if !orphan.scheduler_job_id.is_empty() {
-            cancel_leftover(&orphan, runner).await;
+            let user = orphan
+                .user
+                .as_deref()
+                .and_then(|name| crate::auth::mapping::LocalUser::lookup(name).ok().flatten())
+                .map(|user| user.run_as(crate::command::Switch::Setuid));
+            cancel_leftover(&orphan, runner, user.as_ref()).await;
         }
         // The dead job's file variables and raw (unmasked) output live there.
         if let Some(dir) = &orphan.scratch_dir
@@ -460,20 +550,25 @@ fn owner_still_runs(pid: u32) -> bool {
 pub async fn release_leftovers(orphan: &Submission, runner: Option<&RunnerConfig>) {
     for argv in &orphan.leftovers {
         if let Some((program, args)) = argv.split_first() {
-            run_for_orphan(program, args, runner, "release failed").await;
+            run_for_orphan(program, args, runner, None, "release failed").await;
         }
     }
 }
 
-/// Cancels the scheduler job of `orphan` with the scheduler's cancel command.
-pub async fn cancel_leftover(orphan: &Submission, runner: Option<&RunnerConfig>) {
+/// Cancels the scheduler job of `orphan` with the scheduler's cancel command, as `run_as`
+/// when given (the job's user, whose job it is).
+pub async fn cancel_leftover(
+    orphan: &Submission,
+    runner: Option<&RunnerConfig>,
+    run_as: Option<&crate::command::RunAs>,
+) {
     let Some((program, args)) =
         crate::backends::cancel_command(orphan.executor, &orphan.scheduler_job_id)
     else {
         tracing::warn!(job = orphan.gitlab_job_id, executor = %orphan.executor, "this version cannot cancel a scheduler job of this executor");
         return;
     };
-    run_for_orphan(program, &args, runner, "cancel failed").await;
+    run_for_orphan(program, &args, runner, run_as, "cancel failed").await;
 }
 
 /// Runs a cleanup command with the runner's scheduler environment; a failure is logged.
@@ -481,12 +576,13 @@ async fn run_for_orphan(
     program: &str,
     args: &[String],
     runner: Option<&RunnerConfig>,
+    run_as: Option<&crate::command::RunAs>,
     failed: &str,
 ) {
-    let mut spec = crate::command::CommandSpec::new(program, args, "/");
+    let mut spec = crate::command::CommandSpec::new(program, args, "/").run_as(run_as);
     spec.env = match runner {
-        Some(runner) => crate::command::scheduler_env(&runner.batch),
-        None => crate::command::scheduler_env(&crate::config::BatchConfig::default()),
+        Some(runner) => crate::command::scheduler_env(&runner.batch, run_as),
+        None => crate::command::scheduler_env(&crate::config::BatchConfig::default(), run_as),
     };
     match spec.output().await {
         Ok(output) if output.code == 0 => {}

@@ -142,20 +142,23 @@ pub fn job_exports(
     exports
 }
 
-/// Writes file variables into the job's scratch directory (mode 0600).
-fn write_file_variables(job: &Job, dirs: &JobDirs) -> Result<(), JobFailure> {
+/// Writes file variables into the job's scratch directory (mode 0600, as the job's user).
+fn write_file_variables(ctx: &JobContext) -> Result<(), JobFailure> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    for variable in job.variables.iter().filter(|v| v.file) {
-        let path = dirs.tmp_dir.join(format!("{}.file", variable.key));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&path)
-            .and_then(|mut file| file.write_all(variable.value.as_bytes()))
-            .map_err(|e| JobFailure::system(format!("cannot write {}: {e}", path.display())))?;
+    for variable in ctx.job.variables.iter().filter(|v| v.file) {
+        let path = ctx.dirs.tmp_dir.join(format!("{}.file", variable.key));
+        ctx.as_user(|| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&path)
+                .and_then(|mut file| file.write_all(variable.value.as_bytes()))
+        })
+        .map_err(|e| JobFailure::system(format!("cannot write {}: {e}", path.display())))?;
     }
     Ok(())
 }
@@ -212,6 +215,22 @@ pub struct JobRun {
     pub remote: mpsc::UnboundedReceiver<RemoteRequest>,
     /// Fires when batchci itself must stop the job (second SIGTERM, SIGINT).
     pub shutdown: CancellationToken,
+    /// Lines for the log right after its header (who the job runs as).
+    pub notes: Vec<String>,
+}
+
+/// The first lines of every job log: batchci's version and executor, the runner.
+pub fn write_header(log: &dyn LogSink, runner: &RunnerConfig) {
+    log.info(&format!(
+        "Running with batchci {} ({})",
+        crate::gitlab::VERSION,
+        runner.executor.name()
+    ));
+    log.info(&format!(
+        "  on {} {}",
+        runner.name,
+        short_token(&runner.token)
+    ));
 }
 
 /// Runs the job through all stages and returns how it ended. Output goes to `ctx.log`.
@@ -278,15 +297,10 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
         })
     };
 
-    log.info(&format!(
-        "Running with batchci {} ({executor})",
-        crate::gitlab::VERSION
-    ));
-    log.info(&format!(
-        "  on {} {}",
-        ctx.runner.name,
-        short_token(&ctx.runner.token)
-    ));
+    write_header(log, &ctx.runner);
+    for note in &run.notes {
+        log.info(note);
+    }
 
     let mut failure: Option<JobFailure> = None;
 
@@ -329,10 +343,11 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
                 let what = what.to_string();
                 move |e: std::io::Error| JobFailure::system(format!("cannot {what} {path}: {e}"))
             };
-            create_private_dir(&ctx.dirs.tmp_dir).map_err(named(&ctx.dirs.tmp_dir, "create"))?;
-            std::fs::create_dir_all(&ctx.dirs.project_dir)
+            ctx.as_user(|| create_private_dir(&ctx.dirs.tmp_dir))
+                .map_err(named(&ctx.dirs.tmp_dir, "create"))?;
+            ctx.as_user(|| std::fs::create_dir_all(&ctx.dirs.project_dir))
                 .map_err(named(&ctx.dirs.project_dir, "create"))?;
-            write_file_variables(&job, &ctx.dirs)
+            write_file_variables(&ctx)
         })
         .await;
         failure = result.err();
@@ -505,7 +520,7 @@ pub async fn run_job(mut run: JobRun) -> JobResult {
     }
 
     section(log, "cleanup_file_variables", executor, sections, async {
-        let _ = std::fs::remove_dir_all(&ctx.dirs.tmp_dir);
+        let _ = ctx.as_user(|| std::fs::remove_dir_all(&ctx.dirs.tmp_dir));
     })
     .await;
 
@@ -569,10 +584,12 @@ async fn get_sources(ctx: &JobContext, abort: &CancellationToken) -> Result<(), 
         "empty" => {
             ctx.log
                 .info("Skipping Git repository setup and creating an empty build directory");
-            let _ = std::fs::remove_dir_all(project);
-            return std::fs::create_dir_all(project).map_err(|e| {
-                JobFailure::system(format!("cannot create {}: {e}", project.display()))
-            });
+            let _ = ctx.as_user(|| std::fs::remove_dir_all(project));
+            return ctx
+                .as_user(|| std::fs::create_dir_all(project))
+                .map_err(|e| {
+                    JobFailure::system(format!("cannot create {}: {e}", project.display()))
+                });
         }
         "clone" | "fetch" => {}
         other => {
@@ -592,8 +609,8 @@ async fn get_sources(ctx: &JobContext, abort: &CancellationToken) -> Result<(), 
     let (repo_url, credentials) = split_credentials(&info.repo_url);
     let fresh = strategy == "clone" || !project.join(".git").exists();
     if fresh {
-        let _ = std::fs::remove_dir_all(project);
-        std::fs::create_dir_all(project)
+        let _ = ctx.as_user(|| std::fs::remove_dir_all(project));
+        ctx.as_user(|| std::fs::create_dir_all(project))
             .map_err(|e| JobFailure::system(format!("cannot create {}: {e}", project.display())))?;
         ctx.log
             .write(format::notice("Fetching changes...").as_bytes());
@@ -639,7 +656,20 @@ async fn get_sources(ctx: &JobContext, abort: &CancellationToken) -> Result<(), 
     fetch.push("origin".into());
     fetch.extend(refspecs);
     let fetch_args: Vec<&str> = fetch.iter().map(String::as_str).collect();
-    git(ctx, project, &fetch_args, &credentials, abort).await?;
+    if matches!(
+        ctx.run_as.as_ref().map(|r| &r.switch),
+        Some(crate::command::Switch::Sudo(_))
+    ) {
+        // Through sudo, the environment is on `env`'s command line, which every user of the
+        // host can read: the header goes into a file of the user's private scratch directory.
+        let file = ctx.dirs.tmp_dir.join("git-credentials.config");
+        let env = credentials_file(ctx, &file, &credentials)?;
+        let fetched = git(ctx, project, &fetch_args, &env, abort).await;
+        let _ = ctx.as_user(|| std::fs::remove_file(&file));
+        fetched?;
+    } else {
+        git(ctx, project, &fetch_args, &credentials, abort).await?;
+    }
     let short_sha: String = info.sha.chars().take(8).collect();
     ctx.log.write(
         format::notice(&format!("Checking out {short_sha} as {}...", info.git_ref)).as_bytes(),
@@ -695,6 +725,49 @@ fn split_credentials(repo_url: &str) -> (String, Vec<(OsString, OsString)>) {
     (url.to_string(), env)
 }
 
+/// Writes the `GIT_CONFIG_*` settings of `credentials` as a git config file at `path`
+/// (mode 0600, as the job's user) and returns the environment that makes git read it.
+fn credentials_file(
+    ctx: &JobContext,
+    path: &Path,
+    credentials: &[(OsString, OsString)],
+) -> Result<Vec<(OsString, OsString)>, JobFailure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if credentials.is_empty() {
+        return Ok(Vec::new());
+    }
+    let value = |key: &str| {
+        credentials
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    // `http.<url>.extraHeader` as a section with a subsection.
+    let key = value("GIT_CONFIG_KEY_0");
+    let url = key
+        .strip_prefix("http.")
+        .and_then(|rest| rest.strip_suffix(".extraHeader"))
+        .unwrap_or_default();
+    let text = format!(
+        "[http \"{}\"]\n\textraHeader = {}\n",
+        url.replace('\\', "\\\\").replace('"', "\\\""),
+        value("GIT_CONFIG_VALUE_0")
+    );
+    ctx.as_user(|| {
+        let _ = std::fs::remove_file(path);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut file| file.write_all(text.as_bytes()))
+    })
+    .map_err(|e| JobFailure::system(format!("cannot write {}: {e}", path.display())))?;
+    Ok(vec![("GIT_CONFIG_GLOBAL".into(), path.into())])
+}
+
 async fn git(
     ctx: &JobContext,
     dir: &Path,
@@ -704,7 +777,7 @@ async fn git(
 ) -> Result<(), JobFailure> {
     let mut full = vec!["-c", "credential.helper=", "-c", "init.defaultBranch=main"];
     full.extend_from_slice(args);
-    let mut spec = CommandSpec::new("git", full, dir).run_as(ctx.run_as);
+    let mut spec = CommandSpec::new("git", full, dir).run_as(ctx.run_as.as_ref());
     spec.env = vec![
         ("PATH".into(), crate::command::search_path(None)),
         ("GIT_TERMINAL_PROMPT".into(), "0".into()),

@@ -39,6 +39,9 @@ pub struct Submission {
     /// docker+slurm's containers; run when a crashed job is recovered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub leftovers: Vec<Vec<String>>,
+    /// The local user a downscoped job ran as; its leftovers are cancelled as that user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// The batchci process that submitted it.
     pub pid: u32,
     /// When, as RFC 3339.
@@ -151,6 +154,7 @@ mod tests {
 
     fn submission(id: u64) -> Submission {
         Submission {
+            user: None,
             gitlab_url: "http://127.0.0.1:8080".into(),
             gitlab_job_id: id,
             job_token: "tok".into(),

@@ -284,7 +284,7 @@ impl BatchBackend {
         let scheduler = self.scheduler;
         let outputs = scheduler.output_files(ctx);
         for output in &outputs {
-            let _ = std::fs::remove_file(output);
+            let _ = ctx.as_user(|| std::fs::remove_file(output));
         }
         // The script's own word that it has ended, for a scheduler that learns it late; a
         // script that is not a shell's cannot be given the trap that writes it.
@@ -292,7 +292,7 @@ impl BatchBackend {
             .then(|| ctx.dirs.tmp_dir.join(EXIT_MARKER));
         let prologue = match &marker {
             Some(marker) => {
-                let _ = std::fs::remove_file(marker);
+                let _ = ctx.as_user(|| std::fs::remove_file(marker));
                 exit_trap(marker)
             }
             None => Vec::new(),
@@ -494,15 +494,17 @@ fn write_script_file(
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let path = ctx.dirs.tmp_dir.join("step_script");
-    let _ = std::fs::remove_file(&path);
     let prologue = [SELF_REMOVAL, prologue].concat();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o700)
-        .open(&path)
-        .and_then(|mut file| file.write_all(&with_prologue(script, &prologue)))
-        .map_err(|e| JobFailure::system(format!("cannot write {}: {e}", path.display())))?;
+    ctx.as_user(|| {
+        let _ = std::fs::remove_file(&path);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .open(&path)
+            .and_then(|mut file| file.write_all(&with_prologue(script, &prologue)))
+    })
+    .map_err(|e| JobFailure::system(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
 }
 

@@ -156,8 +156,11 @@ pub struct JobContext {
     pub state: Option<StateStore>,
     /// GitLab, in runner mode (artifacts); `None` when gitlab-runner drives batchci.
     pub gitlab: Option<crate::gitlab::GitlabClient>,
-    /// User to run scheduler commands as.
+    /// User to run the job's commands as (scheduler commands, git, host stages).
     pub run_as: Option<RunAs>,
+    /// Whether the job is downscoped to `run_as`: then batchci's own file work in the job's
+    /// directories happens as that user too (see [`JobContext::as_user`]).
+    pub downscoped: bool,
     /// How long a cancelled scheduler job may take to leave before batchci gives up waiting.
     pub kill_timeout: Duration,
 }
@@ -167,7 +170,7 @@ impl JobContext {
     /// a login, and the variables listed in `env_vars` taken from batchci's own environment.
     pub fn command_env(&self) -> Vec<(OsString, OsString)> {
         let batch = &self.runner.batch;
-        crate::command::scheduler_env(batch)
+        crate::command::scheduler_env(batch, self.run_as.as_ref())
     }
 
     /// A scheduler command with [`JobContext::command_env`], run in the project directory.
@@ -176,9 +179,25 @@ impl JobContext {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        let mut spec = CommandSpec::new(program, args, &self.dirs.project_dir).run_as(self.run_as);
+        let mut spec =
+            CommandSpec::new(program, args, &self.dirs.project_dir).run_as(self.run_as.as_ref());
         spec.env = self.command_env();
         spec
+    }
+
+    /// Runs `work`, which touches the job's directories, as the job's user when the job is
+    /// downscoped (with that user's file permissions, see [`crate::auth::downscope`]), else
+    /// as batchci.
+    pub fn as_user<T: Send>(
+        &self,
+        work: impl FnOnce() -> std::io::Result<T> + Send,
+    ) -> std::io::Result<T> {
+        crate::auth::downscope::as_user_if(self.files_user(), work)
+    }
+
+    /// The user batchci's file work happens as: `run_as` when the job is downscoped.
+    pub(crate) fn files_user(&self) -> Option<&RunAs> {
+        self.run_as.as_ref().filter(|_| self.downscoped)
     }
 
     /// The durable record of this job, before anything is submitted (see [`crate::state`]).
@@ -192,6 +211,7 @@ impl JobContext {
             scheduler_job_id: String::new(),
             scratch_dir: Some(self.dirs.tmp_dir.clone()),
             leftovers: Vec::new(),
+            user: self.files_user().map(|user| user.name.clone()),
             pid: std::process::id(),
             submitted_at: chrono::Utc::now().to_rfc3339(),
         }
@@ -445,6 +465,7 @@ pub(crate) mod testing {
             state: None,
             gitlab: None,
             run_as: None,
+            downscoped: false,
             kill_timeout,
         };
         (ctx, log)

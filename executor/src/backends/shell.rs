@@ -43,12 +43,23 @@ pub async fn run_login_shell(
 ) -> Result<StepOutcome, JobFailure> {
     let mut spec = CommandSpec::new("/bin/bash", ["--login"], &ctx.dirs.tmp_dir)
         .input(Input::Piped)
-        .run_as(ctx.run_as)
-        .env("SHELL", "/bin/bash");
-    for key in ["HOME", "USER", "LOGNAME", "LANG"] {
-        if let Some(value) = std::env::var_os(key) {
-            spec = spec.env(key, value);
+        .run_as(ctx.run_as.as_ref());
+    match &ctx.run_as {
+        // The user's own login, not batchci's.
+        Some(run_as) => spec
+            .env
+            .extend(run_as.login_env().into_iter().filter(|(k, _)| k != "SHELL")),
+        None => {
+            for key in ["HOME", "USER", "LOGNAME"] {
+                if let Some(value) = std::env::var_os(key) {
+                    spec = spec.env(key, value);
+                }
+            }
         }
+    }
+    spec = spec.env("SHELL", "/bin/bash");
+    if let Some(value) = std::env::var_os("LANG") {
+        spec = spec.env("LANG", value);
     }
     let running = spec
         .spawn_merged_with_script(script)

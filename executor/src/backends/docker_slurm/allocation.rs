@@ -158,7 +158,7 @@ const STDERR_TAIL: usize = 8;
 /// How often a file srun writes is read again.
 const FILE_POLL: Duration = Duration::from_millis(100);
 
-fn spawn_failure(error: std::io::Error, run_as: Option<RunAs>) -> JobFailure {
+fn spawn_failure(error: std::io::Error, run_as: Option<&RunAs>) -> JobFailure {
     let hint = if run_as.is_some() && error.kind() == std::io::ErrorKind::PermissionDenied {
         " (running Slurm commands as another user needs root)"
     } else {
@@ -173,7 +173,7 @@ impl Placeholder {
         ctx: &JobContext,
         args: Vec<String>,
         name: &str,
-        run_as: Option<RunAs>,
+        run_as: Option<&RunAs>,
     ) -> Result<Placeholder, JobFailure> {
         let spec = scheduler_command(ctx, "srun", args, run_as).input(Input::Piped);
         ctx.log.info(&format!("$ {}", spec.display()));
@@ -213,7 +213,7 @@ impl Placeholder {
         ctx: &JobContext,
         args: Vec<String>,
         name: &str,
-        run_as: Option<RunAs>,
+        run_as: Option<&RunAs>,
         dir: &Path,
     ) -> Result<(Placeholder, u32, u32), JobFailure> {
         let io = |e: std::io::Error| {
@@ -298,7 +298,7 @@ impl Placeholder {
         &mut self,
         ctx: &JobContext,
         request: &Request,
-        run_as: Option<RunAs>,
+        run_as: Option<&RunAs>,
         cancel: &CancellationToken,
     ) -> Result<Handle, JobFailure> {
         let started = Instant::now();
@@ -394,7 +394,7 @@ impl Placeholder {
 
     /// Ends the placeholder job: closes its standard input, waits for srun, stops it if it
     /// does not end, and cancels whatever Slurm still has under the job's name.
-    pub(crate) async fn release(mut self, ctx: &JobContext, run_as: Option<RunAs>) {
+    pub(crate) async fn release(mut self, ctx: &JobContext, run_as: Option<&RunAs>) {
         match &mut self.stdin {
             StdinHolder::Pipe(stdin) => drop(stdin.take()),
             StdinHolder::Process(pid) => stop_group(*pid),
@@ -444,7 +444,7 @@ pub(crate) async fn release_detached(
     name: &str,
     holder_pid: u32,
     srun_pid: u32,
-    run_as: Option<RunAs>,
+    run_as: Option<&RunAs>,
 ) {
     // The pids come from a file: signal only processes that are what it says they are.
     if runs(holder_pid, "sleep") {
@@ -483,7 +483,7 @@ fn runs(pid: u32, program: &str) -> bool {
 }
 
 /// Cancels the Slurm job named `name` if Slurm still has it running or pending.
-async fn cancel_leftover(ctx: &JobContext, name: &str, run_as: Option<RunAs>) {
+async fn cancel_leftover(ctx: &JobContext, name: &str, run_as: Option<&RunAs>) {
     let Some(status) = query(ctx, name, run_as)
         .await
         .filter(|s| !is_ended(&s.state))
@@ -509,7 +509,7 @@ async fn cancel_leftover(ctx: &JobContext, name: &str, run_as: Option<RunAs>) {
 }
 
 /// What squeue says of the job named `name`; `None` when it has none (ended or unknown).
-async fn query(ctx: &JobContext, name: &str, run_as: Option<RunAs>) -> Option<JobStatus> {
+async fn query(ctx: &JobContext, name: &str, run_as: Option<&RunAs>) -> Option<JobStatus> {
     let args = [
         "--noheader".to_string(),
         format!("--name={name}"),
@@ -587,7 +587,7 @@ pub(crate) fn scheduler_command<I, S>(
     ctx: &JobContext,
     program: &str,
     args: I,
-    run_as: Option<RunAs>,
+    run_as: Option<&RunAs>,
 ) -> CommandSpec
 where
     I: IntoIterator<Item = S>,
@@ -596,6 +596,7 @@ where
     let mut spec = ctx.scheduler_command(program, args);
     if run_as.is_some() {
         spec = spec.run_as(run_as);
+        spec.env = crate::command::scheduler_env(&ctx.runner.batch, run_as);
     }
     // The placeholder's working directory on the node: the builds directory may not exist yet
     // (it is made after the allocation), and the job needs none.

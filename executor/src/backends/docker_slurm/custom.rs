@@ -71,7 +71,7 @@ pub(crate) async fn prepare(
         ctx,
         srun_args(&ctx.runner.slurm, &request),
         &request.name,
-        backend.run_as,
+        backend.run_as.as_ref(),
         &ctx.dirs.tmp_dir,
     )?;
     let mut saved = Saved {
@@ -83,7 +83,7 @@ pub(crate) async fn prepare(
     let waited = match save(ctx, &saved) {
         Ok(()) => {
             placeholder
-                .wait_for_handle(ctx, &request, backend.run_as, cancel)
+                .wait_for_handle(ctx, &request, backend.run_as.as_ref(), cancel)
                 .await
         }
         Err(error) => Err(error),
@@ -101,7 +101,7 @@ pub(crate) async fn prepare(
         Err(error) => Err(error),
     };
     if attached.is_err() {
-        placeholder.release(ctx, backend.run_as).await;
+        placeholder.release(ctx, backend.run_as.as_ref()).await;
         let _ = std::fs::remove_file(path(ctx));
     }
     attached
@@ -144,6 +144,13 @@ pub(crate) async fn cleanup(ctx: &JobContext) {
             daemon.remove(ctx, name).await;
         }
     }
-    release_detached(ctx, &saved.name, saved.holder_pid, saved.srun_pid, run_as).await;
+    release_detached(
+        ctx,
+        &saved.name,
+        saved.holder_pid,
+        saved.srun_pid,
+        run_as.as_ref(),
+    )
+    .await;
     let _ = std::fs::remove_file(path(ctx));
 }

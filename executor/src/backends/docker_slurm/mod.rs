@@ -236,10 +236,10 @@ impl Backend for DockerSlurmBackend {
             ctx,
             srun_args(&ctx.runner.slurm, &request),
             &request.name,
-            self.run_as,
+            self.run_as.as_ref(),
         )?);
         let waited = placeholder
-            .wait_for_handle(ctx, &request, self.run_as, cancel)
+            .wait_for_handle(ctx, &request, self.run_as.as_ref(), cancel)
             .await;
         settled(&ctx.runner, ctx.job.id);
         let handle = waited?;
@@ -359,7 +359,7 @@ impl Backend for DockerSlurmBackend {
             }
         }
         if let Some(placeholder) = self.placeholder.take() {
-            placeholder.release(ctx, self.run_as).await;
+            placeholder.release(ctx, self.run_as.as_ref()).await;
         }
         if let Some(store) = &ctx.state {
             store.remove(&ctx.runner.url, ctx.job.id);
@@ -535,10 +535,9 @@ pub(crate) async fn can_take_job(runner: &RunnerConfig) -> bool {
         args.push(format!("--partition={partition}"));
     }
     let mut spec = crate::command::CommandSpec::new("squeue", args, "/");
-    spec.env = crate::command::scheduler_env(&runner.batch);
-    if let Ok(Some(run_as)) = run_as(runner) {
-        spec = spec.run_as(Some(run_as));
-    }
+    let run_as = run_as(runner).ok().flatten();
+    spec.env = crate::command::scheduler_env(&runner.batch, run_as.as_ref());
+    spec = spec.run_as(run_as.as_ref());
     let prefix = name_prefix(runner);
     match spec.output().await {
         Ok(out) if out.code == 0 => {
