@@ -225,6 +225,11 @@ pub enum JobCall {
         /// Reply status.
         reply: u16,
     },
+    /// A git request (clone or fetch) authenticated with the job's token.
+    Git {
+        /// What was asked: `info/refs` or `git-upload-pack` (`git-receive-pack` is refused).
+        service: String,
+    },
 }
 
 /// Which runner endpoint a fault applies to.

@@ -1,7 +1,7 @@
 //! Each project's repository over git's smart HTTP, through `git http-backend` as a CGI
 //! program, with `gitlab-ci-token:<job token>` basic authentication as GitLab checks it.
 
-use crate::api::ErrorBody;
+use crate::api::{ErrorBody, JobCall};
 use crate::server::App;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -97,19 +97,28 @@ pub(crate) async fn serve(State(app): State<Arc<App>>, req: Request) -> Response
     let Some(repo) = repo else {
         return not_found();
     };
-    let authorized = match basic_auth(req.headers()) {
+    let job = match basic_auth(req.headers()) {
         Some((user, token)) if user == "gitlab-ci-token" => {
             let store = app.store();
             store
                 .jobs
                 .values()
-                .any(|j| j.project_id == project_id && j.token == token && j.status.is_processing())
+                .find(|j| {
+                    j.project_id == project_id && j.token == token && j.status.is_processing()
+                })
+                .map(|j| j.id)
         }
-        _ => false,
+        _ => None,
     };
-    if !authorized {
+    let Some(job) = job else {
         return unauthorized();
-    }
+    };
+    app.store().record(
+        job,
+        JobCall::Git {
+            service: rest.to_string(),
+        },
+    );
     if !(rest == "info/refs" || rest == "git-upload-pack") {
         // Only fetching is served: jobs never push through the job token.
         return (

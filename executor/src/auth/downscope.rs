@@ -186,5 +186,12 @@ pub(crate) fn ensure_user_dir(parent: &Path, user: &RunAs) -> Result<PathBuf, St
     .map_err(|e| format!("cannot give {shown} to {}: {e}", user.name))?;
     nix::sys::stat::fchmod(fd.as_fd(), Mode::S_IRWXU)
         .map_err(|e| format!("cannot make {shown} private (0700): {e}"))?;
+    // Every directory above must let the user through, not only `parent`.
+    as_user(user, || std::fs::read_dir(&dir).map(drop)).map_err(|e| {
+        format!(
+            "{} cannot reach {shown} ({e}): a directory above it is closed to other users",
+            user.name
+        )
+    })?;
     Ok(dir)
 }
