@@ -162,9 +162,13 @@ fn short_token(site: &Site) -> String {
         .collect()
 }
 
-/// Alice's job on the shell executor, downscoped with `mode`: every stage as ci-alice.
-async fn alice_runs_as_alice(mode: &str) {
-    let Some((alice, _)) = accounts(&format!("alice_runs_as_alice ({mode})")) else {
+/// The capabilities a batchci that is not root needs to downscope, as `setpriv` names them.
+const CAPABILITIES: &str = "+chown,+dac_override,+fowner,+kill,+setgid,+setuid";
+
+/// Alice's job on the shell executor, downscoped with `mode`, batchci started through
+/// `wrapper` (none: as root): every stage as ci-alice, holding no capability.
+async fn alice_runs_as_alice(mode: &str, wrapper: &[&str]) {
+    let Some((alice, _)) = accounts(&format!("alice_runs_as_alice ({mode} {wrapper:?})")) else {
         return;
     };
     let site = Site::start(&["shell"]).await;
@@ -173,10 +177,14 @@ async fn alice_runs_as_alice(mode: &str) {
     let pipeline = pipeline_by(
         &site,
         Some(alice.name),
-        "build:\n  tags: [shell]\n  script:\n    - id -un\n    - echo \"home=$HOME user=$USER logname=$LOGNAME\"\n    - cat README.md\n    - echo made > left-behind.txt\n    - stat -c '%a %U' \"$CI_BUILDS_DIR\" .\n  after_script:\n    - id -un\n",
+        "build:\n  tags: [shell]\n  script:\n    - id -un\n    - echo \"home=$HOME user=$USER logname=$LOGNAME\"\n    - grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status\n    - cat README.md\n    - echo made > left-behind.txt\n    - stat -c '%a %U' \"$CI_BUILDS_DIR\" .\n  after_script:\n    - id -un\n",
         &[],
     );
-    let _batchci = Batchci::run(&config, &[]);
+    let _batchci = if wrapper.is_empty() {
+        Batchci::run(&config, &[])
+    } else {
+        Batchci::run_wrapped(wrapper, &config, &[])
+    };
 
     let (job, trace) = site.finished(pipeline.jobs[0].id).await;
 
@@ -202,6 +210,11 @@ async fn alice_runs_as_alice(mode: &str) {
             "ci-alice",
             "$ echo \"home=$HOME user=$USER logname=$LOGNAME\"",
             "home=/home/ci-alice user=ci-alice logname=ci-alice",
+            "$ grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status",
+            "CapInh:\t0000000000000000",
+            "CapPrm:\t0000000000000000",
+            "CapEff:\t0000000000000000",
+            "CapAmb:\t0000000000000000",
             "$ cat README.md",
             "hello from the repository",
             "$ echo made > left-behind.txt",
@@ -231,12 +244,30 @@ async fn alice_runs_as_alice(mode: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pipeline_by_alice_runs_as_alice_through_setuid() {
-    alice_runs_as_alice("setuid").await;
+    alice_runs_as_alice("setuid", &[]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pipeline_by_alice_runs_as_alice_through_sudo() {
-    alice_runs_as_alice("sudo").await;
+    alice_runs_as_alice("sudo", &[]).await;
+}
+
+/// batchci as `nobody` with only the capabilities it needs (as systemd's `AmbientCapabilities`
+/// gives them): the job still runs as alice, and none of the capabilities reaches it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batchci_that_is_not_root_but_holds_the_capabilities_passes_none_on() {
+    alice_runs_as_alice(
+        "setuid",
+        &[
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            &format!("--inh-caps={CAPABILITIES}"),
+            &format!("--ambient-caps={CAPABILITIES}"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -134,6 +134,49 @@ pub fn describe(config: &Config) -> String {
                     std::env::temp_dir().join("batchci-builds").display()
                 )
             });
+        let auth = &runner.auth;
+        let downscoped = auth.downscope != crate::auth::Downscope::None;
+        if auth.enabled() {
+            let runs_as = if downscoped {
+                format!(
+                    "each job runs as the local account of the person who started it ({})",
+                    auth.downscope.name()
+                )
+            } else {
+                "the identity is checked; jobs run as batchci's own user".to_string()
+            };
+            let _ = writeln!(
+                out,
+                "  identity: the ID token in {} for audience {}; {runs_as}",
+                auth.token_variable,
+                auth.audience.as_deref().unwrap_or("(none)")
+            );
+            let lists = [
+                ("allowed users", &auth.user_allowlist),
+                ("allowed groups", &auth.group_allowlist),
+                ("blocked users", &auth.user_blocklist),
+                ("blocked groups", &auth.group_blocklist),
+            ];
+            for (what, list) in lists.iter().filter(|(_, list)| !list.is_empty()) {
+                let _ = writeln!(out, "  {what}: {}", list.join(", "));
+            }
+            if let Some(script) = &auth.validation_script {
+                let _ = writeln!(
+                    out,
+                    "  validation script: {} (at most {:?})",
+                    script.display(),
+                    auth.validation_timeout
+                );
+            }
+            if !auth.allow_root {
+                let _ = writeln!(out, "  root (uid 0) never runs jobs");
+            }
+        }
+        let builds = if downscoped {
+            format!("{builds}/<user>, one directory per user, mode 0700")
+        } else {
+            builds
+        };
         let _ = writeln!(out, "  builds_dir: {builds}");
         let _ = writeln!(out, "  job log limit: {} KiB", runner.output_limit);
     }

@@ -519,17 +519,18 @@ pub async fn recover_orphans(config: &Config, state: &StateStore) {
             "cleaning up after a job left behind by a batchci that stopped unexpectedly"
         );
         release_leftovers(&orphan, runner).await;
+        // A downscoped job's leftovers are its user's: cancelled and removed as that user.
+        let user = orphan
+            .user
+            .as_deref()
+            .and_then(|name| crate::auth::recorded_user(name, runner.map(|r| r.auth.downscope)));
         if !orphan.scheduler_job_id.is_empty() {
-            let user = orphan
-                .user
-                .as_deref()
-                .and_then(|name| crate::auth::mapping::LocalUser::lookup(name).ok().flatten())
-                .map(|user| user.run_as(crate::command::Switch::Setuid));
             cancel_leftover(&orphan, runner, user.as_ref()).await;
         }
         // The dead job's file variables and raw (unmasked) output live there.
         if let Some(dir) = &orphan.scratch_dir
-            && let Err(error) = std::fs::remove_dir_all(dir)
+            && let Err(error) =
+                crate::auth::downscope::as_user_if(user.as_ref(), || std::fs::remove_dir_all(dir))
             && error.kind() != std::io::ErrorKind::NotFound
         {
             tracing::error!(job = orphan.gitlab_job_id, directory = %dir.display(), %error, "cannot remove the scratch directory of a job left behind");

@@ -101,6 +101,75 @@ fn check_explains_a_valid_config() {
     assert!(lines.contains(&"  builds_dir: /scratch/ci"), "{stdout}");
 }
 
+const DOWNSCOPING: &str = "[[runners]]\nname = \"hpc\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"shell\"\nbuilds_dir = \"/scratch/ci\"\n  [runners.auth]\n  downscope = \"setuid\"\n  audience = \"https://ci.example.com\"\n  user_blocklist = [\"admin\"]\n";
+
+#[test]
+fn check_says_who_jobs_run_as() {
+    let (output, _dir, _) = check(DOWNSCOPING);
+
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("  identity"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "  identity: the ID token in BATCHCI_ID_TOKEN for audience https://ci.example.com; each job runs as the local account of the person who started it (setuid)",
+            "  blocked users: admin",
+            "  root (uid 0) never runs jobs",
+            "  builds_dir: /scratch/ci/<user>, one directory per user, mode 0700",
+            "  job log limit: 4096 KiB",
+        ]
+    );
+}
+
+/// A downscoping runner of a batchci that is neither root nor holds the capabilities: `check`
+/// says what is missing, and `run` refuses to start rather than run jobs as its own user.
+#[test]
+fn a_batchci_that_cannot_switch_users_says_so_in_check_and_does_not_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::write(&path, DOWNSCOPING).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // As root, the case runs batchci as `nobody` without capabilities.
+    let unprivileged = |args: &[&str]| {
+        let binary = assert_cmd::cargo::cargo_bin("batchci");
+        let mut command = if nix::unistd::geteuid().is_root() {
+            let mut command = std::process::Command::new("/usr/bin/setpriv");
+            command
+                .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+                .args(["--inh-caps=-all", "--bounding-set=-all"])
+                .arg(binary);
+            command
+        } else {
+            std::process::Command::new(binary)
+        };
+        let output = command.args(args).arg(&path).output().unwrap();
+        let uid = regex::Regex::new(r"uid \d+( \([^)]*\))?").unwrap();
+        (
+            output.status.code(),
+            uid.replace_all(&String::from_utf8_lossy(&output.stderr), "uid N")
+                .into_owned(),
+        )
+    };
+    let missing = "CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID";
+    let why = format!(
+        "runner \"hpc\": [runners.auth] downscope = \"setuid\" needs root, or the capabilities {missing}; batchci runs as uid N without {missing}"
+    );
+
+    assert_eq!(
+        unprivileged(&["check", "--config"]),
+        (Some(1), format!("error: {why}\n"))
+    );
+    assert_eq!(
+        unprivileged(&["run", "--config"]),
+        (Some(1), format!("batchci: {why}\n"))
+    );
+}
+
 #[test]
 fn help_shows_examples() {
     let output = batchci().arg("--help").output().unwrap();

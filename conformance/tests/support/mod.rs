@@ -213,6 +213,19 @@ impl Batchci {
         Batchci::start(command, env)
     }
 
+    /// Like [`Batchci::run`], started through `wrapper` (a program and its arguments, e.g.
+    /// `setpriv` with the user and capabilities batchci is to have).
+    pub fn run_wrapped(wrapper: &[&str], config: &Path, env: &[(&str, &str)]) -> Batchci {
+        let (program, args) = wrapper.split_first().expect("a wrapper program");
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .arg(workspace_binary("batchci"))
+            .args(["run", "--config"])
+            .arg(config);
+        Batchci::start(command, env)
+    }
+
     /// Like [`Batchci::run`], in a user namespace of its own where the kernel allows only
     /// `instances` inotify instances (`/proc/sys/user/max_inotify_instances`), as on a host
     /// whose other processes have used up `fs.inotify.max_user_instances`.

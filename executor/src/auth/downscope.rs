@@ -171,8 +171,10 @@ pub(crate) fn ensure_user_dir(parent: &Path, user: &RunAs) -> Result<PathBuf, St
     let owner = nix::sys::stat::fstat(fd.as_fd())
         .map_err(|e| format!("cannot read {shown}: {e}"))?
         .st_uid;
-    // A directory of root's is one batchci made (only root can), perhaps before a crash.
-    if owner != user.uid && owner != 0 {
+    // A directory of root's or of batchci's own user is one batchci made (no user could),
+    // perhaps before a crash.
+    let made_here = owner == 0 || owner == nix::unistd::geteuid().as_raw();
+    if owner != user.uid && !made_here {
         return Err(format!(
             "{shown} belongs to uid {owner}, not to {} (uid {}): refusing to use it",
             user.name, user.uid

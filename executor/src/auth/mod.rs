@@ -496,6 +496,17 @@ pub(crate) fn sudo_program() -> Option<PathBuf> {
         .find(|path| path.is_file())
 }
 
+/// How to act as `name`, the recorded user of a job a crashed batchci left behind, switched
+/// as its runner downscopes (`None` when the account is gone).
+pub(crate) fn recorded_user(name: &str, downscope: Option<Downscope>) -> Option<RunAs> {
+    let user = mapping::LocalUser::lookup(name).ok().flatten()?;
+    let switch = match (downscope, sudo_program()) {
+        (Some(Downscope::Sudo), Some(sudo)) => Switch::Sudo(sudo),
+        _ => Switch::Setuid,
+    };
+    Some(user.run_as(switch))
+}
+
 /// A job's verified identity and the account it runs as.
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {

@@ -7,6 +7,7 @@
 //! (`squeue -j 1,2,3`), as PSI/J, Parsl and ReFrame do, and tells each job whether it has left.
 //! No task of its own runs the rounds: whichever waiting job wakes first when a round is due
 //! leads it, with its own command environment, so a round never outlives the jobs it serves.
+//! Downscoped jobs' rounds are asked as batchci itself: a round is about several users' jobs.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -128,7 +129,13 @@ impl StatusRounds {
         let Some((program, args)) = scheduler.batched_presence_query(&ids) else {
             return;
         };
-        let spec = ctx.scheduler_command(program, args);
+        let mut spec = ctx.scheduler_command(program, args);
+        if ctx.downscoped {
+            // The round asks about every user's jobs: as batchci, which a scheduler that
+            // shows users only their own jobs (Slurm's PrivateData) still answers in full.
+            spec = spec.run_as(None);
+            spec.env = crate::command::scheduler_env(&ctx.runner.batch, None);
+        }
         let answer = match spec.output().await {
             Ok(answer) => answer,
             Err(error) => {
