@@ -15,10 +15,11 @@ mod support;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
 use conformance::custom_driver::{Driver, JobSpec, JobStatus as CustomStatus};
 use mock_gitlab::JobStatus;
-use mock_gitlab::api::{JobCall, NewPipeline, PipelineCreated, Variable};
+use mock_gitlab::api::{
+    FaultSpec, IdTokenFault, JobCall, NewPipeline, PipelineCreated, Variable, WRONG_AUDIENCE,
+};
 use support::{Batchci, Site, plain_lines};
 
 /// The `aud` the runners expect and the jobs' tokens carry.
@@ -63,58 +64,55 @@ fn open_to_all(dir: &Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// The ID token of a job started by GitLab user `login`.
-fn id_token(login: &str, user_id: u64, audience: &str) -> String {
-    let encode = |json: serde_json::Value| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
-    };
-    format!(
-        "{}.{}.c2lnbmF0dXJl",
-        encode(serde_json::json!({"alg": "RS256", "typ": "JWT"})),
-        encode(serde_json::json!({
-            "aud": audience,
-            "user_login": login,
-            "user_id": user_id.to_string(),
-            "project_path": "demo",
-            "namespace_path": "root",
-            "ref": "main",
-            "ref_protected": "true",
-            "pipeline_id": "1",
-        }))
-    )
+/// The `id_tokens:` every job of [`pipeline_by`] asks for.
+const ID_TOKENS: &str =
+    "default:\n  id_tokens:\n    BATCHCI_ID_TOKEN:\n      aud: https://batchci.example\n";
+
+/// The GitLab user id of `login` in these stories (the mock numbers the others itself).
+fn gitlab_id(login: &str) -> Option<u64> {
+    match login {
+        "ci-alice" => Some(7),
+        "ci-bob" => Some(8),
+        _ => None,
+    }
 }
 
-/// A pipeline of `yaml` started by GitLab user `login` (no token at all when `None`).
+/// A pipeline of `yaml` started by GitLab user `login`, whose jobs get an ID token for
+/// [`AUDIENCE`] when `token` is true.
 fn pipeline_by(
     site: &Site,
-    login: Option<&str>,
+    login: &str,
+    token: bool,
     yaml: &str,
     variables: &[(&str, &str)],
 ) -> PipelineCreated {
-    let mut all: Vec<Variable> = variables
-        .iter()
-        .map(|(key, value)| Variable {
-            key: key.to_string(),
-            value: value.to_string(),
-            masked: false,
-        })
-        .collect();
-    if let Some(login) = login {
-        all.push(Variable {
-            key: "BATCHCI_ID_TOKEN".into(),
-            value: id_token(login, 7, AUDIENCE),
-            masked: true,
-        });
-    }
+    let yaml = if token {
+        format!("{ID_TOKENS}{yaml}")
+    } else {
+        yaml.to_string()
+    };
     site.gitlab
         .create_pipeline(NewPipeline {
             project_id: site.project_id,
-            ci_yaml: yaml.into(),
-            variables: all,
-            git_ref: "main".into(),
+            ci_yaml: yaml,
+            variables: variables
+                .iter()
+                .map(|(key, value)| Variable {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    masked: false,
+                })
+                .collect(),
+            user_login: Some(login.into()),
+            user_id: gitlab_id(login),
             ..Default::default()
         })
         .expect("pipeline is valid")
+}
+
+/// Whether `trace` shows a JWT: every one starts with the base64 of `{"`.
+fn shows_a_token(trace: &str) -> bool {
+    trace.contains("eyJ")
 }
 
 /// The `[runners.auth]` table downscoping with `mode`, plus `extra` lines.
@@ -176,7 +174,8 @@ async fn alice_runs_as_alice(mode: &str, wrapper: &[&str]) {
     let config = site.write_config("shell", &auth_table(mode, ""));
     let pipeline = pipeline_by(
         &site,
-        Some(alice.name),
+        alice.name,
+        true,
         "build:\n  tags: [shell]\n  script:\n    - id -un\n    - echo \"home=$HOME user=$USER logname=$LOGNAME\"\n    - grep -E '^Cap(Inh|Prm|Eff|Amb)' /proc/self/status\n    - cat README.md\n    - echo made > left-behind.txt\n    - stat -c '%a %U' \"$CI_BUILDS_DIR\" .\n  after_script:\n    - id -un\n",
         &[],
     );
@@ -189,6 +188,7 @@ async fn alice_runs_as_alice(mode: &str, wrapper: &[&str]) {
     let (job, trace) = site.finished(pipeline.jobs[0].id).await;
 
     assert_eq!(job.status, JobStatus::Success, "{trace}");
+    assert!(!shows_a_token(&trace), "{trace}");
     let lines = plain_lines(&trace);
     assert_eq!(
         lines[..3],
@@ -281,7 +281,8 @@ async fn bob_cannot_read_alices_builds_directory() {
     let _batchci = Batchci::run(&config, &[]);
     let alices = pipeline_by(
         &site,
-        Some(alice.name),
+        alice.name,
+        true,
         "build:\n  tags: [shell]\n  script:\n    - echo secret > results.txt\n",
         &[],
     );
@@ -291,7 +292,8 @@ async fn bob_cannot_read_alices_builds_directory() {
 
     let bobs = pipeline_by(
         &site,
-        Some(bob.name),
+        bob.name,
+        true,
         "snoop:\n  tags: [shell]\n  variables:\n    GIT_STRATEGY: none\n  script:\n    - id -un\n    - ls \"$ALICES_DIR\" || echo \"ls failed with $?\"\n",
         &[("ALICES_DIR", &alices_dir.display().to_string())],
     );
@@ -353,33 +355,39 @@ async fn a_job_whose_identity_is_refused_fails_before_anything_runs() {
     let yaml = "build:\n  tags: [slurm]\n  script:\n    - echo never\n";
     let cases = [
         (
-            Some("carol"),
+            "carol",
+            true,
             "GitLab user `carol` maps to local user `carol`, which does not exist on this host",
         ),
         (
-            Some("ci-bob"),
+            "ci-bob",
+            true,
             "local user `ci-bob` (GitLab user `ci-bob`) is in [runners.auth] user_blocklist",
         ),
         (
-            Some("nobody"),
+            "nobody",
+            true,
             "local user `nobody` (GitLab user `nobody`) is not in [runners.auth] user_allowlist",
         ),
         (
-            Some("mallory"),
+            "mallory",
+            true,
             "the validation script refused GitLab user `mallory`: projects of mallory may not run here (ticket 42)",
         ),
         (
-            Some("admin"),
+            "admin",
+            true,
             "GitLab user `admin` maps to local user `root`, which is root (uid 0), and [runners.auth] allow_root is false",
         ),
         (
-            None,
+            "ci-alice",
+            false,
             "the job has no ID token: add `id_tokens: {BATCHCI_ID_TOKEN: {aud: https://batchci.example}}` to the job",
         ),
     ];
     let pipelines: Vec<PipelineCreated> = cases
         .iter()
-        .map(|(login, _)| pipeline_by(&site, *login, yaml, &[]))
+        .map(|(login, token, _)| pipeline_by(&site, login, *token, yaml, &[]))
         .collect();
     // The `squeue` that started the cluster's daemon.
     let before = cluster.calls();
@@ -387,7 +395,7 @@ async fn a_job_whose_identity_is_refused_fails_before_anything_runs() {
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let _batchci = Batchci::run(&config, &env);
 
-    for ((login, reason), pipeline) in cases.iter().zip(&pipelines) {
+    for ((login, _, reason), pipeline) in cases.iter().zip(&pipelines) {
         let id = pipeline.jobs[0].id;
         let (job, trace) = site.finished(id).await;
         assert_eq!(job.status, JobStatus::Failed, "{login:?}: {trace}");
@@ -405,9 +413,7 @@ async fn a_job_whose_identity_is_refused_fails_before_anything_runs() {
             ],
             "{login:?}"
         );
-        if let Some(login) = login {
-            assert!(!trace.contains(&id_token(login, 7, AUDIENCE)));
-        }
+        assert!(!shows_a_token(&trace), "{login:?}: {trace}");
         let calls = site.gitlab.job_calls(id).unwrap();
         assert!(
             !calls.iter().any(|c| matches!(c, JobCall::Git { .. })),
@@ -416,6 +422,82 @@ async fn a_job_whose_identity_is_refused_fails_before_anything_runs() {
     }
     assert_eq!(before, [["squeue"]]);
     assert_eq!(cluster.calls(), before, "a scheduler command ran");
+}
+
+/// A token GitLab did not sign, one that expired, one for another audience and one GitLab did
+/// not deliver each fail their job before anything of it runs, saying which check failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_expired_foreign_or_missing_token_fails_before_anything_runs() {
+    let Some((alice, _)) =
+        accounts("a_forged_expired_foreign_or_missing_token_fails_before_anything_runs")
+    else {
+        return;
+    };
+    let site = Site::start(&["shell"]).await;
+    open_to_all(site.dir.path());
+    let config = site.write_config("shell", &auth_table("setuid", ""));
+    let keys_url = format!("{}/oauth/discovery/keys", site.gitlab.url());
+    let keys: serde_json::Value = reqwest::get(&keys_url).await.unwrap().json().await.unwrap();
+    let kid = keys["keys"][0]["kid"].as_str().unwrap().to_string();
+    let _batchci = Batchci::run(&config, &[]);
+    let cases = [
+        (
+            IdTokenFault::WrongKey,
+            format!(
+                "the job's ID token in BATCHCI_ID_TOKEN was not signed by this GitLab's keys: its signature does not match key {kid} at {keys_url}"
+            ),
+        ),
+        (
+            IdTokenFault::Expired,
+            "the job's ID token in BATCHCI_ID_TOKEN has expired (exp ".to_string(),
+        ),
+        (
+            IdTokenFault::WrongAudience,
+            format!(
+                "the job's ID token in BATCHCI_ID_TOKEN is for audience {WRONG_AUDIENCE}, this runner expects {AUDIENCE}"
+            ),
+        ),
+        (
+            IdTokenFault::Missing,
+            format!(
+                "the job has no ID token: add `id_tokens: {{BATCHCI_ID_TOKEN: {{aud: {AUDIENCE}}}}}` to the job"
+            ),
+        ),
+    ];
+    for (fault, reason) in cases {
+        site.gitlab
+            .add_fault(FaultSpec {
+                count: Some(1),
+                ..FaultSpec::id_token(fault)
+            })
+            .unwrap();
+        let pipeline = pipeline_by(
+            &site,
+            alice.name,
+            true,
+            "build:\n  tags: [shell]\n  script:\n    - echo never\n",
+            &[],
+        );
+        let id = pipeline.jobs[0].id;
+        let (job, trace) = site.finished(id).await;
+
+        assert_eq!(job.status, JobStatus::Failed, "{fault:?}: {trace}");
+        assert_eq!(job.failure_reason.as_deref(), Some("runner_system_failure"));
+        let lines = plain_lines(&trace);
+        assert_eq!(lines.len(), 3, "{fault:?}: {lines:#?}");
+        assert!(
+            lines[2].starts_with(&format!("ERROR: Job failed (system failure): {reason}")),
+            "{fault:?}: {lines:#?}"
+        );
+        assert!(!shows_a_token(&trace), "{fault:?}: {trace}");
+        let calls = site.gitlab.job_calls(id).unwrap();
+        assert!(
+            !calls.iter().any(|c| matches!(c, JobCall::Git { .. })),
+            "{fault:?}: git reached GitLab: {calls:?}"
+        );
+        site.gitlab.clear_faults();
+    }
+    assert!(!site.dir.path().join("builds").join("ci-alice").exists());
 }
 
 /// A Jacamar-style configuration `dir/batchci.toml` for the shell executor with `auth`.
@@ -439,14 +521,29 @@ fn custom_driver(dir: &Path, config: &Path) -> Driver {
         .preparation_retry_pause(std::time::Duration::from_millis(100))
 }
 
+/// Hands out the job of a pipeline by GitLab user `login` as GitLab would to gitlab-runner:
+/// its id and its ID token, which gitlab-runner passes on to the custom executor.
+async fn handed_out(site: &Site, login: &str) -> (u64, String) {
+    pipeline_by(site, login, true, "build:\n  script:\n    - echo\n", &[]);
+    let client = batchci::gitlab::GitlabClient::new(site.gitlab.url(), "custom").unwrap();
+    match client.request_job(&site.runner_token, None).await.unwrap() {
+        batchci::gitlab::JobRequest::Job(job, _) => {
+            let token = job.variable("BATCHCI_ID_TOKEN").expect("an ID token");
+            (job.id, token.to_string())
+        }
+        other => panic!("GitLab handed out no job: {other:?}"),
+    }
+}
+
 /// Custom executor mode with Jacamar's `[auth]`: alice's job runs as alice in her own builds
 /// directory; bob, on the blocklist, is refused at config_exec, before any stage.
-#[test]
-fn custom_executor_mode_runs_alice_as_alice_and_refuses_bob() {
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_executor_mode_runs_alice_as_alice_and_refuses_bob() {
     let Some((alice, bob)) = accounts("custom_executor_mode_runs_alice_as_alice_and_refuses_bob")
     else {
         return;
     };
+    let site = Site::start(&[]).await;
     let dir = tempfile::tempdir().unwrap();
     open_to_all(dir.path());
     let config = jacamar_config(
@@ -455,15 +552,23 @@ fn custom_executor_mode_runs_alice_as_alice_and_refuses_bob() {
             "downscope = \"setuid\"\naudience = {AUDIENCE:?}\nuser_blocklist = [\"ci-bob\"]\n"
         ),
     );
-    let token = |login: &str| id_token(login, 7, AUDIENCE);
-
-    let report = custom_driver(dir.path(), &config)
-        .run(
-            JobSpec::new(301)
-                .variable("BATCHCI_ID_TOKEN", &token(alice.name))
-                .script(&["id -un", "cat README.md", "echo made > left-behind.txt"]),
-        )
-        .unwrap();
+    let job = |(id, token): (u64, String)| {
+        JobSpec::new(id)
+            .variable("CI_SERVER_URL", site.gitlab.url())
+            .variable("BATCHCI_ID_TOKEN", &token)
+    };
+    let alices = job(handed_out(&site, alice.name).await).script(&[
+        "id -un",
+        "cat README.md",
+        "echo made > left-behind.txt",
+    ]);
+    let bobs = job(handed_out(&site, bob.name).await).script(&["echo never"]);
+    let driver = custom_driver(dir.path(), &config);
+    let (report, bobs_report) = tokio::task::spawn_blocking(move || {
+        (driver.run(alices).unwrap(), driver.run(bobs).unwrap())
+    })
+    .await
+    .unwrap();
 
     assert_eq!(report.status, CustomStatus::Success, "{}", report.log);
     let builds = dir.path().join("data").join("builds").join("ci-alice");
@@ -503,14 +608,7 @@ fn custom_executor_mode_runs_alice_as_alice_and_refuses_bob() {
         alice.uid
     );
 
-    let report = custom_driver(dir.path(), &config)
-        .run(
-            JobSpec::new(302)
-                .variable("BATCHCI_ID_TOKEN", &token(bob.name))
-                .script(&["echo never"]),
-        )
-        .unwrap();
-
+    let report = bobs_report;
     assert_eq!(report.status, CustomStatus::Failed);
     assert_eq!(report.failure_reason, Some("runner_system_failure"));
     assert_eq!(

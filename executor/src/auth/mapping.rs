@@ -284,9 +284,18 @@ fn script_env(claims: &Claims) -> Vec<(String, String)> {
         ("JWT_REF_PROTECTED".into(), claims.ref_protected.to_string()),
         ("JWT_JOB_ID".into(), claims.job_id.to_string()),
         ("JWT_PIPELINE_ID".into(), claims.pipeline_id.to_string()),
+        ("JWT_PROJECT_ID".into(), claims.project_id.to_string()),
+        ("JWT_NAMESPACE_ID".into(), claims.namespace_id.to_string()),
     ];
-    if let Some(email) = &claims.user_email {
-        env.push(("JWT_USER_EMAIL".into(), email.clone()));
+    let optional = [
+        ("JWT_USER_EMAIL", &claims.user_email),
+        ("JWT_PIPELINE_SOURCE", &claims.pipeline_source),
+        ("JWT_REF_TYPE", &claims.ref_type),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            env.push((key.into(), value.clone()));
+        }
     }
     env
 }
@@ -390,8 +399,8 @@ mod tests {
         let mut auth = AuthConfig {
             validation_script: Some(script(
                 dir.path(),
-                "[ \"$1 $JWT_USER_LOGIN $JWT_USER_ID $JWT_PROJECT_PATH $JWT_NAMESPACE_PATH $JWT_REF $JWT_REF_PROTECTED $JWT_JOB_ID $JWT_PIPELINE_ID $JWT_USER_EMAIL\" = \
-                 'alice alice 42 group/project group main true 7 3 alice@example.com' ] || exit 9\necho daemon",
+                "[ \"$1 $JWT_USER_LOGIN $JWT_USER_ID $JWT_PROJECT_PATH $JWT_NAMESPACE_PATH $JWT_REF $JWT_REF_PROTECTED $JWT_JOB_ID $JWT_PIPELINE_ID $JWT_USER_EMAIL $JWT_PROJECT_ID $JWT_NAMESPACE_ID $JWT_PIPELINE_SOURCE $JWT_REF_TYPE\" = \
+                 'alice alice 42 group/project group main true 7 3 alice@example.com 5 2 push branch' ] || exit 9\necho daemon",
             )),
             ..AuthConfig::default()
         };
