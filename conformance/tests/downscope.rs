@@ -20,6 +20,7 @@ use mock_gitlab::JobStatus;
 use mock_gitlab::api::{
     FaultSpec, IdTokenFault, JobCall, NewPipeline, PipelineCreated, Variable, WRONG_AUDIENCE,
 };
+use support::cluster::Cluster;
 use support::{Batchci, Site, plain_lines};
 
 /// The `aud` the runners expect and the jobs' tokens carry.
@@ -319,6 +320,120 @@ async fn bob_cannot_read_alices_builds_directory() {
     let bobs_dir = site.dir.path().join("builds").join("ci-bob");
     assert_eq!(owner_and_mode(&bobs_dir), (bob.uid, 0o700));
     assert_eq!(owner_and_mode(&alices_dir), (alice.uid, 0o700));
+}
+
+on_both_clusters!(alice_submits_her_slurm_job_and_it_runs_as_her);
+
+/// Lets `cluster`'s users reach it: the simulated one's daemon is started by root (as a site's
+/// cluster is) before any user's command; the real one's recording wrappers and their log are
+/// opened to everyone.
+fn share(cluster: &Cluster) {
+    match cluster {
+        Cluster::Fake { state_dir, .. } => {
+            open_to_all(state_dir.parent().unwrap());
+            let squeue = std::process::Command::new("squeue")
+                .envs(cluster.batchci_env())
+                .output()
+                .unwrap();
+            assert!(squeue.status.success(), "{squeue:?}");
+        }
+        Cluster::Real { shim_dir, log, .. } => {
+            open_to_all(shim_dir.parent().unwrap());
+            std::fs::write(log, "").unwrap();
+            std::fs::set_permissions(log, std::fs::Permissions::from_mode(0o666)).unwrap();
+        }
+    }
+}
+
+/// On a Slurm runner, the simulated cluster and the real Slurm: alice's job is submitted by
+/// alice, the scheduler records it as hers, and it runs as her.
+async fn alice_submits_her_slurm_job_and_it_runs_as_her(cluster: &Cluster) {
+    let case = format!(
+        "alice_submits_her_slurm_job_and_it_runs_as_her ({})",
+        cluster.kind()
+    );
+    let Some((alice, _)) = accounts(&case) else {
+        return;
+    };
+    share(cluster);
+    let site = Site::start(&["slurm"]).await;
+    open_to_all(site.dir.path());
+    let config = site.write_config(
+        "slurm",
+        &format!("{}{}", cluster.batch_table(""), auth_table("setuid", "")),
+    );
+    let pipeline = pipeline_by(
+        &site,
+        alice.name,
+        true,
+        "build:\n  tags: [slurm]\n  script:\n    - id -un\n    - echo \"$SLURM_JOB_USER $HOME\"\n    - cat README.md\n    - echo made > left-behind.txt\n",
+        &[],
+    );
+    let before = match cluster {
+        Cluster::Fake { .. } => cluster.fake_callers().len(),
+        Cluster::Real { .. } => 0,
+    };
+    let env: Vec<(String, String)> = cluster.batchci_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let _batchci = Batchci::run(&config, &env);
+
+    let (job, trace) = site.finished(pipeline.jobs[0].id).await;
+
+    assert_eq!(job.status, JobStatus::Success, "{trace}");
+    let lines = from_step_script(&trace);
+    let slurm_job = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("Submitted batch job "))
+        .unwrap_or_else(|| panic!("no submission in {lines:#?}"))
+        .to_string();
+    let script: Vec<&str> = lines
+        .iter()
+        .map(String::as_str)
+        .skip_while(|l| *l != "$ id -un")
+        .collect();
+    assert_eq!(
+        script,
+        [
+            "$ id -un",
+            "ci-alice",
+            "$ echo \"$SLURM_JOB_USER $HOME\"",
+            "ci-alice /home/ci-alice",
+            "$ cat README.md",
+            "hello from the repository",
+            "$ echo made > left-behind.txt",
+            "Cleaning up project directory and file based variables",
+            "Job succeeded",
+        ]
+    );
+    if let Cluster::Fake { .. } = cluster {
+        // Every scheduler command of the job was alice's: sbatch, and the queries after it.
+        let calls = cluster.fake_callers()[before..].to_vec();
+        assert!(
+            calls.iter().any(|(program, _)| program == "sbatch"),
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().all(|(_, user)| user == "ci-alice"),
+            "{calls:?}"
+        );
+    }
+    // The scheduler's own record: real accounting hears of the job a moment after its end.
+    let sacct = || {
+        let output = std::process::Command::new("sacct")
+            .envs(cluster.batchci_env())
+            .args(["-n", "-P", "-X", "-o", "User,State", "-j", &slurm_job])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let recorded = conformance::poll::poll_until(std::time::Duration::from_secs(60), || {
+        sacct() == "ci-alice|COMPLETED\n"
+    });
+    assert!(recorded, "sacct says {:?}", sacct());
+    let home = site.dir.path().join("builds").join("ci-alice");
+    assert_eq!(owner_and_mode(&home), (alice.uid, 0o700));
+    let left = find(&home, "left-behind.txt");
+    assert_eq!(owner_and_mode(&left).0, alice.uid);
 }
 
 /// The site's validation script: GitLab's `alice` is local `ci-alice`, `mallory` is refused

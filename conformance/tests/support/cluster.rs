@@ -227,6 +227,22 @@ impl Cluster {
             .collect()
     }
 
+    /// Who made each call on the simulated cluster, in order: (program, the caller's user).
+    pub fn fake_callers(&self) -> Vec<(String, String)> {
+        let Cluster::Fake { state_dir, .. } = self else {
+            panic!("callers are recorded by the simulated cluster only");
+        };
+        fake_call_records(state_dir)
+            .iter()
+            .map(|call| {
+                (
+                    call["program"].as_str().unwrap_or_default().to_string(),
+                    call["user"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// Runs `mock-cluster inject ARGS` (simulated cluster only).
     pub fn inject(&self, args: &[&str]) {
         let Cluster::Fake { state_dir, .. } = self else {
