@@ -197,3 +197,155 @@ pub(crate) fn ensure_user_dir(parent: &Path, user: &RunAs) -> Result<PathBuf, St
     })?;
     Ok(dir)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+    use crate::command::Switch;
+
+    /// `nobody` as a job user, when this process is root; else `None`, having said loudly that
+    /// the case did not run (a failure with `CI=true`).
+    fn nobody(case: &str) -> Option<RunAs> {
+        if nix::unistd::geteuid().is_root() {
+            let user = crate::auth::mapping::LocalUser::lookup("nobody").ok()??;
+            return Some(user.run_as(Switch::Setuid));
+        }
+        let message = format!("downscope::{case} DID NOT RUN: it needs root");
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{message}, and CI=true"
+        );
+        eprintln!("\n!!! {message}\n");
+        None
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn owner_and_mode(path: &Path) -> (u32, u32) {
+        let meta = std::fs::symlink_metadata(path).unwrap();
+        (meta.uid(), meta.mode() & 0o7777)
+    }
+
+    #[test]
+    fn a_users_directory_is_made_theirs_and_private_and_kept_so() {
+        let Some(user) = nobody("a_users_directory_is_made_theirs_and_private_and_kept_so") else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        let builds = dir.path().join("builds");
+
+        let made = ensure_user_dir(&builds, &user).unwrap();
+
+        assert_eq!(made, builds.join("nobody"));
+        assert_eq!(owner_and_mode(&builds).1, 0o755);
+        assert_eq!(owner_and_mode(&made), (user.uid, 0o700));
+        // Loosened by its user, it is private again at the next job.
+        chmod(&made, 0o755);
+        assert_eq!(ensure_user_dir(&builds, &user).unwrap(), made);
+        assert_eq!(owner_and_mode(&made), (user.uid, 0o700));
+    }
+
+    #[test]
+    fn links_other_users_directories_and_unsafe_parents_are_refused() {
+        let Some(user) = nobody("links_other_users_directories_and_unsafe_parents_are_refused")
+        else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        let builds = dir.path().join("builds");
+        std::fs::create_dir(&builds).unwrap();
+        let theirs = builds.join("nobody");
+
+        std::os::unix::fs::symlink("/etc", &theirs).unwrap();
+        assert_eq!(
+            ensure_user_dir(&builds, &user).unwrap_err(),
+            format!(
+                "{} is a symbolic link or not a directory: refusing to use it",
+                theirs.display()
+            )
+        );
+        assert_eq!(owner_and_mode(Path::new("/etc")).0, 0);
+
+        std::fs::remove_file(&theirs).unwrap();
+        std::fs::create_dir(&theirs).unwrap();
+        nix::unistd::chown(&theirs, Some(nix::unistd::Uid::from_raw(1)), None).unwrap();
+        assert_eq!(
+            ensure_user_dir(&builds, &user).unwrap_err(),
+            format!(
+                "{} belongs to uid 1, not to nobody (uid {}): refusing to use it",
+                theirs.display(),
+                user.uid
+            )
+        );
+        std::fs::remove_dir(&theirs).unwrap();
+
+        chmod(&builds, 0o777);
+        assert_eq!(
+            ensure_user_dir(&builds, &user).unwrap_err(),
+            format!(
+                "{} is mode 0777: writable by other users without the sticky bit, one user could replace another's directory; make it 0755, or 1777 like /tmp",
+                builds.display()
+            )
+        );
+        chmod(&builds, 0o1777);
+        assert!(ensure_user_dir(&builds, &user).is_ok());
+        std::fs::remove_dir(&theirs).unwrap();
+
+        chmod(&builds, 0o700);
+        assert_eq!(
+            ensure_user_dir(&builds, &user).unwrap_err(),
+            format!(
+                "{} is mode 0700: users cannot reach their directories in it; make it 0755 or 0711",
+                builds.display()
+            )
+        );
+
+        chmod(&builds, 0o755);
+        chmod(dir.path(), 0o700);
+        let error = ensure_user_dir(&builds, &user).unwrap_err();
+        assert_eq!(
+            error,
+            format!(
+                "nobody cannot reach {} (Permission denied (os error 13)): a directory above it is closed to other users",
+                theirs.display()
+            )
+        );
+    }
+
+    #[test]
+    fn file_work_as_the_user_cannot_read_what_the_user_may_not_and_writes_the_users_files() {
+        let Some(user) = nobody(
+            "file_work_as_the_user_cannot_read_what_the_user_may_not_and_writes_the_users_files",
+        ) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        chmod(dir.path(), 0o755);
+        let builds = dir.path().join("builds");
+        let home = ensure_user_dir(&builds, &user).unwrap();
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "root only").unwrap();
+        chmod(&secret, 0o600);
+        // A link the job left, to a file only root may read.
+        let link = home.join("artifact");
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+
+        let read = as_user(&user, || std::fs::read(&link));
+        let written = as_user(&user, || std::fs::write(home.join("made"), "x"));
+
+        assert_eq!(
+            read.unwrap_err().kind(),
+            std::io::ErrorKind::PermissionDenied
+        );
+        written.unwrap();
+        assert_eq!(owner_and_mode(&home.join("made")).0, user.uid);
+        // The thread that acted as the user is gone; this one is still root.
+        assert_eq!(std::fs::read(&link).unwrap(), b"root only");
+    }
+}
