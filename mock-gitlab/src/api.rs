@@ -51,6 +51,37 @@ pub struct NewRunner {
     pub maximum_timeout: Option<u64>,
 }
 
+/// One entry of `GET /admin/api/runners`: a registered runner as GitLab's runner details show
+/// it. Times are RFC 3339 in UTC with milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunnerView {
+    /// Runner id.
+    pub id: u64,
+    /// Its description: the name it registered with.
+    pub description: String,
+    /// Tags it offers.
+    pub tag_list: Vec<String>,
+    /// Whether it also takes untagged jobs.
+    pub run_untagged: bool,
+    /// Whether it is paused (gets no jobs).
+    pub paused: bool,
+    /// `!paused`, GitLab's older name for it.
+    pub active: bool,
+    /// Caps every job's timeout at this many seconds.
+    pub maximum_timeout: Option<u64>,
+    /// When its current token stops working; `None` when it never does.
+    pub token_expires_at: Option<String>,
+    /// Its last authenticated `jobs/request` or `runners/verify`; `None` before the first.
+    pub contacted_at: Option<String>,
+    /// When it was registered.
+    pub created_at: String,
+    /// `online` (contacted in the last 2 hours), `offline` or `never_contacted`, as GitLab
+    /// tells them apart.
+    pub status: String,
+    /// The `system_id`s of the runner managers that verified with its token.
+    pub system_ids: Vec<String>,
+}
+
 /// A registered runner's credentials.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunnerCredentials {
@@ -373,6 +404,11 @@ pub struct Settings {
     /// long polling); 0 answers at once.
     #[serde(default)]
     pub long_poll_ms: u64,
+    /// Lifetime in seconds of the runner tokens issued from now on, at registration and at
+    /// `reset_authentication_token` (GitLab's `runner_token_expiration_interval`); a token past
+    /// its `token_expires_at` is refused like an unknown one. `None`: tokens never expire.
+    #[serde(default)]
+    pub runner_token_expiration_interval: Option<u64>,
 }
 
 impl Default for Settings {
@@ -383,6 +419,7 @@ impl Default for Settings {
             update_accepts: 0,
             max_artifact_size: 100 * 1024 * 1024,
             long_poll_ms: 0,
+            runner_token_expiration_interval: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::api::{
     Created, ErrorBody, FaultSpec, JobCall, JobView, NewPipeline, NewProject, NewRunner,
-    PipelineCreated, PipelineView, ProjectView, RunnerCredentials, Settings,
+    PipelineCreated, PipelineView, ProjectView, RunnerCredentials, RunnerView, Settings,
 };
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -102,6 +102,12 @@ impl AdminClient {
     /// `GET /admin/api/projects`.
     pub async fn projects(&self) -> Result<Vec<ProjectView>, ClientError> {
         let url = self.url("projects");
+        self.json(url.clone(), self.http.get(&url)).await
+    }
+
+    /// `GET /admin/api/runners`.
+    pub async fn runners(&self) -> Result<Vec<RunnerView>, ClientError> {
+        let url = self.url("runners");
         self.json(url.clone(), self.http.get(&url)).await
     }
 

@@ -18,7 +18,8 @@ use std::path::PathBuf;
         mock-gitlab pipeline create --url http://127.0.0.1:8080 --project demo --repo ./demo .gitlab-ci.yml\n  \
         mock-gitlab job show --url http://127.0.0.1:8080 3\n  \
         mock-gitlab job trace --url http://127.0.0.1:8080 3\n  \
-        mock-gitlab job cancel --url http://127.0.0.1:8080 --force 3"
+        mock-gitlab job cancel --url http://127.0.0.1:8080 --force 3\n  \
+        mock-gitlab runner list --url http://127.0.0.1:8080"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +52,15 @@ enum Command {
         /// Hold job requests up to this many milliseconds until a job is available (0: answer 204 at once).
         #[arg(long, default_value_t = 0)]
         long_poll_ms: u64,
+        /// Runner tokens issued from now on expire after this many seconds (GitLab's
+        /// runner_token_expiration_interval); by default they never do.
+        #[arg(long, value_name = "SECONDS")]
+        runner_token_expiration_interval: Option<u64>,
+    },
+    /// Runners registered with a running mock.
+    Runner {
+        #[command(subcommand)]
+        command: RunnerCommand,
     },
     /// Pipelines of a running mock.
     Pipeline {
@@ -98,6 +108,18 @@ enum PipelineCommand {
         user_id: Option<u64>,
         /// The .gitlab-ci.yml file.
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunnerCommand {
+    /// Print every registered runner as JSON: id, description, tags, paused, token expiry,
+    /// last contact, registration time, status.
+    #[command(after_help = "Example:\n  mock-gitlab runner list --url http://127.0.0.1:8080")]
+    List {
+        /// Base URL of the mock.
+        #[arg(long)]
+        url: String,
     },
 }
 
@@ -190,15 +212,24 @@ async fn run(cli: Cli) -> Result<()> {
             trace_size_limit,
             update_accepts,
             long_poll_ms,
+            runner_token_expiration_interval,
         } => {
             let settings = Settings {
                 trace_update_interval,
                 trace_size_limit,
                 update_accepts,
                 long_poll_ms,
+                runner_token_expiration_interval,
                 ..Settings::default()
             };
             serve(listen, registration_token, settings).await
+        }
+        Command::Runner {
+            command: RunnerCommand::List { url },
+        } => {
+            let runners = AdminClient::new(&url).runners().await?;
+            println!("{}", serde_json::to_string_pretty(&runners)?);
+            Ok(())
         }
         Command::Pipeline {
             command:

@@ -108,6 +108,61 @@ pub struct Runner {
     pub paused: bool,
     pub maximum_timeout: Option<u64>,
     pub system_ids: Vec<String>,
+    /// When the current token stops working (`runner_token_expiration_interval`).
+    pub token_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The last authenticated `jobs/request` or `runners/verify`.
+    pub contacted_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When it was registered.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// GitLab counts a runner online while its last contact is younger than this.
+const ONLINE_CONTACT_TIMEOUT: chrono::TimeDelta = chrono::TimeDelta::hours(2);
+
+/// A time as GitLab's API prints it: RFC 3339 in UTC with milliseconds.
+pub fn api_time(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl Runner {
+    /// Whether its token has passed its expiry at `now`.
+    pub fn token_expired(&self, now: chrono::DateTime<chrono::Utc>) -> bool {
+        self.token_expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Gives it a new token, expiring after `lifetime` seconds when set.
+    pub fn renew_token(&mut self, lifetime: Option<u64>) {
+        self.token = new_token("glrt-");
+        self.token_expires_at = token_expiry(lifetime);
+    }
+
+    /// Its entry of `GET /admin/api/runners`.
+    pub fn view(&self, now: chrono::DateTime<chrono::Utc>) -> crate::api::RunnerView {
+        let status = match self.contacted_at {
+            None => "never_contacted",
+            Some(at) if now - at < ONLINE_CONTACT_TIMEOUT => "online",
+            Some(_) => "offline",
+        };
+        crate::api::RunnerView {
+            id: self.id,
+            description: self.description.clone(),
+            tag_list: self.tags.clone(),
+            run_untagged: self.run_untagged,
+            paused: self.paused,
+            active: !self.paused,
+            maximum_timeout: self.maximum_timeout,
+            token_expires_at: self.token_expires_at.map(api_time),
+            contacted_at: self.contacted_at.map(api_time),
+            created_at: api_time(self.created_at),
+            status: status.to_string(),
+            system_ids: self.system_ids.clone(),
+        }
+    }
+}
+
+fn token_expiry(lifetime: Option<u64>) -> Option<chrono::DateTime<chrono::Utc>> {
+    let seconds = i64::try_from(lifetime?).ok()?;
+    chrono::Utc::now().checked_add_signed(chrono::TimeDelta::try_seconds(seconds)?)
 }
 
 /// A project with an optional local git repository.
@@ -392,19 +447,36 @@ impl Store {
             paused: false,
             maximum_timeout,
             system_ids: Vec::new(),
+            token_expires_at: token_expiry(self.settings.runner_token_expiration_interval),
+            contacted_at: None,
+            created_at: chrono::Utc::now(),
         };
         self.runners.insert(id, runner.clone());
         runner
     }
 
-    /// Finds a runner by its authentication token.
+    /// Finds a runner by its authentication token; an expired token finds none, as on GitLab.
     pub fn runner_by_token(&self, token: &str) -> Option<&Runner> {
-        self.runners.values().find(|r| r.token == token)
+        let now = chrono::Utc::now();
+        self.runners
+            .values()
+            .find(|r| r.token == token && !r.token_expired(now))
     }
 
-    /// The runner with `token`, to change it.
+    /// The runner with `token` (not expired), to change it.
     pub fn runner_by_token_mut(&mut self, token: &str) -> Option<&mut Runner> {
-        self.runners.values_mut().find(|r| r.token == token)
+        let now = chrono::Utc::now();
+        self.runners
+            .values_mut()
+            .find(|r| r.token == token && !r.token_expired(now))
+    }
+
+    /// The runner with `token` after an authenticated call that counts as contact (GitLab's
+    /// heartbeat: `jobs/request`, `runners/verify`).
+    pub fn runner_contacted(&mut self, token: &str) -> Option<&mut Runner> {
+        let runner = self.runner_by_token_mut(token)?;
+        runner.contacted_at = Some(chrono::Utc::now());
+        Some(runner)
     }
 
     /// Creates a pipeline's jobs and makes the first ones pending.

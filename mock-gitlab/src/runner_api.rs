@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put};
 use futures::StreamExt;
+use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -148,15 +149,44 @@ async fn register(
     }
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"id": runner.id, "token": runner.token, "token_expires_at": null})),
+        axum::Json(json!({
+            "id": runner.id,
+            "token": runner.token,
+            "token_expires_at": runner.token_expires_at.map(crate::model::api_time),
+        })),
     )
         .into_response())
+}
+
+/// `token=...&system_id=...` as `curl --data` sends it (GitLab's API takes forms as well as
+/// JSON); other fields are ignored.
+fn form_token_body(body: &[u8]) -> TokenBody {
+    let decode = |text: &str| {
+        let spaced = text.replace('+', " ");
+        percent_decode_str(&spaced).decode_utf8_lossy().into_owned()
+    };
+    let mut req = TokenBody::default();
+    for pair in String::from_utf8_lossy(body).split('&') {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match decode(key).as_str() {
+            "token" => req.token = Some(decode(value)),
+            "system_id" => req.system_id = Some(decode(value)),
+            _ => {}
+        }
+    }
+    req
 }
 
 /// The body of a runner-token call and the token, from the `RUNNER-TOKEN` header or the body
 /// (403 when neither has one).
 fn token_request(headers: &HeaderMap, body: &Bytes) -> Result<(TokenBody, String), ApiError> {
-    let req: TokenBody = parse_optional_json(body)?;
+    let form = header_str(headers, header::CONTENT_TYPE.as_str())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    let req: TokenBody = if form {
+        form_token_body(body)
+    } else {
+        parse_optional_json(body)?
+    };
     let token = runner_token(headers, req.token.as_deref()).ok_or(ApiError::forbidden(None))?;
     Ok((req, token))
 }
@@ -169,17 +199,19 @@ async fn verify(
     let (req, token) = token_request(&headers, &body)?;
     let mut store = app.store();
     let runner = store
-        .runner_by_token_mut(&token)
+        .runner_contacted(&token)
         .ok_or(ApiError::forbidden(None))?;
     if let Some(system_id) = req.system_id
         && !runner.system_ids.contains(&system_id)
     {
         runner.system_ids.push(system_id);
     }
-    Ok(
-        axum::Json(json!({"id": runner.id, "token": runner.token, "token_expires_at": null}))
-            .into_response(),
-    )
+    Ok(axum::Json(json!({
+        "id": runner.id,
+        "token": runner.token,
+        "token_expires_at": runner.token_expires_at.map(crate::model::api_time),
+    }))
+    .into_response())
 }
 
 async fn unregister(
@@ -220,13 +252,18 @@ async fn reset_token(
 ) -> Result<Response, ApiError> {
     let (_, token) = token_request(&headers, &body)?;
     let mut store = app.store();
+    let lifetime = store.settings.runner_token_expiration_interval;
+    // Not a contact: GitLab resets without updating `contacted_at`.
     let runner = store
         .runner_by_token_mut(&token)
         .ok_or(ApiError::forbidden(None))?;
-    runner.token = crate::model::new_token("glrt-");
+    runner.renew_token(lifetime);
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"token": runner.token, "token_expires_at": null})),
+        axum::Json(json!({
+            "token": runner.token,
+            "token_expires_at": runner.token_expires_at.map(crate::model::api_time),
+        })),
     )
         .into_response())
 }
@@ -320,8 +357,8 @@ fn try_assign(
     base_url: &str,
 ) -> Result<Assignment, ApiError> {
     let runner = store
-        .runner_by_token(token)
-        .cloned()
+        .runner_contacted(token)
+        .map(|runner| runner.clone())
         .ok_or(ApiError::forbidden(None))?;
     let queue_value = store.queue_version.to_string();
     if runner.paused || last_update == Some(queue_value.as_str()) {

@@ -2,7 +2,7 @@
 
 use crate::api::{
     Created, ErrorBody, FaultEndpoint, FaultSpec, JobCall, JobView, NewPipeline, NewProject,
-    NewRunner, PipelineCreated, PipelineView, ProjectView, RunnerCredentials, Settings,
+    NewRunner, PipelineCreated, PipelineView, ProjectView, RunnerCredentials, RunnerView, Settings,
 };
 use crate::model::{ActiveFault, JobStatus, Project, Store};
 use crate::{ci_yaml, git_http, runner_api};
@@ -247,6 +247,11 @@ impl App {
             },
         );
         Ok(id)
+    }
+
+    fn runners(&self) -> Vec<RunnerView> {
+        let now = chrono::Utc::now();
+        self.store().runners.values().map(|r| r.view(now)).collect()
     }
 
     fn register_runner(&self, req: NewRunner) -> RunnerCredentials {
@@ -698,6 +703,11 @@ impl MockGitlab {
         self.app.register_runner(runner)
     }
 
+    /// Every registered runner, by id: what `GET /admin/api/runners` answers.
+    pub fn runners(&self) -> Vec<RunnerView> {
+        self.app.runners()
+    }
+
     /// Creates a pipeline; its first jobs become pending at once.
     pub fn create_pipeline(&self, pipeline: NewPipeline) -> Result<PipelineCreated, MockError> {
         Ok(self.app.create_pipeline(pipeline)?)
@@ -802,7 +812,10 @@ fn router(app: Arc<App>) -> Router {
             "/admin/api/projects",
             get(admin_projects).post(admin_create_project),
         )
-        .route("/admin/api/runners", post(admin_register_runner))
+        .route(
+            "/admin/api/runners",
+            get(admin_runners).post(admin_register_runner),
+        )
         .route("/admin/api/pipelines", post(admin_create_pipeline))
         .route(
             "/admin/api/pipelines/{id}",
@@ -970,6 +983,11 @@ async fn admin_projects(State(app): State<Arc<App>>) -> impl IntoResponse {
         })
         .collect();
     axum::Json(projects)
+}
+
+/// `GET /admin/api/runners`: every registered runner, by id.
+async fn admin_runners(State(app): State<Arc<App>>) -> impl IntoResponse {
+    axum::Json(app.runners())
 }
 
 async fn admin_register_runner(
