@@ -87,6 +87,10 @@ pub struct RunnerConfig {
     /// Where job working directories are created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub builds_dir: Option<PathBuf>,
+    /// Removes old build directories under `builds_dir` by age or count (see
+    /// [`crate::retention`]); unset keeps them all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builds_retention: Option<crate::retention::BuildsRetention>,
     /// Where caches are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache_dir: Option<PathBuf>,

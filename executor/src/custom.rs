@@ -175,6 +175,7 @@ impl CustomSettings {
                 executor: file.general.executor,
                 limit: 0,
                 builds_dir: Some(file.general.data_dir.join("builds")),
+                builds_retention: None,
                 cache_dir: Some(file.general.data_dir.join("cache")),
                 environment: Vec::new(),
                 output_limit: file.general.output_limit.unwrap_or(4096),

@@ -69,6 +69,27 @@ pub struct Registered {
     pub token: String,
 }
 
+/// What `POST runners/verify` says about a runner.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Verified {
+    /// Runner id (0 when GitLab did not say).
+    #[serde(default)]
+    pub id: u64,
+    /// When the token stops working, as GitLab prints it (RFC 3339); `None`: never.
+    #[serde(default)]
+    pub token_expires_at: Option<String>,
+}
+
+/// What `POST runners/reset_authentication_token` gave.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ResetToken {
+    /// The runner's new authentication token.
+    pub token: String,
+    /// When it stops working (RFC 3339); `None`: never.
+    #[serde(default)]
+    pub token_expires_at: Option<String>,
+}
+
 /// What `POST jobs/request` gave.
 #[derive(Debug)]
 pub enum JobRequest {
@@ -284,6 +305,12 @@ impl GitlabClient {
 
     /// `POST runners/verify`: whether `token` is a valid runner token.
     pub async fn verify(&self, token: &str) -> Result<bool, GitlabError> {
+        Ok(self.verify_details(token).await?.is_some())
+    }
+
+    /// `POST runners/verify`: what GitLab knows of the runner whose token is `token`, or
+    /// `None` when GitLab refuses the token (403, also for an expired one).
+    pub async fn verify_details(&self, token: &str) -> Result<Option<Verified>, GitlabError> {
         let body = json!({"token": token, "info": self.info(), "system_id": self.system_id});
         let response = self
             .send("POST runners/verify", || {
@@ -294,9 +321,54 @@ impl GitlabClient {
             })
             .await?;
         match response.status() {
-            StatusCode::OK | StatusCode::CREATED => Ok(true),
-            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Ok(false),
+            // GitLab before 15.10 answered an empty body.
+            StatusCode::OK | StatusCode::CREATED => {
+                let bytes = response.bytes().await.unwrap_or_default();
+                Ok(Some(serde_json::from_slice(&bytes).unwrap_or_default()))
+            }
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Ok(None),
             _ => Err(status_error("POST runners/verify", response).await),
+        }
+    }
+
+    /// `DELETE runners`: removes the runner whose token is `token` from GitLab. `false` when
+    /// GitLab refuses the token (it no longer knows the runner, or the token expired).
+    pub async fn unregister(&self, token: &str) -> Result<bool, GitlabError> {
+        let body = json!({"token": token});
+        let response = self
+            .send("DELETE runners", || {
+                self.http
+                    .delete(format!("{}/runners", self.api))
+                    .header("RUNNER-TOKEN", token)
+                    .json(&body)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::NO_CONTENT | StatusCode::OK => Ok(true),
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Ok(false),
+            _ => Err(status_error("DELETE runners", response).await),
+        }
+    }
+
+    /// `POST runners/reset_authentication_token`: a new token for the runner whose current
+    /// token is `token` (which stops working). `None` when GitLab refuses `token`.
+    pub async fn reset_token(&self, token: &str) -> Result<Option<ResetToken>, GitlabError> {
+        let body = json!({"token": token});
+        let response = self
+            .send("POST runners/reset_authentication_token", || {
+                self.http
+                    .post(format!("{}/runners/reset_authentication_token", self.api))
+                    .json(&body)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::CREATED | StatusCode::OK => {
+                json_body(response, "POST runners/reset_authentication_token")
+                    .await
+                    .map(Some)
+            }
+            StatusCode::FORBIDDEN | StatusCode::UNAUTHORIZED => Ok(None),
+            _ => Err(status_error("POST runners/reset_authentication_token", response).await),
         }
     }
 

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use batchci::logging::LogFormat;
+use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -13,12 +14,29 @@ Examples:
       --registration-token GR1348941xyz --executor slurm --name cluster-a --tag-list slurm
   batchci check --config /etc/batchci/config.toml
   batchci run --config /etc/batchci/config.toml
-  batchci custom run --config /etc/batchci/custom.toml /tmp/script build_script   (from gitlab-runner)";
+  batchci run --log-format json --config /etc/batchci/config.toml   (one JSON object per line)
+  batchci verify-runners --config /etc/batchci/config.toml          (are the tokens valid?)
+  batchci reset-token --config /etc/batchci/config.toml --name cluster-a
+  batchci unregister --config /etc/batchci/config.toml --name cluster-a
+  batchci custom run --config /etc/batchci/custom.toml /tmp/script build_script   (from gitlab-runner)
+
+Logs go to standard error. BATCHCI_LOG sets their level and filters, overriding log_level
+(BATCHCI_LOG=debug, BATCHCI_LOG=info,batchci::tail=debug); colours only on a terminal and
+never with NO_COLOR set.";
 
 /// GitLab CI jobs through batch schedulers: Slurm, PBS, LSF, Flux, Cobalt, shell, docker+slurm.
 #[derive(Debug, Parser)]
 #[command(name = "batchci", version, after_help = EXAMPLES)]
 struct Cli {
+    /// Log lines as text, or as one JSON object per line for log shippers.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "BATCHCI_LOG_FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -68,6 +86,37 @@ running jobs (their scheduler jobs are cancelled), then exit."
         /// Where job directories are created; must be visible on the compute nodes.
         #[arg(long)]
         builds_dir: Option<PathBuf>,
+    },
+    /// Ask GitLab whether each runner's token is valid (gitlab-runner's `verify`).
+    #[command(after_help = VERIFY_RUNNERS_HELP)]
+    VerifyRunners {
+        /// The configuration file.
+        #[arg(long, short, default_value = "/etc/batchci/config.toml")]
+        config: PathBuf,
+        /// Only this runner.
+        #[arg(long, short)]
+        name: Option<String>,
+        /// Remove the runners whose token GitLab refuses from the configuration.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// Remove runners from GitLab, then from the configuration.
+    #[command(after_help = UNREGISTER_HELP)]
+    Unregister {
+        /// The configuration file.
+        #[arg(long, short, default_value = "/etc/batchci/config.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        which: WhichRunners,
+    },
+    /// Have GitLab issue a runner a new token and write it into the configuration.
+    #[command(after_help = RESET_TOKEN_HELP)]
+    ResetToken {
+        /// The configuration file.
+        #[arg(long, short, default_value = "/etc/batchci/config.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        which: WhichRunners,
     },
     /// Custom executor mode: the stages gitlab-runner's `[runners.custom]` calls.
     #[command(
@@ -135,6 +184,57 @@ running jobs (their scheduler jobs are cancelled), then exit."
     },
 }
 
+/// Which runners of the configuration a lifecycle command acts on: one of the two.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct WhichRunners {
+    /// The runner's name.
+    #[arg(long, short)]
+    name: Option<String>,
+    /// Every runner of the configuration.
+    #[arg(long)]
+    all_runners: bool,
+}
+
+impl WhichRunners {
+    fn which(&self) -> batchci::lifecycle::Which {
+        match &self.name {
+            Some(name) if !self.all_runners => batchci::lifecycle::Which::Named(name.clone()),
+            _ => batchci::lifecycle::Which::All,
+        }
+    }
+}
+
+const VERIFY_RUNNERS_HELP: &str = "\
+Exit code: 0 when GitLab accepts every token (or --delete removed those it refuses), 1 when
+it refuses one or cannot be asked, 2 when the configuration does not load.
+
+Examples:
+  batchci verify-runners --config /etc/batchci/config.toml
+  batchci verify-runners --config /etc/batchci/config.toml --name cluster-a
+  batchci verify-runners --config /etc/batchci/config.toml --delete
+
+(`batchci verify` is another command: it checks a site against a simulated cluster.)";
+
+const UNREGISTER_HELP: &str = "\
+Calls DELETE /api/v4/runners with the runner's token, then removes its entry from the
+configuration (comments and the other entries stay as they are). A runner whose token GitLab
+refuses stays in the file: `batchci verify-runners --delete` removes those. Restart a running
+`batchci run` afterwards.
+
+Examples:
+  batchci unregister --config /etc/batchci/config.toml --name cluster-a
+  batchci unregister --config /etc/batchci/config.toml --all-runners";
+
+const RESET_TOKEN_HELP: &str = "\
+Calls POST /api/v4/runners/reset_authentication_token with the current token; GitLab answers
+with a new token (and its expiry), which replaces the old one in the configuration, in place
+and atomically. The old token stops working at once: restart a running `batchci run`.
+
+Examples:
+  batchci reset-token --config /etc/batchci/config.toml --name cluster-a
+  batchci reset-token --config /etc/batchci/config.toml --all-runners";
+
 #[derive(Debug, Subcommand)]
 enum CustomStage {
     /// Print the JSON gitlab-runner reads (builds_dir, cache_dir, driver, ...).
@@ -176,7 +276,9 @@ Examples:
   batchci verify --config /etc/batchci/config.toml --cluster site.toml \\
       --pipeline .gitlab-ci.yml --tags cluster-a=slurm,hpc \\
       --junit verify.xml --markdown verify.md
-  mock-cluster import slurm --live >site.toml    # the cluster file, on a login node";
+  mock-cluster import slurm --live >site.toml    # the cluster file, on a login node
+
+To ask GitLab whether the runners' tokens are valid, see `batchci verify-runners`.";
 
 #[cfg(feature = "demo")]
 fn parse_tags(text: &str) -> Result<(String, Vec<String>), String> {
@@ -211,7 +313,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, cli.log_format)) {
         Ok(code) => code,
         Err(error) => {
             eprintln!("batchci: {error:#}");
@@ -220,11 +322,13 @@ fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+async fn dispatch(command: Command, format: LogFormat) -> anyhow::Result<ExitCode> {
+    let init_logging = |level: &str| batchci::logging::init(format, level);
     match command {
-        Command::Run { config } => {
-            let config = batchci::config::Config::load(&config).map_err(anyhow::Error::msg)?;
+        Command::Run { config: path } => {
+            let config = batchci::config::Config::load(&path).map_err(anyhow::Error::msg)?;
             init_logging(config.log_level.as_filter());
+            batchci::logging::startup(&path, &config);
             let shutdown = batchci::runner::Shutdown::default();
             tokio::spawn(watch_signals(shutdown.clone(), config.shutdown_timeout));
             batchci::runner::run(config, shutdown).await?;
@@ -283,7 +387,25 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Custom { stage } => Ok(custom(stage).await),
+        Command::VerifyRunners {
+            config,
+            name,
+            delete,
+        } => {
+            init_logging("warn");
+            lifecycle_exit(
+                batchci::lifecycle::verify_runners(&config, name.as_deref(), delete).await,
+            )
+        }
+        Command::Unregister { config, which } => {
+            init_logging("warn");
+            lifecycle_exit(batchci::lifecycle::unregister(&config, &which.which()).await)
+        }
+        Command::ResetToken { config, which } => {
+            init_logging("warn");
+            lifecycle_exit(batchci::lifecycle::reset_tokens(&config, &which.which()).await)
+        }
+        Command::Custom { stage } => Ok(custom(stage, format).await),
         #[cfg(feature = "demo")]
         Command::Demo { keep, quiet } => {
             init_logging("warn");
@@ -373,7 +495,32 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn custom(stage: CustomStage) -> ExitCode {
+/// Prints what a lifecycle command did: 0 when every runner was done, 1 when one was not, 2
+/// when the configuration did not load.
+fn lifecycle_exit(
+    result: Result<batchci::lifecycle::Report, batchci::lifecycle::LifecycleError>,
+) -> anyhow::Result<ExitCode> {
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("batchci: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    for line in &report.lines {
+        println!("{line}");
+    }
+    for hint in &report.hints {
+        eprintln!("hint: {hint}");
+    }
+    Ok(if report.failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+async fn custom(stage: CustomStage, format: LogFormat) -> ExitCode {
     use batchci::custom;
     let config = match &stage {
         CustomStage::Config { config }
@@ -381,7 +528,7 @@ async fn custom(stage: CustomStage) -> ExitCode {
         | CustomStage::Run { config, .. }
         | CustomStage::Cleanup { config } => config.clone(),
     };
-    init_logging("warn");
+    batchci::logging::init(format, "warn");
     let codes = custom::ExitCodes::from_env();
     let settings = match custom::CustomSettings::load(&config) {
         Ok(settings) => settings,
@@ -426,15 +573,6 @@ fn cancel_on_signal() -> tokio_util::sync::CancellationToken {
 
 fn exit(code: i32) -> ExitCode {
     ExitCode::from(u8::try_from(code.clamp(0, 255)).unwrap_or(1))
-}
-
-fn init_logging(default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATCHCI_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 async fn watch_signals(shutdown: batchci::runner::Shutdown, drain_limit: std::time::Duration) {

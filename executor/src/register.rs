@@ -178,6 +178,9 @@ pub fn describe(config: &Config) -> String {
             builds
         };
         let _ = writeln!(out, "  builds_dir: {builds}");
+        if let Some(retention) = &runner.builds_retention {
+            let _ = writeln!(out, "  builds_retention: {retention}");
+        }
         let _ = writeln!(out, "  job log limit: {} KiB", runner.output_limit);
     }
     out

@@ -58,6 +58,7 @@ pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let state = StateStore::open(&config.state_dir)
         .map_err(|e| anyhow::anyhow!("state_dir {}: {e}", config.state_dir.display()))?;
     recover_orphans(&config, &state).await;
+    crate::retention::start(&config, &state, &shutdown.drain);
     if let Some(address) = config.listen_address.clone() {
         tokio::spawn(async move {
             if let Err(error) = crate::metrics::serve(&address).await {
@@ -287,7 +288,8 @@ impl JobTask {
                 return;
             }
         }
-        tracing::info!(job = job.id, runner = %self.runner.name, "job started");
+        let started = std::time::Instant::now();
+        crate::logging::job_started(&job, &self.runner);
         METRICS.jobs_started.fetch_add(1, Ordering::Relaxed);
         METRICS.jobs_running.fetch_add(1, Ordering::Relaxed);
 
@@ -339,11 +341,15 @@ impl JobTask {
         };
         let update = final_update(&job, result.failure.as_ref());
         let outcome = sender.finish(update).await;
-        tracing::info!(
-            job = job.id,
-            succeeded = result.succeeded(),
-            ?outcome,
-            "job finished"
+        crate::logging::job_finished(
+            &job,
+            &self.runner,
+            self.state
+                .take_scheduler_job(&self.runner.url, job.id)
+                .as_deref(),
+            result.failure.as_ref(),
+            &outcome,
+            started.elapsed(),
         );
     }
 }
@@ -392,6 +398,7 @@ impl JobTask {
         remote: mpsc::UnboundedReceiver<crate::trace::RemoteRequest>,
     ) -> crate::stages::JobResult {
         let dirs = job_dirs(builds_dir, &self.runner.token, self.slot, &job);
+        let _in_use = crate::retention::job_started(&self.state, &self.runner, &dirs.project_dir);
         let exports = job_exports(&job, &self.runner, &dirs, self.slot);
         let mut notes = Vec::new();
         let (run_as, downscoped) = match &identity {

@@ -10,6 +10,7 @@
 //! failing the job needs it; it is readable by batchci's user alone (0600 in a 0700 directory)
 //! and removed once the job has ended or been recovered.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,9 @@ pub struct Submission {
 #[derive(Debug, Clone)]
 pub struct StateStore {
     dir: PathBuf,
+    /// The scheduler job id each GitLab job of this process was given, kept past the record
+    /// for the job's end line (see [`StateStore::take_scheduler_job`]).
+    scheduler_jobs: std::sync::Arc<std::sync::Mutex<HashMap<(String, u64), String>>>,
 }
 
 impl StateStore {
@@ -66,7 +70,15 @@ impl StateStore {
             .map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot create {}: {e}", jobs.display()))
             })?;
-        Ok(StateStore { dir: jobs })
+        Ok(StateStore {
+            dir: jobs,
+            scheduler_jobs: Default::default(),
+        })
+    }
+
+    /// The state directory the store lives in (`state_dir`).
+    pub fn root(&self) -> &Path {
+        self.dir.parent().unwrap_or(&self.dir)
     }
 
     fn path(&self, gitlab_url: &str, gitlab_job_id: u64) -> PathBuf {
@@ -85,6 +97,7 @@ impl StateStore {
     /// Records `submission` durably (replacing an earlier record of the job). An error names
     /// the file.
     pub fn record(&self, submission: &Submission) -> std::io::Result<()> {
+        self.note_scheduler_job(submission);
         let path = self.path(&submission.gitlab_url, submission.gitlab_job_id);
         self.write_record(&path, submission).map_err(|e| {
             std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
@@ -108,6 +121,38 @@ impl StateStore {
             let _ = dir.sync_all();
         }
         Ok(())
+    }
+
+    /// Remembers the scheduler job id of `submission` and logs it the first time it is seen:
+    /// the moment the scheduler has taken the job.
+    fn note_scheduler_job(&self, submission: &Submission) {
+        if submission.scheduler_job_id.is_empty() {
+            return;
+        }
+        let key = (submission.gitlab_url.clone(), submission.gitlab_job_id);
+        let mut known = self
+            .scheduler_jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if known.get(&key) != Some(&submission.scheduler_job_id) {
+            known.insert(key, submission.scheduler_job_id.clone());
+            tracing::info!(
+                job = submission.gitlab_job_id,
+                runner = %submission.runner_name,
+                scheduler_job = %submission.scheduler_job_id,
+                executor = %submission.executor,
+                "scheduler job submitted"
+            );
+        }
+    }
+
+    /// The scheduler job id last recorded for the GitLab job (by this process), forgotten
+    /// from then on; `None` when nothing was submitted (a shell job, a refused submission).
+    pub fn take_scheduler_job(&self, gitlab_url: &str, gitlab_job_id: u64) -> Option<String> {
+        self.scheduler_jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(gitlab_url.to_string(), gitlab_job_id))
     }
 
     /// Forgets the job's record.
