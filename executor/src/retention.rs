@@ -21,7 +21,8 @@
 //! `<state_dir>/submissions/` names (a running job's, or one waiting for crash recovery), is
 //! never removed. A directory is first renamed to `<dir>.removing` (so a job starting in it at
 //! that moment gets a fresh one) and then deleted; what cannot be removed is logged and tried
-//! again at the next pass, never an error of the job or of batchci.
+//! again at the next pass, never an error of the job or of batchci. The directory of a
+//! downscoped job is its user's: it is touched, renamed and removed as that user.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Component, Path, PathBuf};
@@ -32,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::command::RunAs;
 use crate::config::{Config, RunnerConfig};
 use crate::state::StateStore;
 
@@ -225,6 +227,9 @@ fn wake_handle(index: &Path, runner: &str) -> Arc<Notify> {
 struct Record {
     runner: String,
     path: PathBuf,
+    /// The local user a downscoped job ran as: the directory is theirs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<String>,
 }
 
 /// The build directories batchci has used, by runner: `<state_dir>/builds/`, one small file
@@ -258,7 +263,7 @@ impl BuildsIndex {
         ))
     }
 
-    fn record(&self, runner: &str, path: &Path) -> std::io::Result<()> {
+    fn record(&self, runner: &str, path: &Path, user: Option<&str>) -> std::io::Result<()> {
         use std::os::unix::fs::DirBuilderExt as _;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -268,6 +273,7 @@ impl BuildsIndex {
         let record = Record {
             runner: runner.to_string(),
             path: path.to_path_buf(),
+            user: user.map(str::to_string),
         };
         let bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
         let temporary = file.with_extension("json.tmp");
@@ -299,32 +305,41 @@ impl BuildsIndex {
 #[derive(Debug)]
 pub struct BuildInUse {
     path: PathBuf,
+    user: Option<RunAs>,
     wake: Arc<Notify>,
 }
 
-/// Notes that a job of `runner` runs in `project_dir` now: it is recorded as one of the
-/// runner's build directories, its last use set to now, and no retention pass removes it until
-/// the returned guard is dropped (which sets its last use again and starts a pass).
-pub fn job_started(store: &StateStore, runner: &RunnerConfig, project_dir: &Path) -> BuildInUse {
+/// Notes that a job of `runner` runs in `project_dir` now (as `user` when downscoped): it is
+/// recorded as one of the runner's build directories, its last use set to now, and no
+/// retention pass removes it until the returned guard is dropped (which sets its last use
+/// again and starts a pass).
+pub fn job_started(
+    store: &StateStore,
+    runner: &RunnerConfig,
+    project_dir: &Path,
+    user: Option<&RunAs>,
+) -> BuildInUse {
     let index = BuildsIndex::of(store);
     *IN_USE
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .entry(project_dir.to_path_buf())
         .or_default() += 1;
-    if let Err(error) = index.record(&runner.name, project_dir) {
+    let name = user.map(|u| u.name.as_str());
+    if let Err(error) = index.record(&runner.name, project_dir, name) {
         tracing::warn!(runner = %runner.name, directory = %project_dir.display(), %error, "cannot record the build directory for builds_retention");
     }
-    touch(project_dir);
+    touch(project_dir, user);
     BuildInUse {
         path: project_dir.to_path_buf(),
+        user: user.cloned(),
         wake: wake_handle(&index.dir, &runner.name),
     }
 }
 
 impl Drop for BuildInUse {
     fn drop(&mut self) {
-        touch(&self.path);
+        touch(&self.path, self.user.as_ref());
         let mut in_use = IN_USE.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(count) = in_use.get_mut(&self.path) {
             *count -= 1;
@@ -337,9 +352,12 @@ impl Drop for BuildInUse {
     }
 }
 
-/// Sets a directory's modification time to now; a directory that is not there is no error.
-fn touch(path: &Path) {
-    let touched = std::fs::File::open(path).and_then(|dir| dir.set_modified(SystemTime::now()));
+/// Sets a directory's modification time to now (as its owner `user`, when given); a
+/// directory that is not there is no error.
+fn touch(path: &Path, user: Option<&RunAs>) {
+    let touched = crate::auth::downscope::as_user_if(user, || {
+        std::fs::File::open(path).and_then(|dir| dir.set_modified(SystemTime::now()))
+    });
     if let Err(error) = touched
         && error.kind() != std::io::ErrorKind::NotFound
     {
@@ -397,7 +415,7 @@ pub fn prune(
     let index = BuildsIndex::of(store);
     let root = builds_root(runner);
     let mut pruned = Pruned::default();
-    let mut present: Vec<(PathBuf, SystemTime)> = Vec::new();
+    let mut present: Vec<(PathBuf, SystemTime, Option<String>)> = Vec::new();
     for record in index.records(&runner.name) {
         let path = record.path;
         if !inside(&root, &path) {
@@ -405,11 +423,12 @@ pub fn prune(
             continue;
         }
         let leftover = removing_name(&path);
+        let owner = owner(runner, record.user.as_deref());
         match std::fs::symlink_metadata(&path) {
-            Ok(metadata) => present.push((path, metadata.modified().unwrap_or(now))),
+            Ok(metadata) => present.push((path, metadata.modified().unwrap_or(now), record.user)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 // Gone, or renamed by a pass that stopped before deleting it.
-                match remove_any(&leftover) {
+                match crate::auth::downscope::as_user_if(owner.as_ref(), || remove_any(&leftover)) {
                     Ok(()) => index.forget(&path),
                     Err(error) => pruned.failed.push((leftover, error.to_string())),
                 }
@@ -418,9 +437,9 @@ pub fn prune(
         }
     }
     // Newest first: what max_count keeps.
-    present.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
+    present.sort_by_key(|(_, used, _)| std::cmp::Reverse(*used));
     let busy = busy(store);
-    for (rank, (path, used)) in present.into_iter().enumerate() {
+    for (rank, (path, used, user)) in present.into_iter().enumerate() {
         let too_many = policy.max_count.is_some_and(|max| rank >= max);
         let too_old = policy
             .max_age
@@ -430,17 +449,21 @@ pub fn prune(
         }
         // Checked and renamed under the lock a starting job takes: it uses the directory
         // before the rename or gets a new one after it.
+        let owner = owner(runner, user.as_deref());
+        let as_owner = |work: &(dyn Fn() -> std::io::Result<()> + Sync)| {
+            crate::auth::downscope::as_user_if(owner.as_ref(), work)
+        };
         let renamed = {
             let in_use = IN_USE.lock().unwrap_or_else(|e| e.into_inner());
             if busy.contains(&path) || in_use.contains_key(&path) {
                 continue;
             }
-            std::fs::rename(&path, removing_name(&path))
+            as_owner(&|| std::fs::rename(&path, removing_name(&path)))
         };
-        let removed = renamed.and_then(|()| remove_any(&removing_name(&path)));
+        let removed = renamed.and_then(|()| as_owner(&|| remove_any(&removing_name(&path))));
         match removed {
             Ok(()) => {
-                let _ = remove_any(&scratch_name(&path));
+                let _ = as_owner(&|| remove_any(&scratch_name(&path)));
                 index.forget(&path);
                 pruned.removed.push(path);
             }
@@ -448,6 +471,12 @@ pub fn prune(
         }
     }
     pruned
+}
+
+/// How to act as the local user `name` that a downscoped job of `runner` ran as; `None`
+/// (act as batchci) when there is no such user, or the account is gone.
+fn owner(runner: &RunnerConfig, name: Option<&str>) -> Option<RunAs> {
+    name.and_then(|name| crate::auth::recorded_user(name, Some(runner.auth.downscope)))
 }
 
 fn removing_name(path: &Path) -> PathBuf {

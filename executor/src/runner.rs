@@ -398,7 +398,12 @@ impl JobTask {
         remote: mpsc::UnboundedReceiver<crate::trace::RemoteRequest>,
     ) -> crate::stages::JobResult {
         let dirs = job_dirs(builds_dir, &self.runner.token, self.slot, &job);
-        let _in_use = crate::retention::job_started(&self.state, &self.runner, &dirs.project_dir);
+        let _in_use = crate::retention::job_started(
+            &self.state,
+            &self.runner,
+            &dirs.project_dir,
+            identity.as_ref().and_then(|i| i.run_as.as_ref()),
+        );
         let exports = job_exports(&job, &self.runner, &dirs, self.slot);
         let mut notes = Vec::new();
         let (run_as, downscoped) = match &identity {

@@ -164,9 +164,24 @@ fn a_batchci_that_cannot_switch_users_says_so_in_check_and_does_not_run() {
         unprivileged(&["check", "--config"]),
         (Some(1), format!("error: {why}\n"))
     );
+    // `run` says that it starts (its first log line), then why it cannot.
+    let (code, stderr) = unprivileged(&["run", "--config"]);
+    let time = regex::Regex::new(r"^\d{4}-\d\d-\d\dT[\d:.]+Z").unwrap();
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(|l| time.replace(l, "[time]").into_owned())
+        .collect();
+    assert_eq!(code, Some(1));
     assert_eq!(
-        unprivileged(&["run", "--config"]),
-        (Some(1), format!("batchci: {why}\n"))
+        lines,
+        [
+            format!(
+                "[time]  INFO batchci starting version={} config={} state_dir=/var/lib/batchci concurrent=1 runners=\"hpc (shell)\"",
+                env!("CARGO_PKG_VERSION"),
+                path.display()
+            ),
+            format!("batchci: {why}"),
+        ]
     );
 }
 

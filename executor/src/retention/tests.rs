@@ -110,7 +110,7 @@ impl Site {
             .join(project);
         std::fs::create_dir_all(path.join(".git")).unwrap();
         std::fs::write(path.join("README.md"), "checkout\n").unwrap();
-        drop(job_started(&self.store, &self.runner, &path));
+        drop(job_started(&self.store, &self.runner, &path, None));
         self.age(&path, age);
         path
     }
@@ -190,7 +190,7 @@ fn a_running_jobs_directory_is_never_removed_and_its_end_counts_as_use() {
     let site = Site::new();
     let running = site.build("running", 30 * DAY);
     site.build("other", DAY);
-    let guard = job_started(&site.store, &site.runner, &running);
+    let guard = job_started(&site.store, &site.runner, &running, None);
     // A long job: its directory was last touched when it started, a month ago.
     site.age(&running, 30 * DAY);
 
@@ -225,6 +225,7 @@ fn a_directory_named_by_a_scheduler_job_record_is_busy() {
             leftovers: vec![],
             pid: 1,
             submitted_at: String::new(),
+            user: None,
         })
         .unwrap();
 
@@ -266,7 +267,7 @@ fn only_recorded_directories_inside_builds_dir_are_touched() {
     site.age(&unrecorded, 30 * DAY);
     let outside = site.dir.path().join("elsewhere");
     std::fs::create_dir_all(&outside).unwrap();
-    drop(job_started(&site.store, &site.runner, &outside));
+    drop(job_started(&site.store, &site.runner, &outside, None));
     site.age(&outside, 30 * DAY);
     let other_runner = RunnerConfig {
         name: "cluster-b".into(),
@@ -274,7 +275,7 @@ fn only_recorded_directories_inside_builds_dir_are_touched() {
     };
     let theirs = site.dir.path().join("builds/abcdefgh/1/group/theirs");
     std::fs::create_dir_all(&theirs).unwrap();
-    drop(job_started(&site.store, &other_runner, &theirs));
+    drop(job_started(&site.store, &other_runner, &theirs, None));
     site.age(&theirs, 30 * DAY);
 
     let pruned = site.prune(by_age(7));
@@ -322,11 +323,11 @@ async fn the_retention_task_runs_at_start_and_after_each_job() {
     let stale = site.dir.path().join("builds/abcdefgh/0/group/stale");
     std::fs::create_dir_all(&stale).unwrap();
     BuildsIndex::of(&site.store)
-        .record("cluster-a", &stale)
+        .record("cluster-a", &stale, None)
         .unwrap();
     site.age(&stale, 30 * DAY);
     let next = site.dir.path().join("builds/abcdefgh/1/group/next");
-    drop(job_started(&site.store, &runner, &next));
+    drop(job_started(&site.store, &runner, &next, None));
     wait_until(|| !stale.exists()).await;
     stop.cancel();
 }
@@ -341,4 +342,71 @@ async fn wait_until(done: impl Fn() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// `nobody` as a job user, when this process is root; else `None`, having said loudly that
+/// the case did not run (a failure with `CI=true`).
+fn nobody(case: &str) -> Option<RunAs> {
+    if nix::unistd::geteuid().is_root() {
+        let user = crate::auth::mapping::LocalUser::lookup("nobody").ok()??;
+        return Some(user.run_as(crate::command::Switch::Setuid));
+    }
+    let message = format!("retention::{case} DID NOT RUN: it needs root");
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{message}, and CI=true"
+    );
+    eprintln!("\n!!! {message}\n");
+    None
+}
+
+#[test]
+fn a_downscoped_jobs_directory_is_removed_as_its_user() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(user) = nobody("a_downscoped_jobs_directory_is_removed_as_its_user") else {
+        return;
+    };
+    let site = Site::new();
+    let group = site.dir.path().join("builds/abcdefgh/0/group");
+    std::fs::create_dir_all(&group).unwrap();
+    for dir in [
+        site.dir.path().to_path_buf(),
+        site.dir.path().join("builds"),
+        site.dir.path().join("builds/abcdefgh"),
+        site.dir.path().join("builds/abcdefgh/0"),
+    ] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let chown = |path: &Path| {
+        std::os::unix::fs::lchown(path, Some(user.uid), Some(user.gid)).unwrap();
+    };
+    chown(&group);
+    let theirs = group.join("theirs");
+    std::fs::create_dir_all(theirs.join("src")).unwrap();
+    std::fs::write(theirs.join("src/main.c"), "int main;\n").unwrap();
+    for path in [&theirs, &theirs.join("src"), &theirs.join("src/main.c")] {
+        chown(path);
+    }
+    // Theirs too, but holding what only root may delete: as the user, it cannot go.
+    let guarded = group.join("guarded");
+    std::fs::create_dir_all(guarded.join("root-only")).unwrap();
+    std::fs::write(guarded.join("root-only/file"), "x\n").unwrap();
+    chown(&guarded);
+    for path in [&theirs, &guarded] {
+        drop(job_started(&site.store, &site.runner, path, Some(&user)));
+        site.age(path, 30 * DAY);
+    }
+
+    let pruned = site.prune(by_age(7));
+
+    assert_eq!(pruned.removed, vec![theirs.clone()]);
+    assert_eq!(pruned.failed.len(), 1, "{:?}", pruned.failed);
+    assert_eq!(pruned.failed[0].0, guarded);
+    assert!(
+        pruned.failed[0].1.starts_with("Permission denied"),
+        "{:?}",
+        pruned.failed
+    );
+    assert!(!theirs.exists());
+    assert!(removing_name(&guarded).join("root-only/file").exists());
 }
