@@ -230,6 +230,12 @@ pub enum Response {
     Pong {
         /// Daemon pid.
         pid: u32,
+        /// Simulated time the daemon started at, unix seconds (`flux uptime`).
+        #[serde(default)]
+        started: f64,
+        /// Simulated now, unix seconds.
+        #[serde(default)]
+        now: f64,
     },
     /// A step was created inside an allocation.
     StepCreated {

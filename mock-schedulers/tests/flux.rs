@@ -936,3 +936,44 @@ fn calls_are_recorded_with_their_job() {
     assert_eq!(call["exit_code"], 0);
     assert_eq!(call["job_id"], 1);
 }
+
+/// `flux uptime`, which `batchci check` asks whether the instance answers
+/// (`src/cmd/builtin/uptime.c` `default_summary`, `doc/man1/flux-uptime.rst`): one line,
+/// ` HH:MM:SS run <FSD, 2 digits>,  owner <user>,  depth 0,  size <brokers>` (one broker per
+/// node here); without a broker `log_err_exit ("flux_open")`, exit 1.
+#[test]
+fn uptime_says_the_instance_runs_its_owner_and_size() {
+    let c = TestCluster::fast();
+    let (out, err, code) = flux(&c, &["uptime"]);
+    assert_eq!((err.as_str(), code), ("", 0));
+    let owner = mock_cluster::cli::slurm::identity().0;
+    let fields: Vec<&str> = out.trim_end_matches('\n').split(",  ").collect();
+    assert_eq!(
+        fields[1..],
+        [format!("owner {owner}").as_str(), "depth 0", "size 1"],
+        "{out:?}"
+    );
+    let head: Vec<&str> = fields[0].split(' ').collect();
+    assert_eq!(head.len(), 4, "{out:?}");
+    assert_eq!((head[0], head[2]), ("", "run"), "{out:?}");
+    assert!(
+        head[1].len() == 8 && head[1].chars().filter(|ch| *ch == ':').count() == 2,
+        "{out:?}"
+    );
+    let unit = head[3].trim_start_matches(|ch: char| ch.is_ascii_digit() || ch == '.');
+    assert!(["ms", "s", "m", "h", "d"].contains(&unit), "{out:?}");
+    assert_eq!(out.lines().count(), 1, "{out:?}");
+
+    assert!(c.admin(&["stop"]).status.success());
+    let mut command = flux_command(&c, Locale::Utf8, &["uptime"]);
+    command.env("MOCK_CLUSTER_NO_AUTOSTART", "1");
+    let (out, err, code) = run_with(command);
+    assert_eq!((out.as_str(), code), ("", 1));
+    assert!(
+        err.starts_with(&format!(
+            "flux-uptime: flux_open: mock-cluster daemon not reachable at {}: ",
+            c.state.join("daemon.sock").display()
+        )),
+        "{err}"
+    );
+}

@@ -906,3 +906,61 @@ fn an_unanswered_status_query_is_reported_like_a_silent_mbatchd() {
     c.inject(&["status-timeout", "off"]);
     wait_stat(&c, 2, "DONE");
 }
+
+/// `bhosts`, which `batchci check` asks whether mbatchd answers (IBM bhosts reference; OL
+/// `lsbatch/cmd/bhosts.c` `prtHostsShort`, `cmd.prt.c`): the header (each title followed by
+/// a space), one line per host sorted by name, a host whose slots are all taken `closed`
+/// (`closed_Full` with `-w`), JL/U `-`, MAX its CPUs; an unknown host, or a mbatchd that does
+/// not answer, exit 255.
+#[test]
+fn bhosts_lists_the_hosts_their_slots_and_whether_they_are_full() {
+    let c = lsf();
+    let header =
+        "HOST_NAME          STATUS       JL/U    MAX  NJOBS    RUN  SSUSP  USUSP    RSV \n";
+    let idle = "node01             ok              -      2      0      0      0      0      0\n\
+                node02             ok              -      2      0      0      0      0      0\n";
+    assert_eq!(
+        c.run("bhosts", &[]),
+        (format!("{header}{idle}"), String::new(), 0)
+    );
+    let (out, _, code) = c.run("bsub", &["-n", "2", "-q", "gitlab-ci", "sleep 300"]);
+    assert_eq!(
+        (out.as_str(), code),
+        ("Job <1> is submitted to queue <gitlab-ci>.\n", 0)
+    );
+    wait_stat(&c, 1, "RUN");
+    assert_eq!(
+        c.run("bhosts", &[]),
+        (
+            format!(
+                "{header}node01             closed          -      2      2      2      0      0      0\n\
+                 node02             ok              -      2      0      0      0      0      0\n"
+            ),
+            String::new(),
+            0
+        )
+    );
+    assert_eq!(
+        c.run("bhosts", &["-w", "node01"]).0,
+        "HOST_NAME          STATUS          JL/U    MAX  NJOBS    RUN  SSUSP  USUSP    RSV \n\
+         node01             closed_Full        -      2      2      2      0      0      0\n"
+    );
+    assert_eq!(
+        c.run("bhosts", &["node09"]),
+        (
+            String::new(),
+            "node09: Bad host name, host group name or cluster name\n".into(),
+            255
+        )
+    );
+    c.inject(&["status-timeout", "on"]);
+    assert_eq!(
+        c.run("bhosts", &[]),
+        (
+            String::new(),
+            "batch system daemon not responding ... still trying\nTimeout on connect call to server\n"
+                .into(),
+            255
+        )
+    );
+}

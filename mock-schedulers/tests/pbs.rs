@@ -1060,6 +1060,45 @@ fn smaller_qsub_rules() {
     assert_eq!(p.run("qdel", &["2"]).2, 0);
 }
 
+/// `qstat -B`, which `batchci check` asks whether the server answers: `display_statserver`
+/// (src/cmds/qstat.c): its two header lines, then the server's line, `%-16s` name, `%5s`
+/// counts (Max is `max_running`, unset: 0), `%-10s` status; Tot counts unfinished jobs here
+/// (choice).
+#[test]
+fn qstat_b_shows_the_servers_line_with_its_job_counts() {
+    let p = Pbs::new();
+    let header = "Server             Max   Tot   Que   Run   Hld   Wat   Trn   Ext Status\n\
+                  ---------------- ----- ----- ----- ----- ----- ----- ----- ----- -----------\n";
+    let line = |tot: u32, que: u32, run: u32, hld: u32| {
+        format!(
+            "batchci              0 {tot:>5} {que:>5} {run:>5} {hld:>5}     0     0     0 Active    \n"
+        )
+    };
+    assert_eq!(
+        p.run("qstat", &["-B"]),
+        (format!("{header}{}", line(0, 0, 0, 0)), String::new(), 0)
+    );
+    p.script("run.sh", "#!/bin/sh\nsleep 600\n");
+    p.submit(&["-l", "select=1:ncpus=2", "run.sh"], "");
+    p.wait_state("1", "R");
+    p.submit(&["-h"], "true\n");
+    p.submit(&[], "true\n");
+    assert_eq!(
+        p.run("qstat", &["-B", "batchci"]),
+        (format!("{header}{}", line(3, 1, 1, 1)), String::new(), 0)
+    );
+    // Another server name does not resolve: cnt2server's line, qstat's (which names the
+    // default server), exit 255.
+    assert_eq!(
+        p.run("qstat", &["-B", "elsewhere"]),
+        (
+            String::new(),
+            "Unknown Host.\nqstat: cannot connect to server batchci (errno=15008)\n".into(),
+            255
+        )
+    );
+}
+
 #[test]
 fn without_a_daemon_the_commands_cannot_connect() {
     let p = Pbs::new();
@@ -1078,6 +1117,12 @@ fn without_a_daemon_the_commands_cannot_connect() {
         (
             "qstat",
             vec![],
+            "qstat: cannot connect to server batchci (errno=111)",
+            255,
+        ),
+        (
+            "qstat",
+            vec!["-B"],
             "qstat: cannot connect to server batchci (errno=111)",
             255,
         ),

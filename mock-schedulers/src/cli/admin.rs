@@ -324,7 +324,7 @@ fn run(cmd: Command) -> Result<(), i32> {
             let dir = absolute(dir.dir());
             store_config(&dir, config.as_deref())?;
             if let Ok(mut c) = Conn::connect(&dir)
-                && let Ok(Response::Pong { pid }) = c.call(&Request::Ping)
+                && let Ok(Response::Pong { pid, .. }) = c.call(&Request::Ping)
             {
                 println!(
                     "mock-cluster: already running (pid {pid}) at {}",
@@ -344,7 +344,7 @@ fn run(cmd: Command) -> Result<(), i32> {
             match client::wait_for_daemon(&dir, Duration::from_secs(10)) {
                 Ok(mut c) => {
                     let pid = match c.call(&Request::Ping) {
-                        Ok(Response::Pong { pid }) => pid,
+                        Ok(Response::Pong { pid, .. }) => pid,
                         _ => 0,
                     };
                     println!(

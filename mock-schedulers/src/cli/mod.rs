@@ -22,11 +22,11 @@ use crate::protocol::Request;
 
 /// Every fake command, by the name it is called as: Slurm's, the `qsub qstat qdel` of PBS
 /// or Cobalt (which one, the cluster's `flavor` says; see [`qsub_flavor`]), Flux's `flux`,
-/// LSF's `bsub bjobs bkill`, the Docker client `docker` (see [`docker`]) and `hostname`
+/// LSF's `bsub bjobs bkill bhosts`, the Docker client `docker` (see [`docker`]) and `hostname`
 /// (the node of a job; see [`hostname`]).
 pub const FAKES: &[&str] = &[
     "sbatch", "squeue", "scancel", "sacct", "scontrol", "srun", "salloc", "sinfo", "qsub", "qstat",
-    "qdel", "flux", "bsub", "bjobs", "bkill", "docker", "hostname",
+    "qdel", "flux", "bsub", "bjobs", "bkill", "bhosts", "docker", "hostname",
 ];
 
 /// The file in a state directory that records `mock-cluster env --flavor`.

@@ -24,6 +24,11 @@ impl SimClock {
         }
     }
 
+    /// Simulated time at the start, unix seconds.
+    pub fn started(&self) -> f64 {
+        self.base_sim
+    }
+
     /// Simulated now, unix seconds.
     pub fn now(&self) -> f64 {
         self.base_sim + self.base_real.elapsed().as_secs_f64() * self.scale

@@ -421,6 +421,8 @@ fn handle_simple(shared: &Shared, req: Request, peer: &User) -> Response {
     match req {
         Request::Ping => Response::Pong {
             pid: std::process::id(),
+            started: st.started(),
+            now: st.now(),
         },
         Request::Jobs {
             ids,

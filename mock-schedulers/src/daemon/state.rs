@@ -271,6 +271,11 @@ impl State {
         self.clock.now()
     }
 
+    /// Simulated time this daemon started at.
+    pub fn started(&self) -> f64 {
+        self.clock.started()
+    }
+
     /// The state directory.
     pub fn dir(&self) -> &Path {
         &self.dir

@@ -1,4 +1,4 @@
-//! The fake Flux commands (`flux alloc|run|submit|jobs|job|cancel`; reference section 4,
+//! The fake Flux commands (`flux alloc|run|submit|jobs|job|cancel|uptime`; reference section 4,
 //! flux-core 4a5e79f56b). Each subcommand lives in its own file; this module holds what they
 //! share: the `flux` command driver, job ids as the caller prints them, and the daemon queries.
 
@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod jobspec;
 pub mod submit;
 pub mod units;
+pub mod uptime;
 
 use super::Call;
 use crate::cli::jobs::{QueryError, Waited, query, wait_until};
@@ -35,6 +36,7 @@ Common commands of the simulated cluster's flux:
    jobs      List jobs
    job       attach, status, id
    cancel    Cancel one or more jobs
+   uptime    Tell how long Flux has been up and running
 
 Examples:
   flux alloc -N1 -t 10m -v ./ci-script.sh
@@ -65,6 +67,7 @@ fn main(call: &mut Call) -> i32 {
         "jobs" => jobs::main(call, rest),
         "job" => job::main(call, rest),
         "cancel" => cancel::main(call, rest),
+        "uptime" => uptime::main(call),
         other => {
             // src/cmd/flux.c exec_subcommand.
             eprintln!("flux: `{other}' is not a flux command.  See 'flux --help'");

@@ -1,4 +1,5 @@
-//! The fake IBM Spectrum LSF commands (`bsub`, `bjobs`, `bkill`; reference section 3). Each
+//! The fake IBM Spectrum LSF commands (`bsub`, `bjobs`, `bkill`; reference section 3; and
+//! `bhosts`, which `batchci check` asks whether mbatchd answers). Each
 //! command lives in its own file; this module holds what they share: LSF's option parser,
 //! job states and exit codes as LSF shows them, the queue a job goes to, and how a batch
 //! daemon that does not answer is reported.
@@ -6,6 +7,7 @@
 //! Source key `OL` in the comments: openlava (the open-source code base LSF grew from), as
 //! kept in `georgemarselis/openlava-macosx` on GitHub; paths are relative to it.
 
+pub mod bhosts;
 pub mod bjobs;
 pub mod bkill;
 pub mod bsub;
@@ -20,7 +22,7 @@ use crate::model::{Job, JobState};
 pub use crate::flavor::lsf::{Attrs, exit_code, host_slots, term_reason};
 
 /// The commands, by the name each is called as.
-pub const COMMANDS: &[&str] = &["bsub", "bjobs", "bkill"];
+pub const COMMANDS: &[&str] = &["bsub", "bjobs", "bkill", "bhosts"];
 
 /// Prefixes of the variables LSF's commands read, kept in call records.
 pub const ENV_PREFIXES: &[&str] = &["LSB_", "LSF_", "BSUB_"];
@@ -34,6 +36,7 @@ pub fn run(prog: &str, call: &mut Call) -> Option<i32> {
         "bsub" => bsub::main(call),
         "bjobs" => bjobs::main(call),
         "bkill" => bkill::main(call),
+        "bhosts" => bhosts::main(call),
         _ => return None,
     })
 }

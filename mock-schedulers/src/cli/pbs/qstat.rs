@@ -1,6 +1,6 @@
 //! Fake PBS `qstat` (reference 2.2; OpenPBS `src/cmds/qstat.c`): the default table, the
 //! alternate (`-a`) table, full status (`-f`) as text, `-F dsv` and `-F json`, history (`-x`,
-//! `-H`).
+//! `-H`), and the server's status line (`-B`).
 
 use super::resources;
 use super::{Attrs, QueryError, errno, exit_code, state_letter};
@@ -92,6 +92,7 @@ pub fn main(call: &mut Call) -> i32 {
     let mut dsv_delim = "|".to_string();
     let mut users: Option<String> = None;
     let mut unsupported = None;
+    let mut server_status = false;
     for (c, v) in &cli.opts {
         let v = v.clone().unwrap_or_default();
         match c {
@@ -116,7 +117,8 @@ pub fn main(call: &mut Call) -> i32 {
             'f' => full = true,
             'J' => job_arrays_only = true,
             't' | 'E' => {}
-            'p' | 'T' | 'q' | 'Q' | 'B' => unsupported = Some(*c),
+            'B' => server_status = true,
+            'p' | 'T' | 'q' | 'Q' => unsupported = Some(*c),
             'D' => {
                 if format == Format::Dsv {
                     dsv_delim = v;
@@ -180,6 +182,13 @@ pub fn main(call: &mut Call) -> i32 {
     }
     let cluster = super::cluster(&call.dir);
     let server = cluster.cluster_name.clone();
+    if server_status {
+        if full || format != Format::Default {
+            eprintln!("qstat: -B with -f or -F is not supported by mock-cluster");
+            return 2;
+        }
+        return server_status_line(call, &cli.operands, &server);
+    }
     let mut out = String::new();
     let mut any_failed = 0;
     let mut json_jobs: Option<Vec<(String, Json)>> = None;
@@ -339,6 +348,65 @@ pub fn main(call: &mut Call) -> i32 {
     }
     print!("{out}");
     exit_code(any_failed)
+}
+
+/// `qstat -B [server]`: the server's line under `display_statserver`'s header (`%-16s` name,
+/// `%5s` counts, `%-10s` status; a longer name ends in `*`). Max is `max_running`, unset (0)
+/// here; Tot counts the jobs the server has that have not finished (the simulated cluster's
+/// choice: OpenPBS's `total_jobs` is not documented to leave history out), the others count
+/// `state_count` by state. A server that does not answer: `cannot connect`, exit 255 (qstat
+/// exits with the failed connection, -1).
+fn server_status_line(call: &mut Call, operands: &[String], server: &str) -> i32 {
+    if operands
+        .iter()
+        .map(|o| o.trim_start_matches('@'))
+        .any(|o| !o.eq_ignore_ascii_case(server))
+    {
+        // No other server name resolves on the simulated cluster: cnt2server's line for
+        // PBSE_BADHOST, then qstat's own, which names the default server.
+        eprintln!("Unknown Host.");
+        eprintln!("qstat: cannot connect to server {server} (errno=15008)");
+        return exit_code(-1);
+    }
+    let jobs = match super::query_jobs(call, None, true, server) {
+        Ok((jobs, _)) => jobs,
+        Err(QueryError::Timeout) => {
+            super::print_timeout("qstat", server);
+            return exit_code(-1);
+        }
+        Err(QueryError::Unreachable) => return exit_code(-1),
+        Err(QueryError::Other(msg)) => {
+            eprintln!("qstat: {msg} {server}");
+            return exit_code(errno::PROTOCOL);
+        }
+    };
+    let count = |letters: &[char]| {
+        jobs.iter()
+            .filter(|job| letters.contains(&state_letter(job)))
+            .count()
+            .to_string()
+    };
+    let name = if server.chars().count() > 16 {
+        let kept: String = server.chars().take(15).collect();
+        format!("{kept}*")
+    } else {
+        server.to_string()
+    };
+    print!(
+        "Server             Max   Tot   Que   Run   Hld   Wat   Trn   Ext Status\n\
+         ---------------- ----- ----- ----- ----- ----- ----- ----- ----- -----------\n\
+         {name:<16} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:>5} {:<10}\n",
+        "0",
+        count(&['Q', 'H', 'R', 'E']),
+        count(&['Q']),
+        count(&['R']),
+        count(&['H']),
+        "0",
+        "0",
+        count(&['E']),
+        "Active"
+    );
+    0
 }
 
 /// A job as qstat shows it.
