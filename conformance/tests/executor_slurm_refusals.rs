@@ -97,8 +97,9 @@ async fn more_memory_than_any_node_has_is_the_users_error(cluster: &Cluster) {
     );
 }
 
-/// Real Slurm only: without `SLURM_CONF` (not listed in `env_vars`) sbatch finds no
-/// configuration. That is the site's to fix.
+/// Real Slurm only: without `SLURM_CONF` in batchci's environment (scheduler commands get it
+/// from there, listed in `env_vars` or not) sbatch finds no configuration. That is the site's
+/// to fix; `batchci check` says so before any job runs (`check.rs`).
 #[tokio::test(flavor = "multi_thread")]
 async fn real_without_a_slurm_configuration_the_job_is_a_system_failure() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,11 +110,14 @@ async fn real_without_a_slurm_configuration_the_job_is_a_system_failure() {
     let pipeline = site.pipeline(&one_job("-t 1"), &[]);
     let table = cluster
         .batch_table("")
-        .replace("\"SLURM_CONF\"", "\"NO_SUCH_VARIABLE\"")
         .replace("nfs_timeout = \"5s\"", "nfs_timeout = \"1h\"");
     let config = site.write_config("slurm", &table);
     let env = cluster.batchci_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env: Vec<(&str, &str)> = env
+        .iter()
+        .filter(|(k, _)| k != "SLURM_CONF")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let _batchci = Batchci::run(&config, &env);
 
     let (job, trace) = site.finished(pipeline.jobs[0].id).await;

@@ -40,6 +40,9 @@ pub fn append_runner(
     }
     if executor != ExecutorKind::Shell {
         entry.push_str("  [runners.batch]\n  arguments_variable = [\"SCHEDULER_PARAMETERS\"]\n");
+        entry.push_str(&found_client_variables(executor, |key| {
+            std::env::var_os(key)
+        }));
     }
     let combined = format!("{existing}{entry}");
     Config::parse(config, &combined).map_err(anyhow::Error::msg)?;
@@ -53,6 +56,30 @@ pub fn append_runner(
         .open(config)?;
     file.write_all(entry.as_bytes())?;
     Ok(())
+}
+
+/// The `scheduler_environment` lines that pin the client variables of `executor`'s scheduler
+/// (`SLURM_CONF`, ...) that `lookup` (batchci's environment at registration) sets: `batchci
+/// run` usually starts from a service manager, whose environment lacks what a login shell or
+/// an environment module exported. Empty when none is set (or a value is not UTF-8).
+fn found_client_variables(
+    executor: ExecutorKind,
+    lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> String {
+    let pairs: Vec<String> = crate::backends::client_variables(executor)
+        .iter()
+        .filter_map(|key| {
+            let value = lookup(key)?.into_string().ok()?;
+            (!value.is_empty()).then(|| toml_string(&format!("{key}={value}")))
+        })
+        .collect();
+    if pairs.is_empty() {
+        return String::new();
+    }
+    format!(
+        "  # as `batchci register` found them; `batchci run` gets these whatever its own environment\n  scheduler_environment = [{}]\n",
+        pairs.join(", ")
+    )
 }
 
 fn toml_string(text: &str) -> String {
@@ -242,6 +269,34 @@ mod tests {
             config.runners[1].builds_dir.as_deref(),
             Some(Path::new("/scratch/ci"))
         );
+    }
+
+    /// `register` pins the client variables of the runner's scheduler that its environment
+    /// sets (`SLURM_CONF`), and only those: `run` from a service manager lacks them.
+    #[test]
+    fn register_pins_the_schedulers_client_variables_it_found() {
+        let environment = |key: &str| match key {
+            "SLURM_CONF" => Some(std::ffi::OsString::from("/etc/slurm/site \"a\".conf")),
+            "FLUX_URI" => Some(std::ffi::OsString::new()),
+            _ => None,
+        };
+        let found = found_client_variables(ExecutorKind::Slurm, environment);
+        let text = format!(
+            "[[runners]]\nname = \"a\"\nurl = \"https://g.example\"\ntoken = \"t\"\nexecutor = \"slurm\"\n  [runners.batch]\n{found}"
+        );
+        let config = Config::parse(Path::new("config.toml"), &text).unwrap();
+        assert_eq!(
+            config.runners[0].batch.scheduler_environment,
+            ["SLURM_CONF=/etc/slurm/site \"a\".conf"]
+        );
+        assert_eq!(
+            found_client_variables(ExecutorKind::DockerSlurm, |key| {
+                (key == "SLURM_CONF").then(|| "/etc/slurm/slurm.conf".into())
+            }),
+            "  # as `batchci register` found them; `batchci run` gets these whatever its own environment\n  scheduler_environment = [\"SLURM_CONF=/etc/slurm/slurm.conf\"]\n"
+        );
+        assert_eq!(found_client_variables(ExecutorKind::Pbs, environment), "");
+        assert_eq!(found_client_variables(ExecutorKind::Flux, environment), "");
     }
 
     #[test]

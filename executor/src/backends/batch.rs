@@ -143,6 +143,14 @@ pub(crate) trait Scheduler: Send + Sync + std::fmt::Debug {
     /// The scheduler commands batchci runs, for `batchci check`.
     fn programs(&self) -> &'static [&'static str];
 
+    /// The environment variables the scheduler's own commands read to find their cluster
+    /// (`SLURM_CONF`); scheduler commands get them from batchci's environment by default.
+    fn client_variables(&self) -> &'static [&'static str];
+
+    /// The command that asks the scheduler's controller whether it answers (`scontrol ping`),
+    /// for `batchci check`; it exits 0 when it does.
+    fn controller_check(&self) -> Invocation;
+
     /// The submit command's options, with the flags batchci sets itself.
     fn submit_options(&self) -> &'static CommandOptions;
 

@@ -89,6 +89,18 @@ impl Scheduler for Cobalt {
         &["qsub", "qstat", "qdel"]
     }
 
+    // ALCF's documentation: `COBALT_CONFIG_FILES=<path to cobalt config>` chooses the Cobalt
+    // instance the commands talk to.
+    fn client_variables(&self) -> &'static [&'static str] {
+        &["COBALT_CONFIG_FILES"]
+    }
+
+    // The queue, as batchci's own status polls ask it; exit 0 whenever the queue manager
+    // answers (reference 5.3).
+    fn controller_check(&self) -> Invocation {
+        ("qstat", Vec::new())
+    }
+
     fn submit_options(&self) -> &'static CommandOptions {
         &QSUB_OPTIONS
     }

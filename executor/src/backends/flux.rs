@@ -91,6 +91,17 @@ impl Scheduler for Flux {
         &["flux"]
     }
 
+    // FLUX_URI: the instance the commands connect to (reference 4.7).
+    fn client_variables(&self) -> &'static [&'static str] {
+        &["FLUX_URI"]
+    }
+
+    // `flux uptime` (flux-core `src/cmd/builtin/uptime.c`): one line about the instance, or
+    // `flux_open` failing and exit 1 when no broker answers.
+    fn controller_check(&self) -> Invocation {
+        ("flux", vec!["uptime".into()])
+    }
+
     fn submit_options(&self) -> &'static CommandOptions {
         &ALLOC_OPTIONS
     }

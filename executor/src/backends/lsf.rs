@@ -143,6 +143,17 @@ impl Scheduler for Lsf {
         &["bsub", "bkill", "bjobs"]
     }
 
+    // LSF_ENVDIR: the directory of lsf.conf, which says where the cluster's master is.
+    fn client_variables(&self) -> &'static [&'static str] {
+        &["LSF_ENVDIR"]
+    }
+
+    // The batch hosts as mbatchd reports them; `batch system daemon not responding` and a
+    // non-zero exit when it does not answer.
+    fn controller_check(&self) -> Invocation {
+        ("bhosts", Vec::new())
+    }
+
     fn submit_options(&self) -> &'static CommandOptions {
         &BSUB_OPTIONS
     }

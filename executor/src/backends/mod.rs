@@ -166,11 +166,9 @@ pub struct JobContext {
 }
 
 impl JobContext {
-    /// The environment scheduler commands run with: PATH (scheduler_bin first), the basics of
-    /// a login, and the variables listed in `env_vars` taken from batchci's own environment.
+    /// The environment scheduler commands run with: [`scheduler_env`] of the job's runner.
     pub fn command_env(&self) -> Vec<(OsString, OsString)> {
-        let batch = &self.runner.batch;
-        crate::command::scheduler_env(batch, self.run_as.as_ref())
+        scheduler_env(&self.runner, self.run_as.as_ref())
     }
 
     /// A scheduler command with [`JobContext::command_env`], run in the project directory.
@@ -349,6 +347,79 @@ pub fn describe(kind: ExecutorKind) -> Option<(&'static str, &'static [&'static 
     scheduler(kind).map(|s| (s.how(), s.programs()))
 }
 
+/// The environment variables the commands of `kind`'s scheduler read to find their cluster
+/// (`SLURM_CONF`, `PBS_CONF_FILE`, ...): the scheduler's own, none of another's.
+pub fn client_variables(kind: ExecutorKind) -> &'static [&'static str] {
+    match kind {
+        ExecutorKind::Shell => &[],
+        ExecutorKind::DockerSlurm => slurm::CLIENT_VARIABLES,
+        _ => scheduler(kind).map_or(&[], |s| s.client_variables()),
+    }
+}
+
+/// The command that asks `kind`'s controller whether it answers (`scontrol ping`, `qstat -B`,
+/// `bhosts`, `flux uptime`, Cobalt's `qstat`); it exits 0 when it does. `None` for the shell.
+pub fn controller_check(kind: ExecutorKind) -> Option<(&'static str, Vec<String>)> {
+    match kind {
+        ExecutorKind::Shell => None,
+        ExecutorKind::DockerSlurm => Some(slurm::controller_check()),
+        _ => scheduler(kind).map(|s| s.controller_check()),
+    }
+}
+
+/// The programs `runner`'s jobs need on the scheduler commands' PATH: its scheduler's
+/// commands, and for docker+slurm the configured docker client.
+pub fn programs(runner: &RunnerConfig) -> Vec<String> {
+    let Some((_, programs)) = describe(runner.executor) else {
+        return Vec::new();
+    };
+    programs
+        .iter()
+        .map(|program| match (*program, &runner.docker.docker_program) {
+            ("docker", Some(client)) if runner.executor == ExecutorKind::DockerSlurm => {
+                client.display().to_string()
+            }
+            (program, _) => program.to_string(),
+        })
+        .collect()
+}
+
+/// The whole environment of `runner`'s scheduler commands: PATH (`scheduler_bin` first), the
+/// basics of a login, the variables `env_vars` names and the `scheduler_environment` pairs
+/// ([`crate::command::scheduler_env`]), and, unless the runner sets them itself, the
+/// variables its scheduler's commands read to find their cluster ([`client_variables`]) as
+/// batchci's environment sets them. A service manager starts batchci with an environment of
+/// its own: `SLURM_CONF` exported in a login shell reaches `batchci check` run there, not
+/// necessarily `batchci run`.
+pub fn scheduler_env(
+    runner: &RunnerConfig,
+    run_as: Option<&crate::command::RunAs>,
+) -> Vec<(OsString, OsString)> {
+    with_client_variables(
+        crate::command::scheduler_env(&runner.batch, run_as),
+        runner.executor,
+        |key| std::env::var_os(key),
+    )
+}
+
+/// `env` with `kind`'s client variables added from `lookup` where `env` has none; an empty
+/// value is as good as none (a client would try to open a file named ``).
+fn with_client_variables(
+    mut env: Vec<(OsString, OsString)>,
+    kind: ExecutorKind,
+    lookup: impl Fn(&str) -> Option<OsString>,
+) -> Vec<(OsString, OsString)> {
+    for key in client_variables(kind) {
+        if env.iter().any(|(k, _)| k == key) {
+            continue;
+        }
+        if let Some(value) = lookup(key).filter(|v| !v.is_empty()) {
+            env.push((OsString::from(key), value));
+        }
+    }
+    env
+}
+
 /// Whether `runner` may ask GitLab for another job now (docker+slurm's `max_pending_builds`).
 pub async fn can_take_job(runner: &RunnerConfig) -> bool {
     match runner.executor {
@@ -469,5 +540,112 @@ pub(crate) mod testing {
             kill_timeout,
         };
         (ctx, log)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::*;
+
+    fn set(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |key| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    fn names(env: &[(OsString, OsString)]) -> Vec<String> {
+        env.iter()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect()
+    }
+
+    /// Each scheduler's commands get that scheduler's client variables from batchci's
+    /// environment, none of another scheduler's; what the runner sets itself wins, and an
+    /// empty value is not passed.
+    #[test]
+    fn scheduler_commands_get_their_own_schedulers_client_variables() {
+        let environment = set(&[
+            ("SLURM_CONF", "/etc/slurm/a.conf"),
+            ("PBS_CONF_FILE", "/etc/pbs.conf"),
+            ("PBS_SERVER", ""),
+            ("LSF_ENVDIR", "/opt/lsf/conf"),
+            ("FLUX_URI", "local:///run/flux/local"),
+            ("COBALT_CONFIG_FILES", "/etc/cobalt.conf"),
+        ]);
+        let base = || vec![(OsString::from("PATH"), OsString::from("/usr/bin"))];
+        let with = |kind| names(&with_client_variables(base(), kind, &environment));
+        assert_eq!(with(ExecutorKind::Shell), ["PATH=/usr/bin"]);
+        assert_eq!(
+            with(ExecutorKind::Slurm),
+            ["PATH=/usr/bin", "SLURM_CONF=/etc/slurm/a.conf"]
+        );
+        assert_eq!(
+            with(ExecutorKind::DockerSlurm),
+            ["PATH=/usr/bin", "SLURM_CONF=/etc/slurm/a.conf"]
+        );
+        assert_eq!(
+            with(ExecutorKind::Pbs),
+            ["PATH=/usr/bin", "PBS_CONF_FILE=/etc/pbs.conf"]
+        );
+        assert_eq!(
+            with(ExecutorKind::Lsf),
+            ["PATH=/usr/bin", "LSF_ENVDIR=/opt/lsf/conf"]
+        );
+        assert_eq!(
+            with(ExecutorKind::Flux),
+            ["PATH=/usr/bin", "FLUX_URI=local:///run/flux/local"]
+        );
+        assert_eq!(
+            with(ExecutorKind::Cobalt),
+            ["PATH=/usr/bin", "COBALT_CONFIG_FILES=/etc/cobalt.conf"]
+        );
+
+        let own = vec![
+            (OsString::from("PATH"), OsString::from("/usr/bin")),
+            (
+                OsString::from("SLURM_CONF"),
+                OsString::from("/etc/slurm/b.conf"),
+            ),
+        ];
+        assert_eq!(
+            names(&with_client_variables(
+                own,
+                ExecutorKind::Slurm,
+                &environment
+            )),
+            ["PATH=/usr/bin", "SLURM_CONF=/etc/slurm/b.conf"]
+        );
+    }
+
+    #[test]
+    fn every_batch_executor_has_a_controller_check() {
+        let checks: Vec<String> = ExecutorKind::ALL
+            .iter()
+            .map(|kind| match controller_check(*kind) {
+                Some((program, args)) => format!("{kind}: {program} {}", args.join(" ")),
+                None => format!("{kind}: none"),
+            })
+            .collect();
+        assert_eq!(
+            checks,
+            [
+                "shell: none",
+                "slurm: scontrol ping",
+                "pbs: qstat -B",
+                "lsf: bhosts ",
+                "flux: flux uptime",
+                "cobalt: qstat ",
+                "docker+slurm: scontrol ping",
+            ]
+        );
     }
 }

@@ -93,6 +93,18 @@ impl Scheduler for Pbs {
         &["qsub", "qdel", "qstat"]
     }
 
+    // PBS_CONF_FILE names pbs.conf; PBS_SERVER (PBS_DEFAULT, its old name) overrides the
+    // server named there (OpenPBS `src/lib/Libifl/pbs_loadconf.c`).
+    fn client_variables(&self) -> &'static [&'static str] {
+        &["PBS_CONF_FILE", "PBS_SERVER", "PBS_DEFAULT"]
+    }
+
+    // The server's own status line (`qstat -B`, `src/cmds/qstat.c` `display_statserver`);
+    // `qstat: cannot connect to server ...` and a non-zero exit when it does not answer.
+    fn controller_check(&self) -> Invocation {
+        ("qstat", vec!["-B".into()])
+    }
+
     fn submit_options(&self) -> &'static CommandOptions {
         &QSUB_OPTIONS
     }

@@ -165,6 +165,14 @@ impl Scheduler for Slurm {
         &["sbatch", "scancel", "squeue", "scontrol", "sacct"]
     }
 
+    fn client_variables(&self) -> &'static [&'static str] {
+        CLIENT_VARIABLES
+    }
+
+    fn controller_check(&self) -> Invocation {
+        controller_check()
+    }
+
     fn submit_options(&self) -> &'static CommandOptions {
         &SBATCH_OPTIONS
     }
@@ -361,6 +369,17 @@ const SYSTEM: &[&str] = &[
 /// (`Invalid partition name specified`, `Requested node configuration is not available`).
 pub(crate) fn classify_refusal(stderr: &[String]) -> Refusal {
     super::batch::classify_refusal(stderr, SYSTEM, TRANSIENT)
+}
+
+/// What Slurm's commands read to find their cluster: `SLURM_CONF`, the slurm.conf to use.
+/// Without it they read their built-in path, then ask DNS for SRV records, and fail with
+/// `Could not establish a configuration source` when neither answers.
+pub(crate) const CLIENT_VARIABLES: &[&str] = &["SLURM_CONF"];
+
+/// `scontrol ping`: `Slurmctld(primary) at <host> is UP` and exit 0 when the controller
+/// answers, `... is DOWN` and exit 1 when it does not (`docs/slurm-observed.md`).
+pub(crate) fn controller_check() -> Invocation {
+    ("scontrol", vec!["ping".into()])
 }
 
 /// `Submitted batch job 123` (optionally `... on cluster X`) → `123`.

@@ -536,7 +536,7 @@ pub(crate) async fn can_take_job(runner: &RunnerConfig) -> bool {
     }
     let mut spec = crate::command::CommandSpec::new("squeue", args, "/");
     let run_as = run_as(runner).ok().flatten();
-    spec.env = crate::command::scheduler_env(&runner.batch, run_as.as_ref());
+    spec.env = super::scheduler_env(runner, run_as.as_ref());
     spec = spec.run_as(run_as.as_ref());
     let prefix = name_prefix(runner);
     match spec.output().await {
