@@ -8,6 +8,7 @@ pub mod args;
 pub mod artifacts;
 pub mod auth;
 pub mod backends;
+pub mod check;
 pub mod command;
 pub mod config;
 pub mod config_edit;

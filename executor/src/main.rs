@@ -175,12 +175,19 @@ running jobs (their scheduler jobs are cancelled), then exit."
         #[arg(long)]
         keep: bool,
     },
-    /// Validate a configuration and say what each runner will do.
-    #[command(after_help = "Example:\n  batchci check --config /etc/batchci/config.toml")]
+    /// Check a configuration and what it needs before `run`: scheduler commands, controller,
+    /// token, directories, listen address, durations.
+    #[command(after_help = CHECK_HELP)]
     Check {
         /// The configuration file.
         #[arg(long, short, default_value = "/etc/batchci/config.toml")]
         config: PathBuf,
+        /// Ask GitLab nothing (the runners' tokens are not checked).
+        #[arg(long)]
+        offline: bool,
+        /// Seconds one scheduler command or GitLab request may take.
+        #[arg(long, default_value_t = 20)]
+        timeout: u64,
     },
 }
 
@@ -266,6 +273,17 @@ enum CustomStage {
         config: PathBuf,
     },
 }
+
+const CHECK_HELP: &str =
+    "Run it as the user `batchci run` runs as, with the environment it gets (a service
+manager's is not a login shell's): scheduler commands get that environment's SLURM_CONF,
+PBS_CONF_FILE, PBS_SERVER, LSF_ENVDIR, FLUX_URI or COBALT_CONFIG_FILES.
+
+Exit code: 0 when no check failed (warnings allowed), 1 when one did, 2 when the file does not load.
+
+Examples:
+  batchci check --config /etc/batchci/config.toml
+  batchci check --config /etc/batchci/config.toml --offline    # GitLab not asked";
 
 #[cfg(feature = "demo")]
 const VERIFY_HELP: &str =
@@ -473,24 +491,16 @@ async fn dispatch(command: Command, format: LogFormat) -> anyhow::Result<ExitCod
                 Err(error) => Err(error),
             }
         }
-        Command::Check { config } => {
-            let config = match batchci::config::Config::load(&config) {
-                Ok(config) => config,
-                Err(error) => {
-                    eprintln!("{error}");
-                    return Ok(ExitCode::from(2));
-                }
+        Command::Check {
+            config,
+            offline,
+            timeout,
+        } => {
+            let options = batchci::check::CheckOptions {
+                offline,
+                timeout: std::time::Duration::from_secs(timeout.max(1)),
             };
-            print!("{}", batchci::register::describe(&config));
-            let problems = batchci::register::problems(&config);
-            for problem in &problems {
-                eprintln!("error: {problem}");
-            }
-            Ok(if problems.is_empty() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(ExitCode::from(batchci::check::run(&config, &options).await))
         }
     }
 }

@@ -114,9 +114,49 @@ impl Metrics {
     }
 }
 
+/// The addresses `listen_address` names: `host:port` (a name is resolved), `[v6]:port`, or
+/// `:port` for every IPv4 interface (`0.0.0.0:port`, as gitlab-runner's samples write it).
+/// A port alone is refused: it does not say whether the metrics are for this host only.
+pub fn listen_addresses(text: &str) -> Result<Vec<std::net::SocketAddr>, String> {
+    use std::net::{SocketAddr, ToSocketAddrs};
+    let text = text.trim();
+    let port_of = |port: &str| {
+        port.parse::<u16>()
+            .map_err(|_| format!("`{text}`: the port `{port}` is not a number from 0 to 65535"))
+    };
+    if text.is_empty() {
+        return Err("is empty; write host:port, e.g. `127.0.0.1:9252`".into());
+    }
+    if text.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "`{text}` is a port without a host: write `127.0.0.1:{text}` (this host only) or `:{text}` (every interface)"
+        ));
+    }
+    if let Some(port) = text.strip_prefix(':') {
+        return Ok(vec![SocketAddr::from(([0, 0, 0, 0], port_of(port)?))]);
+    }
+    if let Ok(address) = text.parse::<SocketAddr>() {
+        return Ok(vec![address]);
+    }
+    let Some((host, port)) = text.rsplit_once(':').filter(|(host, _)| !host.is_empty()) else {
+        return Err(format!("`{text}` has no port: write `{text}:9252`"));
+    };
+    let port = port_of(port)?;
+    let found: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("`{text}`: cannot resolve `{host}`: {e}"))?
+        .collect();
+    if found.is_empty() {
+        return Err(format!("`{text}`: `{host}` has no address"));
+    }
+    Ok(found)
+}
+
 /// Serves `/metrics` on `address` until the process ends.
 pub async fn serve(address: &str) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(address).await?;
+    let addresses = listen_addresses(address)
+        .map_err(|why| std::io::Error::new(std::io::ErrorKind::InvalidInput, why))?;
+    let listener = tokio::net::TcpListener::bind(&addresses[..]).await?;
     tracing::info!(address, "metrics at /metrics");
     let app = axum::Router::new().route(
         "/metrics",
@@ -136,6 +176,46 @@ pub async fn serve(address: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_addresses_are_host_and_port() {
+        let show = |text: &str| match listen_addresses(text) {
+            Ok(found) => found
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+            Err(why) => format!("error: {why}"),
+        };
+        assert_eq!(show("127.0.0.1:9252"), "127.0.0.1:9252");
+        assert_eq!(show(":9252"), "0.0.0.0:9252");
+        assert_eq!(show("[::1]:9252"), "[::1]:9252");
+        assert_eq!(
+            show("9252"),
+            "error: `9252` is a port without a host: write `127.0.0.1:9252` (this host only) or `:9252` (every interface)"
+        );
+        assert_eq!(
+            show("metrics.example"),
+            "error: `metrics.example` has no port: write `metrics.example:9252`"
+        );
+        assert_eq!(
+            show("127.0.0.1:http"),
+            "error: `127.0.0.1:http`: the port `http` is not a number from 0 to 65535"
+        );
+        assert_eq!(
+            show(":70000"),
+            "error: `:70000`: the port `70000` is not a number from 0 to 65535"
+        );
+        assert_eq!(
+            show(""),
+            "error: is empty; write host:port, e.g. `127.0.0.1:9252`"
+        );
+        assert!(
+            show("localhost:9252").contains(":9252"),
+            "{}",
+            show("localhost:9252")
+        );
+    }
 
     #[test]
     fn the_exposition_lists_every_counter() {

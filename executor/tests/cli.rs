@@ -6,13 +6,14 @@ fn batchci() -> Command {
     Command::cargo_bin("batchci").unwrap()
 }
 
-/// `batchci check` of a config file holding `text`; returns the output and the file's path.
+/// `batchci check --offline` of a config file holding `text`, with no scheduler command on PATH;
+/// returns the output and the file's path.
 fn check(text: &str) -> (std::process::Output, tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("config.toml");
     std::fs::write(&path, text).unwrap();
     let output = batchci()
-        .args(["check", "--config"])
+        .args(["check", "--offline", "--config"])
         .arg(&path)
         .env("PATH", "/nonexistent")
         .output()
@@ -74,18 +75,23 @@ fn check_names_file_line_and_key_of_a_config_error() {
     );
 }
 
+/// A valid file is explained runner by runner, then checked: without the scheduler's commands
+/// on PATH the check fails, naming them.
 #[test]
-fn check_explains_a_valid_config() {
-    let (output, _dir, _) = check(
+fn check_explains_a_valid_config_and_fails_without_the_schedulers_commands() {
+    let (output, _dir, path) = check(
         "concurrent = 3\n\n[[runners]]\nname = \"hpc\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"sbatch\"\nlimit = 2\nbuilds_dir = \"/scratch/ci\"\n",
     );
 
-    assert!(output.status.success());
+    assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "configuration ok: 1 runner(s), at most 3 job(s) at once, polling every 3s"
+        format!(
+            "configuration {}: 1 runner(s), at most 3 job(s) at once, polling every 3s",
+            path.display()
+        )
     );
     assert!(
         lines.contains(&"  executor: slurm (at most 2 job(s))"),
@@ -97,8 +103,23 @@ fn check_explains_a_valid_config() {
         ),
         "{stdout}"
     );
-    assert!(lines.contains(&"  sbatch: NOT FOUND on PATH"), "{stdout}");
     assert!(lines.contains(&"  builds_dir: /scratch/ci"), "{stdout}");
+    let words: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("programs "))
+        .map(|l| l.split_whitespace().take(3).collect())
+        .unwrap_or_default();
+    assert_eq!(words, ["programs", "hpc", "error"], "{stdout}");
+    assert!(
+        stdout.contains(" error    sbatch, scancel, squeue, scontrol, sacct not found in PATH=/nonexistent; install the scheduler's commands or set scheduler_bin under [runners.batch]\n"),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .last()
+            .is_some_and(|l| l.starts_with("check failed: ")),
+        "{stdout}"
+    );
 }
 
 const DOWNSCOPING: &str = "[[runners]]\nname = \"hpc\"\nurl = \"https://gitlab.example.com\"\ntoken = \"t\"\nexecutor = \"shell\"\nbuilds_dir = \"/scratch/ci\"\n  [runners.auth]\n  downscope = \"setuid\"\n  audience = \"https://ci.example.com\"\n  user_blocklist = [\"admin\"]\n";
@@ -111,6 +132,7 @@ fn check_says_who_jobs_run_as() {
     let lines: Vec<&str> = stdout
         .lines()
         .skip_while(|l| !l.starts_with("  identity"))
+        .take_while(|l| !l.is_empty())
         .collect();
     assert_eq!(
         lines,
@@ -120,6 +142,13 @@ fn check_says_who_jobs_run_as() {
             "  root (uid 0) never runs jobs",
             "  builds_dir: /scratch/ci/<user>, one directory per user, mode 0700",
             "  job log limit: 4096 KiB",
+        ]
+    );
+    let auth: Vec<&str> = stdout.lines().filter(|l| l.starts_with("auth ")).collect();
+    assert_eq!(
+        auth,
+        [
+            "auth        hpc     ok       jobs run as the user of their ID token (setuid); the rows below are checked as batchci's user, and a user's own rights and environment may differ"
         ]
     );
 }
@@ -149,10 +178,16 @@ fn a_batchci_that_cannot_switch_users_says_so_in_check_and_does_not_run() {
         };
         let output = command.args(args).arg(&path).output().unwrap();
         let uid = regex::Regex::new(r"uid \d+( \([^)]*\))?").unwrap();
+        let auth_rows: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter(|l| l.starts_with("auth "))
+            .map(|l| uid.replace_all(l, "uid N").into_owned())
+            .collect();
         (
             output.status.code(),
             uid.replace_all(&String::from_utf8_lossy(&output.stderr), "uid N")
                 .into_owned(),
+            auth_rows,
         )
     };
     let missing = "CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_KILL, CAP_SETGID, CAP_SETUID";
@@ -160,12 +195,20 @@ fn a_batchci_that_cannot_switch_users_says_so_in_check_and_does_not_run() {
         "runner \"hpc\": [runners.auth] downscope = \"setuid\" needs root, or the capabilities {missing}; batchci runs as uid N without {missing}"
     );
 
+    // `check` has the refusal as its auth row, naming the file, line and key.
     assert_eq!(
-        unprivileged(&["check", "--config"]),
-        (Some(1), format!("error: {why}\n"))
+        unprivileged(&["check", "--offline", "--config"]),
+        (
+            Some(1),
+            String::new(),
+            vec![format!(
+                "auth        hpc     error    {}:8: runners[0].auth.downscope: downscope = \"setuid\" needs root, or the capabilities {missing}; batchci runs as uid N without {missing}",
+                path.display()
+            )]
+        )
     );
     // `run` says that it starts (its first log line), then why it cannot.
-    let (code, stderr) = unprivileged(&["run", "--config"]);
+    let (code, stderr, _) = unprivileged(&["run", "--config"]);
     let time = regex::Regex::new(r"^\d{4}-\d\d-\d\dT[\d:.]+Z").unwrap();
     let lines: Vec<String> = stderr
         .lines()

@@ -30,10 +30,10 @@ fn retention_is_an_inline_table_or_a_table_of_age_and_count() {
     assert_eq!(retention.to_string(), "max_age 180h");
     assert_eq!(parse("").unwrap().runners[0].builds_retention, None);
     assert!(
-        crate::register::describe(&inline)
+        crate::check::describe::describe(std::path::Path::new("config.toml"), &inline)
             .contains("\n  builds_retention: max_age 7d, max_count 50\n"),
         "{}",
-        crate::register::describe(&inline)
+        crate::check::describe::describe(std::path::Path::new("config.toml"), &inline)
     );
 }
 
