@@ -806,6 +806,16 @@ pub mod duration {
         if let Ok(seconds) = text.parse::<u64>() {
             return Ok(Duration::from_secs(seconds));
         }
+        sum_of_units(text, &DURATION_UNITS).ok_or_else(bad)
+    }
+
+    /// The units of a duration: milliseconds, seconds, minutes, hours.
+    const DURATION_UNITS: [(&str, u64); 4] =
+        [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)];
+
+    /// `text` as numbers each followed by one of `units` (name, milliseconds), summed:
+    /// `1h30m`, `1w2d`. `None` when a number lacks a known unit or a unit its number.
+    pub(crate) fn sum_of_units(text: &str, units: &[(&str, u64)]) -> Option<Duration> {
         let mut total = Duration::ZERO;
         let mut rest = text;
         while !rest.is_empty() {
@@ -813,24 +823,18 @@ pub mod duration {
                 .find(|c: char| !c.is_ascii_digit())
                 .unwrap_or(rest.len());
             if digits == 0 {
-                return Err(bad());
+                return None;
             }
-            let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+            let number: u64 = rest[..digits].parse().ok()?;
             rest = &rest[digits..];
             let unit = rest
                 .find(|c: char| c.is_ascii_digit())
                 .unwrap_or(rest.len());
-            let part = match &rest[..unit] {
-                "ms" => Duration::from_millis(number),
-                "s" => Duration::from_secs(number),
-                "m" => Duration::from_secs(number.saturating_mul(60)),
-                "h" => Duration::from_secs(number.saturating_mul(3600)),
-                _ => return Err(bad()),
-            };
-            total = total.saturating_add(part);
+            let (_, millis) = units.iter().find(|(name, _)| *name == &rest[..unit])?;
+            total = total.saturating_add(Duration::from_millis(number.saturating_mul(*millis)));
             rest = &rest[unit..];
         }
-        Ok(total)
+        Some(total)
     }
 }
 

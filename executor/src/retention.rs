@@ -151,31 +151,15 @@ pub fn parse_age(text: &str) -> Result<Duration, String> {
     if trimmed.is_empty() {
         return Err(bad());
     }
-    let mut total = Duration::ZERO;
-    let mut rest = trimmed;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return Err(bad());
-        }
-        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let seconds = match &rest[..unit_len] {
-            "w" => 7 * 24 * 3600,
-            "d" => 24 * 3600,
-            "h" => 3600,
-            "m" => 60,
-            "s" => 1,
-            _ => return Err(bad()),
-        };
-        total = total.saturating_add(Duration::from_secs(number.saturating_mul(seconds)));
-        rest = &rest[unit_len..];
-    }
+    const DAY: u64 = 24 * 3_600_000;
+    let units = [
+        ("w", 7 * DAY),
+        ("d", DAY),
+        ("h", 3_600_000),
+        ("m", 60_000),
+        ("s", 1000),
+    ];
+    let total = crate::config::duration::sum_of_units(trimmed, &units).ok_or_else(bad)?;
     if total.is_zero() {
         return Err(format!(
             "`{text}` would remove every build directory as soon as its job ends; use an age longer than 0"
