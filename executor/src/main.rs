@@ -159,6 +159,10 @@ running jobs (their scheduler jobs are cancelled), then exit."
         /// Run the users' scripts instead of an `echo` stand-in.
         #[arg(long)]
         run_scripts: bool,
+        /// The GitLab user who starts verify's pipelines: the account a runner that runs jobs
+        /// as their users maps them to (default: who runs verify, `SUDO_USER` under sudo).
+        #[arg(long, value_name = "LOGIN")]
+        user: Option<String>,
         /// Write a JUnit XML report here.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
@@ -451,6 +455,7 @@ async fn dispatch(command: Command, format: LogFormat) -> anyhow::Result<ExitCod
             pipelines,
             tags,
             run_scripts,
+            user,
             junit,
             markdown,
             time_scale,
@@ -465,6 +470,7 @@ async fn dispatch(command: Command, format: LogFormat) -> anyhow::Result<ExitCod
                 junit,
                 markdown,
                 run_scripts,
+                user,
                 tags,
                 time_scale,
                 job_timeout: std::time::Duration::from_secs(job_timeout),

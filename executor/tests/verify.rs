@@ -86,9 +86,10 @@ fn a_misconfigured_site_fails_naming_each_problem() {
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     for needle in [
         // The runners whose default partition does not exist.
-        "partition gpu (runners.slurm.partition) does not exist; the cluster has batch, short",
-        "runner cluster-b / default partition: partition bigmem (SBATCH_PARTITION in runners.batch.scheduler_environment) does not exist; the cluster has batch, short",
-        // A user job asking more cores than any node has.
+        "partition gpu (runners.slurm.partition) does not exist; the cluster has batch, short, fat",
+        "runner cluster-b / default partition: partition bigmem (SBATCH_PARTITION in runners.batch.scheduler_environment) does not exist; the cluster has batch, short, fat",
+        // A user job asking more cores than any node of its partition has (fat01 of
+        // partition fat has 64).
         "would pend forever (PartitionConfig): asks 64 CPUs; partition batch cannot give them (its largest node has 8)",
         // A time limit over its partition's QOS.
         "long: would pend forever (QOSMaxWallDurationPerJobLimit): asks more than QOS ci allows, in partition short",
@@ -186,4 +187,70 @@ fn an_interrupted_verify_leaves_nothing_behind() {
         .filter(|cmdline| cmdline.contains(&needle))
         .collect();
     assert_eq!(left, Vec::<String>::new());
+}
+
+/// A site whose jobs run as the GitLab user who started them: verify starts its pipelines as
+/// `--user`, gives its jobs the ID token the runner asks for, and checks that the job ran as
+/// that account in the script and in the scheduler's record; a user the runner refuses fails
+/// every check with the refusal; as root without `--user`, verify says what to give.
+#[test]
+fn a_site_running_jobs_as_their_users() {
+    let root = nix::unistd::geteuid().is_root();
+    let users = ["ci-alice", "ci-bob"]
+        .iter()
+        .all(|name| nix::unistd::User::from_name(name).ok().flatten().is_some());
+    if !root || !users {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "verify's run-as story must run with CI=true (root and ci/users)"
+        );
+        eprintln!(
+            "\n!!! verify::a_site_running_jobs_as_their_users DID NOT RUN: it needs root and the local accounts ci-alice and ci-bob (ci/users creates them)\n"
+        );
+        return;
+    }
+    let config = site("config-as-users.toml");
+    let output = verify(&config, None, &[Path::new("--user"), Path::new("ci-alice")]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("pipelines are started by GitLab user ci-alice"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("ok   runner as-users / runs as the pipeline's user:"))
+        .unwrap_or_else(|| panic!("no runs-as line in\n{stdout}"));
+    let job = regex::Regex::new(r"scheduler job \d+ \(\d+\.\ds\)$").unwrap();
+    assert_eq!(
+        job.replace(line, "scheduler job N (T)"),
+        "ok   runner as-users / runs as the pipeline's user: GitLab user ci-alice ran as ci-alice, and so did scheduler job N (T)",
+        "{line}"
+    );
+
+    let output = verify(&config, None, &[Path::new("--user"), Path::new("ci-bob")]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("8 checks: 0 ok, 8 failed, 0 skipped"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("runs as the pipeline's user  FAIL   GitLab user ci-bob's job did not run as a local user: ERROR: Job failed (system failure): local user `ci-bob` (GitLab user `ci-bob`) is in [runners.auth] user_blocklist"),
+        "{stdout}"
+    );
+
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("batchci"))
+        .args(["verify", "--config"])
+        .arg(&config)
+        .arg("--cluster")
+        .arg(site("cluster.toml"))
+        .env_remove("SUDO_USER")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        "batchci verify: runner as-users runs jobs as their users and refuses root: give --user LOGIN, a local account verify's jobs may run as\n"
+    );
 }

@@ -40,6 +40,8 @@ pub(crate) struct Seen {
     pub qos: String,
     /// The nodes it ran on.
     pub nodes: String,
+    /// Who submitted it, as the controller knows the caller.
+    pub user: String,
 }
 
 impl SimCluster {
@@ -112,6 +114,7 @@ impl SimCluster {
             cpus: job.cpus,
             qos: job.qos.clone(),
             nodes: job.nodelist(),
+            user: job.req.user.clone(),
         })
     }
 }
@@ -139,7 +142,18 @@ pub(crate) fn pends_forever(reason: &str) -> bool {
 
 /// What a pending reason means, in a few words.
 pub(crate) fn explain(reason: &str, seen: &Seen, cluster: &Cluster) -> String {
-    let most_cpus = cluster.nodes.iter().map(|n| n.cpus).max().unwrap_or(0);
+    // The partition's own nodes: a bigger node elsewhere does not help a job that names it.
+    let most_cpus = cluster
+        .partition(&seen.partition)
+        .map(|p| {
+            p.nodes
+                .iter()
+                .filter_map(|n| cluster.node(n))
+                .map(|n| n.cpus)
+                .max()
+        })
+        .unwrap_or_else(|| cluster.nodes.iter().map(|n| n.cpus).max())
+        .unwrap_or(0);
     let word = reason.split([',', ' ']).next().unwrap_or("");
     match word {
         "PartitionConfig" => format!(

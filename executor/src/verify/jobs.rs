@@ -47,6 +47,8 @@ pub(crate) struct Harness {
     pub gitlab: MockGitlab,
     /// The project every pipeline runs for.
     pub project: u64,
+    /// The GitLab login that starts every pipeline.
+    pub user: String,
     /// The site's simulated cluster.
     pub cluster: SimCluster,
     /// How long one job may take before verify gives up on it.
@@ -72,6 +74,7 @@ impl Harness {
             ci_yaml: serde_json::Value::Object(yaml).to_string(),
             variables,
             git_ref: "main".into(),
+            user_login: Some(self.user.clone()),
             ..Default::default()
         })?;
         let id = pipeline
@@ -157,13 +160,17 @@ impl Harness {
     }
 
     /// Whether the scheduler's job of GitLab job `id` has ended (left the queue, its
-    /// allocation free), given a few seconds: a cancel takes the scheduler's kill_wait.
+    /// allocation free), given a few seconds: a cancel takes the scheduler's kill_wait. Only
+    /// the controller's record of the job ended proves it: a daemon that does not answer, or
+    /// a job it no longer shows, proves nothing (verify asks with accounting, which keeps
+    /// every ended job).
     async fn released(&self, id: u64) -> bool {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
-            match self.cluster.job_of(id) {
-                Some(job) if !job.state.is_finished() => {}
-                _ => return true,
+            if let Some(job) = self.cluster.job_of(id)
+                && job.state.is_finished()
+            {
+                return true;
             }
             if Instant::now() > deadline {
                 return false;

@@ -43,6 +43,8 @@ pub struct VerifyOptions {
     pub markdown: Option<PathBuf>,
     /// Run the users' scripts instead of stand-ins.
     pub run_scripts: bool,
+    /// The GitLab login that starts verify's pipelines; `None`: who runs verify.
+    pub user: Option<String>,
     /// The tags each runner offers (`NAME=a,b`); a runner not named offers its name and its
     /// executor's name.
     pub tags: Vec<(String, Vec<String>)>,
@@ -80,6 +82,8 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
             .into());
         }
     }
+
+    let user = pipeline_user(&config, options.user.as_deref()).map_err(UsageError)?;
 
     let exe = std::env::current_exe().context("cannot find the batchci executable")?;
     let dir = tempfile::Builder::new()
@@ -173,12 +177,14 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
             site.tags.join(", ")
         );
     }
+    println!("pipelines are started by GitLab user {user}");
     println!();
 
     let child = mock_site::spawn_runner(&exe, &run_config)?;
     let harness = Harness {
         gitlab,
         project,
+        user,
         cluster: SimCluster::new(&cluster_dir, cluster_config, &root.join("state")),
         timeout: options.job_timeout,
         runner: std::sync::Mutex::new(child),
@@ -218,6 +224,46 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
         println!("kept {}", kept.display());
     }
     Ok(report.passed())
+}
+
+/// The GitLab login verify's pipelines are started by: `given`, else who runs verify (the user
+/// behind `sudo`). Runners that run jobs as their users must be able to: this process needs
+/// the privileges `batchci run` would, and root is refused as a default where a runner
+/// would refuse it.
+fn pipeline_user(config: &Config, given: Option<&str>) -> Result<String, String> {
+    for runner in &config.runners {
+        if let Some(problem) = crate::auth::privilege_problem(&runner.auth) {
+            return Err(format!(
+                "runner {}: {problem}; verify runs the runner as `batchci run` would",
+                runner.name
+            ));
+        }
+    }
+    if let Some(login) = given {
+        return Ok(login.to_string());
+    }
+    let invoking = std::env::var("SUDO_USER")
+        .ok()
+        .filter(|name| !name.is_empty())
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|user| user.name)
+        })
+        .unwrap_or_else(|| "root".into());
+    if invoking == "root"
+        && let Some(runner) = config
+            .runners
+            .iter()
+            .find(|r| r.auth.downscope != crate::auth::Downscope::None && !r.auth.allow_root)
+    {
+        return Err(format!(
+            "runner {} runs jobs as their users and refuses root: give --user LOGIN, a local account verify's jobs may run as",
+            runner.name
+        ));
+    }
+    Ok(invoking)
 }
 
 fn write_report(path: Option<&Path>, text: &str) -> anyhow::Result<()> {

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use mock_cluster::model::JobState;
 use mock_gitlab::JobStatus;
-use mock_gitlab::ci_yaml::{CiConfig, JobSpec};
+use mock_gitlab::ci_yaml::{Audience, CiConfig, JobSpec};
 use serde_json::json;
 
 use super::cluster::explain;
@@ -86,6 +86,21 @@ fn job_for(
     }
     if let Some(image) = &spec.image {
         job["image"] = json!(image.name);
+    }
+    // Kept: a runner that runs jobs as their users refuses a job without its ID token.
+    if !spec.id_tokens.is_empty() {
+        let tokens: serde_json::Map<String, serde_json::Value> = spec
+            .id_tokens
+            .iter()
+            .map(|token| {
+                let aud = match &token.aud {
+                    Audience::One(one) => json!(one),
+                    Audience::Many(many) => json!(many),
+                };
+                (token.name.clone(), json!({ "aud": aud }))
+            })
+            .collect();
+        job["id_tokens"] = serde_json::Value::Object(tokens);
     }
     job
 }

@@ -114,6 +114,11 @@ fn job(
     if site.executor == ExecutorKind::DockerSlurm && config.docker.image.is_none() {
         job["image"] = json!("alpine");
     }
+    // A runner that checks who started the job needs the job's ID token, which users ask
+    // for with `id_tokens:` (docs/security.md).
+    if let Some(audience) = &config.auth.audience {
+        job["id_tokens"] = json!({ config.auth.token_variable.as_str(): { "aud": audience } });
+    }
     job
 }
 
@@ -178,7 +183,22 @@ pub(crate) async fn run(
     };
     push("passing job, whole log", started, verdict);
 
-    for scenario in scenarios(base, sched.as_ref()) {
+    let mut scenarios = scenarios(base, sched.as_ref());
+    if config.auth.downscope != crate::auth::Downscope::None {
+        scenarios.insert(
+            0,
+            Scenario {
+                label: "runs as the pipeline's user",
+                job: "verify-runs-as",
+                script: &["echo \"batchci-verify-user=$(id -un)\""],
+                parameters: base.into(),
+                variables: vec![],
+                cancel: CancelWhen::Never,
+                judge: Judge::RunsAsUser,
+            },
+        );
+    }
+    for scenario in scenarios {
         let started = Instant::now();
         let no_hold = sched.as_ref().is_some_and(|s| s.hold.is_none());
         let verdict = if scenario.judge == Judge::Refused && config.batch.allow_illegal_args {
@@ -213,6 +233,9 @@ enum Judge {
     Refused,
     /// Cancelled in this state, its allocation released.
     Cancelled(JobState),
+    /// Ran as the local account batchci mapped the pipeline's user to, in the script and
+    /// in the scheduler's record.
+    RunsAsUser,
 }
 
 /// One scenario after the passing job: a job, when verify cancels it, how it is judged.
@@ -246,6 +269,7 @@ impl Scenario {
             Judge::Masked => masked(outcome),
             Judge::Refused => refused(outcome, &self.parameters),
             Judge::Cancelled(state) => cancelled(outcome, state),
+            Judge::RunsAsUser => runs_as_user(outcome, &harness.user),
         }
     }
 }
@@ -465,6 +489,61 @@ fn refused(outcome: anyhow::Result<Outcome>, parameters: &str) -> (Verdict, Stri
                 ),
             ),
         },
+    }
+}
+
+/// batchci's line `Running as local user NAME (uid N) for GitLab user LOGIN ...`, the script's
+/// `id -un` and the scheduler's owner of the job must name one account.
+fn runs_as_user(outcome: anyhow::Result<Outcome>, login: &str) -> (Verdict, String) {
+    let o = match outcome {
+        Err(error) => return (Verdict::Fail, format!("{error:#}")),
+        Ok(o) => o,
+    };
+    let text = crate::mock_site::readable(&o.trace);
+    let mapped = text.lines().find_map(|line| {
+        let rest = line.split("Running as local user ").nth(1)?;
+        rest.split_whitespace().next().map(str::to_string)
+    });
+    let printed = text.lines().find_map(|line| {
+        line.trim()
+            .strip_prefix("batchci-verify-user=")
+            .map(str::to_string)
+    });
+    let Some(mapped) = mapped else {
+        return (
+            Verdict::Fail,
+            format!(
+                "GitLab user {login}'s job did not run as a local user: {}",
+                failure_line(&o.trace)
+            ),
+        );
+    };
+    if o.view.status != JobStatus::Success || printed.as_deref() != Some(mapped.as_str()) {
+        return (
+            Verdict::Fail,
+            format!(
+                "mapped to {mapped}, but the script ran as {}: {}",
+                printed.as_deref().unwrap_or("(nothing printed)"),
+                ended(&o)
+            ),
+        );
+    }
+    match &o.seen {
+        Some(seen) if seen.user != mapped => (
+            Verdict::Fail,
+            format!(
+                "mapped to {mapped}, but the scheduler's job {} belongs to {}",
+                seen.id, seen.user
+            ),
+        ),
+        Some(seen) => (
+            Verdict::Ok,
+            format!(
+                "GitLab user {login} ran as {mapped}, and so did scheduler job {}",
+                seen.id
+            ),
+        ),
+        None => (Verdict::Ok, format!("GitLab user {login} ran as {mapped}")),
     }
 }
 
