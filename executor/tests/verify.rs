@@ -254,3 +254,66 @@ fn a_site_running_jobs_as_their_users() {
         "batchci verify: runner as-users runs jobs as their users and refuses root: give --user LOGIN, a local account verify's jobs may run as\n"
     );
 }
+
+/// A Jacamar-style file of batchci's custom mode: verify calls `batchci custom` as
+/// gitlab-runner would, through every custom-executor scenario, on the site's cluster; only
+/// the directories and `scheduler_bin` change, and the report says so.
+#[test]
+fn a_custom_mode_file_goes_through_the_custom_executor_scenarios() {
+    let output = verify(&site("custom-jacamar.toml"), None, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for needle in [
+        "batchci custom mode with custom-jacamar.toml: 9 custom-executor scenarios",
+        "ok   batchci custom mode with custom-jacamar.toml / cancel while pending: SIGTERM while the Slurm job is queued cancels it before run_exec ends",
+        "ok   batchci custom mode with custom-jacamar.toml / system failure: an unreachable Slurm controller fails the job as runner_system_failure (SYSTEM_FAILURE_EXIT_CODE)",
+        "note: batch.scheduler_bin: the simulated cluster's commands on PATH instead",
+        "9 checks: 9 ok, 0 failed, 0 skipped",
+    ] {
+        assert!(stdout.contains(needle), "no {needle:?} in\n{stdout}");
+    }
+}
+
+/// A gitlab-runner config.toml with a site's own custom executor (the sbatch sample of
+/// `conformance/examples/`): verify tells it apart from batchci's, naming the traps it falls
+/// into, and exits 1; one whose programs are not on this machine is refused at once (exit 2).
+#[test]
+fn a_sites_own_custom_executor_is_told_apart() {
+    let sample = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../conformance/examples/sbatch-custom-executor");
+    let installed = std::fs::read_to_string(sample.join("config.toml")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        installed.replace(
+            "/opt/sbatch-custom-executor",
+            &sample.canonicalize().unwrap().display().to_string(),
+        ),
+    )
+    .unwrap();
+    let output = verify(&config, None, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let job = regex::Regex::new(r"Slurm job \d+ \(ci-\d+\)").unwrap();
+    let stdout = job.replace_all(&stdout, "Slurm job N (ci-N)");
+    for needle in [
+        "ok   runner sbatch / passing job:",
+        "FAIL runner sbatch / failing script: exit code 1 reported, not 3: BUILD_EXIT_CODE_FILE was not written",
+        "FAIL runner sbatch / cancel while pending: Slurm job N (ci-N) was still PENDING when run_exec ended on SIGTERM; only cleanup_exec cancelled it, later",
+        "FAIL runner sbatch / cancel while running: Slurm job N (ci-N) was still RUNNING when run_exec ended on SIGTERM; only cleanup_exec cancelled it, later",
+        "9 checks: 4 ok, 5 failed, 0 skipped",
+    ] {
+        assert!(stdout.contains(needle), "no {needle:?} in\n{stdout}");
+    }
+
+    let output = verify(&sample.join("config.toml"), None, &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "batchci verify: {}: runner sbatch: config_exec /opt/sbatch-custom-executor/config.sh does not exist here; install the executor on this machine, or give a copy of the file whose paths point at it\n",
+            sample.join("config.toml").display()
+        )
+    );
+}

@@ -149,10 +149,18 @@ impl SimulatedCluster {
             .collect())
     }
 
-    /// The node names.
+    /// The names of the default partition's nodes (sinfo marks that partition with `*`): where
+    /// a job that names no partition runs. A site's cluster may have nodes no such job can
+    /// reach, and `sbatch --nodelist` of one is refused.
     pub fn nodes(&self) -> Result<Vec<String>, ClusterError> {
-        let text = self.command("sinfo", &["-h", "-N", "-o", "%N"])?;
-        let mut nodes: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+        let text = self.command("sinfo", &["-h", "-N", "-o", "%N %P"])?;
+        let mut nodes: Vec<String> = text
+            .lines()
+            .filter_map(|line| {
+                let (node, partition) = line.trim().split_once(' ')?;
+                partition.ends_with('*').then(|| node.to_string())
+            })
+            .collect();
         // A node in several partitions has a line for each.
         nodes.sort();
         nodes.dedup();

@@ -8,6 +8,7 @@
 //! terminal and, on request, JUnit XML and Markdown reports.
 
 mod cluster;
+mod custom;
 mod jobs;
 mod pipeline;
 mod report;
@@ -65,6 +66,14 @@ pub struct UsageError(pub String);
 /// Runs verify; `Ok(true)` when every check holds.
 pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
     let begun = Instant::now();
+    let exe = std::env::current_exe().context("cannot find the batchci executable")?;
+    let dir = tempfile::Builder::new()
+        .prefix("batchci-verify-")
+        .tempdir()
+        .context("cannot create a working directory")?;
+    if let Some((sites, notes)) = custom::custom_sites(&options.config, &exe, dir.path())? {
+        return run_custom(options, sites, notes, dir, &exe, begun).await;
+    }
     let (config, config_text) = site::load(&options.config).map_err(UsageError)?;
     let cluster_text = std::fs::read_to_string(&options.cluster)
         .map_err(|e| UsageError(format!("{}: {e}", options.cluster.display())))?;
@@ -85,11 +94,6 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
 
     let user = pipeline_user(&config, options.user.as_deref()).map_err(UsageError)?;
 
-    let exe = std::env::current_exe().context("cannot find the batchci executable")?;
-    let dir = tempfile::Builder::new()
-        .prefix("batchci-verify-")
-        .tempdir()
-        .context("cannot create a working directory")?;
     let root = dir.path().to_path_buf();
     println!("batchci verify in {}", root.display());
 
@@ -215,6 +219,16 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
         notes,
         took: begun.elapsed(),
     };
+    finish(&options, &report, dir)
+}
+
+/// Prints the summary, writes the reports asked for, keeps the directory if asked; whether
+/// every check held.
+fn finish(
+    options: &VerifyOptions,
+    report: &Report,
+    dir: tempfile::TempDir,
+) -> anyhow::Result<bool> {
     println!();
     print!("{}", report.summary());
     write_report(options.junit.as_deref(), &report.junit())?;
@@ -224,6 +238,46 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
         println!("kept {}", kept.display());
     }
     Ok(report.passed())
+}
+
+/// verify of a site whose executors are gitlab-runner custom executors: the custom-executor
+/// scenarios through each, on the site's cluster simulated.
+async fn run_custom(
+    options: VerifyOptions,
+    sites: Vec<custom::CustomSite>,
+    notes: Vec<String>,
+    dir: tempfile::TempDir,
+    exe: &Path,
+    begun: Instant,
+) -> anyhow::Result<bool> {
+    if !options.pipelines.is_empty() || !options.tags.is_empty() {
+        return Err(UsageError(format!(
+            "--pipeline and --tags need GitLab in the loop; {} names custom executors, which verify puts through the custom-executor scenarios only",
+            options.config.display()
+        ))
+        .into());
+    }
+    let cluster_text = std::fs::read_to_string(&options.cluster)
+        .map_err(|e| UsageError(format!("{}: {e}", options.cluster.display())))?;
+    mock_cluster::config::Cluster::load(&options.cluster).map_err(|e| UsageError(e.to_string()))?;
+    let root = dir.path().to_path_buf();
+    println!("batchci verify in {}", root.display());
+    let (cluster_file, time_scale) = scaled_cluster(&cluster_text, options.time_scale, &root)
+        .with_context(|| format!("{}", options.cluster.display()))?;
+    println!(
+        "simulated cluster from {} (time_scale {time_scale}); gitlab-runner's custom executor calls stood in for",
+        options.cluster.display()
+    );
+    println!();
+    let scaled = std::fs::read_to_string(&cluster_file)?;
+    let progress = |check: &Check| println!("{}", check.progress_line());
+    let checks = custom::run(&options, sites, &scaled, exe, &root, &progress).await?;
+    let report = Report {
+        checks,
+        notes,
+        took: begun.elapsed(),
+    };
+    finish(&options, &report, dir)
 }
 
 /// The GitLab login verify's pipelines are started by: `given`, else who runs verify (the user
