@@ -317,3 +317,30 @@ fn a_sites_own_custom_executor_is_told_apart() {
         )
     );
 }
+
+/// A Slurm cluster without `Default=YES` (what `mock-cluster import` notes as not imported):
+/// a Slurm runner that names no partition fails its default-partition check, because Slurm
+/// refuses such jobs even where the simulated cluster would take the first partition.
+#[test]
+fn a_cluster_without_a_default_partition_fails_a_runner_that_names_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = dir.path().join("cluster.toml");
+    let text = std::fs::read_to_string(site("cluster.toml")).unwrap();
+    assert!(text.contains("default = true\n"));
+    std::fs::write(&cluster, text.replace("default = true\n", "")).unwrap();
+    let output = Command::cargo_bin("batchci")
+        .unwrap()
+        .args(["verify", "--config"])
+        .arg(site("config.toml"))
+        .arg("--cluster")
+        .arg(&cluster)
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.lines().any(|l| l.starts_with("FAIL runner cluster-a / default partition: the runner names no partition and the cluster has no default one (Default=YES): Slurm refuses its jobs (No partition specified or system default partition); the cluster has batch, short, fat (")),
+        "{stdout}"
+    );
+}

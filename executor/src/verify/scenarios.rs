@@ -354,6 +354,20 @@ fn default_partition(harness: &Harness, site: &SiteRunner, outcome: &Outcome) ->
                 );
             }
         },
+        // Slurm has no fallback: without `Default=YES` a job that names no partition is
+        // refused (the simulated cluster would take the first one).
+        None if matches!(
+            site.executor,
+            ExecutorKind::Slurm | ExecutorKind::DockerSlurm
+        ) && !cluster.partitions.iter().any(|p| p.default) =>
+        {
+            return (
+                Verdict::Fail,
+                format!(
+                    "the runner names no partition and the cluster has no default one (Default=YES): Slurm refuses its jobs (No partition specified or system default partition); the cluster has {names}"
+                ),
+            );
+        }
         None => match cluster.default_partition() {
             Some(partition) => partition,
             None => return (Verdict::Fail, "the cluster has no partition".into()),

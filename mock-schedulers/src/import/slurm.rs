@@ -449,6 +449,13 @@ fn parse_partitions(
             "no partitions with nodes (expected the output of `scontrol show partitions`)",
         ));
     }
+    if !partitions.iter().any(|p| p.default) {
+        // Slurm refuses a job that names no partition then; a cluster file cannot say so,
+        // and the simulated cluster would take the first partition.
+        not_imported.other(
+            "no partition is the default (Default=YES): Slurm refuses jobs that name none (`No partition specified or system default partition`); the simulated cluster takes the first".to_string(),
+        );
+    }
     Ok(partitions)
 }
 
@@ -621,6 +628,22 @@ mod tests {
         assert_eq!(
             import(&no_name).unwrap_err().to_string(),
             "nodes.txt:1: the cluster's name is not in this output: give --cluster-name NAME, or --config FILE with the output of `scontrol show config`"
+        );
+    }
+
+    #[test]
+    fn a_cluster_without_a_default_partition_says_so() {
+        let imported = import(&input(
+            "NodeName=n1 CPUTot=4 CPUEfctv=4 RealMemory=1000 State=IDLE\n",
+            "PartitionName=p Nodes=n1 Default=NO MaxTime=UNLIMITED State=UP\n",
+        ))
+        .unwrap();
+        assert!(!imported.partitions[0].default);
+        assert_eq!(
+            imported.not_imported.comment_lines(),
+            [
+                "# not imported: no partition is the default (Default=YES): Slurm refuses jobs that name none (`No partition specified or system default partition`); the simulated cluster takes the first"
+            ]
         );
     }
 
