@@ -344,3 +344,56 @@ fn a_cluster_without_a_default_partition_fails_a_runner_that_names_none() {
         "{stdout}"
     );
 }
+
+/// The checks of one runner, from verify's progress lines: `(check, verdict)` in order.
+fn checks_of(stdout: &str, runner: &str) -> Vec<(String, String)> {
+    let prefix = format!("runner {runner} / ");
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let (verdict, rest) = line.split_once(' ')?;
+            let rest = rest.trim_start().strip_prefix(&prefix)?;
+            let (check, _) = rest.split_once(':')?;
+            Some((check.to_string(), verdict.to_string()))
+        })
+        .collect()
+}
+
+/// Every batch scheduler's runner goes through the whole contract, a held job's cancel
+/// included (`qsub -h`, `bsub -H`, `flux submit --urgency=0`, Cobalt's `qsub -h`).
+#[test]
+fn every_batch_scheduler_holds_the_contract() {
+    let every_check = [
+        "default partition",
+        "passing job, whole log",
+        "failing job's exit code",
+        "masked variable",
+        "refused flag",
+        "cancel while pending",
+        "cancel while running",
+    ]
+    .map(|check| (check.to_string(), "ok".to_string()));
+    let output = verify(&site("config-schedulers.toml"), None, &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    for runner in ["pbs-a", "lsf-a", "flux-a"] {
+        assert_eq!(
+            checks_of(&stdout, runner),
+            every_check,
+            "{runner}:\n{stdout}"
+        );
+    }
+
+    let output = Command::cargo_bin("batchci")
+        .unwrap()
+        .args(["verify", "--config"])
+        .arg(site("config-cobalt.toml"))
+        .arg("--cluster")
+        .arg(site("cluster-cobalt.toml"))
+        .timeout(std::time::Duration::from_secs(600))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(checks_of(&stdout, "cobalt-a"), every_check, "{stdout}");
+}

@@ -37,11 +37,12 @@ fn scheduler(kind: ExecutorKind) -> Option<Scheduler> {
         ExecutorKind::Slurm => ("", "--uid=0", Some("-H")),
         ExecutorKind::Pbs => ("", "-o /tmp/batchci-verify.out", Some("-h")),
         ExecutorKind::Lsf => ("", "-o /tmp/batchci-verify.out", Some("-H")),
-        ExecutorKind::Flux => ("", "--output=/tmp/batchci-verify.out", None),
+        // Urgency 0 is Flux's hold (`flux submit --help`: hold=0).
+        ExecutorKind::Flux => ("", "--output=/tmp/batchci-verify.out", Some("--urgency=0")),
         ExecutorKind::Cobalt => (
             "-t 10 -n 1",
             "--debuglog /tmp/batchci-verify.log -t 10 -n 1",
-            None,
+            Some("-h"),
         ),
         ExecutorKind::Shell | ExecutorKind::DockerSlurm => return None,
     };
