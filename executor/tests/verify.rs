@@ -264,11 +264,11 @@ fn a_custom_mode_file_goes_through_the_custom_executor_scenarios() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     for needle in [
-        "batchci custom mode with custom-jacamar.toml: 9 custom-executor scenarios",
+        "batchci custom mode with custom-jacamar.toml: 12 custom-executor scenarios",
         "ok   batchci custom mode with custom-jacamar.toml / cancel while pending: SIGTERM while the Slurm job is queued cancels it before run_exec ends",
         "ok   batchci custom mode with custom-jacamar.toml / system failure: an unreachable Slurm controller fails the job as runner_system_failure (SYSTEM_FAILURE_EXIT_CODE)",
         "note: batch.scheduler_bin: the simulated cluster's commands on PATH instead",
-        "9 checks: 9 ok, 0 failed, 0 skipped",
+        "12 checks: 12 ok, 0 failed, 0 skipped",
     ] {
         assert!(stdout.contains(needle), "no {needle:?} in\n{stdout}");
     }
@@ -302,7 +302,9 @@ fn a_sites_own_custom_executor_is_told_apart() {
         "FAIL runner sbatch / failing script: exit code 1 reported, not 3: BUILD_EXIT_CODE_FILE was not written",
         "FAIL runner sbatch / cancel while pending: Slurm job N (ci-N) was still PENDING when run_exec ended on SIGTERM; only cleanup_exec cancelled it, later",
         "FAIL runner sbatch / cancel while running: Slurm job N (ci-N) was still RUNNING when run_exec ended on SIGTERM; only cleanup_exec cancelled it, later",
-        "9 checks: 4 ok, 5 failed, 0 skipped",
+        "FAIL runner sbatch / refused flag: `--uid=0` reached sbatch; the job ended success",
+        "ok   runner sbatch / scheduler parameters:",
+        "12 checks: 6 ok, 6 failed, 0 skipped",
     ] {
         assert!(stdout.contains(needle), "no {needle:?} in\n{stdout}");
     }

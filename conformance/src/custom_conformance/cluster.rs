@@ -167,6 +167,64 @@ impl SimulatedCluster {
         Ok(nodes)
     }
 
+    /// The partitions, the default one first (sinfo marks it with `*`).
+    pub fn partitions(&self) -> Result<Vec<String>, ClusterError> {
+        let text = self.command("sinfo", &["-h", "-o", "%P"])?;
+        let mut partitions: Vec<(bool, String)> = text
+            .lines()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| match p.strip_suffix('*') {
+                Some(name) => (false, name.to_string()),
+                None => (true, p.to_string()),
+            })
+            .collect();
+        partitions.sort_by_key(|(not_default, _)| *not_default);
+        Ok(partitions.into_iter().map(|(_, name)| name).collect())
+    }
+
+    /// Every job accounting knows, as `(id, name, partition)`, in id order.
+    pub fn accounted(&self) -> Result<Vec<(u64, String, String)>, ClusterError> {
+        let text = self.command(
+            "sacct",
+            &["-a", "-X", "-n", "-P", "-o", "JobIDRaw,JobName,Partition"],
+        )?;
+        let mut jobs: Vec<(u64, String, String)> = text
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.trim().splitn(3, '|');
+                let id = fields.next()?.parse().ok()?;
+                Some((id, fields.next()?.to_string(), fields.next()?.to_string()))
+            })
+            .collect();
+        jobs.sort();
+        Ok(jobs)
+    }
+
+    /// The argument vectors of every call of the fake `program` so far, in call order
+    /// (`mock-cluster calls`).
+    pub fn calls_of(&self, program: &str) -> Result<Vec<Vec<String>>, ClusterError> {
+        let mut command = Command::new(&self.mock_cluster);
+        command
+            .args(["calls", "--json", "--state-dir"])
+            .arg(&self.state_dir);
+        let text = run(command, "mock-cluster calls")?;
+        let calls: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap_or_default();
+        Ok(calls
+            .iter()
+            .filter_map(|call| {
+                let argv: Vec<String> = call
+                    .get("argv")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|a| a.as_str().map(str::to_string))
+                    .collect();
+                let name = std::path::Path::new(argv.first()?).file_name()?;
+                (name == program).then_some(argv)
+            })
+            .collect())
+    }
+
     /// Cancels job `id`.
     pub fn cancel(&self, id: &str) -> Result<(), ClusterError> {
         self.command("scancel", &[id]).map(|_| ())

@@ -83,6 +83,21 @@ pub const SCENARIOS: &[Scenario] = &[
         run: passing_job,
     },
     Scenario {
+        name: "whole log",
+        checks: "2000 numbered lines a job prints all reach the job log, in order",
+        run: whole_log,
+    },
+    Scenario {
+        name: "scheduler parameters",
+        checks: "SCHEDULER_PARAMETERS naming a partition (not the default one) puts the Slurm job there",
+        run: scheduler_parameters,
+    },
+    Scenario {
+        name: "refused flag",
+        checks: "SCHEDULER_PARAMETERS=--uid=0 (a job as another user) fails the job and never reaches sbatch",
+        run: refused_flag,
+    },
+    Scenario {
         name: "failing script",
         checks: "`exit 3` fails the job as script_failure with exit code 3 (BUILD_FAILURE_EXIT_CODE, BUILD_EXIT_CODE_FILE)",
         run: failing_script,
@@ -390,6 +405,138 @@ fn passing_job(context: &Context) -> Outcome {
     }
     if !has_line(&report, &expected) {
         return Err(format!("the job log has no line {expected:?}"));
+    }
+    Ok(())
+}
+
+/// Lines a job prints in "whole log".
+const WHOLE_LOG_LINES: usize = 2000;
+
+fn whole_log(context: &Context) -> Outcome {
+    let job = context.job().script(&[&format!(
+        "for i in $(seq 1 {WHOLE_LOG_LINES}); do echo \"conformance: line $i\"; done"
+    )]);
+    let report = context.run(&context.driver(), job)?;
+    if report.status != JobStatus::Success {
+        return Err(format!("the job ended {}", outcome(&report)));
+    }
+    let numbers: Vec<usize> = report
+        .lines()
+        .iter()
+        .filter_map(|l| l.strip_prefix("conformance: line ")?.parse().ok())
+        .collect();
+    let expected: Vec<usize> = (1..=WHOLE_LOG_LINES).collect();
+    if numbers == expected {
+        return Ok(());
+    }
+    let first_wrong = numbers
+        .iter()
+        .zip(&expected)
+        .position(|(got, want)| got != want)
+        .unwrap_or(numbers.len().min(expected.len()));
+    Err(format!(
+        "{} of {WHOLE_LOG_LINES} lines arrived; the first missing or out of order is line {}",
+        numbers.len(),
+        first_wrong + 1
+    ))
+}
+
+fn scheduler_parameters(context: &Context) -> Outcome {
+    let partitions = context.cluster.partitions().map_err(|e| reason(&e))?;
+    // Another partition than the default where there is one: one a job reaches only by
+    // asking for it.
+    let Some(partition) = partitions.get(1).or(partitions.first()) else {
+        return Err("the cluster has no partition".into());
+    };
+    let before = last_job_id(context)?;
+    // One minute: within any partition's or QOS's time limit.
+    let parameters = format!("--partition={partition} --time=1");
+    let job = context
+        .job()
+        .variable("SCHEDULER_PARAMETERS", &parameters)
+        .script(&["echo conformance: parameters"]);
+    // A partition where the job can never start must not hang the run: the job gets the
+    // patience, then it is cancelled.
+    let running = context.start(&context.driver().hold_before_cleanup(), job)?;
+    if !running.cleanup_is_next(context.options.patience) {
+        let state = context
+            .queue()
+            .ok()
+            .and_then(|q| {
+                q.into_iter()
+                    .find(|j| j.id.parse().is_ok_and(|id: u64| id > before))
+            })
+            .map(|j| format!(" (Slurm job {} {})", j.id, j.state))
+            .unwrap_or_default();
+        running.cancel();
+        running.release_cleanup();
+        let _ = running.finish();
+        return Err(format!(
+            "SCHEDULER_PARAMETERS={parameters}: the job did not end within {} s{state}",
+            context.options.patience.as_secs()
+        ));
+    }
+    running.release_cleanup();
+    let report = running.finish();
+    if report.status != JobStatus::Success {
+        return Err(format!("the job ended {}", outcome(&report)));
+    }
+    let jobs = context.cluster.accounted().map_err(|e| reason(&e))?;
+    let ran: Vec<&(u64, String, String)> = jobs
+        .iter()
+        .filter(|(id, name, _)| *id > before && name != BLOCKER)
+        .collect();
+    match ran.as_slice() {
+        [] => Err("no Slurm job was submitted".into()),
+        jobs if jobs.iter().all(|(_, _, p)| p == partition) => Ok(()),
+        jobs => Err(format!(
+            "SCHEDULER_PARAMETERS={parameters}, but Slurm ran it in {}",
+            jobs.iter()
+                .map(|(_, _, p)| p.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The highest job id accounting knows (0 for none).
+fn last_job_id(context: &Context) -> Result<u64, String> {
+    Ok(context
+        .cluster
+        .accounted()
+        .map_err(|e| reason(&e))?
+        .last()
+        .map_or(0, |(id, _, _)| *id))
+}
+
+fn refused_flag(context: &Context) -> Outcome {
+    let before = context
+        .cluster
+        .calls_of("sbatch")
+        .map_err(|e| reason(&e))?
+        .len();
+    let job = context
+        .job()
+        .variable("SCHEDULER_PARAMETERS", "--uid=0")
+        .script(&["echo conformance: never as another user"]);
+    let report = context.run(&context.driver(), job)?;
+    let calls = context.cluster.calls_of("sbatch").map_err(|e| reason(&e))?;
+    if let Some(argument) = calls
+        .iter()
+        .skip(before)
+        .flatten()
+        .find(|a| a.starts_with("--uid"))
+    {
+        return Err(format!(
+            "`{argument}` reached sbatch; the job ended {}",
+            outcome(&report)
+        ));
+    }
+    if report.status != JobStatus::Failed {
+        return Err(format!(
+            "the job ended {}, not failed on its parameters",
+            outcome(&report)
+        ));
     }
     Ok(())
 }
