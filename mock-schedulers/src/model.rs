@@ -442,6 +442,14 @@ pub struct JobRun {
     /// Held by an administrator (`scontrol hold`), not by its user.
     #[serde(default)]
     pub held_by_admin: bool,
+    /// Held by `scontrol requeuehold`: the reason is then `job requeued in held state`, not
+    /// `JobHeldUser` (slurm-observed.md 63), until the job is released or held anew.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub requeued_held: bool,
+    /// The runs before a requeue, oldest first, as they ended: `sacct -D` shows each as a
+    /// `REQUEUED` record of its own (slurm-observed.md 63).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_runs: Vec<JobRun>,
     /// Place in a job array (`None` for a job that is no array).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub array: Option<ArrayRun>,
@@ -515,6 +523,8 @@ impl JobRun {
             awaiting_reply: false,
             start_unaccounted: false,
             held_by_admin: false,
+            requeued_held: false,
+            previous_runs: Vec::new(),
             array: None,
             dependency: None,
             accounting_reason: None,

@@ -103,6 +103,13 @@ pub enum Request {
         /// The new dependency text (empty: none).
         dependency: String,
     },
+    /// Move a pending job's begin time (`scontrol update jobid=N StartTime=...`).
+    UpdateBeginTime {
+        /// The job.
+        id: u32,
+        /// Seconds from now.
+        after: f64,
+    },
     /// Record a finished CLI call.
     Record(Box<CallRecord>),
     /// All recorded calls.

@@ -363,6 +363,87 @@ fn a_requeued_job_runs_again_after_slurms_wait_with_its_restart_count() {
 }
 
 #[test]
+fn requeuehold_release_and_a_new_begin_time_run_the_job_again_and_sacct_d_shows_both_runs() {
+    // Observed on Slurm 22.05 (docs/slurm-observed.md 63): held with its own reason, then
+    // waiting for the requeue's begin time, which `scontrol update StartTime=now` moves. Real
+    // time, so that the requeue's 121 s cannot pass while the test looks.
+    let c = TestCluster::with_config(
+        &common::FAST_CLUSTER.replace("time_scale = 60.0", "time_scale = 1.0"),
+    );
+    let id = c.submit(&[
+        "-o",
+        "rq.out",
+        "--wrap",
+        "echo run ${SLURM_RESTART_COUNT-unset}; sleep 300",
+    ]);
+    wait_file_contains(&c.path("rq.out"), "run unset");
+    let text = id.to_string();
+    assert_eq!(c.run("scontrol", &["requeuehold", &text]).2, 0);
+    common::wait_for("the requeued job to be held", || {
+        c.job_field(id, "%T|%r") == "PENDING|job requeued in held state"
+    });
+    let (show, _, _) = c.run("scontrol", &["show", "job", &text]);
+    assert!(
+        show.contains("JobState=PENDING Reason=job_requeued_in_held_state "),
+        "{show}"
+    );
+    assert_eq!(c.run("scontrol", &["release", &text]).2, 0);
+    assert_eq!(c.job_field(id, "%T|%r"), "PENDING|BeginTime");
+    let job = format!("jobid={id}");
+    assert_eq!(
+        c.run("scontrol", &["update", &job, "StartTime=bogus"]),
+        (
+            String::new(),
+            "Invalid time specification (pos=0): bogus\nNo changes specified\n".into(),
+            1
+        )
+    );
+    assert_eq!(
+        c.run(
+            "scontrol",
+            &["update", &format!("jobid={id}"), "StartTime=now"]
+        ),
+        (String::new(), String::new(), 0)
+    );
+    wait_file_contains(&c.path("rq.out"), "run 1");
+    assert_eq!(c.run("scancel", &[&text]).2, 0);
+    c.wait_state(id, "CANCELLED");
+    let uid = mock_cluster::cli::slurm::identity().1;
+    let sacct = |extra: &[&str]| {
+        let mut args = vec!["-j", &text, "-n", "-P", "-o", "JobID,State,ExitCode"];
+        args.extend_from_slice(extra);
+        c.run("sacct", &args).0
+    };
+    assert_eq!(
+        sacct(&["-D"]),
+        format!(
+            "{id}|REQUEUED|0:0\n{id}.batch|CANCELLED|0:15\n\
+             {id}|CANCELLED by {uid}|0:0\n{id}.batch|CANCELLED|0:15\n"
+        )
+    );
+    assert_eq!(
+        sacct(&["--duplicates", "-X"]),
+        format!("{id}|REQUEUED|0:0\n{id}|CANCELLED by {uid}|0:0\n")
+    );
+    assert_eq!(
+        sacct(&[]),
+        format!("{id}|CANCELLED by {uid}|0:0\n{id}.batch|CANCELLED|0:15\n")
+    );
+    // Only a pending job's begin time can move.
+    assert_eq!(
+        c.run(
+            "scontrol",
+            &["update", &format!("jobid={id}"), "StartTime=now"]
+        ),
+        (
+            String::new(),
+            format!("Job has already finished for job {id}\n"),
+            1
+        )
+    );
+}
+
+#[test]
 fn requeue_hold_and_release_refuse_what_slurm_refuses() {
     let c = TestCluster::fast();
     let never = c.submit(&["--no-requeue", "--wrap", "sleep 300"]);

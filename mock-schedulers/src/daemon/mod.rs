@@ -416,6 +416,21 @@ fn denied(message: &str) -> Response {
     }
 }
 
+/// The answer to a job update (`scontrol update`); a done one wakes the scheduling pass, which
+/// may now start the job.
+fn job_updated(shared: &Shared, updated: Result<(), String>) -> Response {
+    match updated {
+        Ok(()) => {
+            shared.wake.notify_all();
+            Response::Ok
+        }
+        Err(message) => Response::Error {
+            detail: Vec::new(),
+            message,
+        },
+    }
+}
+
 fn handle_simple(shared: &Shared, req: Request, peer: &User) -> Response {
     let mut st = shared.lock();
     match req {
@@ -523,17 +538,11 @@ fn handle_simple(shared: &Shared, req: Request, peer: &User) -> Response {
         Request::Status => Response::Status {
             summary: st.summary(),
         },
+        Request::UpdateBeginTime { id, after } => {
+            job_updated(shared, st.update_begin_time(id, after, peer.uid))
+        }
         Request::UpdateDependency { id, dependency } => {
-            match st.update_dependency(id, &dependency, peer.uid) {
-                Ok(()) => {
-                    shared.wake.notify_all();
-                    Response::Ok
-                }
-                Err(message) => Response::Error {
-                    detail: Vec::new(),
-                    message,
-                },
-            }
+            job_updated(shared, st.update_dependency(id, &dependency, peer.uid))
         }
         Request::Shutdown => {
             if let Err(message) = st.admin_only(peer.uid, "stop") {

@@ -740,6 +740,9 @@ impl State {
         running_per_user_qos: &BTreeMap<(u32, String), u32>,
     ) -> Option<String> {
         if job.run.priority == 0 {
+            if job.run.requeued_held {
+                return Some("job requeued in held state".into());
+            }
             let holder = if job.run.held_by_admin {
                 "Admin"
             } else {
@@ -1135,19 +1138,7 @@ impl State {
     /// empty text removes it. Errors in Slurm's words, as scontrol prints them before `for job
     /// N` (observed).
     pub fn update_dependency(&mut self, id: u32, text: &str, uid: u32) -> Result<(), String> {
-        let now = self.now();
-        match self.jobs.get(&id) {
-            Some(j) if self.is_purged(j, now) => return Err("Invalid job id specified".into()),
-            None => return Err("Invalid job id specified".into()),
-            Some(j) if !self.privileged(uid) && j.req.uid != uid => {
-                return Err(crate::flavor::slurm::INVALID_USER_ID.into());
-            }
-            Some(j) if j.run.state.is_finished() => return Err("Job has already finished".into()),
-            Some(j) if j.run.state != JobState::Pending => {
-                return Err("Job is no longer pending execution".into());
-            }
-            Some(_) => {}
-        }
+        self.updatable(id, uid)?;
         let dependency = self
             .resolve_dependency(text)
             .map_err(|_| "Job dependency problem".to_string())?;
@@ -1157,6 +1148,40 @@ impl State {
         }
         self.journal_run(id);
         Ok(())
+    }
+
+    /// `scontrol update jobid=N StartTime=...`: the pending job may start `after` seconds from
+    /// now, not before; this also replaces the wait a requeue set (slurm-observed.md 63).
+    pub fn update_begin_time(&mut self, id: u32, after: f64, uid: u32) -> Result<(), String> {
+        self.updatable(id, uid)?;
+        let now = self.now();
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.req.begin = Some(now + after);
+            job.run.eligible_after = None;
+            // The whole job: the begin time is part of the request, which a run entry lacks.
+            if let Err(e) = self.journal.job(job) {
+                tracing::error!("journal write failed: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `uid` may update job `id`: it exists, is theirs (or they are privileged) and
+    /// still pends; the refusal in scontrol's words.
+    fn updatable(&self, id: u32, uid: u32) -> Result<(), String> {
+        let now = self.now();
+        match self.jobs.get(&id) {
+            Some(j) if self.is_purged(j, now) => Err("Invalid job id specified".into()),
+            None => Err("Invalid job id specified".into()),
+            Some(j) if !self.privileged(uid) && j.req.uid != uid => {
+                Err(crate::flavor::slurm::INVALID_USER_ID.into())
+            }
+            Some(j) if j.run.state.is_finished() => Err("Job has already finished".into()),
+            Some(j) if j.run.state != JobState::Pending => {
+                Err("Job is no longer pending execution".into())
+            }
+            Some(_) => Ok(()),
+        }
     }
 
     /// Brings the dependencies of pending jobs up to date: met ones leave, ones that can never
@@ -1624,6 +1649,15 @@ impl State {
             return;
         }
         if let Some(hold) = job.run.requeue {
+            // The run as accounting keeps it (`sacct -D`): ended now, with its status.
+            job.run.end_time = Some(now);
+            job.run.exit_status = status;
+            job.run.step_status = Some(status);
+            job.run.state = JobState::Cancelled;
+            for step in job.run.steps.iter_mut().filter(|s| s.running()) {
+                step.end_time = Some(now);
+                step.killed = true;
+            }
             self.back_to_queue(id, hold);
             return;
         }
@@ -1939,6 +1973,7 @@ impl State {
                 if let Some(j) = self.jobs.get_mut(&id) {
                     j.run.priority = 0;
                     j.run.held_by_admin = verb == ControlVerb::Hold;
+                    j.run.requeued_held = false;
                 }
                 self.requeue_pending(id);
                 Ok(())
@@ -1962,6 +1997,7 @@ impl State {
                     if let Some(j) = self.jobs.get_mut(&id) {
                         j.run.priority = priority;
                         j.run.held_by_admin = false;
+                        j.run.requeued_held = false;
                     }
                     self.requeue_pending(id);
                     if too_wide {
@@ -2001,8 +2037,11 @@ impl State {
             return;
         };
         let restarts = job.run.restarts + 1;
-        job.run = JobRun::pending(priority);
+        let mut previous_runs = std::mem::take(&mut job.run.previous_runs);
+        previous_runs.push(std::mem::replace(&mut job.run, JobRun::pending(priority)));
+        job.run.previous_runs = previous_runs;
         job.run.restarts = restarts;
+        job.run.requeued_held = hold;
         job.run.eligible_after = Some(now + REQUEUE_DELAY_SECS);
         self.running.remove(&id);
         self.requeue_pending(id);

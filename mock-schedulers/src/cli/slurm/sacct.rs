@@ -11,6 +11,7 @@ const SPEC: &[Opt] = &[
     opt("allocations", Some('X'), No),
     opt("allusers", Some('a'), No),
     opt("brief", Some('b'), No),
+    opt("duplicates", Some('D'), No),
     opt("endtime", Some('E'), Required),
     opt("format", Some('o'), Required),
     opt("help", Some('h'), No),
@@ -33,6 +34,7 @@ const HELP: &str = "Usage: sacct [OPTIONS]
 
 Fake sacct of mock-cluster: accounting records of the simulated cluster's jobs.
 
+  -D, --duplicates           also the runs of requeued jobs before their last (REQUEUED)
   -j, --jobs=job(.step)      comma separated list of jobs
   -n, --noheader             no header
   -o, --format=field[%len],. fields to print (JobID,JobName,State,ExitCode,Elapsed,...)
@@ -532,12 +534,34 @@ pub fn main(call: &mut Call) -> i32 {
         {
             continue;
         }
-        for row in rows(job, cli.has("allocations")) {
-            let vals = fields
+        // Observed on Slurm 22.05: with -D every earlier run of a requeued job comes first,
+        // its record `REQUEUED` with exit code 0:0, its steps as they ended
+        // (slurm-observed.md 63).
+        let earlier: Vec<Job> = if cli.has("duplicates") {
+            job.run
+                .previous_runs
                 .iter()
-                .map(|(_, key, _)| value(&row, key, now, &cluster))
-                .collect();
-            line(vals, false, &mut out);
+                .map(|run| Job {
+                    run: run.clone(),
+                    ..job.clone()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let requeued = earlier.iter().map(|j| (j, true));
+        for (shown, requeued) in requeued.chain(std::iter::once((job, false))) {
+            for mut row in rows(shown, cli.has("allocations")) {
+                if requeued && row.is_job() {
+                    row.state = "REQUEUED".into();
+                    row.exit = "0:0".into();
+                }
+                let vals = fields
+                    .iter()
+                    .map(|(_, key, _)| value(&row, key, now, &cluster))
+                    .collect();
+                line(vals, false, &mut out);
+            }
         }
     }
     print!("{out}");
