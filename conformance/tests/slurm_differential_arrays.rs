@@ -1,7 +1,7 @@
 //! Differential cases of job arrays: the same `sbatch --array` runs on the real Slurm 22.05 and
 //! on the simulated cluster, and what squeue, scontrol, sacct and scancel say of it must match
 //! (see `slurm_differential.rs` for how cases run and are normalised; the facts are
-//! `docs/slurm-observed.md` 34-40).
+//! `docs/slurm-observed.md` 34-40, 65, 66).
 
 mod differential;
 use differential::*;
@@ -173,4 +173,110 @@ fn sbatch_wait_on_an_array_and_bad_array_specifications() {
             Ok(())
         },
     );
+}
+
+/// `--array=10-16:3`: the pending record is shown as the list of its tasks (`<id>_[10,13,16]`),
+/// the tasks are 10, 13 and 16, and each sees the step in `SLURM_ARRAY_TASK_STEP` (fact 65).
+/// The indices are above the simulated cluster's first job ids, and the values are printed
+/// after names: a number equal to a job id, or opening a line, would read as one.
+#[test]
+fn an_array_with_a_step_runs_every_third_index() {
+    differential("array_step", FakeCluster::mirroring_ci_slurm(), |s| {
+        let id = s.submit(
+            "sbatch -H --array=10-16:3",
+            &[
+                "sbatch",
+                "--parsable",
+                "-H",
+                "-c",
+                "1",
+                "--mem",
+                "100",
+                "--array=10-16:3",
+                "-o",
+                "o-%a.out",
+                "--wrap",
+                "echo task=$SLURM_ARRAY_TASK_ID count=$SLURM_ARRAY_TASK_COUNT \
+                 min=$SLURM_ARRAY_TASK_MIN max=$SLURM_ARRAY_TASK_MAX \
+                 step=$SLURM_ARRAY_TASK_STEP",
+            ],
+        )?;
+        let ids = id.to_string();
+        s.run(
+            "squeue of the held array",
+            &["squeue", "-h", "-j", &ids, "-o", "%i|%K|%T|%r"],
+        )?;
+        s.run(
+            "squeue -r of the held array",
+            &["squeue", "-h", "-r", "-j", &ids, "-o", "%i|%K|%T"],
+        )?;
+        s.run("release", &["scontrol", "release", &ids])?;
+        wait_for_array_end(s, id)?;
+        s.record_files("files");
+        for task in [10, 13, 16] {
+            s.record_file(&format!("task {task} output"), &format!("o-{task}.out"));
+        }
+        s.record_sacct("sacct of the array", id, 6)?;
+        Ok(())
+    });
+}
+
+/// `--array=1-4%1`: one task runs, the others wait in the array's record with reason
+/// `JobArrayTaskLimit`; squeue shows the running task and the record, `-r` every task on a
+/// row of its own, and `scontrol show job` the record first (fact 66).
+#[test]
+fn a_throttled_array_runs_one_task_at_a_time() {
+    differential("array_throttle", FakeCluster::mirroring_ci_slurm(), |s| {
+        let id = s.submit(
+            "sbatch --array=1-4%1",
+            &[
+                "sbatch",
+                "--parsable",
+                "-c",
+                "1",
+                "--mem",
+                "100",
+                "--array=1-4%1",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "sleep 120",
+            ],
+        )?;
+        let ids = id.to_string();
+        let rows = ["squeue", "-h", "-j", &ids, "-o", "%i|%K|%T|%r"];
+        s.poll_output("the throttled array did not settle", &rows, |out| {
+            out.contains("|RUNNING|") && out.contains("|PENDING|JobArrayTaskLimit")
+        })?;
+        // Real squeue lists the running task before or after the waiting ones from one run to
+        // the next (fact 66): the rows are compared in sorted order.
+        for (key, argv) in [
+            ("squeue (rows sorted)", &rows[..]),
+            (
+                "squeue -r (rows sorted)",
+                &["squeue", "-h", "-r", "-j", &ids, "-o", "%i|%K|%T|%r"][..],
+            ),
+        ] {
+            let mut out = s.env.run(argv)?;
+            let mut lines: Vec<&str> = out.stdout.lines().collect();
+            lines.sort_unstable();
+            out.stdout = lines.iter().map(|l| format!("{l}\n")).collect();
+            s.record(key, argv, &out);
+        }
+        let running = s.env.run(&["squeue", "-h", "-j", &ids, "-t", "R"])?;
+        let row = running
+            .stdout
+            .lines()
+            .map(|line| default_squeue_row(&mut s.norm, line))
+            .collect::<Vec<_>>()
+            .join("\n");
+        s.note("squeue, default format, running task", row);
+        s.record_scontrol(
+            "scontrol of the record",
+            id,
+            &["ArrayTaskId", "ArrayTaskThrottle", "JobState", "Reason"],
+        )?;
+        s.run("scancel", &["scancel", &ids])?;
+        Ok(())
+    });
 }

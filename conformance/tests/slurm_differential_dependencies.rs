@@ -1,7 +1,7 @@
 //! Differential cases of job dependencies: the same `sbatch --dependency` runs on the real
 //! Slurm 22.05 and on the simulated cluster, and the reasons and dependency texts squeue shows
 //! must match (see `slurm_differential.rs` for how cases run and are normalised; the facts are
-//! `docs/slurm-observed.md` 41-45).
+//! `docs/slurm-observed.md` 41-46, 53, 64).
 
 mod differential;
 use differential::*;
@@ -247,4 +247,114 @@ fn a_job_killed_for_its_dependency_keeps_its_earlier_reason_in_sacct() {
             Ok(())
         },
     );
+}
+
+/// The other kinds workflow tools use: `afterany` and `afternotok` of a failed job run,
+/// `afternotok` of a completed one never can; `after` of a running job runs at once, while
+/// `after:<job>+<minutes>` waits (its minute is not waited for: the real clock cannot be
+/// hurried, so only its text and reason are compared); a `,` list waits for all of its jobs;
+/// `singleton` waits for the running job of the same name and user only (fact 64).
+#[test]
+fn afterany_afternotok_after_lists_and_singleton() {
+    differential("dependency_kinds", FakeCluster::mirroring_ci_slurm(), |s| {
+        let ok = submit_quietly(s, &["-o", "/dev/null", "--wrap", "true"])?;
+        let bad = submit_quietly(s, &["-o", "/dev/null", "--wrap", "exit 3"])?;
+        s.wait_for_state(ok, &["COMPLETED"])?;
+        s.wait_for_state(bad, &["FAILED"])?;
+        let running = submit_quietly(s, &["-J", "solo", "-o", "/dev/null", "--wrap", "sleep 120"])?;
+        s.wait_for_state(running, &["RUNNING"])?;
+        let (ok, bad, run) = (ok.to_string(), bad.to_string(), running.to_string());
+        // What each job waits for, its name, and what it settles in: a final state or, still
+        // pending, a reason.
+        let cases = [
+            (
+                "afterany of a failed job",
+                format!("afterany:{bad}"),
+                "dep",
+                "COMPLETED",
+            ),
+            (
+                "afternotok of a failed job",
+                format!("afternotok:{bad}"),
+                "dep",
+                "COMPLETED",
+            ),
+            (
+                "after of a running job",
+                format!("after:{run}"),
+                "dep",
+                "COMPLETED",
+            ),
+            (
+                "a list of met ones",
+                format!("afterok:{ok},afterany:{bad}"),
+                "dep",
+                "COMPLETED",
+            ),
+            (
+                "singleton of another name",
+                "singleton".to_string(),
+                "other",
+                "COMPLETED",
+            ),
+            (
+                "afternotok of a completed job",
+                format!("afternotok:{ok}"),
+                "dep",
+                "DependencyNeverSatisfied",
+            ),
+            (
+                "after plus a minute",
+                format!("after:{run}+1"),
+                "dep",
+                "Dependency",
+            ),
+            (
+                "a list with a running job",
+                format!("afterok:{ok},afterany:{run}"),
+                "dep",
+                "Dependency",
+            ),
+            ("singleton", "singleton".to_string(), "solo", "Dependency"),
+        ];
+        let mut jobs = Vec::new();
+        for (key, dependency, name, settles) in cases {
+            let id = submit_quietly(
+                s,
+                &[
+                    "-J",
+                    name,
+                    "-o",
+                    "/dev/null",
+                    "-d",
+                    &dependency,
+                    "--wrap",
+                    "true",
+                ],
+            )?;
+            jobs.push((key, id, settles));
+        }
+        for (_, id, settles) in &jobs {
+            match *settles {
+                "COMPLETED" => s.wait_for_state(*id, &["COMPLETED"])?,
+                reason => s.wait_for_reason(*id, reason)?,
+            }
+        }
+        for (key, id, _) in jobs {
+            s.run(
+                &format!("squeue, {key}"),
+                &[
+                    "squeue",
+                    "-h",
+                    "-t",
+                    "all",
+                    "-j",
+                    &id.to_string(),
+                    "-o",
+                    "%i|%T|%r|%E",
+                ],
+            )?;
+        }
+        Ok(())
+    });
 }

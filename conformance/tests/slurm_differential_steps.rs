@@ -130,6 +130,62 @@ fn signals_reach_steps_the_batch_shell_or_everything() {
     });
 }
 
+/// `sbatch --signal=[B:]USR1@25` with a one-minute limit: with `B:` the batch shell's trap
+/// runs (`wait` returns to it at once) and its step gets nothing; without it the step's trap
+/// runs and the batch shell gets nothing (`docs/slurm-observed.md` 29, 62). Real Slurm sends
+/// the signal at its first time-limit check (every 30 s) within 30 s before `limit - 25 s`,
+/// that is 5 to 35 s after the start: late enough for the traps to be set, and the case waits
+/// for the traps to have run, not for a second. Each trap ends its script, so neither job meets
+/// its limit. Only the lines the scripts print are compared: a `sleep` that the signal killed
+/// may or may not be reported by its shell.
+#[test]
+fn sbatch_signal_option_reaches_the_batch_shell_or_the_steps() {
+    differential("sbatch_signal", FakeCluster::mirroring_ci_slurm(), |s| {
+        let script = "#!/bin/bash\n\
+            trap 'echo shell-got-USR1; exit 0' USR1\n\
+            srun bash -c 'trap \"echo task-got-USR1; exit 0\" USR1; while :; do sleep 0.2; done' &\n\
+            wait $!\n\
+            echo srun-rc=$?\n";
+        s.env.write_file("sig.sh", script)?;
+        let mut ids = Vec::new();
+        for (key, signal) in [
+            ("batch", "--signal=B:USR1@25"),
+            ("steps", "--signal=USR1@25"),
+        ] {
+            let out = format!("{key}.out");
+            let id = s.submit(
+                &format!("sbatch {signal}"),
+                &[
+                    "sbatch", "-t", "1", signal, "-c", "1", "--mem", "100", "-o", &out, "sig.sh",
+                ],
+            )?;
+            ids.push((key, id));
+        }
+        for (key, id) in ids {
+            s.record_final_state(&format!("{key}: final state"), id)?;
+            let lines = s
+                .env
+                .read_file(format!("{key}.out"))
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("got-USR1") || l.starts_with("srun-rc="))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>();
+            s.note(&format!("{key}: what the scripts printed"), lines);
+            // The step the batch shell's end cut short is `0:15` or, on a loaded node, `0:0`
+            // (fact 19).
+            let step = format!("{id}.0|CANCELLED|");
+            s.record_sacct_with(&format!("{key}: sacct"), id, 3, |line| {
+                match line.strip_prefix(step.as_str()) {
+                    Some("0:15" | "0:0") => format!("{step}0:15 or 0:0"),
+                    _ => line.to_string(),
+                }
+            })?;
+        }
+        Ok(())
+    });
+}
+
 /// `srun --output` inside an array task: `%A` and `%a` are the array's id and the task's index
 /// (index 5: the simulated cluster's first ids are small, and an index equal to one would read as
 /// that job's id after normalisation)

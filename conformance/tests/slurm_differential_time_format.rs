@@ -1,6 +1,7 @@
 //! Differential case of `SLURM_TIME_FORMAT`, which tools set to parse times (`%s`) or to read
 //! them (`relative`): squeue, sacct and scontrol print every time the way it asks, on real Slurm
-//! 22.05 and on the simulated cluster alike. Times of day differ between the two runs, so the
+//! 22.05 and on the simulated cluster alike (fact 30; one case for squeue and scontrol, one for
+//! sacct). Times of day differ between the two runs, so the
 //! formats compared are coarse or their shape is; the shared machinery is in
 //! `differential/mod.rs`.
 
@@ -112,6 +113,77 @@ fn slurm_time_format_shapes_the_times_shown() {
                 ],
             )?;
             s.run("scancel", &["scancel", &id_text, &plain_text])?;
+            Ok(())
+        },
+    );
+}
+
+/// `SLURM_TIME_FORMAT` in sacct: the submit, eligible, start and end times of a finished job in
+/// the standard form, `relative`, `%s` and a strftime format, and the warning for a format it
+/// refuses (fact 30). Times differ between the runs, so the year is compared as it is and the
+/// rest by shape.
+#[test]
+fn slurm_time_format_in_sacct() {
+    differential(
+        "slurm_time_format_sacct",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            let id = s.submit(
+                "sbatch",
+                &[
+                    "sbatch",
+                    "-c",
+                    "1",
+                    "--mem",
+                    "50",
+                    "-o",
+                    "/dev/null",
+                    "--wrap",
+                    "true",
+                ],
+            )?;
+            s.wait_until_finished(id)?;
+            if !sacct_comparable("sacct")? {
+                return Ok(());
+            }
+            let id_text = id.to_string();
+            let argv = [
+                "sacct",
+                "-X",
+                "-n",
+                "-P",
+                "-j",
+                &id_text,
+                "-o",
+                "Submit,Eligible,Start,End",
+            ];
+            // Accounting records the end a moment after squeue shows it (fact 57).
+            s.env.run_until(&argv, SACCT_DEADLINE, |o| {
+                o.stdout.lines().count() == 1 && !o.stdout.contains("Unknown")
+            })?;
+            // Noted as printed: the normaliser would read a year opening the line as a job id.
+            let year = s.env.run_with(&argv, &with_format("%Y"))?;
+            s.note(
+                "sacct, %Y",
+                format!(
+                    "{}[stderr]\n{}[{}]",
+                    year.stdout,
+                    year.stderr,
+                    year.status_text()
+                ),
+            );
+            for format in ["standard", "", "relative", "%s", "%d.%m.%Y %H:%M", "bogus"] {
+                let out = s.env.run_with(&argv, &with_format(format))?;
+                s.note(
+                    &format!("sacct, SLURM_TIME_FORMAT={format:?} (shape)"),
+                    format!(
+                        "{}[stderr]\n{}[{}]",
+                        shape(&out.stdout),
+                        out.stderr,
+                        out.status_text()
+                    ),
+                );
+            }
             Ok(())
         },
     );

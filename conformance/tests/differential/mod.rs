@@ -70,6 +70,24 @@ pub fn real_accounting() -> bool {
     })
 }
 
+/// Whether sacct can be compared: the real Slurm has accounting. Without it a case leaves its
+/// sacct part out, loudly (`what` says which), or fails where CI requires the comparison.
+pub fn sacct_comparable(what: &str) -> Result<bool, CaseError> {
+    if real_accounting() {
+        return Ok(true);
+    }
+    if real_required() {
+        return fail(format!(
+            "the real Slurm has no accounting (slurmdbd), but CI needs {what} compared; \
+             start it with ci/slurm up"
+        ));
+    }
+    loud(&format!(
+        "{what} NOT COMPARED: the real Slurm runs without accounting (ci/slurm up enables it)"
+    ));
+    Ok(false)
+}
+
 /// One side of a case: a Slurm environment, the normaliser and what was observed so far.
 pub struct Side {
     pub env: SlurmEnv,
@@ -479,16 +497,7 @@ impl Side {
         rows: usize,
         neutral: impl Fn(&str) -> String,
     ) -> CaseResult {
-        if !real_accounting() {
-            if real_required() {
-                return fail(
-                    "the real Slurm has no accounting (slurmdbd), but CI needs sacct compared; \
-                     start it with ci/slurm up",
-                );
-            }
-            loud(&format!(
-                "sacct for `{key}` NOT COMPARED: the real Slurm runs without accounting (ci/slurm up enables it)"
-            ));
+        if !sacct_comparable(&format!("sacct for `{key}`"))? {
             self.note(key, "(not compared: real Slurm has no accounting)");
             return Ok(());
         }
@@ -621,7 +630,8 @@ impl Side {
 }
 
 /// One row of squeue's default format (`JOBID PARTITION NAME USER ST TIME NODES NODELIST`),
-/// columns joined by one blank, the id as its placeholder and the run time as `<RUNTIME>`.
+/// columns joined by one blank, the id as its placeholder (an array task's, `12_3`, as the
+/// array's) and the run time as `<RUNTIME>`.
 pub fn default_squeue_row(norm: &mut Normalizer, line: &str) -> String {
     line.split_whitespace()
         .enumerate()
@@ -629,7 +639,7 @@ pub fn default_squeue_row(norm: &mut Normalizer, line: &str) -> String {
             0 => word
                 .parse()
                 .map(|id| norm.learn(id))
-                .unwrap_or_else(|_| word.to_string()),
+                .unwrap_or_else(|_| norm.text(word)),
             5 => "<RUNTIME>".to_string(),
             _ => norm.value(word),
         })
