@@ -101,7 +101,8 @@ pub struct FakeCluster {
 impl FakeCluster {
     /// The cluster that `ci/slurm` starts: `batchci`, node `localhost` with 2 CPUs and 8000 MB,
     /// partitions `debug` (default, unlimited) and `gitlab-ci` (60 minutes), KillWait 2 s,
-    /// MinJobAge 300 s, real time.
+    /// MinJobAge 300 s, scheduling passes every second (`sched_interval=1,bf_interval=1`),
+    /// real time.
     pub fn mirroring_ci_slurm() -> Self {
         FakeCluster { time_scale: 1.0 }
     }
@@ -119,6 +120,7 @@ impl FakeCluster {
 time_scale = {:?}
 kill_wait = 2
 min_job_age = 300
+sched_interval = 1
 
 [[nodes]]
 names = "localhost"

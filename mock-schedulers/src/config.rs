@@ -64,6 +64,8 @@ struct RawConfig {
     min_job_age: u64,
     #[serde(default = "default_sched_delay")]
     sched_delay: Spanned<f64>,
+    #[serde(default = "default_sched_interval")]
+    sched_interval: Spanned<f64>,
     #[serde(default = "default_accounting_submit_delay")]
     accounting_submit_delay: Spanned<f64>,
     #[serde(default = "default_accounting_start_delay")]
@@ -206,6 +208,16 @@ pub(crate) const DEFAULT_ACCOUNTING_SUBMIT_DELAY: f64 = 0.1;
 pub(crate) const DEFAULT_ACCOUNTING_START_DELAY: f64 = 1.2;
 fn default_sched_delay() -> Spanned<f64> {
     Spanned::new(0..0, DEFAULT_SCHED_DELAY)
+}
+/// Stock Slurm 22.05 (slurm.conf(5)): the backfill scheduler, the default, runs every
+/// `bf_interval` = 30 s, the main scheduler every `sched_interval` = 60 s; a job whose begin
+/// time comes between two scheduling events starts at the earlier of their next runs.
+pub(crate) const DEFAULT_SCHED_INTERVAL: f64 = 30.0;
+fn default_sched_interval() -> Spanned<f64> {
+    Spanned::new(0..0, DEFAULT_SCHED_INTERVAL)
+}
+fn serde_default_sched_interval() -> f64 {
+    DEFAULT_SCHED_INTERVAL
 }
 fn default_accounting_submit_delay() -> Spanned<f64> {
     Spanned::new(0..0, DEFAULT_ACCOUNTING_SUBMIT_DELAY)
@@ -388,6 +400,11 @@ pub struct Cluster {
     /// it (never before the submitting `sbatch` has its answer): Slurm's event-triggered pass.
     #[serde(default = "serde_default_sched_delay")]
     pub sched_delay: f64,
+    /// Simulated seconds between Slurm's periodic scheduling passes (the smaller of
+    /// slurm.conf's `sched_interval` and `bf_interval`): a job whose begin time (`--begin`, a
+    /// requeue's wait) comes after its last scheduling event starts at the next pass.
+    #[serde(default = "serde_default_sched_interval")]
+    pub sched_interval: f64,
     /// Simulated seconds before `sacct` knows a submitted Slurm job (slurmdbd lags slurmctld).
     #[serde(default = "serde_default_accounting_submit_delay")]
     pub accounting_submit_delay: f64,
@@ -525,6 +542,14 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
                 "must be a number of seconds, 0 or more".into(),
             ));
         }
+    }
+    let interval = *raw.sched_interval.get_ref();
+    if !(interval.is_finite() && interval > 0.0) {
+        return Err(fail(
+            raw.sched_interval.span(),
+            "sched_interval",
+            "must be a number of seconds above 0".into(),
+        ));
     }
     let delay = raw.inject.output_delay;
     if !(delay.is_finite() && delay >= 0.0) {
@@ -719,6 +744,7 @@ pub fn parse(text: &str, file: &str) -> Result<Cluster, ConfigError> {
         kill_wait: raw.kill_wait,
         min_job_age: raw.min_job_age,
         sched_delay: *raw.sched_delay.get_ref(),
+        sched_interval: *raw.sched_interval.get_ref(),
         accounting_submit_delay: *raw.accounting_submit_delay.get_ref(),
         accounting_start_delay: *raw.accounting_start_delay.get_ref(),
         submit_host: raw.submit_host,

@@ -427,7 +427,8 @@ pub struct JobRun {
     #[serde(default)]
     pub eligible_after: Option<f64>,
     /// The scheduling pass that first considers a Slurm batch job comes at this simulated
-    /// time (`sched_delay` after its submission); until then its reason stays `None`.
+    /// time (`sched_delay` after its submission); until then its reason stays `None`. An
+    /// update of its begin time moves it: the job's last scheduling event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_pass_at: Option<f64>,
     /// The submitting client has not had its answer yet: no pass considers the job until it

@@ -253,3 +253,65 @@ fn sort_option_orders_rows() {
         "a-job\nb-job\n"
     );
 }
+
+/// A job's start as squeue prints it, in seconds since the epoch (a pending job's is its
+/// begin time).
+fn start_of(c: &TestCluster, id: u32) -> i64 {
+    let out = c
+        .cmd("squeue")
+        .env("SLURM_TIME_FORMAT", "%s")
+        .args(["-h", "-t", "all", "-j", &id.to_string(), "-o", "%S"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    text.parse()
+        .unwrap_or_else(|_| panic!("squeue %S of job {id}: {text:?}"))
+}
+
+/// Stock Slurm starts a job whose begin time comes between scheduling events at the next
+/// periodic pass (backfill every `bf_interval` = 30 s by default, slurm.conf(5)), not at the
+/// begin time: `sched_interval` (default 30) models it. A begin time already come at the
+/// job's first pass (`--begin=now`) needs no periodic pass, nor does one an update makes due
+/// (`scontrol update StartTime=now` is a scheduling event).
+#[test]
+fn a_begin_time_between_scheduling_events_waits_for_the_next_periodic_pass() {
+    // 60 simulated seconds a real one: a pass every half second.
+    let c = TestCluster::fast();
+    let later = c.submit(&["--begin=now+10", "--mem", "10", "--wrap", "true"]);
+    let begin = start_of(&c, later);
+    common::wait_for("begin reason", || c.job_field(later, "%r") == "BeginTime");
+    c.wait_state(later, "COMPLETED");
+    let started = start_of(&c, later);
+    let pass = (begin + 29) / 30 * 30;
+    assert_eq!(
+        started, pass,
+        "begin {begin}: the job started at {started}, not at the pass {pass}"
+    );
+
+    let now = c.submit(&["--begin=now", "--mem", "10", "--wrap", "true"]);
+    let submitted = start_of(&c, now);
+    c.wait_state(now, "COMPLETED");
+    let started = start_of(&c, now);
+    assert!(
+        (submitted..submitted + 2).contains(&started),
+        "--begin=now: submitted {submitted}, started {started}"
+    );
+
+    let moved = c.submit(&["--begin=now+1hour", "--mem", "10", "--wrap", "true"]);
+    common::wait_for("begin reason", || c.job_field(moved, "%r") == "BeginTime");
+    assert_eq!(
+        c.run(
+            "scontrol",
+            &["update", &format!("jobid={moved}"), "StartTime=now"]
+        )
+        .2,
+        0
+    );
+    let updated = start_of(&c, moved);
+    c.wait_state(moved, "COMPLETED");
+    let started = start_of(&c, moved);
+    assert!(
+        (updated..updated + 2).contains(&started),
+        "StartTime=now at {updated}, started {started}"
+    );
+}

@@ -750,7 +750,7 @@ impl State {
             };
             return Some(format!("JobHeld{holder}"));
         }
-        if job.begin_time().is_some_and(|b| b > now) {
+        if self.eligible_at(job).is_some_and(|at| at > now) {
             return Some("BeginTime".into());
         }
         let part = self.cluster.partition(&job.partition)?;
@@ -1011,10 +1011,10 @@ impl State {
                     self.pending.remove(&key);
                     break;
                 };
-                if let Some(b) = job.begin_time()
-                    && b > now
+                if let Some(at) = self.eligible_at(job)
+                    && at > now
                 {
-                    due(b);
+                    due(at);
                 }
                 let reason = match self.static_reason(job, now, &running_per_user_qos) {
                     Some(r) => Some(r),
@@ -1150,14 +1150,33 @@ impl State {
         Ok(())
     }
 
+    /// When a job with a begin time may start: at that time when it had come by the job's
+    /// last scheduling event (its submission's pass, an update), else at the first periodic
+    /// pass after it, as slurmctld starts such jobs (only its periodic and backfill passes
+    /// look at the clock). Slurm batch jobs only; `None` without a begin time.
+    fn eligible_at(&self, job: &Job) -> Option<f64> {
+        let begin = job.begin_time()?;
+        match job.run.first_pass_at {
+            Some(event) if begin > event => {
+                let interval = self.cluster.sched_interval;
+                Some((begin / interval).ceil() * interval)
+            }
+            _ => Some(begin),
+        }
+    }
+
     /// `scontrol update jobid=N StartTime=...`: the pending job may start `after` seconds from
-    /// now, not before; this also replaces the wait a requeue set (slurm-observed.md 63).
+    /// now, not before; this also replaces the wait a requeue set (slurm-observed.md 63). An
+    /// update is a scheduling event: a begin time it makes due now is tried at once.
     pub fn update_begin_time(&mut self, id: u32, after: f64, uid: u32) -> Result<(), String> {
         self.updatable(id, uid)?;
         let now = self.now();
         if let Some(job) = self.jobs.get_mut(&id) {
             job.req.begin = Some(now + after);
             job.run.eligible_after = None;
+            if job.run.first_pass_at.is_some() {
+                job.run.first_pass_at = Some(now);
+            }
             // The whole job: the begin time is part of the request, which a run entry lacks.
             if let Err(e) = self.journal.job(job) {
                 tracing::error!("journal write failed: {e}");

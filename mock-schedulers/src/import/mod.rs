@@ -129,6 +129,8 @@ pub(crate) struct Imported {
     pub(crate) header: Vec<String>,
     pub(crate) cluster_name: String,
     pub(crate) flavor: Option<&'static str>,
+    /// The periodic scheduling pass, when it is not the stock 30 s.
+    pub(crate) sched_interval: Option<f64>,
     pub(crate) nodes: Vec<NodeGroup>,
     pub(crate) partitions: Vec<PartitionOut>,
     pub(crate) qos: Vec<QosOut>,
@@ -175,6 +177,9 @@ impl Imported {
         out.push_str(&format!("cluster_name = {}\n", quoted(&self.cluster_name)));
         if let Some(flavor) = self.flavor {
             out.push_str(&format!("flavor = {}\n", quoted(flavor)));
+        }
+        if let Some(interval) = self.sched_interval {
+            out.push_str(&format!("sched_interval = {interval:?}\n"));
         }
         for g in &self.nodes {
             out.push_str("\n[[nodes]]\n");

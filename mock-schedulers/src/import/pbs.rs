@@ -193,6 +193,7 @@ pub(crate) fn import(input: &PbsInput) -> Result<Imported, ImportError> {
         header,
         cluster_name: input.cluster_name.clone(),
         flavor: Some("pbs"),
+        sched_interval: None,
         nodes: group_nodes(shapes),
         partitions,
         qos: Vec::new(),

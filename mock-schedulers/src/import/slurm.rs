@@ -160,6 +160,7 @@ pub(crate) fn import(input: &SlurmInput) -> Result<Imported, ImportError> {
         header,
         cluster_name,
         flavor: None,
+        sched_interval: input.config.as_ref().and_then(sched_interval),
         nodes: group_nodes(nodes),
         partitions,
         qos,
@@ -201,6 +202,42 @@ fn cluster_name(input: &SlurmInput) -> Result<String, ImportError> {
         1,
         "no `ClusterName = ...` line (expected the output of `scontrol show config`)",
     ))
+}
+
+/// The periodic scheduling pass of `scontrol show config`: the smaller of the main scheduler's
+/// `sched_interval` (60 s by default) and, with `sched/backfill`, backfill's `bf_interval` (30 s
+/// by default), from `SchedulerParameters` (slurm.conf(5)); `None` when it is the stock 30 s.
+fn sched_interval(config: &Source) -> Option<f64> {
+    let mut scheduler = "sched/backfill";
+    let mut parameters = "";
+    for line in config.text.lines() {
+        if let Some((key, value)) = line.split_once('=') {
+            match key.trim() {
+                "SchedulerType" => scheduler = value.trim(),
+                "SchedulerParameters" => parameters = value.trim(),
+                _ => {}
+            }
+        }
+    }
+    let setting = |name: &str, default: f64| {
+        parameters
+            .split(',')
+            .find_map(|p| p.trim().strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            // A value of 0 or less turns a pass off (sched_interval=-1): the other one counts.
+            .filter(|v: &f64| *v > 0.0)
+            .unwrap_or(if parameters.contains(&format!("{name}=")) {
+                f64::INFINITY
+            } else {
+                default
+            })
+    };
+    let main = setting("sched_interval", 60.0);
+    let interval = if scheduler == "sched/backfill" {
+        main.min(setting("bf_interval", 30.0))
+    } else {
+        main
+    };
+    (interval.is_finite() && interval != 30.0).then_some(interval)
 }
 
 type NodeShape = (String, u32, u64, Vec<String>);
@@ -629,6 +666,22 @@ mod tests {
             import(&no_name).unwrap_err().to_string(),
             "nodes.txt:1: the cluster's name is not in this output: give --cluster-name NAME, or --config FILE with the output of `scontrol show config`"
         );
+    }
+
+    #[test]
+    fn the_periodic_pass_comes_from_the_scheduler_parameters() {
+        let config = |text: &str| Source {
+            name: "config.txt".into(),
+            text: text.into(),
+        };
+        let stock = "SchedulerParameters     = (null)\nSchedulerType           = sched/backfill\n";
+        assert_eq!(sched_interval(&config(stock)), None);
+        let ci = "SchedulerParameters     = sched_interval=1,bf_interval=1\nSchedulerType           = sched/backfill\n";
+        assert_eq!(sched_interval(&config(ci)), Some(1.0));
+        let builtin = "SchedulerType           = sched/builtin\n";
+        assert_eq!(sched_interval(&config(builtin)), Some(60.0));
+        let no_main = "SchedulerParameters     = sched_interval=-1,bf_interval=45\n";
+        assert_eq!(sched_interval(&config(no_main)), Some(45.0));
     }
 
     #[test]
