@@ -156,6 +156,10 @@ running jobs (their scheduler jobs are cancelled), then exit."
         /// executor's name).
         #[arg(long = "tags", value_name = "NAME=TAGS", value_parser = parse_tags)]
         tags: Vec<(String, Vec<String>)>,
+        /// A runner that also takes jobs without tags (repeatable; a runner given no tags,
+        /// `--tags NAME=`, takes them anyway).
+        #[arg(long = "run-untagged", value_name = "NAME")]
+        run_untagged: Vec<String>,
         /// Run the users' scripts instead of an `echo` stand-in.
         #[arg(long)]
         run_scripts: bool,
@@ -454,6 +458,7 @@ async fn dispatch(command: Command, format: LogFormat) -> anyhow::Result<ExitCod
             cluster,
             pipelines,
             tags,
+            run_untagged,
             run_scripts,
             user,
             junit,
@@ -472,6 +477,7 @@ async fn dispatch(command: Command, format: LogFormat) -> anyhow::Result<ExitCod
                 run_scripts,
                 user,
                 tags,
+                run_untagged,
                 time_scale,
                 job_timeout: std::time::Duration::from_secs(job_timeout),
                 keep,

@@ -46,6 +46,18 @@ fn normalised(markdown: &str) -> String {
     text
 }
 
+/// The output of a verify that exited 0, or a failure showing it all.
+fn passed(output: &std::process::Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn a_correct_site_passes() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,13 +73,7 @@ fn a_correct_site_passes() {
             &junit,
         ],
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = passed(&output);
     assert!(stdout.contains("verify passed"), "{stdout}");
     let junit = std::fs::read_to_string(&junit).unwrap();
     assert!(junit.contains("failures=\"0\""), "{junit}");
@@ -111,6 +117,101 @@ fn a_misconfigured_site_fails_naming_each_problem() {
     );
 }
 
+/// The lines of `stdout` about `pipeline`'s jobs (progress lines without their times, table
+/// rows) and the notes, with node names normalised.
+fn pipeline_lines(stdout: &str, pipeline: &str) -> Vec<String> {
+    let node = regex::Regex::new(r"node\d+").unwrap();
+    let took = regex::Regex::new(r" \(\d+\.\ds\)$").unwrap();
+    stdout
+        .lines()
+        .filter(|l| l.contains(&format!("pipeline {pipeline}")) || l.starts_with("note: "))
+        .filter(|l| !l.contains("builds_dir"))
+        .map(|l| took.replace(&node.replace_all(l, "NODE"), "").into_owned())
+        .collect()
+}
+
+/// A pipeline written as projects write them — an included file of templates, `default:`,
+/// `extends:`, `parallel:` as a number and a matrix, `rules:`, `only:`, a manual job — is read
+/// as GitLab reads it: each instance of a parallel job is checked with the template's
+/// parameters; the jobs whose rules were not evaluated are named.
+#[test]
+fn a_real_pipeline_is_read_as_gitlab_reads_it() {
+    let output = verify(&site("config.toml"), Some(&site("pipeline-real.yml")), &[]);
+    let stdout = passed(&output);
+    let rows: Vec<String> = pipeline_lines(&stdout, "pipeline-real.yml")
+        .into_iter()
+        .filter(|l| !l.starts_with("ok ") && !l.starts_with("FAIL ") && !l.starts_with("skip "))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "pipeline pipeline-real.yml  build                    ok     ran in short (the partition it names) on NODE, runner cluster-a, 2 CPUs",
+            "pipeline pipeline-real.yml  test 1/2                 ok     ran in batch (the partition it names) on NODE, runner cluster-a, 4 CPUs",
+            "pipeline pipeline-real.yml  test 2/2                 ok     ran in batch (the partition it names) on NODE, runner cluster-a, 4 CPUs",
+            "pipeline pipeline-real.yml  mpi: [openmpi]           ok     ran in batch (the partition it names) on NODE, runner cluster-a, 4 CPUs",
+            "pipeline pipeline-real.yml  mpi: [mpich]             ok     ran in batch (the partition it names) on NODE, runner cluster-a, 4 CPUs",
+            "pipeline pipeline-real.yml  lint                     ok     success on runner login-shell",
+            "pipeline pipeline-real.yml  docs                     ok     success on runner login-shell",
+            "note: check_interval: 1 s (verify's jobs are short)",
+            "note: pipeline-real.yml: rules, only and except are not evaluated: test 1/2, test 2/2, lint checked as if they run",
+            "note: users' scripts were replaced by an echo (--run-scripts runs them)",
+        ]
+    );
+}
+
+/// Untagged jobs go only to a runner that takes untagged jobs; with none, nothing of the
+/// pipeline is checked and verify fails saying so instead of passing on skips alone.
+#[test]
+fn a_pipeline_none_of_whose_jobs_ran_fails_and_untagged_jobs_need_a_runner_for_them() {
+    let pipeline = site("pipeline-untagged.yml");
+    let output = verify(&site("config.toml"), Some(&pipeline), &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    let progress: Vec<String> = pipeline_lines(&stdout, "pipeline-untagged.yml")
+        .into_iter()
+        .filter(|l| l.starts_with("skip ") || l.starts_with("FAIL ") || l.starts_with("ok "))
+        .collect();
+    let untagged = "untagged, and no configured runner takes untagged jobs (give --run-untagged RUNNER, or --tags RUNNER= for a runner without tags)";
+    assert_eq!(
+        progress,
+        [
+            format!("skip pipeline pipeline-untagged.yml / build: {untagged}"),
+            format!("skip pipeline pipeline-untagged.yml / test: {untagged}"),
+            "FAIL pipeline pipeline-untagged.yml / any job checked: none of its 2 jobs went to a configured runner, so none was checked".to_string(),
+        ]
+    );
+    assert!(
+        stdout.contains("13 checks: 10 ok, 1 failed, 2 skipped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("verify FAILED"), "{stdout}");
+
+    let output = verify(
+        &site("config.toml"),
+        Some(&pipeline),
+        &[Path::new("--run-untagged"), Path::new("login-shell")],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(
+            "runner login-shell (shell) takes jobs tagged [login-shell, shell] and untagged jobs"
+        ),
+        "{stdout}"
+    );
+    let progress: Vec<String> = pipeline_lines(&stdout, "pipeline-untagged.yml")
+        .into_iter()
+        .filter(|l| l.starts_with("skip ") || l.starts_with("FAIL ") || l.starts_with("ok "))
+        .collect();
+    assert_eq!(
+        progress,
+        [
+            "ok   pipeline pipeline-untagged.yml / build: success on runner login-shell",
+            "ok   pipeline pipeline-untagged.yml / test: success on runner login-shell",
+        ]
+    );
+}
+
 #[test]
 fn files_that_do_not_load_exit_2_naming_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -134,6 +235,31 @@ fn files_that_do_not_load_exit_2_naming_file_and_line() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("ci.yml: line "), "{stderr}");
+
+    // An included file that is not there, a template no file defines: named with their line.
+    for (yaml, expected) in [
+        (
+            "include:\n  - local: ci/missing.yml\nbuild:\n  script: [make]\n",
+            format!(
+                "{}: line 1: include: local: ci/missing.yml: cannot read {}: ",
+                pipeline.display(),
+                dir.path().join("ci/missing.yml").display()
+            ),
+        ),
+        (
+            "build:\n  extends: .nowhere\n  script: [make]\n",
+            format!(
+                "{}: line 2: jobs:build:extends: unknown keys in `extends` (.nowhere)",
+                pipeline.display()
+            ),
+        ),
+    ] {
+        std::fs::write(&pipeline, yaml).unwrap();
+        let output = verify(&site("config.toml"), Some(&pipeline), &[]);
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(&expected), "{expected}\n{stderr}");
+    }
 }
 
 /// Interrupted with SIGINT while its runner works, verify stops it, the simulated cluster and

@@ -1,31 +1,61 @@
-//! The `.gitlab-ci.yml` subset the mock understands.
+//! The `.gitlab-ci.yml` GitLab reads, within what a mock and `batchci verify` need.
 //!
-//! Supported keywords: `stages`, `default` (`image`, `services`, `before_script`,
-//! `after_script`, `tags`, `timeout`, `id_tokens`), global and job `variables`, `before_script`,
-//! `script`, `after_script`, `tags`, `timeout`, `image`, `services`, `allow_failure`,
-//! `when`, `needs`, `dependencies`, `artifacts` (`paths`, `exclude`, `name`, `when`,
-//! `expire_in`, `untracked`), `id_tokens` (`aud`) and `stage`. Hidden jobs (names starting with `.`) and YAML
-//! anchors/merge keys work as in GitLab. Anything else is an error that names the line and
+//! Composition as in GitLab: `include:` (`local:` files or plain paths, read relative to the
+//! given file's directory by [`parse_file`]; `project:`, `remote:`, `template:` and
+//! `component:` cannot be fetched and are noted in [`CiConfig::notes`], or refused by
+//! [`parse`], which has no files), `extends:` (deep merge: mappings merged, anything else
+//! replaced), `!reference [job, key]`, hidden jobs (`.name`), YAML anchors and `<<:` merge
+//! keys.
+//!
+//! Jobs: `stages`, `default` (`image`, `services`, `before_script`, `after_script`, `tags`,
+//! `timeout`, `id_tokens`, `artifacts`, ...), global and job `variables`, `inherit`,
+//! `before_script`, `script`, `after_script`, `tags`, `timeout`, `image`, `services`,
+//! `allow_failure`, `when`, `needs`, `dependencies`, `artifacts`, `id_tokens`, `stage`,
+//! `parallel` (`N` and `matrix:`, expanded into one job each as GitLab names them).
+//! `rules`, `only`, `except`, `workflow` are accepted and not evaluated: a job with them is
+//! created as if its rules let it run ([`JobSpec::conditional`]). A `trigger:` job runs on no
+//! runner and is left out, noted. Anything else is an error that names the file, the line and
 //! the key, the way GitLab's linter names the offending key.
 
+mod compose;
+
 use serde_yaml::{Mapping, Value};
+use std::collections::HashMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
+
+use compose::{Composed, Includes};
 
 /// GitLab's default stages when a file has no `stages:` list.
 const DEFAULT_STAGES: [&str; 5] = [".pre", "build", "test", "deploy", ".post"];
 
-/// Job keys the mock accepts and ignores because they do not change what a runner sees.
-const IGNORED_JOB_KEYS: [&str; 6] = [
+/// Job keys the mock accepts and ignores because they do not change what a runner sees, or
+/// (`rules`, `only`, `except`) because the mock creates every job as if they let it run.
+const IGNORED_JOB_KEYS: [&str; 17] = [
     "cache",
     "retry",
     "interruptible",
     "coverage",
     "environment",
     "resource_group",
+    "rules",
+    "only",
+    "except",
+    "release",
+    "secrets",
+    "hooks",
+    "start_in",
+    "pages",
+    "manual_confirmation",
+    "identity",
+    "dast_configuration",
 ];
 
+/// The keys of a job that make whether it is created depend on the pipeline.
+const CONDITIONAL_JOB_KEYS: [&str; 3] = ["rules", "only", "except"];
+
 /// Top-level keys that are not jobs.
-const GLOBAL_KEYS: [&str; 8] = [
+const GLOBAL_KEYS: [&str; 10] = [
     "stages",
     "variables",
     "default",
@@ -34,14 +64,35 @@ const GLOBAL_KEYS: [&str; 8] = [
     "before_script",
     "after_script",
     "workflow",
+    "cache",
+    "include",
 ];
 
-/// Top-level keywords of GitLab that the mock refuses rather than silently ignores.
-const UNSUPPORTED_GLOBAL_KEYS: [&str; 3] = ["include", "cache", "spec"];
+/// Top-level keywords of GitLab that the mock refuses rather than silently ignores: a file
+/// with a `spec:` header is a component with inputs, which the mock does not interpolate.
+const UNSUPPORTED_GLOBAL_KEYS: [&str; 1] = ["spec"];
 
-/// An error in a `.gitlab-ci.yml`, naming the line (1-based, when known) and the key path.
+/// GitLab's bounds for `parallel:` (a number, or the jobs a matrix makes).
+const MAX_PARALLEL: usize = 200;
+
+/// A key path in GitLab's notation: `jobs:build:script` for a job's keys, `stages` for a
+/// top-level keyword's.
+fn key_path(path: &[&str]) -> String {
+    let first = path.first().copied().unwrap_or_default();
+    let top_level = GLOBAL_KEYS.contains(&first) || UNSUPPORTED_GLOBAL_KEYS.contains(&first);
+    if top_level {
+        path.join(":")
+    } else {
+        format!("jobs:{}", path.join(":"))
+    }
+}
+
+/// An error in a `.gitlab-ci.yml`, naming the file (when read from one), the line (1-based,
+/// when known) and the key path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct CiYamlError {
+    /// The file the key is in: the one given or one it includes; `None` for text.
+    pub file: Option<PathBuf>,
     /// 1-based line of the offending key, when it could be located.
     pub line: Option<usize>,
     /// Key path in GitLab's notation, e.g. `jobs:build:script`.
@@ -52,6 +103,9 @@ pub struct CiYamlError {
 
 impl fmt::Display for CiYamlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(file) = &self.file {
+            write!(f, "{}: ", file.display())?;
+        }
         match self.line {
             Some(line) => write!(f, "line {line}: {}: {}", self.key, self.message),
             None => write!(f, "{}: {}", self.key, self.message),
@@ -170,6 +224,11 @@ pub struct JobSpec {
     pub artifacts: Option<ArtifactsSpec>,
     /// `id_tokens:` (own or from `default:`), in file order.
     pub id_tokens: Vec<IdTokenSpec>,
+    /// Whether it has `rules`, `only` or `except`: whether GitLab creates it depends on the
+    /// pipeline, which the mock does not evaluate; it is created as if they let it run.
+    pub conditional: bool,
+    /// The global variables it gets (`inherit: variables:`): `None` all, else only these.
+    pub inherit_variables: Option<Vec<String>>,
 }
 
 /// A parsed pipeline definition.
@@ -179,28 +238,56 @@ pub struct CiConfig {
     pub stages: Vec<String>,
     /// Global `variables:` in file order.
     pub variables: Vec<(String, String)>,
-    /// Jobs in file order (hidden jobs and `when: never` jobs removed).
+    /// Jobs in file order (hidden jobs, `when: never` and `trigger:` jobs removed; a
+    /// `parallel:` job is one job per instance).
     pub jobs: Vec<JobSpec>,
+    /// What was read differently from GitLab, one line each: includes that could not be
+    /// fetched, `trigger:` jobs left out.
+    pub notes: Vec<String>,
 }
 
-/// Parses a `.gitlab-ci.yml` text into a pipeline definition.
+impl CiConfig {
+    /// The variables `job` gets from the file: the global ones it inherits, then its own
+    /// (which win, as in GitLab).
+    pub fn variables_of<'a>(
+        &'a self,
+        job: &'a JobSpec,
+    ) -> impl Iterator<Item = &'a (String, String)> + 'a {
+        self.variables
+            .iter()
+            .filter(|(name, _)| {
+                job.inherit_variables
+                    .as_ref()
+                    .is_none_or(|only| only.contains(name))
+            })
+            .chain(&job.variables)
+    }
+}
+
+/// Parses a `.gitlab-ci.yml` text into a pipeline definition. It has no files to read, so an
+/// `include:` is an error.
 pub fn parse(text: &str) -> Result<CiConfig, CiYamlError> {
-    let mut root: Value = serde_yaml::from_str(text).map_err(|e| CiYamlError {
-        line: e.location().map(|l| l.line()),
-        key: "yaml".into(),
+    let composed = compose::compose(text, None, Includes::Refused)?;
+    Parser { doc: &composed }.config()
+}
+
+/// Parses a `.gitlab-ci.yml` file with the files it includes: `include: local:` paths (and
+/// plain ones) are read relative to the file's directory — GitLab reads them from the
+/// repository's root, where the file usually is. Errors name the file they are in.
+pub fn parse_file(path: &Path) -> Result<CiConfig, CiYamlError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CiYamlError {
+        file: Some(path.to_path_buf()),
+        line: None,
+        key: "file".into(),
         message: e.to_string(),
     })?;
-    root.apply_merge().map_err(|e| CiYamlError {
-        line: e.location().map(|l| l.line()),
-        key: "yaml".into(),
-        message: e.to_string(),
-    })?;
-    let parser = Parser { text };
-    parser.config(&root)
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let composed = compose::compose(&text, Some(path), Includes::From(dir))?;
+    Parser { doc: &composed }.config()
 }
 
 struct Parser<'a> {
-    text: &'a str,
+    doc: &'a Composed,
 }
 
 #[derive(Default)]
@@ -212,32 +299,57 @@ struct Defaults {
     tags: Vec<String>,
     timeout: Option<u64>,
     id_tokens: Vec<IdTokenSpec>,
+    artifacts: Option<ArtifactsSpec>,
+}
+
+/// A `needs:` entry as written, before `parallel:` jobs are expanded.
+#[derive(Clone)]
+struct RawNeed {
+    job: String,
+    artifacts: bool,
+    /// `optional: true`: a job that does not exist is no error.
+    optional: bool,
+    /// `parallel: matrix:`: only the instances with one of these variable sets.
+    matrix: Option<Vec<Vec<(String, String)>>>,
+}
+
+/// One instance of a `parallel:` job.
+struct Instance {
+    name: String,
+    /// The matrix variables it was made with (empty for `parallel: N`).
+    matrix: Vec<(String, String)>,
+    /// What it adds to the job's variables: the matrix's, `CI_NODE_INDEX`, `CI_NODE_TOTAL`.
+    variables: Vec<(String, String)>,
+}
+
+/// `inherit:` of a job: which `default:` keywords and global variables it takes; `None` is
+/// all of them.
+struct Inherit {
+    default: Option<Vec<String>>,
+    variables: Option<Vec<String>>,
+}
+
+/// What a top-level job key becomes.
+enum Parsed {
+    /// Runner jobs: one, or one per `parallel:` instance.
+    Jobs {
+        spec: Box<JobSpec>,
+        needs: Option<Vec<RawNeed>>,
+        instances: Vec<Instance>,
+    },
+    /// `when: never`: GitLab never creates it.
+    Never,
+    /// `trigger:`: a downstream pipeline, run by no runner.
+    Trigger,
 }
 
 impl Parser<'_> {
     fn err(&self, path: &[&str], message: impl Into<String>) -> CiYamlError {
-        let first = path.first().copied().unwrap_or_default();
-        let top_level = GLOBAL_KEYS.contains(&first) || UNSUPPORTED_GLOBAL_KEYS.contains(&first);
-        let key = if !top_level {
-            format!("jobs:{}", path.join(":"))
-        } else {
-            path.join(":")
-        };
-        CiYamlError {
-            line: locate_key(self.text, path),
-            key,
-            message: message.into(),
-        }
+        self.doc.err(path, message)
     }
 
-    fn config(&self, root: &Value) -> Result<CiConfig, CiYamlError> {
-        let Some(map) = root.as_mapping() else {
-            return Err(CiYamlError {
-                line: Some(1),
-                key: "root".into(),
-                message: "the file must be a mapping of keywords and jobs".into(),
-            });
-        };
+    fn config(&self) -> Result<CiConfig, CiYamlError> {
+        let map = &self.doc.root;
         let stages = match map.get("stages") {
             None => DEFAULT_STAGES.iter().map(|s| s.to_string()).collect(),
             Some(v) => {
@@ -258,10 +370,15 @@ impl Parser<'_> {
         };
         let defaults = self.defaults(map)?;
 
+        let mut notes = self.doc.notes.clone();
         let mut jobs = Vec::new();
+        let mut raw_needs = Vec::new();
+        let mut parallel: HashMap<String, Vec<Instance>> = HashMap::new();
+        let mut triggers = Vec::new();
         for (key, value) in map {
             let Some(name) = key.as_str() else {
                 return Err(CiYamlError {
+                    file: None,
                     line: None,
                     key: format!("{key:?}"),
                     message: "job names must be strings".into(),
@@ -273,23 +390,130 @@ impl Parser<'_> {
             if UNSUPPORTED_GLOBAL_KEYS.contains(&name) {
                 return Err(self.err(&[name], "is not supported by the mock"));
             }
-            if let Some(job) = self.job(name, value, &stages, &defaults)? {
-                jobs.push(job);
+            match self.job(name, value, &stages, &defaults)? {
+                Parsed::Never => {}
+                Parsed::Trigger => {
+                    notes.push(format!(
+                        "job {name} triggers a downstream pipeline: no runner runs it"
+                    ));
+                    triggers.push(name.to_string());
+                }
+                Parsed::Jobs {
+                    spec,
+                    needs,
+                    instances,
+                } if instances.is_empty() => {
+                    jobs.push(*spec);
+                    raw_needs.push((name.to_string(), needs));
+                }
+                Parsed::Jobs {
+                    spec,
+                    needs,
+                    instances,
+                } => {
+                    let mut made = Vec::new();
+                    for instance in instances {
+                        let mut job = (*spec).clone();
+                        job.name = instance.name.clone();
+                        // Matrix and node variables win over the job's own of the same name.
+                        let extra = &instance.variables;
+                        job.variables
+                            .retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+                        job.variables.extend(extra.iter().cloned());
+                        jobs.push(job);
+                        raw_needs.push((name.to_string(), needs.clone()));
+                        made.push(instance);
+                    }
+                    parallel.insert(name.to_string(), made);
+                }
             }
         }
         if jobs.is_empty() {
             return Err(CiYamlError {
+                file: self.doc.sources.first().and_then(|s| s.file.clone()),
                 line: None,
                 key: "jobs".into(),
                 message: "the pipeline has no jobs".into(),
             });
+        }
+        for (job, (base, needs)) in jobs.iter_mut().zip(raw_needs) {
+            job.needs = match needs {
+                None => None,
+                Some(needs) => Some(self.resolve_needs(&base, needs, &parallel, &triggers)?),
+            };
+            if let Some(dependencies) = job.dependencies.take() {
+                job.dependencies = Some(
+                    dependencies
+                        .into_iter()
+                        .filter(|d| !triggers.contains(d))
+                        .flat_map(|d| match parallel.get(&d) {
+                            Some(instances) => instances.iter().map(|i| i.name.clone()).collect(),
+                            None => vec![d],
+                        })
+                        .collect(),
+                );
+            }
         }
         self.check_references(&jobs)?;
         Ok(CiConfig {
             stages,
             variables,
             jobs,
+            notes,
         })
+    }
+
+    /// `needs:` with a `parallel:` job's name replaced by its instances (those of the matrix
+    /// named, when one is), as GitLab does; a need of a `trigger:` job is dropped since no
+    /// runner job stands for it.
+    fn resolve_needs(
+        &self,
+        base: &str,
+        needs: Vec<RawNeed>,
+        parallel: &HashMap<String, Vec<Instance>>,
+        triggers: &[String],
+    ) -> Result<Vec<Need>, CiYamlError> {
+        let mut out = Vec::new();
+        for need in needs {
+            if triggers.contains(&need.job) {
+                continue;
+            }
+            let Some(instances) = parallel.get(&need.job) else {
+                let exists = self
+                    .doc
+                    .root
+                    .get(need.job.as_str())
+                    .is_some_and(|_| !need.job.starts_with('.'));
+                if need.optional && !exists {
+                    continue;
+                }
+                out.push(Need {
+                    job: need.job,
+                    artifacts: need.artifacts,
+                });
+                continue;
+            };
+            let chosen: Vec<&Instance> = instances
+                .iter()
+                .filter(|i| match &need.matrix {
+                    None => true,
+                    Some(sets) => sets
+                        .iter()
+                        .any(|set| set.iter().all(|pair| i.matrix.contains(pair))),
+                })
+                .collect();
+            if chosen.is_empty() {
+                return Err(self.err(
+                    &[base, "needs"],
+                    format!("no instance of {} has the matrix values named", need.job),
+                ));
+            }
+            out.extend(chosen.into_iter().map(|i| Need {
+                job: i.name.clone(),
+                artifacts: need.artifacts,
+            }));
+        }
+        Ok(out)
     }
 
     fn defaults(&self, map: &Mapping) -> Result<Defaults, CiYamlError> {
@@ -330,9 +554,43 @@ impl Parser<'_> {
             "tags" => defaults.tags = self.string_list(v, path)?,
             "timeout" => defaults.timeout = Some(self.timeout(v, path)?),
             "id_tokens" => defaults.id_tokens = self.id_tokens(v, path)?,
+            "artifacts" => defaults.artifacts = Some(self.artifacts(v, path)?),
             _ => return Err(self.err(path, "unknown key in default")),
         }
         Ok(())
+    }
+
+    /// `inherit:`: which `default:` keywords (`default`) and global variables (`variables`)
+    /// the job takes; `None` is all of them.
+    fn inherit(&self, name: &str, v: Option<&Value>) -> Result<Inherit, CiYamlError> {
+        let mut out = Inherit {
+            default: None,
+            variables: None,
+        };
+        let Some(v) = v else {
+            return Ok(out);
+        };
+        let Some(map) = v.as_mapping() else {
+            return Err(self.err(&[name, "inherit"], "must be a mapping"));
+        };
+        for (key, value) in map {
+            let key = key.as_str().unwrap_or("?");
+            let path = [name, "inherit", key];
+            let which = match value {
+                Value::Bool(true) => None,
+                Value::Bool(false) => Some(Vec::new()),
+                other => Some(
+                    self.string_list(other, &path)
+                        .map_err(|_| self.err(&path, "must be a boolean or a list of names"))?,
+                ),
+            };
+            match key {
+                "default" => out.default = which,
+                "variables" => out.variables = which,
+                _ => return Err(self.err(&path, "unknown key")),
+            }
+        }
+        Ok(out)
     }
 
     fn job(
@@ -341,31 +599,41 @@ impl Parser<'_> {
         value: &Value,
         stages: &[String],
         defaults: &Defaults,
-    ) -> Result<Option<JobSpec>, CiYamlError> {
+    ) -> Result<Parsed, CiYamlError> {
         let Some(map) = value.as_mapping() else {
             return Err(self.err(&[name], "a job must be a mapping"));
         };
+        if map.contains_key("trigger") {
+            return Ok(Parsed::Trigger);
+        }
+        let inherit = self.inherit(name, map.get("inherit"))?;
+        let inherits =
+            |key: &str| (inherit.default.as_ref()).is_none_or(|only| only.iter().any(|k| k == key));
         let mut job = JobSpec {
             name: name.to_string(),
             stage: "test".into(),
             stage_index: 0,
             variables: Vec::new(),
-            before_script: defaults.before_script.clone(),
+            before_script: inherited(inherits("before_script"), &defaults.before_script),
             script: Vec::new(),
-            after_script: defaults.after_script.clone(),
-            tags: defaults.tags.clone(),
-            timeout: defaults.timeout,
-            image: defaults.image.clone(),
-            services: defaults.services.clone(),
+            after_script: inherited(inherits("after_script"), &defaults.after_script),
+            tags: inherited(inherits("tags"), &defaults.tags),
+            timeout: defaults.timeout.filter(|_| inherits("timeout")),
+            image: defaults.image.clone().filter(|_| inherits("image")),
+            services: inherited(inherits("services"), &defaults.services),
             allow_failure: false,
             when: When::OnSuccess,
             needs: None,
             dependencies: None,
-            artifacts: None,
-            id_tokens: defaults.id_tokens.clone(),
+            artifacts: defaults.artifacts.clone().filter(|_| inherits("artifacts")),
+            id_tokens: inherited(inherits("id_tokens"), &defaults.id_tokens),
+            conditional: CONDITIONAL_JOB_KEYS.iter().any(|k| map.contains_key(*k)),
+            inherit_variables: inherit.variables.clone(),
         };
         let mut has_script = false;
         let mut never = false;
+        let mut needs = None;
+        let mut instances = Vec::new();
         for (key, v) in map {
             let key = key.as_str().unwrap_or("?");
             let path = [name, key];
@@ -397,6 +665,8 @@ impl Parser<'_> {
                 }
                 "when" => match v.as_str() {
                     Some("on_success") => job.when = When::OnSuccess,
+                    // The mock has no clock for `start_in`: a delayed job starts when due.
+                    Some("delayed") => job.when = When::OnSuccess,
                     Some("on_failure") => job.when = When::OnFailure,
                     Some("always") => job.when = When::Always,
                     Some("manual") => job.when = When::Manual,
@@ -404,14 +674,16 @@ impl Parser<'_> {
                     _ => {
                         return Err(self.err(
                             &path,
-                            "must be one of on_success, on_failure, always, manual, never",
+                            "must be one of on_success, on_failure, always, manual, delayed, never",
                         ));
                     }
                 },
-                "needs" => job.needs = Some(self.needs(v, &path)?),
+                "needs" => needs = Some(self.needs(v, &path)?),
                 "dependencies" => job.dependencies = Some(self.string_list(v, &path)?),
                 "artifacts" => job.artifacts = Some(self.artifacts(v, &path)?),
                 "id_tokens" => job.id_tokens = self.id_tokens(v, &path)?,
+                "parallel" => instances = self.parallel(name, v, &path)?,
+                "inherit" => {}
                 k if IGNORED_JOB_KEYS.contains(&k) => {}
                 _ => return Err(self.err(&path, "unknown key")),
             }
@@ -429,9 +701,130 @@ impl Parser<'_> {
                 format!("chosen stage {} does not exist", job.stage),
             )
         })?;
-        Ok((!never).then_some(job))
+        if never {
+            return Ok(Parsed::Never);
+        }
+        Ok(Parsed::Jobs {
+            spec: Box::new(job),
+            needs,
+            instances,
+        })
     }
 
+    /// `parallel: N` or `parallel: matrix:`, as GitLab names and numbers the instances: each
+    /// with its name and the variables it adds (`CI_NODE_INDEX`, `CI_NODE_TOTAL`, the
+    /// matrix's).
+    fn parallel(&self, name: &str, v: &Value, path: &[&str]) -> Result<Vec<Instance>, CiYamlError> {
+        let range = format!("must be a number from 1 to {MAX_PARALLEL} or a mapping with matrix");
+        let sets: Vec<Vec<(String, String)>> = match v {
+            Value::Number(n) => {
+                let count = n
+                    .as_u64()
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| (1..=MAX_PARALLEL).contains(n))
+                    .ok_or_else(|| self.err(path, range.clone()))?;
+                vec![Vec::new(); count]
+            }
+            Value::Mapping(m) => {
+                let mut p = path.to_vec();
+                p.push("matrix");
+                let Some(matrix) = m.get("matrix") else {
+                    return Err(self.err(path, range));
+                };
+                if let Some(other) = m.keys().find(|k| k.as_str() != Some("matrix")) {
+                    let other = other.as_str().unwrap_or("?");
+                    let mut q = path.to_vec();
+                    q.push(other);
+                    return Err(self.err(&q, "unknown key"));
+                }
+                self.matrix(matrix, &p)?
+            }
+            _ => return Err(self.err(path, range)),
+        };
+        if sets.len() > MAX_PARALLEL {
+            return Err(self.err(
+                path,
+                format!("makes {} jobs; GitLab allows {MAX_PARALLEL}", sets.len()),
+            ));
+        }
+        let total = sets.len();
+        let numbered = sets.iter().all(Vec::is_empty);
+        Ok(sets
+            .into_iter()
+            .enumerate()
+            .map(|(i, set)| {
+                let instance_name = if numbered {
+                    format!("{name} {}/{total}", i + 1)
+                } else {
+                    let values: Vec<&str> = set.iter().map(|(_, v)| v.as_str()).collect();
+                    format!("{name}: [{}]", values.join(", "))
+                };
+                let mut variables = set.clone();
+                variables.push(("CI_NODE_INDEX".into(), (i + 1).to_string()));
+                variables.push(("CI_NODE_TOTAL".into(), total.to_string()));
+                Instance {
+                    name: instance_name,
+                    matrix: set,
+                    variables,
+                }
+            })
+            .collect())
+    }
+
+    /// A `matrix:` list: each entry's variables (a value or a list of values each) make every
+    /// combination, the first variable changing slowest, as GitLab orders them.
+    fn matrix(&self, v: &Value, path: &[&str]) -> Result<Vec<Vec<(String, String)>>, CiYamlError> {
+        let Some(entries) = v.as_sequence() else {
+            return Err(self.err(path, "must be a list of mappings of variables to values"));
+        };
+        let mut sets = Vec::new();
+        for entry in entries {
+            let Some(entry) = entry.as_mapping() else {
+                return Err(self.err(path, "must be a list of mappings of variables to values"));
+            };
+            let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
+            for (key, values) in entry {
+                let Some(key) = key.as_str().filter(|k| is_variable_name(k)) else {
+                    return Err(self.err(path, "variable names are letters, digits and '_'"));
+                };
+                let mut p = path.to_vec();
+                p.push(key);
+                let values = match values {
+                    Value::Sequence(items) => items
+                        .iter()
+                        .map(|item| self.scalar(item, &p))
+                        .collect::<Result<Vec<_>, _>>()?,
+                    other => vec![self.scalar(other, &p)?],
+                };
+                if values.is_empty() {
+                    return Err(self.err(&p, "must have at least one value"));
+                }
+                combos = combos
+                    .into_iter()
+                    .flat_map(|combo| {
+                        values.iter().map(move |value| {
+                            let mut combo = combo.clone();
+                            combo.push((key.to_string(), value.clone()));
+                            combo
+                        })
+                    })
+                    .collect();
+                if combos.len() > MAX_PARALLEL {
+                    return Err(self.err(
+                        path,
+                        format!(
+                            "makes more than {MAX_PARALLEL} jobs; GitLab allows {MAX_PARALLEL}"
+                        ),
+                    ));
+                }
+            }
+            sets.extend(combos);
+        }
+        if sets.is_empty() {
+            return Err(self.err(path, "must have at least one entry"));
+        }
+        Ok(sets)
+    }
     fn check_references(&self, jobs: &[JobSpec]) -> Result<(), CiYamlError> {
         let stage_of = |name: &str| jobs.iter().find(|j| j.name == name).map(|j| j.stage_index);
         for job in jobs {
@@ -647,34 +1040,53 @@ impl Parser<'_> {
         seq.iter().map(|item| self.image(item, path)).collect()
     }
 
-    fn needs(&self, v: &Value, path: &[&str]) -> Result<Vec<Need>, CiYamlError> {
+    fn needs(&self, v: &Value, path: &[&str]) -> Result<Vec<RawNeed>, CiYamlError> {
         let Some(seq) = v.as_sequence() else {
             return Err(self.err(path, "must be a list"));
         };
-        seq.iter()
-            .map(|item| match item {
-                Value::String(s) => Ok(Need {
+        let mut needs = Vec::new();
+        for item in seq {
+            match item {
+                Value::String(s) => needs.push(RawNeed {
                     job: s.clone(),
                     artifacts: true,
+                    optional: false,
+                    matrix: None,
                 }),
+                // Artifacts of another project's or pipeline's job: nothing to wait for here.
+                Value::Mapping(m) if m.contains_key("project") || m.contains_key("pipeline") => {}
                 Value::Mapping(m) => {
                     let job = m
                         .get("job")
                         .and_then(Value::as_str)
                         .ok_or_else(|| self.err(path, "each need names a job"))?;
-                    let artifacts = match m.get("artifacts") {
-                        None => true,
-                        Some(Value::Bool(b)) => *b,
-                        Some(_) => return Err(self.err(path, "artifacts must be a boolean")),
+                    let flag = |key: &str, default: bool| match m.get(key) {
+                        None => Ok(default),
+                        Some(Value::Bool(b)) => Ok(*b),
+                        Some(_) => Err(self.err(path, format!("{key} must be a boolean"))),
                     };
-                    Ok(Need {
+                    let matrix = match m.get("parallel") {
+                        None => None,
+                        Some(p) => {
+                            let mut q = path.to_vec();
+                            q.extend(["parallel", "matrix"]);
+                            let matrix = p
+                                .get("matrix")
+                                .ok_or_else(|| self.err(path, "parallel names a matrix"))?;
+                            Some(self.matrix(matrix, &q)?)
+                        }
+                    };
+                    needs.push(RawNeed {
                         job: job.to_string(),
-                        artifacts,
-                    })
+                        artifacts: flag("artifacts", true)?,
+                        optional: flag("optional", false)?,
+                        matrix,
+                    });
                 }
-                _ => Err(self.err(path, "each need is a job name or {job: NAME}")),
-            })
-            .collect()
+                _ => return Err(self.err(path, "each need is a job name or {job: NAME}")),
+            }
+        }
+        Ok(needs)
     }
 
     fn id_tokens(&self, v: &Value, path: &[&str]) -> Result<Vec<IdTokenSpec>, CiYamlError> {
@@ -758,6 +1170,11 @@ impl Parser<'_> {
         }
         Ok(spec)
     }
+}
+
+/// A `default:` value when the job inherits it, else nothing.
+fn inherited<T: Clone>(inherits: bool, value: &[T]) -> Vec<T> {
+    if inherits { value.to_vec() } else { Vec::new() }
 }
 
 /// Whether `name` can be a CI/CD variable name: letters, digits and `_`.
@@ -853,6 +1270,13 @@ fn locate_key(text: &str, path: &[&str]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each text is refused with exactly its message.
+    fn assert_refused(cases: &[(&str, &str)]) {
+        for (yaml, expected) in cases {
+            assert_eq!(parse(yaml).unwrap_err().to_string(), *expected, "{yaml}");
+        }
+    }
 
     #[test]
     fn durations_follow_gitlab_forms() {
@@ -962,9 +1386,7 @@ mod tests {
                 "line 3: jobs:b:id_tokens: token names are variable names (letters, digits and '_')",
             ),
         ];
-        for (yaml, expected) in cases {
-            assert_eq!(parse(yaml).unwrap_err().to_string(), expected, "{yaml}");
-        }
+        assert_refused(&cases);
     }
 
     #[test]
@@ -993,11 +1415,345 @@ mod tests {
 
     #[test]
     fn an_unsupported_top_level_keyword_is_named() {
-        let err = parse("include: other.yml\nb:\n  script: [x]\n").unwrap_err();
+        let err = parse("spec:\n  inputs: {}\nb:\n  script: [x]\n").unwrap_err();
 
         assert_eq!(
             err.to_string(),
-            "line 1: include: is not supported by the mock"
+            "line 1: spec: is not supported by the mock"
+        );
+    }
+
+    #[test]
+    fn text_without_a_file_refuses_every_include_naming_it() {
+        let cases = [
+            (
+                "include: other.yml\nb:\n  script: [x]\n",
+                "line 1: include: local: other.yml cannot be read by the mock (it has no files)",
+            ),
+            (
+                "include:\n  - template: Security/SAST.gitlab-ci.yml\nb:\n  script: [x]\n",
+                "line 1: include: template: Security/SAST.gitlab-ci.yml cannot be read by the mock",
+            ),
+            (
+                "include: https://example.com/ci.yml\nb:\n  script: [x]\n",
+                "line 1: include: remote: https://example.com/ci.yml cannot be read by the mock",
+            ),
+            (
+                "include:\n  project: group/ci\n  file: [a.yml, b.yml]\nb:\n  script: [x]\n",
+                "line 1: include: project: group/ci, file: a.yml, b.yml cannot be read by the mock",
+            ),
+            (
+                "include:\n  - nothing: x\nb:\n  script: [x]\n",
+                "line 1: include: each entry is a path or a mapping with local, project, remote, template or component",
+            ),
+        ];
+        assert_refused(&cases);
+    }
+
+    /// The files of `files` written into a new directory; the first is the pipeline.
+    fn pipeline_files(files: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let main = dir.path().join(files[0].0);
+        (dir, main)
+    }
+
+    #[test]
+    fn extends_deep_merges_hashes_and_replaces_everything_else() {
+        let config = parse(
+            ".base:\n  tags: [slurm]\n  variables: {A: base, B: base}\n  script: [base]\n\
+             .gpu:\n  extends: .base\n  variables: {B: gpu, C: gpu}\n  tags: [slurm, gpu]\n\
+             .other:\n  before_script: [other]\n  variables: {D: other}\n\
+             train:\n  extends: [.gpu, .other]\n  variables: {C: own}\n  script: [train]\n",
+        )
+        .unwrap();
+
+        let train = &config.jobs[0];
+        assert_eq!(config.jobs.len(), 1);
+        assert_eq!(train.tags, ["slurm", "gpu"]);
+        assert_eq!(train.script, ["train"]);
+        assert_eq!(train.before_script, ["other"]);
+        let vars: Vec<(&str, &str)> = train
+            .variables
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            vars,
+            [("A", "base"), ("B", "gpu"), ("C", "own"), ("D", "other")]
+        );
+    }
+
+    #[test]
+    fn extends_errors_name_the_job_its_line_and_the_chain() {
+        let cases = [
+            (
+                "a:\n  extends: .missing\n  script: [x]\n",
+                "line 2: jobs:a:extends: unknown keys in `extends` (.missing)",
+            ),
+            (
+                ".x:\n  extends: .y\n.y:\n  extends: .x\na:\n  extends: .x\n  script: [x]\n",
+                "line 2: jobs:.x:extends: circular dependency detected in `extends`: .x -> .y -> .x",
+            ),
+            (
+                "a:\n  extends: {b: 1}\n  script: [x]\n",
+                "line 2: jobs:a:extends: must be a string or a list of strings",
+            ),
+        ];
+        assert_refused(&cases);
+        let deep: String = (0..13)
+            .map(|i| format!(".t{i}:\n  extends: .t{}\n", i + 1))
+            .collect::<String>()
+            + ".t13:\n  script: [x]\na:\n  extends: .t0\n";
+        assert_eq!(
+            parse(&deep).unwrap_err().to_string(),
+            "line 24: jobs:.t11:extends: nesting too deep in `extends`"
+        );
+    }
+
+    #[test]
+    fn an_error_in_an_inherited_key_names_the_template_line() {
+        let err =
+            parse(".base:\n  timeout: soon\n  script: [x]\na:\n  extends: .base\n").unwrap_err();
+
+        assert_eq!(
+            err.to_string(),
+            "line 2: jobs:a:timeout: invalid duration \"soon\" (examples: 3600, 90m, 1h 30m, 2 hours)"
+        );
+    }
+
+    #[test]
+    fn references_take_a_key_of_another_job() {
+        let config = parse(
+            ".setup:\n  script: [module load gcc, module load mpi]\n\
+             a:\n  script:\n    - !reference [.setup, script]\n    - make\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.jobs[0].script,
+            ["module load gcc", "module load mpi", "make"]
+        );
+
+        let err = parse("a:\n  script:\n    - !reference [.setup, script]\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "line 1: jobs:a: !reference [.setup, script]: .setup is not defined"
+        );
+    }
+
+    #[test]
+    fn parallel_numbers_and_matrices_make_one_job_each_as_gitlab_names_them() {
+        let config = parse(
+            "stages: [build, test]\n\
+             build:\n  stage: build\n  parallel: 3\n  script: [make]\n\
+             test:\n  stage: test\n  variables: {MPI: none}\n  parallel:\n    matrix:\n\
+             \x20     - COMPILER: [gcc, clang]\n        MPI: [openmpi, mpich]\n\
+             \x20     - COMPILER: intel\n  needs: [build]\n  script: [make check]\n\
+             report:\n  stage: test\n  needs:\n    - job: test\n      parallel:\n        matrix:\n\
+             \x20         - COMPILER: gcc\n  script: [x]\n",
+        )
+        .unwrap();
+
+        let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "build 1/3",
+                "build 2/3",
+                "build 3/3",
+                "test: [gcc, openmpi]",
+                "test: [gcc, mpich]",
+                "test: [clang, openmpi]",
+                "test: [clang, mpich]",
+                "test: [intel]",
+                "report",
+            ]
+        );
+        let vars = |i: usize| -> Vec<String> {
+            config.jobs[i]
+                .variables
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect()
+        };
+        assert_eq!(vars(1), ["CI_NODE_INDEX=2", "CI_NODE_TOTAL=3"]);
+        assert_eq!(
+            vars(4),
+            [
+                "COMPILER=gcc",
+                "MPI=mpich",
+                "CI_NODE_INDEX=2",
+                "CI_NODE_TOTAL=5"
+            ]
+        );
+        assert_eq!(
+            vars(7),
+            [
+                "MPI=none",
+                "COMPILER=intel",
+                "CI_NODE_INDEX=5",
+                "CI_NODE_TOTAL=5"
+            ]
+        );
+        let needs = |i: usize| -> Vec<String> {
+            config.jobs[i]
+                .needs
+                .iter()
+                .flatten()
+                .map(|n| n.job.clone())
+                .collect()
+        };
+        assert_eq!(needs(3), ["build 1/3", "build 2/3", "build 3/3"]);
+        assert_eq!(needs(8), ["test: [gcc, openmpi]", "test: [gcc, mpich]"]);
+    }
+
+    #[test]
+    fn parallel_out_of_bounds_is_refused_naming_the_line() {
+        let cases = [
+            (
+                "a:\n  script: [x]\n  parallel: 0\n",
+                "line 3: jobs:a:parallel: must be a number from 1 to 200 or a mapping with matrix",
+            ),
+            (
+                "a:\n  script: [x]\n  parallel: 201\n",
+                "line 3: jobs:a:parallel: must be a number from 1 to 200 or a mapping with matrix",
+            ),
+            (
+                "a:\n  script: [x]\n  parallel:\n    matrix:\n      - A: []\n",
+                "line 5: jobs:a:parallel:matrix:A: must have at least one value",
+            ),
+        ];
+        assert_refused(&cases);
+    }
+
+    #[test]
+    fn rules_only_except_are_accepted_and_mark_the_job_conditional() {
+        let config = parse(
+            "a:\n  rules:\n    - if: $CI_COMMIT_BRANCH == \"main\"\n  script: [x]\n\
+             b:\n  only: [main]\n  except: [tags]\n  script: [x]\n\
+             c:\n  retry: 2\n  interruptible: true\n  environment: production\n  release: {tag_name: v1}\n  script: [x]\n\
+             d:\n  trigger: group/downstream\n\
+             e:\n  when: delayed\n  start_in: 5 minutes\n  needs: [d]\n  script: [x]\n",
+        )
+        .unwrap();
+
+        let conditional: Vec<(&str, bool)> = config
+            .jobs
+            .iter()
+            .map(|j| (j.name.as_str(), j.conditional))
+            .collect();
+        assert_eq!(
+            conditional,
+            [("a", true), ("b", true), ("c", false), ("e", false)]
+        );
+        assert_eq!(config.jobs[3].needs, Some(vec![]));
+        assert_eq!(
+            config.notes,
+            ["job d triggers a downstream pipeline: no runner runs it"]
+        );
+    }
+
+    #[test]
+    fn inherit_limits_what_default_and_global_variables_give() {
+        let config = parse(
+            "variables: {A: \"1\", B: \"2\"}\n\
+             default:\n  image: alpine\n  tags: [hpc]\n  before_script: [setup]\n\
+             a:\n  inherit:\n    default: [tags]\n    variables: [B]\n  script: [x]\n\
+             b:\n  inherit: {default: false, variables: false}\n  script: [x]\n",
+        )
+        .unwrap();
+
+        let (a, b) = (&config.jobs[0], &config.jobs[1]);
+        assert_eq!(
+            (a.tags.as_slice(), a.image.is_none()),
+            (&["hpc".to_string()][..], true)
+        );
+        assert!(a.before_script.is_empty());
+        let vars: Vec<&str> = config.variables_of(a).map(|(k, _)| k.as_str()).collect();
+        assert_eq!(vars, ["B"]);
+        assert!(b.tags.is_empty() && b.image.is_none());
+        assert_eq!(config.variables_of(b).count(), 0);
+    }
+
+    #[test]
+    fn includes_are_read_beside_the_file_merged_under_it_and_errors_name_their_file() {
+        let (dir, main) = pipeline_files(&[
+            (
+                ".gitlab-ci.yml",
+                "include:\n  - local: /ci/templates.yml\n  - ci/jobs.yml\n  - template: Jobs/SAST.gitlab-ci.yml\n\
+                 variables: {WHO: main}\nbuild:\n  extends: .slurm\n  script: [make]\nlint:\n  script: [lint]\n",
+            ),
+            (
+                "ci/templates.yml",
+                "variables: {WHO: templates, SITE: x}\n.slurm:\n  tags: [slurm]\n  variables: {SCHEDULER_PARAMETERS: -p short}\n",
+            ),
+            (
+                "ci/jobs.yml",
+                "test:\n  extends: .slurm\n  script: [make check]\n",
+            ),
+        ]);
+
+        let config = parse_file(&main).unwrap();
+
+        let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        // Included jobs first, then the file's own, each in file order.
+        assert_eq!(names, ["test", "build", "lint"]);
+        assert_eq!(config.jobs[0].tags, ["slurm"]);
+        assert_eq!(
+            config.variables,
+            [
+                ("WHO".to_string(), "main".to_string()),
+                ("SITE".to_string(), "x".to_string())
+            ]
+        );
+        assert_eq!(
+            config.notes,
+            [
+                "include template: Jobs/SAST.gitlab-ci.yml was not read (only local files are): its jobs are not checked"
+            ]
+        );
+
+        std::fs::write(
+            dir.path().join("ci/jobs.yml"),
+            "test:\n  extends: .slurm\n  script: [make check]\n  timeout: soon\n",
+        )
+        .unwrap();
+        assert_eq!(
+            parse_file(&main).unwrap_err().to_string(),
+            format!(
+                "{}: line 4: jobs:test:timeout: invalid duration \"soon\" (examples: 3600, 90m, 1h 30m, 2 hours)",
+                dir.path().join("ci/jobs.yml").display()
+            )
+        );
+    }
+
+    #[test]
+    fn a_missing_or_circular_include_is_refused_naming_it() {
+        let (dir, main) = pipeline_files(&[
+            ("ci.yml", "include: a.yml\nb:\n  script: [x]\n"),
+            ("a.yml", "include: ci.yml\n"),
+        ]);
+        assert_eq!(
+            parse_file(&main).unwrap_err().to_string(),
+            format!(
+                "{}: line 1: include: local: ci.yml includes itself",
+                dir.path().join("a.yml").display()
+            )
+        );
+
+        std::fs::write(&main, "include: gone.yml\nb:\n  script: [x]\n").unwrap();
+        let message = parse_file(&main).unwrap_err().to_string();
+        assert!(
+            message.starts_with(&format!(
+                "{}: line 1: include: local: gone.yml: cannot read {}: ",
+                main.display(),
+                dir.path().join("gone.yml").display()
+            )),
+            "{message}"
         );
     }
 

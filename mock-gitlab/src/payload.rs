@@ -150,11 +150,8 @@ pub fn job_payload(
     }
     if let Some(pipeline) = pipeline {
         // Precedence as GitLab applies it (the runner keeps the last of duplicate keys):
-        // global YAML < job YAML < pipeline variables.
-        for (key, value) in &pipeline.config.variables {
-            variables.push(variable(key, value, true, false));
-        }
-        for (key, value) in &spec.variables {
+        // global YAML (those the job inherits) < job YAML < pipeline variables.
+        for (key, value) in pipeline.config.variables_of(spec) {
             variables.push(variable(key, value, true, false));
         }
         for v in &pipeline.variables {

@@ -137,12 +137,58 @@ proptest! {
                 Just("  variables: {A: 1}".to_string()),
                 Just(".hidden: &anchor".to_string()),
                 Just("  <<: *anchor".to_string()),
+                Just("  extends: .hidden".to_string()),
+                Just("  extends: [.hidden, build]".to_string()),
+                Just("  parallel: 3".to_string()),
+                Just("  parallel:\n    matrix:\n      - A: [1, 2]".to_string()),
+                Just("  rules: [{when: always}]".to_string()),
+                Just("    - !reference [.hidden, script]".to_string()),
+                Just("include: other.yml".to_string()),
+                Just("  trigger: group/project".to_string()),
                 "[a-z: \\[\\]-]{0,12}",
             ],
             0..16,
         )
     ) {
         let _ = parse(&lines.join("\n"));
+    }
+
+    #[test]
+    fn parallel_n_makes_n_jobs_numbered_as_gitlab_does(n in 1usize..=200) {
+        let config = parse(&format!("a:\n  parallel: {n}\n  script: [x]\n")).unwrap();
+        prop_assert_eq!(config.jobs.len(), n);
+        for (i, job) in config.jobs.iter().enumerate() {
+            prop_assert_eq!(&job.name, &format!("a {}/{n}", i + 1));
+            prop_assert_eq!(
+                &job.variables,
+                &vec![
+                    ("CI_NODE_INDEX".to_string(), (i + 1).to_string()),
+                    ("CI_NODE_TOTAL".to_string(), n.to_string()),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn a_matrix_makes_one_job_per_combination_each_named_once(
+        entries in proptest::collection::vec(proptest::collection::vec(1usize..4, 1..4), 1..4),
+    ) {
+        let mut yaml = String::from("a:\n  script: [x]\n  parallel:\n    matrix:\n");
+        let mut expected = 0;
+        for (e, counts) in entries.iter().enumerate() {
+            for (k, count) in counts.iter().enumerate() {
+                let values: Vec<String> = (0..*count).map(|v| format!("e{e}k{k}v{v}")).collect();
+                let lead = if k == 0 { "      - " } else { "        " };
+                yaml.push_str(&format!("{lead}K{k}: [{}]\n", values.join(", ")));
+            }
+            expected += counts.iter().product::<usize>();
+        }
+        let config = parse(&yaml).unwrap();
+        prop_assert_eq!(config.jobs.len(), expected);
+        let mut names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        prop_assert_eq!(names.len(), expected);
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct VerifyOptions {
     /// The tags each runner offers (`NAME=a,b`); a runner not named offers its name and its
     /// executor's name.
     pub tags: Vec<(String, Vec<String>)>,
+    /// Runners that also take untagged jobs (gitlab-runner's `--run-untagged`); a runner
+    /// given no tags (`--tags NAME=`) takes them anyway.
+    pub run_untagged: Vec<String>,
     /// Simulated seconds per real second; the cluster file's own when higher.
     pub time_scale: f64,
     /// How long one job may take.
@@ -82,10 +85,15 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
     for path in &options.pipelines {
         pipelines.push(pipeline::load(path).map_err(UsageError)?);
     }
-    for (name, _) in &options.tags {
+    let named = (options
+        .tags
+        .iter()
+        .map(|(name, _)| (format!("--tags {name}=..."), name)))
+    .chain((options.run_untagged.iter()).map(|name| (format!("--run-untagged {name}"), name)));
+    for (flag, name) in named {
         if !config.runners.iter().any(|r| &r.name == name) {
             return Err(UsageError(format!(
-                "--tags {name}=...: {} has no runner named {name}",
+                "{flag}: {} has no runner named {name}",
                 options.config.display()
             ))
             .into());
@@ -122,9 +130,12 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
     for (index, runner) in config.runners.iter().enumerate() {
         let tags = site::tags_of(&runner.name, runner.executor, &options.tags);
         let own_tag = format!("batchci-verify-{index}");
+        // As GitLab registers them: a runner without tags takes untagged jobs.
+        let run_untagged = tags.is_empty() || options.run_untagged.contains(&runner.name);
         let credentials = gitlab.register_runner(NewRunner {
             description: runner.name.clone(),
             tags: tags.iter().cloned().chain([own_tag.clone()]).collect(),
+            run_untagged,
             ..NewRunner::default()
         });
         registrations.push(Registration {
@@ -156,6 +167,7 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
                 name: runner.name.clone(),
                 executor: runner.executor,
                 tags,
+                run_untagged,
                 own_tag,
                 partition,
             },
@@ -175,10 +187,15 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
     Config::parse(&run_config, &rewritten).map_err(|e| anyhow::anyhow!("{e}"))?;
     for (site, _) in &runners {
         println!(
-            "runner {} ({}) takes jobs tagged [{}]",
+            "runner {} ({}) takes jobs tagged [{}]{}",
             site.name,
             site.executor,
-            site.tags.join(", ")
+            site.tags.join(", "),
+            if site.run_untagged {
+                " and untagged jobs"
+            } else {
+                ""
+            }
         );
     }
     println!("pipelines are started by GitLab user {user}");
@@ -211,6 +228,9 @@ pub async fn run(options: VerifyOptions) -> anyhow::Result<bool> {
     cluster.stop();
 
     let mut notes = rewrite.notes;
+    for pipeline in &pipelines {
+        notes.extend(pipeline.notes());
+    }
     if !options.run_scripts && !pipelines.is_empty() {
         notes.push("users' scripts were replaced by an echo (--run-scripts runs them)".into());
     }

@@ -1,7 +1,9 @@
-//! The site's users' own jobs: each job of a `.gitlab-ci.yml` whose tags a runner offers runs
-//! on it with its variables (`SCHEDULER_PARAMETERS` ...), its script replaced by a stand-in
-//! unless `--run-scripts`. Does it land in the partition it names, would it pend forever, does
-//! batchci or the scheduler refuse its parameters?
+//! The site's users' own jobs: each job of a `.gitlab-ci.yml` (its includes, `extends:`,
+//! `parallel:` ... resolved as GitLab does) whose tags a runner offers — or, untagged, on a
+//! runner that takes untagged jobs — runs on it with its variables (`SCHEDULER_PARAMETERS`
+//! ...), its script replaced by a stand-in unless `--run-scripts`. Does it land in the
+//! partition it names, would it pend forever, does batchci or the scheduler refuse its
+//! parameters? A pipeline none of whose jobs ran fails: it checked nothing.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -26,13 +28,64 @@ pub(crate) struct UserPipeline {
     pub ci: CiConfig,
 }
 
-/// Reads and parses a `.gitlab-ci.yml`; the error names the file and the line.
+/// Reads and parses a `.gitlab-ci.yml` with the local files it includes (relative to its
+/// directory); the error names the file (it or one it includes) and the line.
 pub(crate) fn load(path: &Path) -> Result<UserPipeline, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let ci = mock_gitlab::ci_yaml::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let ci = mock_gitlab::ci_yaml::parse_file(path).map_err(|e| e.to_string())?;
     Ok(UserPipeline {
         path: path.to_path_buf(),
         ci,
+    })
+}
+
+impl UserPipeline {
+    /// The file's name, as the report shows it.
+    pub(crate) fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+
+    /// What the report must say about how the file was read: includes not read, jobs left
+    /// out, jobs whose `rules`/`only`/`except` were not evaluated.
+    pub(crate) fn notes(&self) -> Vec<String> {
+        let file = self.file_name();
+        let mut notes: Vec<String> = self
+            .ci
+            .notes
+            .iter()
+            .map(|n| format!("{file}: {n}"))
+            .collect();
+        let conditional: Vec<&str> = self
+            .ci
+            .jobs
+            .iter()
+            .filter(|j| j.conditional)
+            .map(|j| j.name.as_str())
+            .collect();
+        if !conditional.is_empty() {
+            notes.push(format!(
+                "{file}: rules, only and except are not evaluated: {} checked as if they run",
+                conditional.join(", ")
+            ));
+        }
+        notes
+    }
+}
+
+/// The first runner that takes `spec`: one offering all its tags, or for an untagged job one
+/// that takes untagged jobs, as GitLab assigns them.
+fn runner_for<'a>(
+    spec: &JobSpec,
+    runners: &'a [(SiteRunner, RunnerConfig)],
+) -> Option<&'a (SiteRunner, RunnerConfig)> {
+    runners.iter().find(|(site, _)| {
+        if spec.tags.is_empty() {
+            site.run_untagged
+        } else {
+            spec.tags.iter().all(|t| site.tags.contains(t))
+        }
     })
 }
 
@@ -68,7 +121,7 @@ fn job_for(
     run_scripts: bool,
 ) -> serde_json::Value {
     let mut variables = serde_json::Map::new();
-    for (key, value) in ci.variables.iter().chain(&spec.variables) {
+    for (key, value) in ci.variables_of(spec) {
         variables.insert(key.clone(), json!(value));
     }
     let mut tags = spec.tags.clone();
@@ -113,19 +166,17 @@ pub(crate) async fn run(
     run_scripts: bool,
     done: &(dyn Fn(&Check) + Sync),
 ) -> Vec<Check> {
-    let file = pipeline
-        .path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| pipeline.path.display().to_string());
-    let group = format!("pipeline {file}");
+    let group = format!("pipeline {}", pipeline.file_name());
     let mut checks = Vec::new();
     for spec in &pipeline.ci.jobs {
         let started = Instant::now();
-        let runner = runners.iter().find(|(site, _)| {
-            !spec.tags.is_empty() && spec.tags.iter().all(|t| site.tags.contains(t))
-        });
-        let (verdict, reason) = match runner {
+        let (verdict, reason) = match runner_for(spec, runners) {
+            None if spec.tags.is_empty() => (
+                Verdict::Skip,
+                "untagged, and no configured runner takes untagged jobs (give --run-untagged \
+                 RUNNER, or --tags RUNNER= for a runner without tags)"
+                    .to_string(),
+            ),
             None => (
                 Verdict::Skip,
                 format!(
@@ -145,6 +196,21 @@ pub(crate) async fn run(
         done(&check);
         checks.push(check);
     }
+    // Skips never fail a verify; a pipeline of skips alone would pass having checked nothing.
+    if !checks.iter().any(|c| c.verdict != Verdict::Skip) {
+        let check = Check {
+            group,
+            name: "any job checked".into(),
+            verdict: Verdict::Fail,
+            reason: format!(
+                "none of its {} jobs went to a configured runner, so none was checked",
+                pipeline.ci.jobs.len()
+            ),
+            took: std::time::Duration::ZERO,
+        };
+        done(&check);
+        checks.push(check);
+    }
     checks
 }
 
@@ -157,11 +223,13 @@ async fn judge(
     run_scripts: bool,
 ) -> (Verdict, String) {
     let job = job_for(spec, &pipeline.ci, site, run_scripts);
+    // The job's own value wins over a global one: the last of the file's variables.
     let parameters = config.batch.arguments_variable.iter().find_map(|name| {
-        spec.variables
-            .iter()
-            .chain(&pipeline.ci.variables)
-            .find(|(key, _)| key == name)
+        pipeline
+            .ci
+            .variables_of(spec)
+            .filter(|(key, _)| key == name)
+            .last()
             .map(|(_, value)| value.clone())
     });
     let named = parameters

@@ -17,6 +17,8 @@ pub(crate) struct SiteRunner {
     pub executor: ExecutorKind,
     /// The tags it is registered with in the mock GitLab (besides its own verify tag).
     pub tags: Vec<String>,
+    /// Whether it takes untagged jobs: registered without tags, or `--run-untagged NAME`.
+    pub run_untagged: bool,
     /// The tag only verify's own jobs for this runner carry.
     pub own_tag: String,
     /// The partition the runner's jobs go to unless they name one, and the setting that says
