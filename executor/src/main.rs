@@ -302,7 +302,13 @@ Examples:
   batchci verify --config /etc/batchci/config.toml --cluster site.toml \\
       --pipeline .gitlab-ci.yml --tags cluster-a=slurm,hpc \\
       --junit verify.xml --markdown verify.md
+  batchci verify --config /etc/batchci/config.toml --cluster site.toml \\
+      --pipeline .gitlab-ci.yml --run-untagged login-shell    # it takes untagged jobs
   mock-cluster import slurm --live >site.toml    # the cluster file, on a login node
+
+A pipeline's local includes are read relative to its directory; rules, only and except are not
+evaluated (every job is checked as if it runs). A pipeline none of whose jobs went to a runner
+fails.
 
 To ask GitLab whether the runners' tokens are valid, see `batchci verify-runners`.";
 
