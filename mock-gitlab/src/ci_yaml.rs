@@ -1693,16 +1693,20 @@ mod tests {
             ),
             (
                 "ci/jobs.yml",
-                "test:\n  extends: .slurm\n  script: [make check]\n",
+                "include:\n  - local: ci/docs.yml\n    rules:\n      - if: $DOCS\n\
+                 test:\n  extends: .slurm\n  script: [make check]\n",
             ),
+            // Nested includes are read from the root too, as GitLab does; their rules are
+            // not evaluated.
+            ("ci/docs.yml", "docs:\n  script: [make docs]\n"),
         ]);
 
         let config = parse_file(&main).unwrap();
 
         let names: Vec<&str> = config.jobs.iter().map(|j| j.name.as_str()).collect();
         // Included jobs first, then the file's own, each in file order.
-        assert_eq!(names, ["test", "build", "lint"]);
-        assert_eq!(config.jobs[0].tags, ["slurm"]);
+        assert_eq!(names, ["docs", "test", "build", "lint"]);
+        assert_eq!(config.jobs[1].tags, ["slurm"]);
         assert_eq!(
             config.variables,
             [
