@@ -229,6 +229,9 @@ pub struct JobSpec {
     pub conditional: bool,
     /// The global variables it gets (`inherit: variables:`): `None` all, else only these.
     pub inherit_variables: Option<Vec<String>>,
+    /// For an instance of a `parallel:` job, its `CI_NODE_INDEX` (from 1) and `CI_NODE_TOTAL`,
+    /// which GitLab sets as predefined variables.
+    pub node: Option<(usize, usize)>,
 }
 
 /// A parsed pipeline definition.
@@ -318,8 +321,8 @@ struct Instance {
     name: String,
     /// The matrix variables it was made with (empty for `parallel: N`).
     matrix: Vec<(String, String)>,
-    /// What it adds to the job's variables: the matrix's, `CI_NODE_INDEX`, `CI_NODE_TOTAL`.
-    variables: Vec<(String, String)>,
+    /// `CI_NODE_INDEX` (from 1) and `CI_NODE_TOTAL`.
+    node: (usize, usize),
 }
 
 /// `inherit:` of a job: which `default:` keywords and global variables it takes; `None` is
@@ -416,10 +419,11 @@ impl Parser<'_> {
                         let mut job = (*spec).clone();
                         job.name = instance.name.clone();
                         // Matrix and node variables win over the job's own of the same name.
-                        let extra = &instance.variables;
+                        let extra = &instance.matrix;
                         job.variables
                             .retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
                         job.variables.extend(extra.iter().cloned());
+                        job.node = Some(instance.node);
                         jobs.push(job);
                         raw_needs.push((name.to_string(), needs.clone()));
                         made.push(instance);
@@ -629,6 +633,7 @@ impl Parser<'_> {
             id_tokens: inherited(inherits("id_tokens"), &defaults.id_tokens),
             conditional: CONDITIONAL_JOB_KEYS.iter().any(|k| map.contains_key(*k)),
             inherit_variables: inherit.variables.clone(),
+            node: None,
         };
         let mut has_script = false;
         let mut never = false;
@@ -712,8 +717,7 @@ impl Parser<'_> {
     }
 
     /// `parallel: N` or `parallel: matrix:`, as GitLab names and numbers the instances: each
-    /// with its name and the variables it adds (`CI_NODE_INDEX`, `CI_NODE_TOTAL`, the
-    /// matrix's).
+    /// with its name, its matrix variables and its `CI_NODE_INDEX`/`CI_NODE_TOTAL`.
     fn parallel(&self, name: &str, v: &Value, path: &[&str]) -> Result<Vec<Instance>, CiYamlError> {
         let range = format!("must be a number from 1 to {MAX_PARALLEL} or a mapping with matrix");
         let sets: Vec<Vec<(String, String)>> = match v {
@@ -759,13 +763,10 @@ impl Parser<'_> {
                     let values: Vec<&str> = set.iter().map(|(_, v)| v.as_str()).collect();
                     format!("{name}: [{}]", values.join(", "))
                 };
-                let mut variables = set.clone();
-                variables.push(("CI_NODE_INDEX".into(), (i + 1).to_string()));
-                variables.push(("CI_NODE_TOTAL".into(), total.to_string()));
                 Instance {
                     name: instance_name,
                     matrix: set,
-                    variables,
+                    node: (i + 1, total),
                 }
             })
             .collect())
@@ -1580,25 +1581,23 @@ mod tests {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect()
         };
-        assert_eq!(vars(1), ["CI_NODE_INDEX=2", "CI_NODE_TOTAL=3"]);
+        // Node numbers are GitLab's predefined variables, not the job's own.
+        assert_eq!((vars(1), config.jobs[1].node), (vec![], Some((2, 3))));
         assert_eq!(
-            vars(4),
-            [
-                "COMPILER=gcc",
-                "MPI=mpich",
-                "CI_NODE_INDEX=2",
-                "CI_NODE_TOTAL=5"
-            ]
+            (vars(4), config.jobs[4].node),
+            (
+                vec!["COMPILER=gcc".to_string(), "MPI=mpich".into()],
+                Some((2, 5))
+            )
         );
         assert_eq!(
-            vars(7),
-            [
-                "MPI=none",
-                "COMPILER=intel",
-                "CI_NODE_INDEX=5",
-                "CI_NODE_TOTAL=5"
-            ]
+            (vars(7), config.jobs[7].node),
+            (
+                vec!["MPI=none".to_string(), "COMPILER=intel".into()],
+                Some((5, 5))
+            )
         );
+        assert_eq!(config.jobs[8].node, None);
         let needs = |i: usize| -> Vec<String> {
             config.jobs[i]
                 .needs

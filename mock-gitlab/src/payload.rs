@@ -133,7 +133,10 @@ pub fn job_payload(
         ("CI_COMMIT_REF_NAME", git_ref.clone()),
         ("CI_COMMIT_REF_SLUG", slug(&git_ref)),
         ("CI_COMMIT_BRANCH", git_ref.clone()),
-        ("CI_NODE_TOTAL", "1".into()),
+        (
+            "CI_NODE_TOTAL",
+            spec.node.map_or(1, |(_, total)| total).to_string(),
+        ),
         ("CI_RUNNER_ID", runner.id.to_string()),
         ("CI_RUNNER_DESCRIPTION", runner.description.clone()),
         ("CI_RUNNER_TAGS", json!(runner.tags).to_string()),
@@ -143,6 +146,12 @@ pub fn job_payload(
     ];
     let mut variables: Vec<Value> = Vec::new();
     for (key, value) in &predefined {
+        // GitLab sets CI_NODE_INDEX, just before CI_NODE_TOTAL, only for `parallel:` jobs.
+        if *key == "CI_NODE_TOTAL"
+            && let Some((index, _)) = spec.node
+        {
+            variables.push(variable("CI_NODE_INDEX", &index.to_string(), true, false));
+        }
         variables.push(variable(key, value, true, false));
         if *key == "CI_JOB_URL" {
             variables.push(variable("CI_JOB_TOKEN", &job.token, false, true));

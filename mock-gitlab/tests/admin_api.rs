@@ -553,3 +553,63 @@ async fn registered_runners_through_the_admin_api_get_tokens_that_take_tagged_jo
         "only 204 carries it"
     );
 }
+
+/// A parallel job is one GitLab job per instance, named as GitLab names them and numbered in
+/// their variables; a job needing it waits for every instance. A job with `rules:` is created
+/// as if they let it run, and a `trigger:` job is no runner job.
+#[tokio::test]
+async fn parallel_jobs_are_one_job_each_and_needs_wait_for_all_of_them() {
+    let fx = Fixture::start().await;
+    let pipeline = fx.pipeline(
+        "stages: [build, test]\n\
+         .base:\n  script: [a]\n\
+         build:\n  extends: .base\n  stage: build\n  parallel: 2\n\
+         report:\n  extends: .base\n  stage: test\n  needs: [build, downstream]\n  \
+         rules:\n    - if: $CI_COMMIT_BRANCH == \"main\"\n\
+         downstream:\n  stage: test\n  trigger: group/other\n",
+    );
+    let jobs: Vec<(&str, JobStatus)> = pipeline
+        .jobs
+        .iter()
+        .map(|j| (j.name.as_str(), j.status))
+        .collect();
+    assert_eq!(
+        jobs,
+        [
+            ("build 1/2", JobStatus::Pending),
+            ("build 2/2", JobStatus::Pending),
+            ("report", JobStatus::Created),
+        ]
+    );
+
+    let reply = fx.request_job().await;
+    assert_eq!(reply.status(), 201);
+    let job: Value = reply.json().await.unwrap();
+    assert_eq!(job["job_info"]["name"], "build 1/2");
+    let node: Vec<(&str, &str)> = job["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["key"].as_str().unwrap().starts_with("CI_NODE_"))
+        .map(|v| (v["key"].as_str().unwrap(), v["value"].as_str().unwrap()))
+        .collect();
+    assert_eq!(node, [("CI_NODE_INDEX", "1"), ("CI_NODE_TOTAL", "2")]);
+    let (first, first_token) = (
+        job["id"].as_u64().unwrap(),
+        job["token"].as_str().unwrap().to_string(),
+    );
+    fx.update(first, json!({"token": first_token, "state": "running"}))
+        .await;
+    fx.update(first, json!({"token": first_token, "state": "success"}))
+        .await;
+    let report = pipeline.jobs[2].id;
+    assert_eq!(
+        fx.gitlab.job(report).unwrap().status,
+        JobStatus::Created,
+        "report waits for build 2/2 too"
+    );
+    let (second, second_token) = fx.take_job().await;
+    fx.update(second, json!({"token": second_token, "state": "success"}))
+        .await;
+    assert_eq!(fx.gitlab.job(report).unwrap().status, JobStatus::Pending);
+}

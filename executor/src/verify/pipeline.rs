@@ -124,6 +124,12 @@ fn job_for(
     for (key, value) in ci.variables_of(spec) {
         variables.insert(key.clone(), json!(value));
     }
+    // GitLab's predefined variables of a `parallel:` instance; the mock's one-job pipeline
+    // would say 1 of 1.
+    if let Some((index, total)) = spec.node {
+        variables.insert("CI_NODE_INDEX".into(), json!(index.to_string()));
+        variables.insert("CI_NODE_TOTAL".into(), json!(total.to_string()));
+    }
     let mut tags = spec.tags.clone();
     tags.push(site.own_tag.clone());
     let mut job = json!({ "tags": tags, "variables": variables });
