@@ -1329,6 +1329,29 @@ mod tests {
     }
 
     #[test]
+    fn a_list_of_merge_keys_takes_the_first_anchor_that_has_a_key() {
+        let config = parse(
+            ".a: &a\n  tags: [a]\n  script: [from-a]\n.b: &b\n  tags: [b]\n  timeout: 1h\n\
+             build:\n  <<: [*a, *b]\n  variables: {N: 4}\n",
+        )
+        .unwrap();
+
+        let build = &config.jobs[0];
+        assert_eq!(
+            (
+                build.tags.as_slice(),
+                build.script.as_slice(),
+                build.timeout
+            ),
+            (
+                &["a".to_string()][..],
+                &["from-a".to_string()][..],
+                Some(3600)
+            )
+        );
+    }
+
+    #[test]
     fn id_tokens_take_one_audience_or_a_list_and_default_applies() {
         let config = parse(
             "default:\n  id_tokens:\n    SITE_TOKEN: {aud: https://site.example}\n\
@@ -1497,8 +1520,8 @@ mod tests {
                 "line 2: jobs:a:extends: unknown keys in `extends` (.missing)",
             ),
             (
-                ".x:\n  extends: .y\n.y:\n  extends: .x\na:\n  extends: .x\n  script: [x]\n",
-                "line 2: jobs:.x:extends: circular dependency detected in `extends`: .x -> .y -> .x",
+                "a:\n  extends: .x\n  script: [x]\n.x:\n  extends: .y\n.y:\n  extends: .x\n",
+                "line 5: jobs:.x:extends: circular dependency detected in `extends`: .x -> .y -> .x",
             ),
             (
                 "a:\n  extends: {b: 1}\n  script: [x]\n",

@@ -368,7 +368,8 @@ fn extend(
         return Ok(done.clone());
     }
     let Some(Value::Mapping(own)) = composed.root.get(name).cloned() else {
-        // Checked by the caller; a job that is not a mapping is refused later, named.
+        // Not reached: the names come from mappings of the root, and bases are checked to be
+        // mappings before they are extended.
         return Ok(Mapping::new());
     };
     let mut own = own;
@@ -385,12 +386,12 @@ fn extend(
             .ok_or_else(|| composed.err(&path, "must be a string or a list of strings"))?,
         _ => return Err(composed.err(&path, "must be a string or a list of strings")),
     };
-    if chain.iter().any(|c| c == name) {
-        let mut cycle = chain.clone();
+    if let Some(start) = chain.iter().position(|c| c == name) {
+        // The cycle alone, from the job it comes back to, not the jobs that lead into it.
+        let mut cycle = chain[start..].to_vec();
         cycle.push(name.to_string());
-        let first = chain.first().map(String::as_str).unwrap_or(name);
         return Err(composed.err(
-            &[first, "extends"],
+            &path,
             format!(
                 "circular dependency detected in `extends`: {}",
                 cycle.join(" -> ")
@@ -441,15 +442,10 @@ fn resolve_references(composed: &mut Composed) -> Result<(), CiYamlError> {
     for key in keys {
         let name = key.as_str().unwrap_or("?").to_string();
         if let Some(value) = composed.root.get_mut(&key) {
-            replace_references(value, &snapshot, 0)
-                .map_err(|m| composed_err(composed, &name, m))?;
+            replace_references(value, &snapshot, 0).map_err(|m| composed.err(&[&name], m))?;
         }
     }
     Ok(())
-}
-
-fn composed_err(composed: &Composed, name: &str, message: String) -> CiYamlError {
-    composed.err(&[name], message)
 }
 
 fn replace_references(value: &mut Value, root: &Value, depth: usize) -> Result<(), String> {
