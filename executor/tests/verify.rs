@@ -131,9 +131,10 @@ fn pipeline_lines(stdout: &str, pipeline: &str) -> Vec<String> {
 }
 
 /// A pipeline written as projects write them — an included file of templates, `default:`,
-/// `extends:`, `parallel:` as a number and a matrix, `rules:`, `only:`, a manual job — is read
-/// as GitLab reads it: each instance of a parallel job is checked with the template's
-/// parameters; the jobs whose rules were not evaluated are named.
+/// `extends:`, `parallel:` as a number and a matrix, `rules:`, `only:`, a manual job, a GitLab
+/// template, a downstream pipeline — is read as GitLab reads it: each instance of a parallel
+/// job is checked with the template's parameters; what was not read or not checked, and the
+/// jobs whose rules were not evaluated, are named.
 #[test]
 fn a_real_pipeline_is_read_as_gitlab_reads_it() {
     let output = verify(&site("config.toml"), Some(&site("pipeline-real.yml")), &[]);
@@ -153,6 +154,8 @@ fn a_real_pipeline_is_read_as_gitlab_reads_it() {
             "pipeline pipeline-real.yml  lint                     ok     success on runner login-shell",
             "pipeline pipeline-real.yml  docs                     ok     success on runner login-shell",
             "note: check_interval: 1 s (verify's jobs are short)",
+            "note: pipeline-real.yml: include template: Jobs/Secret-Detection.gitlab-ci.yml was not read (only local files are): its jobs are not checked",
+            "note: pipeline-real.yml: job deploy-site triggers a downstream pipeline: no runner runs it",
             "note: pipeline-real.yml: rules, only and except are not evaluated: test 1/2, test 2/2, lint checked as if they run",
             "note: users' scripts were replaced by an echo (--run-scripts runs them)",
         ]
