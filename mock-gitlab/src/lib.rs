@@ -5,7 +5,8 @@
 //! trace checksums, graceful and hard cancel, artifacts), each project's git repository over
 //! smart HTTP with job-token authentication, the signed ID tokens of jobs with `id_tokens:` and
 //! the key set that verifies them, and an admin API to create pipelines from a
-//! `.gitlab-ci.yml` subset, read jobs and traces, cancel jobs and inject faults.
+//! `.gitlab-ci.yml` (read as GitLab reads it, rules not evaluated: see [`ci_yaml`]), read jobs and
+//! traces, cancel jobs and inject faults.
 //!
 //! Start it in-process and drive it:
 //!
