@@ -186,6 +186,44 @@ proptest! {
         prop_assert_eq!(names.len(), expected);
     }
 
+    /// `extends:` deep-merges `variables` (the job's value wins, the template's order first)
+    /// and replaces lists (`tags`), whatever the names and values (values end in a digit so
+    /// that YAML reads none as `null` or `true`).
+    #[test]
+    fn extends_merges_variables_and_replaces_lists(
+        base in proptest::collection::btree_map("[A-E]", "[a-z]{1,3}[0-9]", 0..5),
+        own in proptest::collection::btree_map("[A-E]", "[a-z]{1,3}[0-9]", 0..5),
+        base_tags in proptest::collection::vec("[a-z]{1,3}[0-9]", 0..3),
+        own_tags in proptest::option::of(proptest::collection::vec("[a-z]{1,3}[0-9]", 0..3)),
+    ) {
+        let map = |m: &std::collections::BTreeMap<String, String>| {
+            let pairs: Vec<String> = m.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            format!("{{{}}}", pairs.join(", "))
+        };
+        let mut yaml = format!(
+            ".t:\n  variables: {}\n  tags: [{}]\n  script: [x]\njob:\n  extends: .t\n  variables: {}\n",
+            map(&base),
+            base_tags.join(", "),
+            map(&own)
+        );
+        if let Some(tags) = &own_tags {
+            yaml.push_str(&format!("  tags: [{}]\n", tags.join(", ")));
+        }
+        let config = parse(&yaml).unwrap();
+        let job = &config.jobs[0];
+        let mut expected: Vec<(String, String)> = base
+            .iter()
+            .map(|(k, v)| (k.clone(), own.get(k).unwrap_or(v).clone()))
+            .collect();
+        expected.extend(
+            own.iter()
+                .filter(|(k, _)| !base.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        prop_assert_eq!(&job.variables, &expected);
+        prop_assert_eq!(&job.tags, own_tags.as_ref().unwrap_or(&base_tags));
+    }
+
     #[test]
     fn durations_in_hours_minutes_seconds_add_up(h in 0u64..100, m in 0u64..60, sec in 0u64..60) {
         prop_assert_eq!(parse_duration(&format!("{h}h {m}m {sec}s")), Some(h * 3600 + m * 60 + sec));
