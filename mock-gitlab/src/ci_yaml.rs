@@ -418,7 +418,7 @@ impl Parser<'_> {
                     for instance in instances {
                         let mut job = (*spec).clone();
                         job.name = instance.name.clone();
-                        // Matrix and node variables win over the job's own of the same name.
+                        // Matrix variables win over the job's own of the same name.
                         let extra = &instance.matrix;
                         job.variables
                             .retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
