@@ -9,7 +9,7 @@ mod differential;
 use std::time::Duration;
 
 use conformance::poll::poll_until;
-use conformance::slurm_env::FakeCluster;
+use conformance::slurm_env::{FakeCluster, RunOutput};
 use differential::*;
 
 fn differential(name: &str, fake: FakeCluster, case: Case) {
@@ -18,11 +18,15 @@ fn differential(name: &str, fake: FakeCluster, case: Case) {
     }
 }
 
-/// The lines of a file in sorted order: tasks write concurrently, in no fixed order.
+/// The lines of a file in sorted order: tasks write concurrently, in no fixed order. Lines
+/// srun in the job printed or not by timing are left out, as [`Side::record_file`] does.
 fn record_sorted_file(s: &mut Side, key: &str, relative: &str) {
     let value = match s.env.read_file(relative) {
         Some(text) => {
-            let mut lines: Vec<&str> = text.lines().collect();
+            let mut lines: Vec<&str> = text
+                .lines()
+                .filter(|line| !not_comparable("srun", line, s.queueing_on_purpose))
+                .collect();
             lines.sort_unstable();
             s.norm.text(&lines.join("\n"))
         }
@@ -221,6 +225,111 @@ echo "rc=$?"
             s.record_file("batch output", &format!("array_{id}_5.out"));
             s.record_file("step output", &format!("step_{id}_5_{id}_0.out"));
             s.record_final_state("state", id)?;
+            Ok(())
+        },
+    );
+}
+
+/// The job id a task printed as `SLURM_JOB_ID=<id>`.
+fn printed_job_id(stdout: &str) -> Result<u64, CaseError> {
+    stdout
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("SLURM_JOB_ID=")?.parse().ok())
+        .map_or_else(
+            || fail(format!("no SLURM_JOB_ID= in the tasks' output: {stdout:?}")),
+            Ok,
+        )
+}
+
+/// Runs `argv` and records it with its stdout and stderr lines sorted: tasks print
+/// concurrently, in no fixed order, and srun's error line about a task races the other task's
+/// output.
+fn run_sorted(s: &mut Side, key: &str, argv: &[&str]) -> Result<RunOutput, CaseError> {
+    let out = s.env.run(argv)?;
+    let sort = |text: &str| {
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.sort_unstable();
+        lines.iter().map(|l| format!("{l}\n")).collect::<String>()
+    };
+    let mut sorted = out.clone();
+    sorted.stdout = sort(&out.stdout);
+    sorted.stderr = sort(&out.stderr);
+    s.record(key, argv, &sorted);
+    Ok(out)
+}
+
+/// `srun -n N` outside a job makes its own allocation and runs there the step `<id>.0` of N
+/// tasks, as srun in a batch job does: ranks, labels, `%t` files, the error line of failing
+/// tasks and the highest exit code, a program that cannot start, sacct's step row. On the reference node (one node, two
+/// CPUs) both tasks run on it.
+#[test]
+fn srun_outside_a_job_runs_a_step_of_n_tasks() {
+    differential(
+        "srun_top_level_tasks",
+        FakeCluster::mirroring_ci_slurm(),
+        |s| {
+            let labelled = [
+                "srun",
+                "-n",
+                "2",
+                "-l",
+                "--mem",
+                "100",
+                "bash",
+                "-c",
+                "echo SLURM_JOB_ID=$SLURM_JOB_ID $SLURM_PROCID $SLURM_LOCALID $SLURM_NODEID $SLURM_STEP_ID $SLURM_NTASKS $SLURM_NPROCS $SLURM_STEP_NUM_TASKS $SLURM_STEP_NUM_NODES $SLURM_STEP_TASKS_PER_NODE $SLURM_TASKS_PER_NODE $SLURM_GTIDS $SLURM_DISTRIBUTION $SLURM_CPUS_ON_NODE $SLURM_JOB_CPUS_PER_NODE $SLURM_LABELIO; echo err $SLURM_PROCID >&2; exit $SLURM_PROCID",
+            ];
+            let out = run_sorted(s, "srun -n 2 -l (lines sorted)", &labelled)?;
+            let first = printed_job_id(&out.stdout)?;
+            let files = [
+                "srun",
+                "-n",
+                "2",
+                "--mem",
+                "100",
+                "--output=task-%j-%s-%t.out",
+                "bash",
+                "-c",
+                "echo SLURM_JOB_ID=$SLURM_JOB_ID task $SLURM_PROCID",
+            ];
+            s.run("srun -n 2 --output=%t", &files)?;
+            let names: Vec<String> = std::fs::read_dir(s.env.cwd())
+                .map_err(|e| CaseError(format!("reading the case's directory: {e}")))?
+                .filter_map(|entry| entry.ok())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("task-"))
+                .collect();
+            let second = names
+                .iter()
+                .find_map(|name| name.strip_prefix("task-")?.split('-').next()?.parse().ok())
+                .map_or_else(|| fail("srun --output made no task file"), Ok)?;
+            let second_text = s.norm.learn(second);
+            s.note("task files", {
+                let mut shown: Vec<String> = names
+                    .iter()
+                    .map(|n| n.replace(&second.to_string(), &second_text))
+                    .collect();
+                shown.sort_unstable();
+                shown.join("\n")
+            });
+            for task in 0..2 {
+                record_sorted_file(
+                    s,
+                    &format!("task {task}'s file"),
+                    &format!("task-{second}-0-{task}.out"),
+                );
+            }
+            s.run(
+                "srun -n 2 exit 3",
+                &["srun", "-n", "2", "--mem", "100", "bash", "-c", "exit 3"],
+            )?;
+            run_sorted(
+                s,
+                "srun -n 2 of a missing program (lines sorted)",
+                &["srun", "-n", "2", "--mem", "100", "no-such-program"],
+            )?;
+            s.record_sacct("sacct of srun -n 2 -l", first, 2)?;
+            s.record_sacct("sacct of srun -n 2 --output", second, 2)?;
             Ok(())
         },
     );

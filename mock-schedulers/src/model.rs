@@ -108,6 +108,9 @@ pub struct JobRequest {
     pub cpus_per_task: Option<u32>,
     /// `-N`.
     pub nodes: Option<u32>,
+    /// `--ntasks-per-node`: the job's tasks on each node (`SLURM_NTASKS_PER_NODE`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ntasks_per_node: Option<u32>,
     /// `--mem` in MB per node (0 = all of the node's memory).
     pub mem_mb: Option<u64>,
     /// `--mem-per-cpu` in MB.

@@ -140,7 +140,7 @@ fn a_waiting_srun_says_so_and_a_killed_srun_releases_its_allocation() {
     let c = TestCluster::fast();
     let filler = c.submit(&["--wrap", "sleep 300"]);
     c.wait_state(filler, "RUNNING");
-    let child = c.spawn(
+    let mut child = c.spawn(
         "srun",
         &["--mem", "100", "bash", "-c", "echo got-it; exec cat"],
     );
@@ -149,6 +149,11 @@ fn a_waiting_srun_says_so_and_a_killed_srun_releases_its_allocation() {
     });
     c.run("scancel", &[&filler.to_string()]);
     wait_for("srun allocation", || c.state_of(2) == "RUNNING");
+    // The task has printed, so srun has said it got the allocation (the job runs a moment
+    // before srun hears so).
+    let mut first = [0u8; 7];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    assert_eq!(&first, b"got-it\n");
     // Kill the client: the step and the allocation go with it.
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
@@ -431,4 +436,197 @@ fn srun_and_salloc_take_slurms_options_and_refuse_what_the_cluster_lacks() {
     }
     // --test-only is srun's and sbatch's, not salloc's.
     assert_eq!(c.run("salloc", &["--test-only", "true"]).2, 255);
+}
+
+/// Two nodes of four CPUs: where tasks go across nodes.
+const TWO_NODES: &str = r#"
+cluster_name = "batchci"
+time_scale = 60.0
+kill_wait = 2
+
+[[nodes]]
+names = "node[01-02]"
+cpus = 4
+memory_mb = 8000
+
+[[partitions]]
+name = "debug"
+nodes = "node[01-02]"
+default = true
+max_time = "UNLIMITED"
+"#;
+
+/// The fields `names` of `scontrol show job`, in that order.
+fn scontrol_fields(c: &TestCluster, id: u32, names: &[&str]) -> String {
+    let (out, _, _) = c.run("scontrol", &["show", "job", &id.to_string()]);
+    names
+        .iter()
+        .filter_map(|name| {
+            out.split_whitespace()
+                .find(|word| word.starts_with(&format!("{name}=")))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A finished batch job's output, its lines sorted (tasks print in any order).
+fn sorted_output(c: &TestCluster, id: u32, file: &str) -> Vec<String> {
+    c.wait_state(id, "COMPLETED");
+    let text = std::fs::read_to_string(c.path(file)).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// `--ntasks-per-node` and node counts, as Slurm 22.05 works them out (the reference cluster
+/// has one node, so this is from the sources, not compared differentially): sbatch's
+/// `_opt_verify` (src/sbatch/opt.c) makes `-N 2 --ntasks-per-node=2` four tasks; with `-n 4`
+/// and no node count the controller puts at most two tasks on a node, so two nodes
+/// (src/slurmctld/job_mgr.c, select/cons_tres); srun in the job reads the job's
+/// `SLURM_NTASKS`, `SLURM_JOB_NUM_NODES` and `SLURM_NTASKS_PER_NODE` as its `-n`, `-N` and
+/// `--ntasks-per-node` (`env_vars[]` of src/srun/libsrun/opt.c) and places its tasks in blocks.
+#[test]
+fn ntasks_per_node_spreads_the_job_and_its_steps_over_nodes() {
+    let c = TestCluster::with_config(TWO_NODES);
+    let probe = "echo job $SLURM_JOB_NUM_NODES $SLURM_NTASKS $SLURM_TASKS_PER_NODE $SLURM_NTASKS_PER_NODE; \
+                 srun -l bash -c 'echo $SLURMD_NODENAME $SLURM_LOCALID $SLURM_STEP_TASKS_PER_NODE'";
+    let id = c.submit(&[
+        "-n",
+        "4",
+        "--ntasks-per-node=2",
+        "-o",
+        "a.out",
+        "--wrap",
+        probe,
+    ]);
+    assert_eq!(
+        sorted_output(&c, id, "a.out"),
+        [
+            "0: node01 0 2(x2)",
+            "1: node01 1 2(x2)",
+            "2: node02 0 2(x2)",
+            "3: node02 1 2(x2)",
+            "job 2 4 2(x2) 2",
+        ]
+    );
+    assert_eq!(
+        scontrol_fields(&c, id, &["NumNodes", "NumCPUs", "NumTasks"]),
+        "NumNodes=2 NumCPUs=4 NumTasks=4"
+    );
+
+    // srun given the counts again places its tasks alike.
+    let explicit = probe.replace("srun -l", "srun -N 2 -n 4 --ntasks-per-node=2 -l");
+    let id = c.submit(&[
+        "-N",
+        "2",
+        "--ntasks-per-node=2",
+        "-o",
+        "b.out",
+        "--wrap",
+        &explicit,
+    ]);
+    assert_eq!(
+        sorted_output(&c, id, "b.out"),
+        [
+            "0: node01 0 2(x2)",
+            "1: node01 1 2(x2)",
+            "2: node02 0 2(x2)",
+            "3: node02 1 2(x2)",
+            "job 2 4 2(x2) 2",
+        ]
+    );
+    assert_eq!(
+        scontrol_fields(&c, id, &["NumNodes", "NumCPUs", "NumTasks"]),
+        "NumNodes=2 NumCPUs=4 NumTasks=4"
+    );
+}
+
+/// `sbatch -N 2` without `-n`: one task per node (SLURM_NTASKS unset, `1(x2)`, one CPU on each
+/// node); srun without `-n` runs one task per node, `srun -n 1` one task with srun's warning
+/// (src/srun/libsrun/opt.c `_opt_verify`); four tasks do not fit its two CPUs.
+#[test]
+fn a_job_of_two_nodes_has_a_task_on_each() {
+    let c = TestCluster::with_config(TWO_NODES);
+    let script = "echo \"job [$SLURM_NTASKS] $SLURM_TASKS_PER_NODE $SLURM_JOB_CPUS_PER_NODE\"\n\
+                  srun -l bash -c 'echo all $SLURMD_NODENAME $SLURM_NTASKS'\n\
+                  srun -n 1 bash -c 'echo one $SLURMD_NODENAME $SLURM_NTASKS'\n\
+                  srun -N 2 -n 4 --ntasks-per-node=2 true\n";
+    std::fs::write(c.path("two.sh"), format!("#!/bin/bash\n{script}")).unwrap();
+    let id = c.submit(&["-N", "2", "-o", "two.out", "two.sh"]);
+    c.wait_state(id, "FAILED");
+    assert_eq!(
+        scontrol_fields(&c, id, &["NumNodes", "NumCPUs"]),
+        "NumNodes=2 NumCPUs=2"
+    );
+    // The first line comes first; each srun's tasks print in any order.
+    let text = std::fs::read_to_string(c.path("two.out")).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines[1..3].sort_unstable();
+    let refused = format!(
+        "srun: error: Unable to create step for job {id}: More processors requested than permitted"
+    );
+    assert_eq!(
+        lines,
+        [
+            "job [] 1(x2) 1(x2)",
+            "0: all node01 2",
+            "1: all node02 2",
+            "srun: Warning: can't run 1 processes on 2 nodes, setting nnodes to 1",
+            "one node01 1",
+            &refused,
+        ]
+    );
+}
+
+/// srun outside a job runs its tasks over the nodes it was given, as inside one.
+#[test]
+fn srun_outside_a_job_spreads_its_tasks_over_its_nodes() {
+    let c = TestCluster::with_config(TWO_NODES);
+    let (out, err, code) = c.run(
+        "srun",
+        &[
+            "-N",
+            "2",
+            "-l",
+            "bash",
+            "-c",
+            "echo $SLURMD_NODENAME $SLURM_NTASKS $SLURM_STEP_NUM_NODES $SLURM_STEP_TASKS_PER_NODE",
+        ],
+    );
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(
+        (lines, err.as_str(), code),
+        (vec!["0: node01 2 2 1(x2)", "1: node02 2 2 1(x2)"], "", 0)
+    );
+    assert_eq!(
+        c.run(
+            "sacct",
+            &["-j", "1", "-n", "-P", "-o", "JobID,NTasks,AllocCPUS,State"]
+        )
+        .0,
+        "1||2|COMPLETED\n1.0|2|2|COMPLETED\n"
+    );
+}
+
+/// `-u` with `-l`: each piece of output is passed on as it comes, every line of it labelled,
+/// and a piece that ends inside a line is ended there; without `-u` whole lines (observed on
+/// Slurm 22.05, docs/slurm-observed.md 62). The pauses make the task write in three pieces,
+/// which is what is tested, not a wait for something.
+#[test]
+fn unbuffered_labelled_output_labels_every_piece() {
+    let c = TestCluster::fast();
+    let pieces = "printf a; sleep 0.3; printf 'b\\nc'; sleep 0.3; echo d";
+    assert_eq!(
+        c.run("srun", &["-l", "-u", "bash", "-c", pieces]),
+        ("0: a\n0: b\n0: c\n0: d\n".into(), String::new(), 0)
+    );
+    assert_eq!(
+        c.run("srun", &["-l", "bash", "-c", pieces]),
+        ("0: ab\n0: cd\n".into(), String::new(), 0)
+    );
+    assert_eq!(
+        c.run("srun", &["-u", "bash", "-c", pieces]),
+        ("ab\ncd\n".into(), String::new(), 0)
+    );
 }

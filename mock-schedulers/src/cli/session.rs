@@ -38,10 +38,12 @@ extern "C" fn forward_signal(sig: libc::c_int) {
 
 extern "C" fn let_pass(_sig: libc::c_int) {}
 
-/// For an srun whose tasks share its process group: the signals that group gets reach the
-/// tasks by themselves, and srun outlives them to report their ends. A handler, not SIG_IGN,
-/// since an ignored signal would stay ignored in the tasks.
-pub fn let_step_signals_pass() {
+/// For an srun whose tasks share its process group `pgid`: the signals that group gets reach
+/// the tasks by themselves, and srun outlives them to report their ends. A handler, not
+/// SIG_IGN, since an ignored signal would stay ignored in the tasks. A revocation of srun's own
+/// allocation signals that group.
+pub fn let_step_signals_pass(pgid: i32) {
+    CHILD_PGID.store(pgid, Ordering::SeqCst);
     for sig in FORWARDED {
         // SAFETY: the handler does nothing.
         unsafe {
@@ -236,13 +238,20 @@ impl Session {
         stdin_none: bool,
         on_revoked: impl Fn(&Revocation) + Send + 'static,
     ) -> Ran {
+        self.watch(on_revoked);
+        run_command(command, env, cpus, stdin_none, |pgid, name| {
+            let _ = self.send(&Request::StepStarted { pgid, name });
+        })
+    }
+
+    /// From now on, when the scheduler takes the allocation back, `on_revoked` says so and the
+    /// process group of the command (or of srun's step) gets SIGCONT and SIGTERM (or the
+    /// scheduler's own signal).
+    pub fn watch(&mut self, on_revoked: impl Fn(&Revocation) + Send + 'static) {
         let job_id = self.job_id.unwrap_or_default();
         if let Some(reader) = self.reader.take() {
             self.watcher = Some(watch_revocation(reader, job_id, self.flavor, on_revoked));
         }
-        run_command(command, env, cpus, stdin_none, |pgid, name| {
-            let _ = self.send(&Request::StepStarted { pgid, name });
-        })
     }
 
     /// Releases the allocation with the command's raw wait status and records the call with

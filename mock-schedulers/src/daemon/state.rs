@@ -170,6 +170,17 @@ fn send_signal(pgid: Option<i32>, sig: i32, group: bool) {
 const REQUEUE_DELAY_SECS: f64 = 121.0;
 
 /// Sends `sig` to the process group of every running step of `job`.
+/// The CPUs a job holds: its tasks' and at least one task's on each of its nodes (Slurm 22.05:
+/// without `-n`, `-N 2` is one task per node, `NumCPUs=2`; sbatch's `_opt_verify` sets the task
+/// count to the node count, and the controller gives every node at least one task's CPUs).
+fn job_cpus(req: &crate::model::JobRequest, num_nodes: u32) -> u32 {
+    req.ntasks
+        .unwrap_or(1)
+        .max(num_nodes)
+        .max(1)
+        .saturating_mul(req.cpus_per_task.unwrap_or(1).max(1))
+}
+
 fn signal_steps(job: &Job, sig: i32) {
     for step in job.run.steps.iter().filter(|s| s.running()) {
         send_signal(step.pgid, sig, true);
@@ -251,6 +262,7 @@ impl State {
                         JobKind::Interactive => {
                             let pgid = job.run.pgid;
                             send_signal(pgid, libc::SIGKILL, true);
+                            signal_steps(job, libc::SIGKILL);
                             state.end_job(id, libc::SIGKILL, Some(JobState::Cancelled));
                         }
                     }
@@ -437,12 +449,8 @@ impl State {
             Ok(id) => id,
             Err(refusal) => return refused(refusal),
         };
-        let cpus = req
-            .ntasks
-            .unwrap_or(1)
-            .max(1)
-            .saturating_mul(req.cpus_per_task.unwrap_or(1).max(1));
         let num_nodes = req.nodes.unwrap_or(1).max(1);
+        let cpus = job_cpus(&req, num_nodes);
         let cpus_per_node = cpus.div_ceil(num_nodes);
         let mem_per_node = match (req.mem_mb, req.mem_per_cpu_mb) {
             (Some(m), _) => m,
@@ -549,14 +557,12 @@ impl State {
                 return Err(Refusal::NodesOutsidePartition);
             }
         }
-        let ntasks = req.ntasks.unwrap_or(1).max(1);
-        let cpt = req.cpus_per_task.unwrap_or(1).max(1);
-        let cpus = ntasks.saturating_mul(cpt);
         let num_nodes = req
             .nodes
             .unwrap_or(1)
             .max(1)
             .max(req.nodelist.as_ref().map_or(1, |n| n.len() as u32));
+        let cpus = job_cpus(&req, num_nodes);
         let cpus_per_node = cpus.div_ceil(num_nodes);
         let max_mem = self.max_node_mem(&partition.nodes);
         let mem_per_node = match (req.mem_mb, req.mem_per_cpu_mb) {
@@ -2171,8 +2177,10 @@ impl State {
                 match status {
                     Some(s) => self.end_job(id, s, None),
                     None => {
-                        // The client died: the step goes with it.
+                        // The client died: the step goes with it (srun's own step, or the
+                        // command salloc and others announced).
                         send_signal(pgid, libc::SIGKILL, true);
+                        signal_steps(job, libc::SIGKILL);
                         self.end_job(id, libc::SIGKILL, Some(JobState::Cancelled));
                     }
                 }

@@ -81,7 +81,8 @@ impl Rules for Slurm {
             .map(|a| a.cores.len().to_string())
             .collect();
         let nnodes = job.run.alloc.len().max(1).to_string();
-        let tasks = job.req.ntasks.unwrap_or(1);
+        // Without `-n` a job has one task per node (`-N 2`: `1(x2)`).
+        let tasks = job.req.ntasks.unwrap_or(job.run.alloc.len().max(1) as u32);
         let mut set = |k: &str, v: String| {
             env.insert(k.to_string(), v);
         };
@@ -134,6 +135,9 @@ impl Rules for Slurm {
         if let Some(n) = job.req.ntasks {
             set("SLURM_NTASKS", n.to_string());
             set("SLURM_NPROCS", n.to_string());
+        }
+        if let Some(n) = job.req.ntasks_per_node {
+            set("SLURM_NTASKS_PER_NODE", n.to_string());
         }
         if let Some(m) = job.req.mem_mb {
             set(

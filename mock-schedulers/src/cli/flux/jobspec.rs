@@ -565,6 +565,7 @@ pub fn prepare(call: &Call, cmd: Cmd, args: &[String]) -> Result<Submission, i32
         nodelist: None,
         constraint: None,
         exclude: None,
+        ntasks_per_node: None,
         nice: 0,
         priority: None,
         exclusive,

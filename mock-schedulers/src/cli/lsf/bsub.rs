@@ -808,6 +808,7 @@ pub fn main(call: &mut Call) -> i32 {
         nodelist: None,
         constraint: None,
         exclude: None,
+        ntasks_per_node: None,
         nice: 0,
         priority: None,
         exclusive: o.exclusive,

@@ -171,6 +171,8 @@ pub struct ResourceOpts {
     pub cpus_per_task: Option<u32>,
     /// -N
     pub nodes: Option<u32>,
+    /// --ntasks-per-node (also shown in `scontrol show job`)
+    pub ntasks_per_node: Option<u32>,
     /// --mem
     pub mem: Option<u64>,
     /// --mem-per-cpu
@@ -218,6 +220,10 @@ pub fn apply_resource_opt(
                 )
             })
     };
+    if matches!(long, "ntasks-per-node" | "tasks-per-node") {
+        // Its value was checked with the other recorded options (`options::check`).
+        r.ntasks_per_node = v.trim().parse::<u32>().ok().filter(|n| *n > 0);
+    }
     if r.shown.apply(long, value) {
         return Ok(true);
     }
@@ -314,6 +320,17 @@ pub fn build_request(
         Some(d) => format!("{}/{}", cwd.trim_end_matches('/'), d),
         None => cwd.clone(),
     };
+    // sbatch, salloc and srun (22.05 `_opt_verify` in src/sbatch/opt.c, src/salloc/opt.c,
+    // src/srun/libsrun/opt.c): `--ntasks-per-node` with a node count and no task count makes
+    // the task count, nodes × tasks per node. With a task count and no node count the
+    // controller's node selection puts at most that many tasks on a node, so the job takes
+    // ceil(tasks / per node) nodes (`sbatch -n 4 --ntasks-per-node=2`: 2 nodes,
+    // SLURM_TASKS_PER_NODE `2(x2)`).
+    let (ntasks, nodes) = match (r.ntasks, r.nodes, r.ntasks_per_node) {
+        (None, Some(n), Some(per)) => (Some(n.saturating_mul(per)), Some(n)),
+        (Some(t), None, Some(per)) if per > 0 => (Some(t), Some(t.div_ceil(per))),
+        (t, n, _) => (t, n),
+    };
     JobRequest {
         kind,
         name: r.name.clone().unwrap_or_else(|| default_name.to_string()),
@@ -321,9 +338,10 @@ pub fn build_request(
         qos: r.qos.clone(),
         account: r.account.clone(),
         time_limit: r.time,
-        ntasks: r.ntasks,
+        ntasks,
         cpus_per_task: r.cpus_per_task,
-        nodes: r.nodes,
+        nodes,
+        ntasks_per_node: r.ntasks_per_node,
         mem_mb: r.mem,
         mem_per_cpu_mb: r.mem_per_cpu,
         nodelist: r.nodelist.clone(),

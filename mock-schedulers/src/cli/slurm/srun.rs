@@ -7,9 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 
 use super::CONNECT_FAILURE;
 use crate::cli::Call;
-use crate::cli::session::{
-    Denied, Granted, Progress, Ran, Revocation, Session, base_name, was_revoked,
-};
+use crate::cli::session::{Denied, Granted, Progress, Ran, Revocation, Session, base_name};
 use crate::model::{JobKind, JobState};
 
 use super::options::{self, SALLOC, SRUN};
@@ -18,17 +16,23 @@ use super::{ResourceOpts, apply_resource_opt, build_request};
 const SRUN_HELP: &str = "Usage: srun [OPTIONS(0)... [executable(0) [args(0)...]]]
 
 Fake srun of mock-cluster: allocate resources in the simulated cluster (unless already inside
-an allocation) and run a command there. stdin is forwarded to the command; the allocation is
-released when the command ends or srun dies.
+an allocation) and run a step of the command's tasks there. stdin is forwarded to the tasks;
+the allocation is released when the step ends or srun dies.
 
   -c, --cpus-per-task=ncpus   number of cpus required per task
   -I, --immediate[=secs]      exit if resources are not available at once
   -i, --input=in              'none' closes the command's stdin
   -J, --job-name=jobname      name of job
+  -l, --label                 prepend task number to lines of stdout/err
       --mem=MB                minimum amount of real memory
+  -n, --ntasks=ntasks         number of tasks to run
+  -N, --nodes=N               number of nodes on which to run
+      --ntasks-per-node=n     number of tasks to invoke on each node
+  -o, --output=out            file for stdout (%j, %s, %t, %N, ...)
   -p, --partition=partition   partition requested
   -q, --qos=qos               quality of service
   -t, --time=minutes          time limit
+  -u, --unbuffered            do not line-buffer stdout/err
 
 Examples:
   srun -c 2 --mem 1G -t 10 make -j2
@@ -85,17 +89,19 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
     let quiet = cli.has("quiet");
     let user_env: BTreeMap<String, String> = crate::cli::environment();
 
+    let mut step_options = super::step::StepOptions {
+        resources: &r,
+        command: &command,
+        label: cli.has("label"),
+        output: cli.value("output"),
+        error: cli.value("error"),
+        stdin_none,
+        unbuffered: cli.has("unbuffered"),
+        cpus: Vec::new(),
+    };
     // A step inside an existing allocation (a batch script, salloc's shell).
     if !salloc && let Some(job_id) = user_env.get("SLURM_JOB_ID").cloned() {
-        let options = super::step::StepOptions {
-            resources: &r,
-            command: &command,
-            label: cli.has("label"),
-            output: cli.value("output"),
-            error: cli.value("error"),
-            stdin_none,
-        };
-        return super::step::run(call, &job_id, user_env, &options);
+        return super::step::run(call, &job_id, user_env, &step_options);
     }
 
     let cmdline = command.join(" ");
@@ -173,42 +179,24 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
         }
     }
     let id = job.id;
-    let node = job.first_node();
     let mut env = user_env;
     env.extend(job_env);
     if !salloc {
-        env.insert("SLURM_STEP_ID".into(), "0".into());
-        env.insert("SLURM_STEPID".into(), "0".into());
-        env.insert("SLURM_STEP_NODELIST".into(), job.nodelist());
-        env.insert(
-            "SLURM_STEP_NUM_NODES".into(),
-            job.run.alloc.len().max(1).to_string(),
-        );
-        env.insert(
-            "SLURM_STEP_NUM_TASKS".into(),
-            job.req.ntasks.unwrap_or(1).to_string(),
-        );
-        env.insert(
-            "SLURM_STEP_TASKS_PER_NODE".into(),
-            job.req.ntasks.unwrap_or(1).to_string(),
-        );
-        // Observed on Slurm 22.05: srun's tasks have the task count also without `-n`.
-        let ntasks = job.req.ntasks.unwrap_or(1).to_string();
-        env.insert("SLURM_NTASKS".into(), ntasks.clone());
-        env.insert("SLURM_NPROCS".into(), ntasks);
-        env.insert("SLURM_SRUN_COMM_HOST".into(), "127.0.0.1".into());
-        env.insert("SLURM_LAUNCH_NODE_IPADDR".into(), "127.0.0.1".into());
+        // The allocation srun made runs its step 0 as a step in any job runs (srun(1): srun
+        // "creates a job allocation ... and then launches the application"; observed on 22.05:
+        // `srun -n 2 -l` prints both tasks' labelled lines and sacct has `<id>.0` with 2 tasks).
+        session.watch(|revocation| say_revoked(false, revocation));
+        step_options.cpus = cpus;
+        let end = super::step::run_in_job(call, id, env, &step_options);
+        session.finish(call, end.status, end.code);
+        return end.code;
     }
-    let ran = session.run(
-        &command,
-        &env,
-        if salloc { Vec::new() } else { cpus },
-        stdin_none,
-        move |revocation| say_revoked(salloc, revocation),
-    );
-    let code = exit_code(prog, &command, &ran, &node, Some(id));
+    let ran = session.run(&command, &env, Vec::new(), stdin_none, move |revocation| {
+        say_revoked(true, revocation)
+    });
+    let code = exit_code(&command, &ran);
     session.finish(call, ran.raw_status(), code);
-    if salloc && !quiet {
+    if !quiet {
         eprintln!("salloc: Relinquishing job allocation {id}");
     }
     code
@@ -243,42 +231,22 @@ fn say_revoked(salloc: bool, revocation: &Revocation) {
     }
 }
 
-/// srun's (or salloc's) exit code for how the command ran, with what srun says about it.
-fn exit_code(prog: &str, command: &[String], ran: &Ran, node: &str, step: Option<u32>) -> i32 {
-    let salloc = prog == "salloc";
+/// salloc's exit code for how its command ran, with what salloc says about it.
+fn exit_code(command: &[String], ran: &Ran) -> i32 {
     let status = match ran {
         Ran::Ended(status) => status,
         Ran::NotStarted(e) => {
-            if salloc {
-                eprintln!("salloc: error: {}: {e}", command[0]);
-            } else {
-                eprintln!("slurmstepd-{node}: error: execve(): {}: {e}", command[0]);
-                eprintln!("srun: error: {node}: task 0: Exited with exit code 2");
-            }
-            return if salloc { 1 } else { 2 };
+            eprintln!("salloc: error: {}: {e}", command[0]);
+            return 1;
         }
     };
     match (status.code(), status.signal()) {
-        (Some(c), _) => {
-            if c != 0 && !salloc {
-                eprintln!("srun: error: {node}: task 0: Exited with exit code {c}");
-            }
-            c
-        }
+        (Some(c), _) => c,
         (None, Some(sig)) => {
-            if salloc {
-                if matches!(sig, 1 | 2 | 3 | 9) { 0 } else { 1 }
+            if matches!(sig, 1 | 2 | 3 | 9) {
+                0
             } else {
-                eprintln!(
-                    "srun: error: {node}: task 0: {}",
-                    super::signal_description(sig)
-                );
-                if let Some(id) = step
-                    && !was_revoked()
-                {
-                    eprintln!("srun: Force Terminated StepId={id}.0");
-                }
-                128 + sig
+                1
             }
         }
         _ => 1,

@@ -31,6 +31,19 @@ pub struct StepOptions<'a> {
     pub error: Option<&'a str>,
     /// `--input=none`.
     pub stdin_none: bool,
+    /// `--unbuffered`: with `--label`, output is passed on as it arrives, not by whole lines.
+    pub unbuffered: bool,
+    /// Real cores to bind the tasks to: the allocation's, for an srun that made its own; empty
+    /// inside a job, whose processes are bound already.
+    pub cpus: Vec<usize>,
+}
+
+/// How the step ended.
+pub struct StepEnd {
+    /// srun's exit code.
+    pub code: i32,
+    /// The raw wait status recorded for the step (the worst task's).
+    pub status: i32,
 }
 
 /// One task's place: its rank, its node and its rank on that node.
@@ -82,7 +95,40 @@ fn tasks_per_node(placements: &[Placement], nodes: usize) -> String {
     parts.join(",")
 }
 
-/// Runs the step; returns srun's exit code.
+/// The step's task and node counts, as srun 22.05 works them out (`_opt_verify` in
+/// src/srun/libsrun/opt.c): the job's `SLURM_NTASKS`, `SLURM_JOB_NUM_NODES` and
+/// `SLURM_NTASKS_PER_NODE` stand for `-n`, `-N` and `--ntasks-per-node` not given (its
+/// `env_vars[]`); with a node count and no task count there is one task per node, times
+/// `--ntasks-per-node` (so srun in an `sbatch -N 2` job runs two tasks); fewer tasks than nodes
+/// take fewer nodes, with srun's warning.
+fn layout(r: &ResourceOpts, env: &BTreeMap<String, String>, job_nodes: usize) -> (u32, usize) {
+    let env_number = |key: &str| env.get(key).and_then(|v| v.parse::<u32>().ok());
+    let job_nodes = job_nodes.max(1);
+    let nodes = r
+        .nodes
+        .or_else(|| env_number("SLURM_JOB_NUM_NODES"))
+        .map_or(job_nodes, |n| n as usize)
+        .clamp(1, job_nodes);
+    let per_node = r
+        .ntasks_per_node
+        .or_else(|| env_number("SLURM_NTASKS_PER_NODE"))
+        .unwrap_or(1)
+        .max(1);
+    let ntasks = r
+        .ntasks
+        .or_else(|| env_number("SLURM_NTASKS"))
+        .unwrap_or_else(|| (nodes as u32).saturating_mul(per_node))
+        .max(1);
+    if (ntasks as usize) < nodes {
+        eprintln!(
+            "srun: Warning: can't run {ntasks} processes on {nodes} nodes, setting nnodes to {ntasks}"
+        );
+    }
+    (ntasks, nodes.min(ntasks as usize))
+}
+
+/// Runs the step inside the job of `SLURM_JOB_ID` (a batch script, salloc's shell); returns
+/// srun's exit code.
 pub fn run(
     call: &mut Call,
     job_id: &str,
@@ -93,24 +139,23 @@ pub fn run(
         eprintln!("srun: error: Invalid job id specified");
         return 1;
     };
-    let env_number = |key: &str| user_env.get(key).and_then(|v| v.parse::<u32>().ok());
-    let ntasks = o
-        .resources
-        .ntasks
-        .or_else(|| env_number("SLURM_NTASKS"))
-        .unwrap_or(1)
-        .max(1);
-    let cpus_per_task = o.resources.cpus_per_task.unwrap_or(1).max(1);
+    run_in_job(call, job, user_env, o).code
+}
+
+/// Runs the step in running job `job`, whose variables `user_env` holds; srun outside a job
+/// calls this with the allocation it was just granted.
+pub fn run_in_job(
+    call: &mut Call,
+    job: u32,
+    user_env: BTreeMap<String, String>,
+    o: &StepOptions<'_>,
+) -> StepEnd {
     let job_nodes: Vec<String> = user_env
         .get("SLURM_JOB_NODELIST")
         .and_then(|list| crate::hostlist::expand(list).ok())
         .unwrap_or_else(|| vec![super::short_hostname()]);
-    let step_nodes = o
-        .resources
-        .nodes
-        .map_or(job_nodes.len(), |n| n as usize)
-        .clamp(1, job_nodes.len().max(1))
-        .min(ntasks as usize);
+    let (ntasks, step_nodes) = layout(o.resources, &user_env, job_nodes.len());
+    let cpus_per_task = o.resources.cpus_per_task.unwrap_or(1).max(1);
     let nodes: Vec<String> = job_nodes.into_iter().take(step_nodes).collect();
     let name = base_name(&o.command[0]);
     let created = call
@@ -132,7 +177,10 @@ pub fn run(
         Ok(step) => step,
         Err(message) => {
             eprintln!("srun: error: Unable to create step for job {job}: {message}");
-            return 1;
+            return StepEnd {
+                code: 1,
+                status: 1 << 8,
+            };
         }
     };
     let placements = place(ntasks, nodes.len());
@@ -142,6 +190,14 @@ pub fn run(
         ("SLURM_STEP_ID", step.to_string()),
         ("SLURM_STEPID", step.to_string()),
         ("SLURM_STEP_NUM_TASKS", ntasks.to_string()),
+        // The step's own counts replace the job's (observed on 22.05: `srun -n 1` in an
+        // `sbatch -n 2` job has SLURM_NTASKS, SLURM_NPROCS and SLURM_TASKS_PER_NODE 1).
+        ("SLURM_NTASKS", ntasks.to_string()),
+        ("SLURM_NPROCS", ntasks.to_string()),
+        (
+            "SLURM_TASKS_PER_NODE",
+            tasks_per_node(&placements, nodes.len()),
+        ),
         ("SLURM_STEP_NUM_NODES", nodes.len().to_string()),
         ("SLURM_STEP_NODELIST", nodelist.clone()),
         (
@@ -189,11 +245,14 @@ pub fn run(
     if own_group {
         // SAFETY: see above.
         pgid = unsafe { libc::getpgrp() };
-        crate::cli::session::let_step_signals_pass();
+        crate::cli::session::let_step_signals_pass(pgid);
         announce_running(call, job, step, pgid);
     }
     let mut children: Vec<(Placement, Child)> = Vec::new();
-    let mut failed_start = None;
+    // Tasks whose program could not be started: slurmstepd says so for each and the task
+    // exits 2 (observed on 22.05: `srun -n 2 nonexistent` prints the `execve()` line twice and
+    // `tasks 0-1: Exited with exit code 2`, rc 2).
+    let mut not_started: Vec<Placement> = Vec::new();
     let mut unopenable = None;
     for p in &placements {
         let node = &nodes[p.node];
@@ -255,6 +314,13 @@ pub fn run(
             }
             (None, None, false) => {}
         }
+        if !o.cpus.is_empty() {
+            let cpus = o.cpus.clone();
+            // SAFETY: bind_cpus only calls sched_setaffinity.
+            unsafe {
+                cmd.pre_exec(move || crate::daemon::launch::bind_cpus(&cpus));
+            }
+        }
         if o.stdin_none {
             cmd.stdin(Stdio::null());
         } else if broadcast {
@@ -268,8 +334,12 @@ pub fn run(
                 children.push((*p, child));
             }
             Err(e) => {
-                failed_start = Some(e);
-                break;
+                eprintln!(
+                    "slurmstepd-{node}: error: execve(): {}: {}",
+                    o.command[0],
+                    strerror(&e)
+                );
+                not_started.push(*p);
             }
         }
     }
@@ -282,10 +352,10 @@ pub fn run(
     let mut inputs = Vec::new();
     for (p, child) in &mut children {
         if let Some(out) = child.stdout.take() {
-            relays.push(relay(out, p.rank, width, false));
+            relays.push(relay(out, p.rank, width, o.unbuffered, false));
         }
         if let Some(err) = child.stderr.take() {
-            relays.push(relay(err, p.rank, width, true));
+            relays.push(relay(err, p.rank, width, o.unbuffered, true));
         }
         if let Some(input) = child.stdin.take() {
             inputs.push(input);
@@ -294,18 +364,18 @@ pub fn run(
     if !inputs.is_empty() {
         std::thread::spawn(move || broadcast_stdin(inputs));
     }
-    let mut outcomes: Vec<(Placement, Option<ExitStatus>)> = Vec::new();
+    let mut outcomes: Vec<(Placement, Option<ExitStatus>)> = not_started
+        .into_iter()
+        .map(|p| (p, Some(ExitStatus::from_raw(2 << 8))))
+        .collect();
     for (p, mut child) in children {
         outcomes.push((p, child.wait().ok()));
     }
+    outcomes.sort_by_key(|(p, _)| p.rank);
     for relay in relays {
         let _ = relay.join();
     }
-    if let Some(e) = &failed_start {
-        let node = nodes.first().cloned().unwrap_or_default();
-        eprintln!("slurmstepd-{node}: error: execve(): {}: {e}", o.command[0]);
-    }
-    let (mut code, worst_status) = report(&nodes, &outcomes, failed_start.is_some(), job, step);
+    let (mut code, worst_status) = report(&nodes, &outcomes, job, step);
     // A file srun cannot open (its directory does not exist) ends the step before any task
     // runs: `srun: error: Could not open stdout file: No such file or directory`, exit 1
     // (observed on real Slurm 22.05).
@@ -320,7 +390,10 @@ pub fn run(
             status: worst_status,
         });
     }
-    code
+    StepEnd {
+        code,
+        status: worst_status,
+    }
 }
 
 fn strerror(e: &std::io::Error) -> String {
@@ -341,24 +414,51 @@ fn announce_running(call: &mut Call, job: u32, step: u32, pgid: i32) {
     }
 }
 
-/// Copies a task's output to srun's, each line behind the task's rank (`--label`).
+/// Copies a task's output to srun's, each line behind the task's rank (`--label`). Whole lines
+/// by default; with `--unbuffered` each piece as it arrives, every line of it behind the rank
+/// and a piece that ends within a line ended there (observed on 22.05: `printf a; sleep;
+/// printf "b\nc"; sleep; echo d` under `srun -l -u` prints `0: a`, `0: b`, `0: c`, `0: d`,
+/// and without `-u` `0: ab`, `0: cd`).
 fn relay(
-    from: impl Read + Send + 'static,
+    mut from: impl Read + Send + 'static,
     rank: u32,
     width: usize,
+    unbuffered: bool,
     stderr: bool,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(from);
-        let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-            let mut labelled = format!("{rank:>width$}: ").into_bytes();
-            labelled.extend_from_slice(&line);
+        let label = format!("{rank:>width$}: ").into_bytes();
+        let write = |lines: &[u8]| {
+            let mut labelled = Vec::with_capacity(lines.len() + label.len());
+            for line in lines.split_inclusive(|b| *b == b'\n') {
+                labelled.extend_from_slice(&label);
+                labelled.extend_from_slice(line);
+            }
+            if unbuffered && !labelled.ends_with(b"\n") {
+                labelled.push(b'\n');
+            }
             if stderr {
                 let _ = std::io::stderr().lock().write_all(&labelled);
             } else {
                 let _ = std::io::stdout().lock().write_all(&labelled);
             }
+        };
+        if unbuffered {
+            let mut buf = [0u8; 8192];
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => write(&buf[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            return;
+        }
+        let mut reader = BufReader::new(from);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            write(&line);
             line.clear();
         }
     })
@@ -385,12 +485,11 @@ fn broadcast_stdin(mut inputs: Vec<std::process::ChildStdin>) {
 fn report(
     nodes: &[String],
     outcomes: &[(Placement, Option<ExitStatus>)],
-    failed_start: bool,
     job: u32,
     step: u32,
 ) -> (i32, i32) {
-    let mut code = if failed_start { 2 } else { 0 };
-    let mut worst = if failed_start { 2 << 8 } else { 0 };
+    let mut code = 0;
+    let mut worst = 0;
     // (node, text) -> ranks, in the order first seen.
     let mut groups: Vec<((usize, String), Vec<u32>)> = Vec::new();
     let mut signalled = false;
