@@ -334,3 +334,31 @@ fn srun_outside_a_job_runs_a_step_of_n_tasks() {
         },
     );
 }
+
+/// srun inside salloc's allocation is that job's step 0; salloc's own command is no step, and
+/// its job is named `interactive`.
+#[test]
+fn srun_inside_salloc_is_the_jobs_step() {
+    differential("salloc_srun_step", FakeCluster::mirroring_ci_slurm(), |s| {
+        let argv = [
+            "salloc",
+            "--mem",
+            "100",
+            "srun",
+            "bash",
+            "-c",
+            "echo SLURM_JOB_ID=$SLURM_JOB_ID step $SLURM_STEP_ID $SLURM_NTASKS",
+        ];
+        let out = s.run("salloc srun", &argv)?;
+        let id = printed_job_id(&out.stdout)?;
+        s.record_sacct("sacct", id, 2)?;
+        // The name from the controller: accounting's JobName of an allocation is `allocation`
+        // or its name, by a race (fact 62).
+        let id = id.to_string();
+        s.run(
+            "squeue name",
+            &["squeue", "-h", "-t", "all", "-j", &id, "-o", "%j"],
+        )?;
+        Ok(())
+    });
+}

@@ -225,6 +225,15 @@ fn salloc_grants_runs_and_relinquishes() {
             5
         )
     );
+    // salloc's command is no step; its job is `interactive` (slurm-observed.md 62).
+    assert_eq!(
+        c.run(
+            "sacct",
+            &["-j", "1", "-n", "-P", "-o", "JobID,JobName,State,ExitCode"]
+        )
+        .0,
+        "1|interactive|FAILED|5:0\n"
+    );
     assert_eq!(
         c.run("salloc", &["-p", "nope", "true"]),
         (

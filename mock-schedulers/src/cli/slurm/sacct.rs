@@ -191,11 +191,6 @@ fn value(row: &Row<'_>, field: &str, now: f64, cluster: &str) -> String {
         "jobidraw" => with_step(job.id.to_string()),
         "jobname" => match row.step {
             None => job.req.name.clone(),
-            Some("0") => job
-                .run
-                .step_name
-                .clone()
-                .unwrap_or_else(|| job.req.name.clone()),
             Some(s) => s.to_string(),
         },
         "partition" => {
@@ -365,16 +360,9 @@ fn rows(job: &Job, allocations_only: bool) -> Vec<Row<'_>> {
         }),
         JobKind::Interactive => {}
     }
-    // No `.extern` row: the reference cluster does not set PrologFlags=contain.
-    if job.req.kind == JobKind::Interactive && job.run.step_name.is_some() {
-        out.push(Row {
-            job,
-            step: Some("0"),
-            srun_step: None,
-            state: step_state_text,
-            exit: step_exit,
-        });
-    }
+    // No `.extern` row: the reference cluster does not set PrologFlags=contain. salloc's
+    // command is no step (observed on 22.05: `salloc true` has the job's row alone); srun's own
+    // allocation has its step 0 among the steps below.
     // Steps srun started inside the allocation, after the batch step (observed).
     for step in &job.run.steps {
         let (state, exit) = match (step.end_time, step.status) {

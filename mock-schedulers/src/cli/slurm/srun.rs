@@ -108,7 +108,13 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
     let mut req = build_request(
         JobKind::Interactive,
         &r,
-        &base_name(&command[0]),
+        // Observed on 22.05: salloc's job is named `interactive` whatever it runs; srun's
+        // after its program.
+        &if salloc {
+            "interactive".to_string()
+        } else {
+            base_name(&command[0])
+        },
         user_env.clone(),
         format!("{prog} {cmdline}"),
     );
