@@ -353,7 +353,7 @@ fn srun_inside_salloc_is_the_jobs_step() {
         let id = printed_job_id(&out.stdout)?;
         s.record_sacct("sacct", id, 2)?;
         // The name from the controller: accounting's JobName of an allocation is `allocation`
-        // or its name, by a race (fact 62).
+        // or its name, by a race (fact 67).
         let id = id.to_string();
         s.run(
             "squeue name",

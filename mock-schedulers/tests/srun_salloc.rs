@@ -225,7 +225,7 @@ fn salloc_grants_runs_and_relinquishes() {
             5
         )
     );
-    // salloc's command is no step; its job is `interactive` (slurm-observed.md 62).
+    // salloc's command is no step; its job is `interactive` (slurm-observed.md 67).
     assert_eq!(
         c.run(
             "sacct",
@@ -620,7 +620,7 @@ fn srun_outside_a_job_spreads_its_tasks_over_its_nodes() {
 
 /// `-u` with `-l`: each piece of output is passed on as it comes, every line of it labelled,
 /// and a piece that ends inside a line is ended there; without `-u` whole lines (observed on
-/// Slurm 22.05, docs/slurm-observed.md 62). The pauses make the task write in three pieces,
+/// Slurm 22.05, docs/slurm-observed.md 67). The pauses make the task write in three pieces,
 /// which is what is tested, not a wait for something.
 #[test]
 fn unbuffered_labelled_output_labels_every_piece() {
