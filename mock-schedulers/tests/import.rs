@@ -389,6 +389,94 @@ fn a_pbs_cluster_imports_from_pbsnodes_and_qstat() {
     );
 }
 
+/// `import pbs --live` runs `pbsnodes -av`, `qstat -Qf` and `qmgr -c 'p s'` from PATH and
+/// imports what they print as the files would be: here commands on PATH that print the
+/// samples (no PBS server runs here); a `qmgr` that refuses (not a manager) leaves the first
+/// queue the default, as without `--server`.
+#[test]
+fn a_live_pbs_import_reads_the_commands_on_path() {
+    use std::os::unix::fs::PermissionsExt;
+    let samples = fixtures("pbs");
+    let bin = tempfile::tempdir().unwrap();
+    let stub = |name: &str, body: String| {
+        let path = bin.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let cat = |args: &str, file: &str| {
+        format!(
+            "[ \"$*\" = \"{args}\" ] || {{ echo \"unexpected: $*\" >&2; exit 9; }}\nexec cat {}",
+            samples.join(file).display()
+        )
+    };
+    stub("pbsnodes", cat("-av", "pbsnodes-av.txt"));
+    stub("qstat", cat("-Qf", "qstat-Qf.txt"));
+    stub("qmgr", cat("-c p s", "qmgr-p-s.txt"));
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let live = |path: &str| {
+        let out = Command::new(exe())
+            .args(["import", "pbs", "--live", "--cluster-name", "pbs01"])
+            .env("PATH", path)
+            .output()
+            .unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            out.status.code(),
+        )
+    };
+    let (toml, err, code) = live(&path);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    assert_eq!(
+        toml.lines().next(),
+        Some("# Imported by `mock-cluster import pbs` from: pbsnodes -av, qstat -Qf, qmgr -c p s")
+    );
+    let (from_files, _, _) = mock_cluster(
+        &samples,
+        &[
+            "import",
+            "pbs",
+            "--nodes",
+            "pbsnodes-av.txt",
+            "--queues",
+            "qstat-Qf.txt",
+            "--server",
+            "qmgr-p-s.txt",
+            "--cluster-name",
+            "pbs01",
+        ],
+    );
+    assert_eq!(body(&toml), body(&from_files));
+
+    stub(
+        "qmgr",
+        "echo 'qmgr: Unauthorized Request' >&2; exit 1".into(),
+    );
+    let (toml, _, code) = live(&path);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        toml.lines().nth(1),
+        Some("# default queue: workq, the first queue (no `qmgr -c 'p s'` output was given)")
+    );
+    stub(
+        "pbsnodes",
+        "echo 'pbsnodes: Server has no node list' >&2; exit 1".into(),
+    );
+    let (toml, err, code) = live(&path);
+    assert_eq!(
+        (code, toml.as_str(), err.as_str()),
+        (
+            Some(1),
+            "",
+            "mock-cluster: error: `pbsnodes -av`: exit status: 1: pbsnodes: Server has no node list\n"
+        )
+    );
+}
+
 // ---- Bad input --------------------------------------------------------------------------------
 
 /// Bad input is refused with the file and the line, exit code 2, nothing on stdout.

@@ -273,17 +273,30 @@ pub(crate) enum ImportCommand {
     #[command(after_help = PBS_EXAMPLES)]
     Pbs {
         /// Output of `pbsnodes -av`
-        #[arg(long, value_name = "FILE")]
-        nodes: std::path::PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "live",
+            conflicts_with = "live"
+        )]
+        nodes: Option<std::path::PathBuf>,
         /// Output of `qstat -Qf`
-        #[arg(long, value_name = "FILE")]
-        queues: std::path::PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "live",
+            conflicts_with = "live"
+        )]
+        queues: Option<std::path::PathBuf>,
         /// Output of `qmgr -c 'p s'`, for the default queue (else the first queue is the default)
-        #[arg(long, value_name = "FILE")]
+        #[arg(long, value_name = "FILE", conflicts_with = "live")]
         server: Option<std::path::PathBuf>,
         /// The cluster's name (the PBS server's name; neither output has it)
         #[arg(long, value_name = "NAME")]
         cluster_name: String,
+        /// Run pbsnodes, qstat (and qmgr, when it answers) of the server this machine reaches
+        #[arg(long)]
+        live: bool,
     },
 }
 
@@ -319,6 +332,7 @@ const PBS_EXAMPLES: &str = "Examples:
   pbsnodes -av >pbsnodes.txt; qstat -Qf >queues.txt; qmgr -c 'p s' >server.txt
   mock-cluster import pbs --nodes pbsnodes.txt --queues queues.txt --server server.txt \\
       --cluster-name pbs01 >site.toml
+  mock-cluster import pbs --live --cluster-name pbs01 >site.toml   # on a PBS login node
 
 Nodes: resources_available.ncpus and .mem. Queues: execution queues, resources_max.walltime,
 resources_max.nodect, enabled/started (UP, DOWN, DRAIN, INACTIVE); nodes tied to a queue
@@ -409,12 +423,24 @@ pub(crate) fn run(cmd: ImportCommand) -> Result<(), i32> {
             queues,
             server,
             cluster_name,
+            live,
         } => {
-            let input = pbs::PbsInput {
-                nodes: read(&nodes)?,
-                queues: read(&queues)?,
-                server: server.as_deref().map(read).transpose()?,
-                cluster_name,
+            let input = if live {
+                live_pbs(cluster_name)?
+            } else {
+                // clap makes --nodes and --queues required without --live.
+                let (Some(nodes), Some(queues)) = (nodes, queues) else {
+                    eprintln!(
+                        "mock-cluster: error: --nodes and --queues are required without --live"
+                    );
+                    return Err(2);
+                };
+                pbs::PbsInput {
+                    nodes: read(&nodes)?,
+                    queues: read(&queues)?,
+                    server: server.as_deref().map(read).transpose()?,
+                    cluster_name,
+                }
             };
             pbs::import(&input)
         }
@@ -431,20 +457,31 @@ pub(crate) fn run(cmd: ImportCommand) -> Result<(), i32> {
     }
 }
 
+/// A command `--live` cannot do without: its output, or its error said and exit code 1.
+fn must(argv: &[&str]) -> Result<Source, i32> {
+    run_command(argv).map_err(|e| {
+        eprintln!("mock-cluster: error: `{}`: {e}", argv.join(" "));
+        1
+    })
+}
+
+/// `--live`: what the PBS commands on PATH say now. `qmgr -c 'p s'` may be refused to
+/// users who are not managers: then the first queue is the default, as without `--server`.
+fn live_pbs(cluster_name: String) -> Result<pbs::PbsInput, i32> {
+    Ok(pbs::PbsInput {
+        nodes: must(&["pbsnodes", "-av"])?,
+        queues: must(&["qstat", "-Qf"])?,
+        server: run_command(&["qmgr", "-c", "p s"]).ok(),
+        cluster_name,
+    })
+}
+
 /// `--live`: what the Slurm commands on PATH say now.
 fn live_slurm(cluster_name: Option<String>) -> Result<slurm::SlurmInput, i32> {
-    let must = |argv: &[&str]| {
-        run_command(argv).map_err(|e| {
-            eprintln!("mock-cluster: error: `{}`: {e}", argv.join(" "));
-            1
-        })
-    };
     let nodes = must(&["scontrol", "show", "nodes"])?;
     let partitions = must(&["scontrol", "show", "partitions"])?;
-    let config = match cluster_name {
-        Some(_) => None,
-        None => Some(must(&["scontrol", "show", "config"])?),
-    };
+    // Also with --cluster-name: the scheduler's passes are there too.
+    let config = Some(must(&["scontrol", "show", "config"])?);
     let mut notes = Vec::new();
     // QOS live in slurmdbd: a cluster without accounting (or without sacctmgr) has none to give.
     let qos = match run_command(&["sacctmgr", "-n", "-P", "show", "qos"]) {
