@@ -528,3 +528,51 @@ fn every_batch_scheduler_holds_the_contract() {
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert_eq!(checks_of(&stdout, "cobalt-a"), every_check, "{stdout}");
 }
+
+/// A user's job runs a stand-in unless `--run-scripts`: its own failing script passes verify
+/// (where the job lands is what is checked) until verify is told to run it, and then fails
+/// with the script's exit code.
+#[test]
+fn users_scripts_run_only_with_run_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("ci.yml");
+    std::fs::write(
+        &pipeline,
+        "build:\n  tags: [cluster-a]\n  variables:\n    SCHEDULER_PARAMETERS: \"--partition=short --time=5\"\n  script:\n    - exit 7\n",
+    )
+    .unwrap();
+    let line = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|l| l.contains("pipeline ci.yml / build:"))
+            .map(|l| l.rsplit_once(" (").map_or(l, |(line, _)| line))
+            .map(|l| {
+                regex::Regex::new(r"node\d+")
+                    .unwrap()
+                    .replace_all(l, "NODE")
+                    .into_owned()
+            })
+    };
+    let output = verify(&site("config.toml"), Some(&pipeline), &[]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert_eq!(
+        line(&stdout).as_deref(),
+        Some(
+            "ok   pipeline ci.yml / build: ran in short (the partition it names) on NODE, runner cluster-a, 1 CPUs"
+        ),
+        "{stdout}"
+    );
+    let output = verify(
+        &site("config.toml"),
+        Some(&pipeline),
+        &[Path::new("--run-scripts")],
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert_eq!(
+        line(&stdout).as_deref(),
+        Some("FAIL pipeline ci.yml / build: ended failed (exit code 7): exit code 7 in short"),
+        "{stdout}"
+    );
+}
