@@ -287,6 +287,19 @@ fn test_only_reports_a_start_and_uses_up_an_id() {
             argv.extend(["--wrap", "true"]);
             s.run(&format!("--test-only {}", args.join(" ")), &argv)?;
         }
+        // srun's asks about an allocation of its own and runs nothing (fact 68).
+        for args in [
+            &[][..],
+            &["-n", "2"],
+            &["-p", "nope"],
+            &["-c", "4"],
+            &["-Q"],
+        ] {
+            let mut argv = vec!["srun", "--test-only"];
+            argv.extend_from_slice(args);
+            argv.extend(["echo", "never run"]);
+            s.run(&format!("srun --test-only {}", args.join(" ")), &argv)?;
+        }
         let last = s.submit("held job after", &held(&[]))?;
         s.note("ids used up in between", (last - first - 1).to_string());
         let ids = format!("{first},{last}");
@@ -294,6 +307,67 @@ fn test_only_reports_a_start_and_uses_up_an_id() {
             "squeue shows only the held jobs",
             &[
                 "squeue", "-h", "-t", "all", "-j", &ids, "-o", "%i|%T", "-S", "i",
+            ],
+        )?;
+        Ok(())
+    });
+}
+
+/// `--nodefile` (`-F`) names the nodes in a file, host lists and `#` comments allowed; an
+/// unreadable or empty file is refused before anything is asked of the controller (fact 68).
+#[test]
+fn a_nodefile_names_the_nodes() {
+    differential("nodefile", FakeCluster::mirroring_ci_slurm(), |s| {
+        s.env.write_file(
+            "nodes.txt",
+            "# the login node's neighbours\nlocalhost  # the one\n",
+        )?;
+        s.env.write_file("empty.txt", "# nothing\n")?;
+        s.run(
+            "srun -F nodes.txt",
+            &[
+                "srun",
+                "-F",
+                "nodes.txt",
+                "bash",
+                "-c",
+                "echo $SLURM_JOB_NODELIST",
+            ],
+        )?;
+        s.run(
+            "srun --nodefile=missing.txt",
+            &["srun", "--nodefile=missing.txt", "true"],
+        )?;
+        s.run(
+            "salloc -F empty.txt",
+            &["salloc", "-F", "empty.txt", "true"],
+        )?;
+        s.run(
+            "sbatch -F missing.txt",
+            &["sbatch", "-F", "missing.txt", "--wrap", "true"],
+        )?;
+        let id = s.submit(
+            "sbatch -F nodes.txt",
+            &[
+                "sbatch",
+                "-F",
+                "nodes.txt",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "true",
+            ],
+        )?;
+        s.wait_until_finished(id)?;
+        s.run(
+            "scontrol shows the nodes asked for",
+            &[
+                "bash",
+                "-c",
+                // `job ID`: the recorded command line numbers the id like the output.
+                "scontrol show job \"$1\" | grep -o 'ReqNodeList=[^ ]*'",
+                "job",
+                &id.to_string(),
             ],
         )?;
         Ok(())

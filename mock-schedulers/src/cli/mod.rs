@@ -104,6 +104,15 @@ pub struct Call {
     pub recorded: bool,
 }
 
+/// The C library's text of an I/O error (`strerror(3)`, as the real commands print it),
+/// without Rust's ` (os error N)`.
+pub(crate) fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
+
 /// The caller's environment. Variables that are not UTF-8 are left out: `std::env::vars`
 /// would panic on them, and no Slurm variable is ever such.
 pub fn environment() -> BTreeMap<String, String> {

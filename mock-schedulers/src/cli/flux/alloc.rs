@@ -70,12 +70,7 @@ fn start_failure(e: &std::io::Error) -> i32 {
     }
 }
 
-fn strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
-    }
-}
+use crate::cli::strerror;
 
 fn attached(call: &mut Call, sub: Submission, checked: Checked) -> i32 {
     let cmd = sub.cmd;

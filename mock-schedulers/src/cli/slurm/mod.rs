@@ -270,6 +270,40 @@ pub fn apply_resource_opt(
                 )
             })?)
         }
+        // slurm_read_hostfile() (22.05 src/common/read_config.c): host lists one or more a
+        // line, `#` starts a comment; the names replace --nodelist. Observed: an unreadable or
+        // empty file (`docs/slurm-observed.md` 68).
+        "nodefile" => {
+            let invalid = |first: String| {
+                (
+                    format!("{first}\n{prog}: error: Invalid --nodefile node file"),
+                    255,
+                )
+            };
+            let text = std::fs::read_to_string(v).map_err(|e| {
+                invalid(format!(
+                    "{prog}: error: slurm_allocate_resources error opening file {v}, {}",
+                    crate::cli::strerror(&e)
+                ))
+            })?;
+            let mut nodes = Vec::new();
+            for line in text.lines() {
+                let line = line.split('#').next().unwrap_or("");
+                for list in line.split_whitespace() {
+                    nodes.extend(
+                        crate::hostlist::expand(list).map_err(|_| {
+                            (format!("{prog}: error: Invalid node name specified"), 1)
+                        })?,
+                    );
+                }
+            }
+            if nodes.is_empty() {
+                return Err(invalid(format!("{prog}: error: Hostlist is empty!")));
+            }
+            let mut seen = std::collections::HashSet::new();
+            nodes.retain(|n| seen.insert(n.clone()));
+            r.nodelist = Some(nodes);
+        }
         "nodelist" | "exclude" => {
             let nodes = crate::hostlist::expand(v)
                 .map_err(|_| (format!("{prog}: error: Invalid node name specified"), 1))?;

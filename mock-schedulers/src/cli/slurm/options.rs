@@ -12,7 +12,7 @@
 //! - [`Handling::Refused`]: refused as the reference cluster refuses it, having no such feature
 //!   (no GRES, no licenses, no reservations, one cluster): texts in [`check`].
 //! - [`Handling::Unsupported`]: the fake cannot do what real Slurm does with it and says so
-//!   rather than pretend (`--multi-prog`, srun's `--test-only`, ...).
+//!   rather than pretend (`--multi-prog`, `--no-allocate`, ...).
 //!
 //! The texts and exit codes of [`check`] were observed on the reference cluster (`ci/slurm`,
 //! Slurm 22.05.8; `docs/slurm-observed.md`) and come from `slurm_opt.c`'s `arg_set_*`
@@ -167,7 +167,7 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("no-kill", Some('k'), Optional, ALL, A),
     o("no-shell", None, No, SALLOC, U),
     o("no-requeue", None, No, SBATCH, Rec),
-    o("nodefile", Some('F'), Required, ALL, U),
+    o("nodefile", Some('F'), Required, ALL, M),
     o("nodelist", Some('w'), Required, ALL, M),
     o("nodes", Some('N'), Required, ALL, M),
     o("ntasks", Some('n'), Required, ALL, M),
@@ -519,12 +519,6 @@ pub fn check(prog: &str, long: &str, value: Option<&str>, cluster: &str) -> Resu
             prog,
             "No DISPLAY variable set, cannot setup x11 forwarding.",
             255,
-        )),
-        // Modelled for sbatch only; srun's would have to skip running the command.
-        "test-only" if prog != "sbatch" => Err(Refusal::error(
-            prog,
-            "--test-only is not supported by mock-cluster",
-            1,
         )),
         // Observed on salloc: containers need the interactive step.
         "container" if prog == "salloc" => Err(Refusal::error(

@@ -337,7 +337,7 @@ pub fn main(call: &mut Call) -> i32 {
     req.script = Some(script);
     req.args = args;
     if all.has("test-only") {
-        return test_only(call, req, cli.has("quiet"));
+        return test_only(call, req, cli.has("quiet"), "sbatch");
     }
     // Observed on Slurm 22.05: `--wait` and `--parsable` count also in `#SBATCH` lines, `-Q`
     // only on the command line (sbatch reads it before the script, in its first pass over
@@ -422,12 +422,17 @@ pub fn main(call: &mut Call) -> i32 {
     }
 }
 
-/// `sbatch --test-only`: asks when the job would start and submits nothing, though a job id
-/// is used up. Observed on Slurm 22.05 (`docs/slurm-observed.md` 50): `sbatch: Job N to start
-/// at TIME using C processors on nodes NODES in partition P` on stderr, exit 0, nothing on
-/// stdout (also with `--parsable`), nothing at all with `-Q`; a refusal is `allocation
-/// failure: <reason>` (after sbatch's own detail lines), exit 1.
-fn test_only(call: &mut Call, req: crate::model::JobRequest, quiet: bool) -> i32 {
+/// `sbatch --test-only` (and srun's, `prog`): asks when the job would start and submits
+/// nothing, though a job id is used up. Observed on Slurm 22.05 (`docs/slurm-observed.md` 50,
+/// 68): `<prog>: Job N to start at TIME using C processors on nodes NODES in partition P` on
+/// stderr, exit 0, nothing on stdout (also with `--parsable`), nothing at all with `-Q`; a
+/// refusal is `allocation failure: <reason>` (after the command's own detail lines), exit 1.
+pub(super) fn test_only(
+    call: &mut Call,
+    req: crate::model::JobRequest,
+    quiet: bool,
+    prog: &str,
+) -> i32 {
     let conn = match call.conn() {
         Ok(c) => c,
         Err(e) => {
@@ -446,7 +451,7 @@ fn test_only(call: &mut Call, req: crate::model::JobRequest, quiet: bool) -> i32
             call.set_job_id(id);
             if !quiet {
                 eprintln!(
-                    "sbatch: Job {id} to start at {} using {cpus} processors on nodes {nodes} in partition {partition}",
+                    "{prog}: Job {id} to start at {} using {cpus} processors on nodes {nodes} in partition {partition}",
                     super::format::date(Some(start), "Unknown")
                 );
             }
@@ -454,7 +459,7 @@ fn test_only(call: &mut Call, req: crate::model::JobRequest, quiet: bool) -> i32
         }
         Ok(Response::Error { detail, message }) => {
             for d in detail {
-                eprintln!("sbatch: error: {d}");
+                eprintln!("{prog}: error: {d}");
             }
             eprintln!("allocation failure: {message}");
             1

@@ -99,6 +99,19 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
         unbuffered: cli.has("unbuffered"),
         cpus: Vec::new(),
     };
+    // Observed on 22.05: srun --test-only asks about a new allocation of its own, also inside
+    // one (`docs/slurm-observed.md` 68), and runs nothing.
+    if !salloc && cli.has("test-only") {
+        let mut req = build_request(
+            JobKind::Interactive,
+            &r,
+            &base_name(&command[0]),
+            user_env,
+            format!("srun {}", command.join(" ")),
+        );
+        req.time_limit = r.time;
+        return super::sbatch::test_only(call, req, quiet, "srun");
+    }
     // A step inside an existing allocation (a batch script, salloc's shell).
     if !salloc && let Some(job_id) = user_env.get("SLURM_JOB_ID").cloned() {
         return super::step::run(call, &job_id, user_env, &step_options);

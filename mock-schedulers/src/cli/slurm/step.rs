@@ -396,12 +396,7 @@ pub fn run_in_job(
     }
 }
 
-fn strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
-    }
-}
+use crate::cli::strerror;
 
 /// Tells the controller which process group the step's tasks run in.
 fn announce_running(call: &mut Call, job: u32, step: u32, pgid: i32) {
