@@ -362,3 +362,64 @@ fn srun_inside_salloc_is_the_jobs_step() {
         Ok(())
     });
 }
+
+/// `srun --multi-prog FILE ARGS`: each task runs its line's program (`%t` the rank, `%o` the
+/// offset within the line's ranks, quotes and `\`), then ARGS; without `-n` the file's
+/// highest rank sets the task count. srun checks the file before it asks for anything: an
+/// unreadable file, a rank no line names, a rank beyond `-n`, a duplicate (fact 69).
+#[test]
+fn multi_prog_gives_each_task_its_program() {
+    differential("multi_prog", FakeCluster::mirroring_ci_slurm(), |s| {
+        s.env.write_file(
+            "mp.conf",
+            "# both ranks\n0,1 echo 'rank %t' offset=%o a\\ b\n",
+        )?;
+        s.env
+            .write_file("two.conf", "1 echo one %t %o\n0 echo zero %t %o\n")?;
+        s.env.write_file("short.conf", "0 echo only zero\n")?;
+        s.env.write_file("dup.conf", "0-1 true\n1 false\n")?;
+        s.env.write_file("wide.conf", "0-2 true\n* false\n")?;
+        run_sorted(
+            s,
+            "srun -n 2 -l --multi-prog mp.conf tail (lines sorted)",
+            &[
+                "srun",
+                "-n",
+                "2",
+                "-l",
+                "--mem",
+                "100",
+                "--multi-prog",
+                "mp.conf",
+                "tail",
+            ],
+        )?;
+        run_sorted(
+            s,
+            "srun --multi-prog two.conf without -n (lines sorted)",
+            &["srun", "-l", "--mem", "100", "--multi-prog", "two.conf"],
+        )?;
+        s.run(
+            "srun -n 2 --multi-prog short.conf",
+            &["srun", "-n", "2", "--multi-prog", "short.conf"],
+        )?;
+        s.run(
+            "srun -n 1 --multi-prog two.conf",
+            &["srun", "-n", "1", "--multi-prog", "two.conf"],
+        )?;
+        s.run(
+            "srun -n 2 --multi-prog dup.conf",
+            &["srun", "-n", "2", "--multi-prog", "dup.conf"],
+        )?;
+        s.run(
+            "srun -n 2 --multi-prog missing.conf",
+            &["srun", "-n", "2", "--multi-prog", "missing.conf"],
+        )?;
+        run_sorted(
+            s,
+            "srun -n 2 --multi-prog wide.conf (a * after the ranks)",
+            &["srun", "-n", "2", "--multi-prog", "wide.conf"],
+        )?;
+        Ok(())
+    });
+}

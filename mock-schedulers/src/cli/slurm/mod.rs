@@ -2,6 +2,7 @@
 //! share (the caller's identity, job requests, daemon queries).
 
 pub mod format;
+pub mod multi_prog;
 pub mod options;
 pub mod parse_time;
 pub mod sacct;

@@ -12,7 +12,7 @@
 //! - [`Handling::Refused`]: refused as the reference cluster refuses it, having no such feature
 //!   (no GRES, no licenses, no reservations, one cluster): texts in [`check`].
 //! - [`Handling::Unsupported`]: the fake cannot do what real Slurm does with it and says so
-//!   rather than pretend (`--multi-prog`, `--no-allocate`, ...).
+//!   rather than pretend (`--no-allocate`, `--debugger-test`, salloc's `--no-shell`).
 //!
 //! The texts and exit codes of [`check`] were observed on the reference cluster (`ci/slurm`,
 //! Slurm 22.05.8; `docs/slurm-observed.md`) and come from `slurm_opt.c`'s `arg_set_*`
@@ -159,7 +159,7 @@ pub const OPTIONS: &[SlurmOpt] = &[
     o("mincpus", None, Required, ALL, Rec),
     o("mpi", None, Required, SRUN, A),
     o("msg-timeout", None, Required, SRUN, A),
-    o("multi-prog", None, No, SRUN, U),
+    o("multi-prog", None, No, SRUN, M),
     o("network", None, Required, ALL, Rec),
     o("nice", None, Optional, ALL, M),
     o("no-allocate", Some('Z'), No, SRUN, U),

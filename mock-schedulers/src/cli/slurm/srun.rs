@@ -83,11 +83,31 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
             return 1;
         }
     }
+    let user_env: BTreeMap<String, String> = crate::cli::environment();
+    // srun checks the file before it asks for anything (22.05 `verify_multi_name()`, exit 1).
+    let multi_prog = if !salloc && cli.has("multi-prog") {
+        let given = r
+            .ntasks
+            .or_else(|| user_env.get("SLURM_NTASKS").and_then(|n| n.parse().ok()));
+        match super::multi_prog::load(&command[0], &command[1..], given) {
+            Ok((file, ntasks)) => {
+                r.ntasks = Some(ntasks);
+                Some(file)
+            }
+            Err(lines) => {
+                for line in lines {
+                    eprintln!("srun: error: {line}");
+                }
+                return 1;
+            }
+        }
+    } else {
+        None
+    };
     let stdin_none = cli
         .value("input")
         .is_some_and(|i| i == "none" || i == "/dev/null");
     let quiet = cli.has("quiet");
-    let user_env: BTreeMap<String, String> = crate::cli::environment();
 
     let mut step_options = super::step::StepOptions {
         resources: &r,
@@ -98,6 +118,7 @@ pub fn main(call: &mut Call, salloc: bool) -> i32 {
         stdin_none,
         unbuffered: cli.has("unbuffered"),
         cpus: Vec::new(),
+        multi_prog: multi_prog.as_ref(),
     };
     // Observed on 22.05: srun --test-only asks about a new allocation of its own, also inside
     // one (`docs/slurm-observed.md` 68), and runs nothing.

@@ -36,6 +36,9 @@ pub struct StepOptions<'a> {
     /// Real cores to bind the tasks to: the allocation's, for an srun that made its own; empty
     /// inside a job, whose processes are bound already.
     pub cpus: Vec<usize>,
+    /// `--multi-prog`: each task's program comes from this file (`command` is the file and
+    /// the arguments that follow each task's).
+    pub multi_prog: Option<&'a super::multi_prog::MultiProg>,
 }
 
 /// How the step ended.
@@ -261,8 +264,13 @@ pub fn run_in_job(
         task_env.insert("SLURM_LOCALID".into(), p.local.to_string());
         task_env.insert("SLURM_NODEID".into(), p.node.to_string());
         task_env.insert("SLURMD_NODENAME".into(), node.clone());
-        let mut cmd = Command::new(&o.command[0]);
-        cmd.args(&o.command[1..]).env_clear().envs(&task_env);
+        let argv: Vec<String> = match o.multi_prog {
+            // load() made sure every rank has a line.
+            Some(file) => file.argv(p.rank).unwrap_or_else(|| o.command.to_vec()),
+            None => o.command.to_vec(),
+        };
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).env_clear().envs(&task_env);
         if !own_group {
             cmd.process_group(pgid);
         }
@@ -336,7 +344,7 @@ pub fn run_in_job(
             Err(e) => {
                 eprintln!(
                     "slurmstepd-{node}: error: execve(): {}: {}",
-                    o.command[0],
+                    argv[0],
                     strerror(&e)
                 );
                 not_started.push(*p);
