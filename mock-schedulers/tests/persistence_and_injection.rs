@@ -6,7 +6,11 @@ use common::{FAST_CLUSTER, TestCluster, wait_file_contains, wait_for};
 
 #[test]
 fn a_restart_keeps_the_queue_finished_records_and_running_jobs() {
-    let c = TestCluster::fast();
+    // The finished job must still be in the controller after the restart: at 60× a
+    // `min_job_age` of 300 simulated seconds is 5 real ones, which a loaded machine can spend
+    // before the restart is done.
+    let c =
+        TestCluster::with_config(&FAST_CLUSTER.replace("min_job_age = 300", "min_job_age = 36000"));
     c.run("sbatch", &["--wait", "--wrap", "exit 3"]);
     // The running job waits on a fifo so the test decides when it ends.
     let fifo = c.path("fifo");
