@@ -81,6 +81,9 @@ pub fn load(
     ))
 }
 
+/// More tasks than any step the simulated cluster can run.
+const MAX_RANKS: u32 = 1_000_000;
+
 /// The task count and the ranks the lines have named so far (22.05 `_update_task_mask()`).
 struct Tasks {
     count: u32,
@@ -97,7 +100,9 @@ impl Tasks {
             return Err(format!("Invalid task range, {low}-{high}"));
         }
         if high >= self.count {
-            if self.count_set && !self.raised {
+            // A rank no cluster could run (`0-4000000000`) is refused before a flag per rank
+            // is kept, in the words srun uses for a rank past the task count.
+            if (self.count_set && !self.raised) || high >= MAX_RANKS {
                 return Err(format!("Invalid task id, {high} >= ntasks"));
             }
             self.count = high + 1;
@@ -264,6 +269,11 @@ mod tests {
             ("x true\n", Some(1), "Invalid task range specification (x)"),
             ("2-1 true\n", Some(3), "Invalid task range, 2-1"),
             ("0\n", Some(1), "Line 1 of configuration file"),
+            (
+                "0-4000000000 true\n",
+                None,
+                "Invalid task id, 4000000000 >= ntasks",
+            ),
         ];
         for (text, ntasks, wanted) in cases {
             let f = file(text);
